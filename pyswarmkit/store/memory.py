@@ -1,0 +1,319 @@
+"""The in-memory store: tables of immutable objects, secondary indexes, and
+atomic application of committed change batches.
+
+Writes never happen here directly: callers build a batch of changes (see
+``Tx``), a proposer commits it (locally, or through Raft), and every manager
+calls ``apply`` with the batch and its log index. ``apply`` is deterministic —
+the same batches in the same order give the same state everywhere — so
+validation (versions, uniqueness) happens here, at apply time.
+
+Reads may come from any thread: a lock guards the tables, and since values are
+immutable a reader can keep what it got after the lock is released.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeVar, cast
+
+from pyswarmkit.api.errors import AlreadyExists, Conflict, NotFound
+from pyswarmkit.api.objects import (
+    KIND_OF,
+    Cluster,
+    Kind,
+    Meta,
+    Node,
+    Service,
+    StoreObject,
+    Task,
+)
+
+Op = Literal["create", "update", "delete"]
+KINDS: tuple[Kind, ...] = ("node", "service", "task", "cluster")
+T = TypeVar("T", Node, Service, Task, Cluster)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One write of a batch. For update and delete, ``obj.meta.version`` is the
+    version the writer read; the write is refused if the stored one is newer."""
+
+    op: Op
+    obj: StoreObject
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    op: Op
+    kind: Kind
+    obj: StoreObject
+    old: StoreObject | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Everything one committed batch changed; the batch is the commit marker."""
+
+    index: int
+    events: tuple[Event, ...]
+
+
+def _rebuilder(cls: type) -> Callable[[Any, Meta], Any]:
+    # Every object's last field is `meta`; rebuilding positionally is several
+    # times faster than dataclasses.replace on the store's hot path.
+    names = [f.name for f in fields(cls)]
+    assert names[-1] == "meta", cls
+    get = operator.attrgetter(*names[:-1])
+    return lambda obj, meta: cls(*get(obj), meta)
+
+
+_WITH_META: dict[type, Callable[[Any, Meta], Any]] = {
+    cls: _rebuilder(cls) for cls in (Node, Service, Task, Cluster)
+}
+
+Watcher = Callable[[EventBatch], None]
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._tables: dict[Kind, dict[str, StoreObject]] = {k: {} for k in KINDS}
+        self._tasks_by_service: dict[str, set[str]] = {}
+        self._tasks_by_node: dict[str, set[str]] = {}
+        self._tasks_by_slot: dict[tuple[str, int], set[str]] = {}
+        self._service_by_name: dict[str, str] = {}
+        self._watchers: list[Watcher] = []
+        self.index = 0
+
+    # --- reads -------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[MemoryStore]:
+        """Hold the lock across several reads for one consistent view."""
+        with self._lock:
+            yield self
+
+    def get(self, kind: Kind, obj_id: str) -> StoreObject | None:
+        with self._lock:
+            return self._tables[kind].get(obj_id)
+
+    def get_node(self, obj_id: str) -> Node | None:
+        return cast(Node | None, self.get("node", obj_id))
+
+    def get_service(self, obj_id: str) -> Service | None:
+        return cast(Service | None, self.get("service", obj_id))
+
+    def get_task(self, obj_id: str) -> Task | None:
+        return cast(Task | None, self.get("task", obj_id))
+
+    def list(self, kind: Kind) -> list[StoreObject]:
+        with self._lock:
+            return list(self._tables[kind].values())
+
+    def nodes(self) -> list[Node]:
+        return cast(list[Node], self.list("node"))
+
+    def services(self) -> list[Service]:
+        return cast(list[Service], self.list("service"))
+
+    def tasks(self) -> list[Task]:
+        return cast(list[Task], self.list("task"))
+
+    def clusters(self) -> list[Cluster]:
+        return cast(list[Cluster], self.list("cluster"))
+
+    def count(self, kind: Kind) -> int:
+        with self._lock:
+            return len(self._tables[kind])
+
+    def ids(self, kind: Kind) -> list[str]:
+        with self._lock:
+            return list(self._tables[kind])
+
+    def _tasks_in(self, ids: set[str] | None) -> list[Task]:
+        if not ids:
+            return []
+        table = self._tables["task"]
+        return [cast(Task, table[i]) for i in ids]
+
+    def tasks_by_service(self, service_id: str) -> list[Task]:
+        with self._lock:
+            return self._tasks_in(self._tasks_by_service.get(service_id))
+
+    def tasks_by_node(self, node_id: str) -> list[Task]:
+        with self._lock:
+            return self._tasks_in(self._tasks_by_node.get(node_id))
+
+    def tasks_by_slot(self, service_id: str, slot: int) -> list[Task]:
+        with self._lock:
+            return self._tasks_in(self._tasks_by_slot.get((service_id, slot)))
+
+    def service_by_name(self, name: str) -> Service | None:
+        with self._lock:
+            sid = self._service_by_name.get(name)
+            return cast(Service, self._tables["service"][sid]) if sid else None
+
+    def nodes_by_name(self, name: str) -> list[Node]:
+        with self._lock:
+            return [n for n in cast(Iterable[Node], self._tables["node"].values()) if n.name == name]
+
+    # --- watch -------------------------------------------------------------
+
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        """Call ``watcher`` with every committed batch, in commit order.
+
+        Watchers run on the applying thread, after the lock is released, so
+        they must only hand the batch on (e.g. ``actor_ref.tell``).
+        Returns a function that cancels the watch."""
+        with self._lock:
+            self._watchers.append(watcher)
+
+        def cancel() -> None:
+            with self._lock:
+                if watcher in self._watchers:
+                    self._watchers.remove(watcher)
+
+        return cancel
+
+    # --- writes ------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], index: int, now: float) -> EventBatch:
+        """Apply one committed batch at log ``index``, all or nothing.
+
+        Raises Conflict, AlreadyExists or NotFound (and changes nothing) when a
+        change no longer fits the state; the batch still consumes ``index``."""
+        with self._lock:
+            try:
+                self._validate(changes)
+            finally:
+                self.index = max(self.index, index)
+            events = tuple(self._apply_one(ch, index, now) for ch in changes)
+            batch = EventBatch(index, events)
+            watchers = list(self._watchers)
+        for w in watchers:
+            w(batch)
+        return batch
+
+    def _validate(self, changes: Sequence[Change]) -> None:
+        # Tracks ids and names as they would be after each change, so a batch
+        # may create then update the same object, or free a name and reuse it.
+        seen: dict[tuple[Kind, str], StoreObject | None] = {}
+        names: dict[str, str | None] = {}
+        for ch in changes:
+            obj = ch.obj
+            kind = KIND_OF[type(obj)]
+            key = (kind, obj.id)
+            current = seen[key] if key in seen else self._tables[kind].get(obj.id)
+            if ch.op == "create":
+                if current is not None:
+                    raise AlreadyExists(f"{kind} {obj.id} already exists")
+                seen[key] = obj
+            else:
+                if current is None:
+                    raise NotFound(f"{kind} {obj.id} not found")
+                if key not in seen and current.meta.version != obj.meta.version:
+                    raise Conflict(
+                        f"{kind} {obj.id} changed since it was read "
+                        f"(version {obj.meta.version}, now {current.meta.version})"
+                    )
+                seen[key] = obj if ch.op == "update" else None
+            if kind == "service":
+                self._check_service_name(ch, cast(Service, obj), cast(Service | None, current), names)
+
+    def _check_service_name(
+        self, ch: Change, svc: Service, current: Service | None, names: dict[str, str | None]
+    ) -> None:
+        if current is not None and (ch.op == "delete" or current.name != svc.name):
+            names[current.name] = None
+        if ch.op == "delete":
+            return
+        owner = names[svc.name] if svc.name in names else self._service_by_name.get(svc.name)
+        if owner is not None and owner != svc.id:
+            raise AlreadyExists(f"a service named {svc.name!r} already exists")
+        names[svc.name] = svc.id
+
+    def _apply_one(self, ch: Change, index: int, now: float) -> Event:
+        obj = ch.obj
+        kind = KIND_OF[type(obj)]
+        table = self._tables[kind]
+        old = table.get(obj.id)
+        if ch.op == "delete":
+            assert old is not None
+            del table[obj.id]
+            self._unindex(kind, old)
+            return Event("delete", kind, old, old)
+        created = old.meta.created_at if old is not None else now
+        new = _WITH_META[type(obj)](obj, Meta(index, created, now))
+        if old is not None:
+            self._unindex(kind, old)
+        table[obj.id] = new
+        self._index(kind, new)
+        return Event(ch.op, kind, new, old)
+
+    def _index(self, kind: Kind, obj: StoreObject) -> None:
+        if kind == "task":
+            t = cast(Task, obj)
+            if t.service_id:
+                self._tasks_by_service.setdefault(t.service_id, set()).add(t.id)
+                self._tasks_by_slot.setdefault((t.service_id, t.slot), set()).add(t.id)
+            if t.node_id:
+                self._tasks_by_node.setdefault(t.node_id, set()).add(t.id)
+        elif kind == "service":
+            self._service_by_name[cast(Service, obj).name] = obj.id
+
+    def _unindex(self, kind: Kind, obj: StoreObject) -> None:
+        if kind == "task":
+            t = cast(Task, obj)
+            if t.service_id:
+                _discard(self._tasks_by_service, t.service_id, t.id)
+                _discard(self._tasks_by_slot, (t.service_id, t.slot), t.id)
+            if t.node_id:
+                _discard(self._tasks_by_node, t.node_id, t.id)
+        elif kind == "service":
+            self._service_by_name.pop(cast(Service, obj).name, None)
+
+
+def _discard(index: dict[Any, set[str]], key: Any, obj_id: str) -> None:
+    ids = index.get(key)
+    if ids is not None:
+        ids.discard(obj_id)
+        if not ids:
+            del index[key]
+
+
+class Tx:
+    """Collects changes for one batch; reads see the batch's own writes first."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.changes: list[Change] = []
+        self._overlay: dict[tuple[Kind, str], StoreObject | None] = {}
+
+    def get(self, kind: Kind, obj_id: str) -> StoreObject | None:
+        key = (kind, obj_id)
+        if key in self._overlay:
+            return self._overlay[key]
+        return self.store.get(kind, obj_id)
+
+    def create(self, obj: StoreObject) -> None:
+        self._record(Change("create", obj))
+
+    def update(self, obj: StoreObject) -> None:
+        self._record(Change("update", obj))
+
+    def delete(self, obj: StoreObject) -> None:
+        self._record(Change("delete", obj))
+
+    def _record(self, ch: Change) -> None:
+        self.changes.append(ch)
+        key = (KIND_OF[type(ch.obj)], ch.obj.id)
+        self._overlay[key] = None if ch.op == "delete" else ch.obj
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+
