@@ -30,6 +30,8 @@ class SimpleScheduler:
         self.nodes: dict[str, Node] = {}
         self.load: dict[str, set[str]] = {}
         self.pending: dict[str, Task] = {}
+        # The pending tasks behind the last decisions, restored if they are refused.
+        self._inflight: dict[str, Task] = {}
         self._dirty = False
 
     def reset(self, nodes: Iterable[Node], tasks: Iterable[Task], now: float) -> None:
@@ -87,8 +89,7 @@ class SimpleScheduler:
             self.load[node.id].add(task.id)
             status = TaskStatus(timestamp=now, state=TaskState.ASSIGNED, message="scheduler assigned task to node")
             changes.append(Change("update", dataclasses.replace(task, node_id=node.id, status=status)))
-        for ch in changes:
-            self.pending.pop(ch.obj.id, None)
+        self._inflight = {ch.obj.id: self.pending.pop(ch.obj.id) for ch in changes}
         return changes
 
     def rejected(self, changes: Sequence[Change]) -> None:
@@ -97,5 +98,7 @@ class SimpleScheduler:
             assert isinstance(task, Task)
             if task.node_id in self.load:
                 self.load[task.node_id].discard(task.id)
-        # The store's own state is the truth; the next events bring it back.
+            original = self._inflight.pop(task.id, None)
+            if original is not None:
+                self.pending.setdefault(task.id, original)
         self._dirty = True
