@@ -64,6 +64,8 @@ class SimpleScheduler:
             self.load[old.node_id].discard(old.id)
         if old is not None:
             self.pending.pop(old.id, None)
+            # A newer version came in: it, not a remembered decision, is the truth.
+            self._inflight.pop(old.id, None)
         if new is None:
             return
         if counts_toward_load(new):
