@@ -1,0 +1,175 @@
+"""The manager's side of agent sessions: registration, heartbeats and their
+expiry, task status reports, and the assignments each node should hold.
+
+Pure: the dispatcher actor feeds it agent messages, store events and ``now``,
+and carries out what it returns (store changes to propose, messages to send).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyswarmkit.api.errors import InvalidArgument, NotFound
+from pyswarmkit.api.ids import new_id
+from pyswarmkit.api.objects import Node, NodeDescription, NodeStatus, Task, TaskStatus
+from pyswarmkit.api.states import NodeState, TaskState
+from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
+
+HEARTBEAT_GRACE_MULTIPLIER = 3
+
+
+@dataclass(slots=True)
+class Session:
+    node_id: str
+    session_id: str
+    last_seen: float
+    # What the node was last told: task id -> (desired state, spec version).
+    sent: dict[str, tuple[int, int]] = field(default_factory=dict)
+    needs_full: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message for one node's agent."""
+
+    node_id: str
+    method: str
+    body: dict[str, Any]
+
+
+def assignable(task: Task) -> bool:
+    """Whether a node should hold this task: placed on it, and not yet finished
+    with (a task stays until it is terminal and no longer wanted running)."""
+    if task.status.state < TaskState.ASSIGNED:
+        return False
+    return not (task.status.state.terminal and task.desired_state > TaskState.RUNNING)
+
+
+class Dispatcher:
+    def __init__(self, heartbeat_period: float = 5.0, id_gen: Callable[[], str] = new_id) -> None:
+        self.heartbeat_period = heartbeat_period
+        self.id_gen = id_gen
+        self.sessions: dict[str, Session] = {}
+        self._dirty_nodes: set[str] = set()
+
+    # --- agent requests ------------------------------------------------------
+
+    def register(
+        self, store: MemoryStore, node_id: str, description: NodeDescription, addr: str, now: float
+    ) -> tuple[str, list[Change]]:
+        """Open a session; returns its id and the store changes marking the node READY."""
+        session = Session(node_id, self.id_gen(), now)
+        self.sessions[node_id] = session
+        self._dirty_nodes.add(node_id)
+        status = NodeStatus(state=NodeState.READY, addr=addr)
+        node = store.get_node(node_id)
+        if node is None:
+            new = Node(id=node_id, description=description, status=status)
+            return session.session_id, [Change("create", new)]
+        updated = dataclasses.replace(node, description=description, status=status)
+        return session.session_id, [Change("update", updated)]
+
+    def session(self, node_id: str, session_id: str) -> Session:
+        s = self.sessions.get(node_id)
+        if s is None or s.session_id != session_id:
+            raise NotFound("session invalid: register again")
+        return s
+
+    def heartbeat(self, node_id: str, session_id: str, now: float) -> float:
+        self.session(node_id, session_id).last_seen = now
+        return self.heartbeat_period
+
+    def update_task_status(
+        self,
+        store: MemoryStore,
+        node_id: str,
+        session_id: str,
+        updates: Iterable[tuple[str, TaskStatus]],
+        now: float,
+    ) -> list[Change]:
+        """Changes recording what the agent saw. Reports about tasks not on this
+        node are refused; backward moves are ignored (a task only moves forward)."""
+        self.session(node_id, session_id).last_seen = now
+        latest: dict[str, Task] = {}
+        for task_id, status in updates:
+            if not isinstance(status, TaskStatus):
+                raise InvalidArgument("task status update carries no status")
+            task = latest.get(task_id) or store.get_task(task_id)
+            if task is None:
+                continue
+            if task.node_id != node_id:
+                raise InvalidArgument(f"task {task_id} is not assigned to node {node_id}")
+            if status.state <= task.status.state:
+                continue
+            latest[task_id] = dataclasses.replace(task, status=status)
+        return [Change("update", t) for t in latest.values()]
+
+    # --- store events and time ---------------------------------------------
+
+    def observe(self, batch: EventBatch) -> None:
+        for ev in batch.events:
+            if ev.kind != "task":
+                continue
+            for t in (ev.obj, ev.old):
+                if isinstance(t, Task) and t.node_id in self.sessions:
+                    self._dirty_nodes.add(t.node_id)
+
+    def expire(self, store: MemoryStore, now: float) -> list[Change]:
+        """Sessions silent for longer than the grace: the node goes DOWN."""
+        grace = self.heartbeat_period * HEARTBEAT_GRACE_MULTIPLIER
+        changes: list[Change] = []
+        for node_id in [n for n, s in self.sessions.items() if now - s.last_seen > grace]:
+            del self.sessions[node_id]
+            node = store.get_node(node_id)
+            if node is not None and node.status.state != NodeState.DOWN:
+                status = dataclasses.replace(
+                    node.status, state=NodeState.DOWN, message="heartbeat failure"
+                )
+                changes.append(Change("update", dataclasses.replace(node, status=status)))
+        return changes
+
+    def disconnect(self, store: MemoryStore, node_id: str) -> list[Change]:
+        """The agent said goodbye: the node is DOWN at once, without waiting for the grace."""
+        self.sessions.pop(node_id, None)
+        node = store.get_node(node_id)
+        if node is None or node.status.state == NodeState.DOWN:
+            return []
+        status = dataclasses.replace(node.status, state=NodeState.DOWN, message="node shut down")
+        return [Change("update", dataclasses.replace(node, status=status))]
+
+    def assignments(self, store: MemoryStore) -> list[Outgoing]:
+        """For each node whose tasks changed: the difference from what it was last told."""
+        out: list[Outgoing] = []
+        for node_id in sorted(self._dirty_nodes):
+            session = self.sessions.get(node_id)
+            if session is None:
+                continue
+            current = {t.id: t for t in store.tasks_by_node(node_id) if assignable(t)}
+            changed = [
+                t
+                for t in current.values()
+                if session.sent.get(t.id) != (int(t.desired_state), t.spec_version)
+            ]
+            removed = [tid for tid in session.sent if tid not in current]
+            if session.needs_full or changed or removed:
+                out.append(
+                    Outgoing(
+                        node_id,
+                        "assignments",
+                        {
+                            "session_id": session.session_id,
+                            "full": session.needs_full,
+                            "tasks": changed if not session.needs_full else list(current.values()),
+                            "removed": removed,
+                        },
+                    )
+                )
+                session.needs_full = False
+                session.sent = {
+                    t.id: (int(t.desired_state), t.spec_version) for t in current.values()
+                }
+        self._dirty_nodes.clear()
+        return out

@@ -1,0 +1,50 @@
+"""The executor protocol, after SwarmKit's controller: an executor describes
+its node and makes one controller per task; the executor actor drives them.
+
+Controllers never block on a task: ``poll`` answers at once, and a stop is a
+signal now plus a deadline the actor enforces on its ticks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from pyswarmkit.api.objects import NodeDescription, Task
+
+
+class ExecutorError(Exception):
+    """A task could not be prepared or started; the message goes into its status."""
+
+
+class Controller(Protocol):
+    task: Task
+
+    def prepare(self) -> None:
+        """Check and set up what the task needs; raise ExecutorError if it cannot run."""
+
+    def start(self) -> int:
+        """Start the task; return its pid (0 where there is none)."""
+
+    def poll(self) -> int | None:
+        """The exit code once the task has exited, else None."""
+
+    def shutdown(self) -> None:
+        """Ask the task to stop (SIGTERM for processes)."""
+
+    def terminate(self) -> None:
+        """Stop the task at once (SIGKILL for processes)."""
+
+    def remove(self) -> None:
+        """Release everything the task holds; it must not be running after this."""
+
+    def logs(self) -> list[Path]:
+        """Files holding the task's output."""
+
+
+class Executor(Protocol):
+    name: str
+
+    def describe(self) -> NodeDescription: ...
+
+    def controller(self, task: Task) -> Controller: ...

@@ -1,0 +1,57 @@
+"""An executor whose tasks do nothing: they run until stopped. For scale tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyswarmkit.api.objects import EngineDescription, NodeDescription, Resources, Task
+from pyswarmkit.executor.process import local_platform, machine_resources
+
+
+class SimController:
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.exit_code: int | None = None
+        self.running = False
+
+    def prepare(self) -> None:
+        pass
+
+    def start(self) -> int:
+        self.running = True
+        return 0
+
+    def poll(self) -> int | None:
+        return self.exit_code
+
+    def shutdown(self) -> None:
+        if self.running:
+            self.exit_code = 0
+
+    def terminate(self) -> None:
+        self.shutdown()
+
+    def remove(self) -> None:
+        self.running = False
+
+    def logs(self) -> list[Path]:
+        return []
+
+
+class SimExecutor:
+    name = "sim"
+
+    def __init__(self, hostname: str, resources: Resources | None = None) -> None:
+        self.hostname = hostname
+        self.resources = resources or machine_resources()
+
+    def describe(self) -> NodeDescription:
+        return NodeDescription(
+            hostname=self.hostname,
+            platform=local_platform(),
+            resources=self.resources,
+            engine=EngineDescription(engine_version="sim"),
+        )
+
+    def controller(self, task: Task) -> SimController:
+        return SimController(task)

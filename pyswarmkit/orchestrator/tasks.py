@@ -1,0 +1,48 @@
+"""Making tasks from services, and the questions every reconciler asks of them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from pyswarmkit.api.ids import new_id
+from pyswarmkit.api.objects import Service, Task, TaskStatus
+from pyswarmkit.api.states import TaskState
+
+IdGen = Callable[[], str]
+
+
+def new_task(service: Service, slot: int, now: float, id_gen: IdGen = new_id) -> Task:
+    # There is no network allocator yet, so a task is created straight in
+    # PENDING: ready for the scheduler in the same batch that creates it.
+    return Task(
+        id=id_gen(),
+        service_id=service.id,
+        slot=slot,
+        spec=service.spec.task,
+        spec_version=service.spec_version,
+        service_name=service.name,
+        desired_state=TaskState.RUNNING,
+        status=TaskStatus(timestamp=now, state=TaskState.PENDING, message="pending task scheduling"),
+    )
+
+
+def is_live(task: Task) -> bool:
+    """Meant to run: the orchestrator still wants it (desired at most RUNNING)."""
+    return task.desired_state <= TaskState.RUNNING
+
+
+def is_dirty(task: Task, service: Service) -> bool:
+    """Made from a spec the service no longer has."""
+    return task.spec != service.spec.task
+
+
+def with_desired(task: Task, desired: TaskState) -> Task:
+    return dataclasses.replace(task, desired_state=desired)
+
+
+def by_slot(tasks: Iterable[Task]) -> dict[int, list[Task]]:
+    slots: dict[int, list[Task]] = {}
+    for t in tasks:
+        slots.setdefault(t.slot, []).append(t)
+    return slots
