@@ -184,7 +184,13 @@ class Agent:
     # --- bookkeeping -------------------------------------------------------
 
     def _status(
-        self, entry: Entry, state: TaskState, message: str, now: float, err: str = "", exit_code: int = 0
+        self,
+        entry: Entry,
+        state: TaskState,
+        message: str,
+        now: float,
+        err: str = "",
+        exit_code: int = 0,
     ) -> TaskStatus:
         return TaskStatus(
             timestamp=now,

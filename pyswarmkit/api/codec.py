@@ -84,7 +84,9 @@ class _ClassCodec:
         self.tag = msgpack.ExtType(code, b"")
         self.marker = _Marker(self)
         self.getter: Callable[[Any], Any] = (
-            operator.attrgetter(*names) if len(names) > 1 else (lambda obj: (getattr(obj, names[0]),))
+            operator.attrgetter(*names)
+            if len(names) > 1
+            else (lambda obj: (getattr(obj, names[0]),))
         )
         hints = typing.get_type_hints(cls, vars(o))
         self.enum_fields: tuple[tuple[int, type[enum.IntEnum]], ...] = tuple(

@@ -57,20 +57,27 @@ class Dispatcher:
 
     # --- agent requests ------------------------------------------------------
 
-    def register(
-        self, store: MemoryStore, node_id: str, description: NodeDescription, addr: str, now: float
-    ) -> tuple[str, list[Change]]:
-        """Open a session; returns its id and the store changes marking the node READY."""
+    def open_session(self, node_id: str, now: float) -> str:
+        """A new session for the node, replacing any older one; returns its id."""
         session = Session(node_id, self.id_gen(), now)
         self.sessions[node_id] = session
         self._dirty_nodes.add(node_id)
+        return session.session_id
+
+    def close_session(self, node_id: str) -> None:
+        self.sessions.pop(node_id, None)
+
+    @staticmethod
+    def register(
+        store: MemoryStore, node_id: str, description: NodeDescription, addr: str
+    ) -> list[Change]:
+        """Changes recording a node's registration: its description, and READY."""
         status = NodeStatus(state=NodeState.READY, addr=addr)
         node = store.get_node(node_id)
         if node is None:
-            new = Node(id=node_id, description=description, status=status)
-            return session.session_id, [Change("create", new)]
+            return [Change("create", Node(id=node_id, description=description, status=status))]
         updated = dataclasses.replace(node, description=description, status=status)
-        return session.session_id, [Change("update", updated)]
+        return [Change("update", updated)]
 
     def session(self, node_id: str, session_id: str) -> Session:
         s = self.sessions.get(node_id)
@@ -82,30 +89,9 @@ class Dispatcher:
         self.session(node_id, session_id).last_seen = now
         return self.heartbeat_period
 
-    def update_task_status(
-        self,
-        store: MemoryStore,
-        node_id: str,
-        session_id: str,
-        updates: Iterable[tuple[str, TaskStatus]],
-        now: float,
-    ) -> list[Change]:
-        """Changes recording what the agent saw. Reports about tasks not on this
-        node are refused; backward moves are ignored (a task only moves forward)."""
+    def update_task_status(self, node_id: str, session_id: str, now: float) -> None:
+        """Accept a status report on this session (the changes come from ``task_status_changes``)."""
         self.session(node_id, session_id).last_seen = now
-        latest: dict[str, Task] = {}
-        for task_id, status in updates:
-            if not isinstance(status, TaskStatus):
-                raise InvalidArgument("task status update carries no status")
-            task = latest.get(task_id) or store.get_task(task_id)
-            if task is None:
-                continue
-            if task.node_id != node_id:
-                raise InvalidArgument(f"task {task_id} is not assigned to node {node_id}")
-            if status.state <= task.status.state:
-                continue
-            latest[task_id] = dataclasses.replace(task, status=status)
-        return [Change("update", t) for t in latest.values()]
 
     # --- store events and time ---------------------------------------------
 
@@ -117,28 +103,23 @@ class Dispatcher:
                 if isinstance(t, Task) and t.node_id in self.sessions:
                     self._dirty_nodes.add(t.node_id)
 
-    def expire(self, store: MemoryStore, now: float) -> list[Change]:
-        """Sessions silent for longer than the grace: the node goes DOWN."""
+    def expire(self, now: float) -> list[str]:
+        """Close sessions silent for longer than the grace; returns their nodes."""
         grace = self.heartbeat_period * HEARTBEAT_GRACE_MULTIPLIER
-        changes: list[Change] = []
-        for node_id in [n for n, s in self.sessions.items() if now - s.last_seen > grace]:
+        expired = [n for n, s in self.sessions.items() if now - s.last_seen > grace]
+        for node_id in expired:
             del self.sessions[node_id]
+        return expired
+
+    @staticmethod
+    def mark_down(store: MemoryStore, node_ids: Iterable[str], message: str) -> list[Change]:
+        changes: list[Change] = []
+        for node_id in node_ids:
             node = store.get_node(node_id)
             if node is not None and node.status.state != NodeState.DOWN:
-                status = dataclasses.replace(
-                    node.status, state=NodeState.DOWN, message="heartbeat failure"
-                )
+                status = dataclasses.replace(node.status, state=NodeState.DOWN, message=message)
                 changes.append(Change("update", dataclasses.replace(node, status=status)))
         return changes
-
-    def disconnect(self, store: MemoryStore, node_id: str) -> list[Change]:
-        """The agent said goodbye: the node is DOWN at once, without waiting for the grace."""
-        self.sessions.pop(node_id, None)
-        node = store.get_node(node_id)
-        if node is None or node.status.state == NodeState.DOWN:
-            return []
-        status = dataclasses.replace(node.status, state=NodeState.DOWN, message="node shut down")
-        return [Change("update", dataclasses.replace(node, status=status))]
 
     def assignments(self, store: MemoryStore) -> list[Outgoing]:
         """For each node whose tasks changed: the difference from what it was last told."""
@@ -173,3 +154,26 @@ class Dispatcher:
                 }
         self._dirty_nodes.clear()
         return out
+
+
+def task_status_changes(
+    store: MemoryStore, node_id: str, updates: Iterable[tuple[str, TaskStatus]]
+) -> list[Change]:
+    """Changes recording what an agent saw. Reports about tasks that are not on
+    the node are refused; backward moves are ignored (a task only moves forward).
+
+    Meant to run where the store is written, so it reads the newest tasks and
+    never loses to a concurrent write of another field."""
+    latest: dict[str, Task] = {}
+    for task_id, status in updates:
+        if not isinstance(status, TaskStatus):
+            raise InvalidArgument("task status update carries no status")
+        task = latest.get(task_id) or store.get_task(task_id)
+        if task is None:
+            continue
+        if task.node_id != node_id:
+            raise InvalidArgument(f"task {task_id} is not assigned to node {node_id}")
+        if status.state <= task.status.state:
+            continue
+        latest[task_id] = dataclasses.replace(task, status=status)
+    return [Change("update", t) for t in latest.values()]

@@ -7,6 +7,7 @@ the task's stop grace period.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import signal
@@ -38,10 +39,8 @@ def local_platform() -> Platform:
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class ProcessController:

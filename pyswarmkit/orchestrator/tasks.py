@@ -23,7 +23,9 @@ def new_task(service: Service, slot: int, now: float, id_gen: IdGen = new_id) ->
         spec_version=service.spec_version,
         service_name=service.name,
         desired_state=TaskState.RUNNING,
-        status=TaskStatus(timestamp=now, state=TaskState.PENDING, message="pending task scheduling"),
+        status=TaskStatus(
+            timestamp=now, state=TaskState.PENDING, message="pending task scheduling"
+        ),
     )
 
 

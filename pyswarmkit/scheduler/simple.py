@@ -22,7 +22,11 @@ def node_is_ready(node: Node) -> bool:
 
 
 def counts_toward_load(task: Task) -> bool:
-    return bool(task.node_id) and task.desired_state <= TaskState.RUNNING and not task.status.state.terminal
+    return (
+        bool(task.node_id)
+        and task.desired_state <= TaskState.RUNNING
+        and not task.status.state.terminal
+    )
 
 
 class SimpleScheduler:
@@ -89,8 +93,12 @@ class SimpleScheduler:
                 continue
             node = min(ready, key=lambda n: (len(self.load[n.id]), n.id))
             self.load[node.id].add(task.id)
-            status = TaskStatus(timestamp=now, state=TaskState.ASSIGNED, message="scheduler assigned task to node")
-            changes.append(Change("update", dataclasses.replace(task, node_id=node.id, status=status)))
+            status = TaskStatus(
+                timestamp=now, state=TaskState.ASSIGNED, message="scheduler assigned task to node"
+            )
+            changes.append(
+                Change("update", dataclasses.replace(task, node_id=node.id, status=status))
+            )
         self._inflight = {ch.obj.id: self.pending.pop(ch.obj.id) for ch in changes}
         return changes
 

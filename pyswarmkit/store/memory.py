@@ -159,7 +159,9 @@ class MemoryStore:
 
     def nodes_by_name(self, name: str) -> list[Node]:
         with self._lock:
-            return [n for n in cast(Iterable[Node], self._tables["node"].values()) if n.name == name]
+            return [
+                n for n in cast(Iterable[Node], self._tables["node"].values()) if n.name == name
+            ]
 
     # --- watch -------------------------------------------------------------
 
@@ -222,7 +224,9 @@ class MemoryStore:
                     )
                 seen[key] = obj if ch.op == "update" else None
             if kind == "service":
-                self._check_service_name(ch, cast(Service, obj), cast(Service | None, current), names)
+                self._check_service_name(
+                    ch, cast(Service, obj), cast(Service | None, current), names
+                )
 
     def _check_service_name(
         self, ch: Change, svc: Service, current: Service | None, names: dict[str, str | None]
@@ -315,5 +319,3 @@ class Tx:
 
     def __len__(self) -> int:
         return len(self.changes)
-
-

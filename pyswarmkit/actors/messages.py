@@ -1,0 +1,67 @@
+"""Messages between the actors of one node."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyswarmkit.api.errors import SwarmError
+from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreEvents:
+    batch: EventBatch
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """Commit ``changes`` as one batch; ``on_done`` runs on the store's thread
+    and must only hand the outcome on."""
+
+    changes: Sequence[Change]
+    now: float
+    on_done: Callable[[EventBatch | None, SwarmError | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Transact:
+    """Build a batch from the newest state, on the store's thread, and commit it.
+
+    For read-modify-write that must not lose to a concurrent write (status
+    reports, node registration): ``build`` sees every batch committed before it."""
+
+    build: Callable[[MemoryStore], Sequence[Change]]
+    now: float
+    on_done: Callable[[EventBatch | None, SwarmError | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The outcome of an actor's own proposal, sent back to it."""
+
+    batch: EventBatch | None
+    error: SwarmError | None
+    context: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """A message from another node's (or this node's) actor, via the transport."""
+
+    source: str
+    method: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    method: str
+    body: dict[str, Any]
+    reply: Callable[[dict[str, Any]], None]

@@ -1,0 +1,38 @@
+"""Runs the replicated orchestrator core on the leader."""
+
+from __future__ import annotations
+
+import logging
+
+from pyswarmkit.actors.reconciler import ReconcilerActor
+from pyswarmkit.actors.registry import Registry
+from pyswarmkit.api.errors import SwarmError
+from pyswarmkit.orchestrator.replicated import ReplicatedOrchestrator
+from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
+
+log = logging.getLogger(__name__)
+
+
+class OrchestratorActor(ReconcilerActor):
+    name = "orchestrator"
+
+    def __init__(self, registry: Registry, store: MemoryStore) -> None:
+        super().__init__(registry, store)
+        self.core = ReplicatedOrchestrator()
+
+    def reset(self) -> None:
+        self.core.reset(self.store)
+
+    def observe(self, batch: EventBatch) -> None:
+        self.core.observe(batch)
+
+    def due(self, now: float) -> bool:
+        return self.core.due(now)
+
+    def decide(self, now: float) -> list[Change]:
+        return self.core.step(self.store, now)
+
+    def refused(self, changes: list[Change], error: SwarmError) -> None:
+        # Somebody wrote first; the store is the truth, so look at it all again.
+        log.debug("orchestrator batch refused: %s", error)
+        self.core.reset(self.store)
