@@ -65,3 +65,14 @@ class ControlRequest:
     method: str
     body: dict[str, Any]
     reply: Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorEvent:
+    """What happened to a task in the executor: prepared, started or exited."""
+
+    kind: str
+    task_id: str
+    pid: int = 0
+    exit_code: int = 0
+    err: str = ""

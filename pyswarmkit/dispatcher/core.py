@@ -90,7 +90,7 @@ class Dispatcher:
         return self.heartbeat_period
 
     def update_task_status(self, node_id: str, session_id: str, now: float) -> None:
-        """Accept a status report on this session (the changes come from ``task_status_changes``)."""
+        """Accept a status report on this session; ``task_status_changes`` makes its changes."""
         self.session(node_id, session_id).last_seen = now
 
     # --- store events and time ---------------------------------------------

@@ -1,0 +1,66 @@
+"""Answers control API requests: reads from the store, writes through it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pykka
+
+from pyswarmkit.actors.messages import ControlRequest, Transact
+from pyswarmkit.actors.registry import Registry
+from pyswarmkit.api.errors import Internal, SwarmError, Unavailable
+from pyswarmkit.control.handlers import Handlers, Reply
+from pyswarmkit.store.memory import EventBatch, MemoryStore
+
+log = logging.getLogger(__name__)
+
+
+def ok(value: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True, "result": value}
+
+
+def failed(err: SwarmError) -> dict[str, Any]:
+    return {"ok": False, "error": err.to_wire()}
+
+
+class ControlActor(pykka.ThreadingActor):
+    name = "control"
+
+    def __init__(self, registry: Registry, store: MemoryStore, handlers: Handlers) -> None:
+        super().__init__()
+        self.registry = registry
+        self.store = store
+        self.handlers = handlers
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ControlRequest):
+            self._request(message)
+        return None
+
+    def _request(self, req: ControlRequest) -> None:
+        try:
+            outcome = self.handlers.handle(self.store, req.method, req.body)
+        except SwarmError as err:
+            req.reply(failed(err))
+            return
+        except Exception as exc:
+            log.exception("control request %s failed", req.method)
+            req.reply(failed(Internal(f"{req.method} failed: {exc}")))
+            return
+        if isinstance(outcome, Reply):
+            req.reply(ok(outcome.value))
+            return
+
+        def done(batch: EventBatch | None, err: SwarmError | None) -> None:
+            if err is not None:
+                req.reply(failed(err))
+                return
+            try:
+                req.reply(ok(outcome.result(batch)))
+            except Exception as exc:
+                req.reply(failed(Internal(f"{req.method} failed: {exc}")))
+
+        if not self.registry.tell("store", Transact(outcome.build, time.time(), done)):
+            req.reply(failed(Unavailable("the store is not running: is the node shutting down?")))

@@ -1,0 +1,218 @@
+"""The control API's methods, as pure functions of the store.
+
+A read returns ``Reply``. A write returns ``Write``: ``build`` runs where the
+store is written, against the newest state (so checks like name uniqueness
+cannot race), and ``result`` turns the committed batch into the reply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pyswarmkit.api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from pyswarmkit.api.ids import new_id
+from pyswarmkit.api.objects import Node, NodeSpec, Service, ServiceSpec, Task
+from pyswarmkit.api.states import TaskState
+from pyswarmkit.control.resolve import resolve
+from pyswarmkit.control.validate import validate_service_spec
+from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    value: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    build: Callable[[MemoryStore], list[Change]]
+    result: Callable[[EventBatch | None], dict[str, Any]]
+
+
+Outcome = Reply | Write
+SpecCheck = Callable[[ServiceSpec], None]
+
+
+def _arg(body: dict[str, Any], name: str, kind: type[V]) -> V:
+    value = body.get(name)
+    if not isinstance(value, kind):
+        raise InvalidArgument(f"request field {name!r} must be a {kind.__name__}")
+    return value
+
+
+def _running(tasks: list[Task]) -> int:
+    return sum(
+        1
+        for t in tasks
+        if t.status.state == TaskState.RUNNING and t.desired_state == TaskState.RUNNING
+    )
+
+
+def _node_names(store: MemoryStore) -> dict[str, str]:
+    return {n.id: n.name for n in store.nodes()}
+
+
+class Handlers:
+    """Dispatches a method name to its handler. ``check_spec`` adds checks that
+    belong to other subsystems (e.g. constraint syntax from the scheduler)."""
+
+    def __init__(self, check_spec: SpecCheck | None = None) -> None:
+        self.check_spec = check_spec
+        self.methods: dict[str, Callable[[MemoryStore, dict[str, Any]], Outcome]] = {
+            "service.create": self.service_create,
+            "service.list": self.service_list,
+            "service.inspect": self.service_inspect,
+            "service.update": self.service_update,
+            "service.remove": self.service_remove,
+            "task.list": self.task_list,
+            "task.inspect": self.task_inspect,
+            "node.list": self.node_list,
+            "node.inspect": self.node_inspect,
+            "node.update": self.node_update,
+            "cluster.list": self.cluster_list,
+            "cluster.inspect": self.cluster_inspect,
+        }
+
+    def handle(self, store: MemoryStore, method: str, body: dict[str, Any]) -> Outcome:
+        handler = self.methods.get(method)
+        if handler is None:
+            raise InvalidArgument(f"unknown control method {method!r}")
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body must be a map")
+        with store.reading():
+            return handler(store, body)
+
+    def _check(self, spec: ServiceSpec) -> None:
+        validate_service_spec(spec)
+        if self.check_spec is not None:
+            self.check_spec(spec)
+
+    # --- services ----------------------------------------------------------
+
+    def service_create(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        spec = _arg(body, "spec", ServiceSpec)
+        self._check(spec)
+        service = Service(id=new_id(), spec=spec)
+
+        def build(st: MemoryStore) -> list[Change]:
+            if st.service_by_name(spec.annotations.name) is not None:
+                raise AlreadyExists(
+                    f"a service named {spec.annotations.name!r} already exists: "
+                    "pick another name or update that service"
+                )
+            return [Change("create", service)]
+
+        return Write(build, lambda _: {"id": service.id})
+
+    def service_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        services = sorted(store.services(), key=lambda s: s.name)
+        running = {s.id: _running(store.tasks_by_service(s.id)) for s in services}
+        return Reply({"services": services, "running": running})
+
+    def service_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        service = resolve("service", _arg(body, "ref", str), store.services())
+        tasks = store.tasks_by_service(service.id)
+        return Reply(
+            {
+                "service": service,
+                "tasks": tasks,
+                "running": _running(tasks),
+                "nodes": _node_names(store),
+            }
+        )
+
+    def service_update(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        ref = _arg(body, "ref", str)
+        version = _arg(body, "version", int)
+        spec = _arg(body, "spec", ServiceSpec)
+        self._check(spec)
+
+        def build(st: MemoryStore) -> list[Change]:
+            current = resolve("service", ref, st.services())
+            if current.meta.version != version:
+                raise FailedPrecondition(
+                    f"service {current.name} changed since it was read "
+                    f"(version {version}, now {current.meta.version}): run the update again"
+                )
+            if spec.annotations.name != current.name:
+                raise InvalidArgument("renaming a service is not supported")
+            if spec == current.spec:
+                return []
+            bump = 1 if spec.task != current.spec.task else 0
+            updated = dataclasses.replace(
+                current,
+                spec=spec,
+                previous_spec=current.spec,
+                spec_version=current.spec_version + bump,
+            )
+            return [Change("update", updated)]
+
+        return Write(build, lambda _: {})
+
+    def service_remove(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        ref = _arg(body, "ref", str)
+        resolve("service", ref, store.services())
+
+        def build(st: MemoryStore) -> list[Change]:
+            return [Change("delete", resolve("service", ref, st.services()))]
+
+        return Write(build, lambda batch: {"id": batch.events[0].obj.id if batch else ""})
+
+    # --- tasks ---------------------------------------------------------------
+
+    def task_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        tasks = store.tasks()
+        if body.get("service"):
+            service = resolve("service", _arg(body, "service", str), store.services())
+            tasks = [t for t in tasks if t.service_id == service.id]
+        if body.get("node"):
+            node = resolve("node", _arg(body, "node", str), store.nodes())
+            tasks = [t for t in tasks if t.node_id == node.id]
+        if not body.get("all"):
+            tasks = [t for t in tasks if t.desired_state <= TaskState.RUNNING]
+        tasks.sort(key=lambda t: (t.service_name, t.slot, -t.meta.created_at))
+        return Reply({"tasks": tasks, "nodes": _node_names(store)})
+
+    def task_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        task = resolve("task", _arg(body, "ref", str), store.tasks())
+        return Reply({"task": task, "nodes": _node_names(store)})
+
+    # --- nodes and the cluster -----------------------------------------------
+
+    def node_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        return Reply({"nodes": sorted(store.nodes(), key=lambda n: (n.name, n.id))})
+
+    def node_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        node = resolve("node", _arg(body, "ref", str), store.nodes())
+        return Reply({"node": node, "tasks": len(store.tasks_by_node(node.id))})
+
+    def node_update(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        ref = _arg(body, "ref", str)
+        version = _arg(body, "version", int)
+        spec = _arg(body, "spec", NodeSpec)
+
+        def build(st: MemoryStore) -> list[Change]:
+            current: Node = resolve("node", ref, st.nodes())
+            if current.meta.version != version:
+                raise FailedPrecondition(
+                    f"node {current.name} changed since it was read: run the update again"
+                )
+            if spec == current.spec:
+                return []
+            return [Change("update", dataclasses.replace(current, spec=spec))]
+
+        return Write(build, lambda _: {})
+
+    def cluster_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        return Reply({"clusters": store.clusters()})
+
+    def cluster_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        clusters = store.clusters()
+        if not clusters:
+            raise NotFound("the swarm has no cluster object yet: is the manager still starting?")
+        return Reply({"cluster": resolve("cluster", _arg(body, "ref", str), clusters)})

@@ -1,0 +1,46 @@
+"""Checks on what users ask for, done before anything is written."""
+
+from __future__ import annotations
+
+import re
+
+from pyswarmkit.api.errors import InvalidArgument
+from pyswarmkit.api.objects import ServiceSpec
+
+# A DNS label, as SwarmKit requires of service names.
+_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
+_ENV_KEY = re.compile(r"^[^=\s]+$")
+MAX_REPLICAS = 100_000
+
+
+def validate_name(name: str) -> None:
+    if not name:
+        raise InvalidArgument("service name is required: pass --name")
+    if not _NAME.match(name):
+        raise InvalidArgument(
+            f"invalid service name {name!r}: use letters, digits and '-', "
+            "at most 63 characters, starting and ending with a letter or digit"
+        )
+
+
+def validate_service_spec(spec: ServiceSpec) -> None:
+    validate_name(spec.annotations.name)
+    mode = spec.mode
+    if mode.kind != "replicated":
+        raise InvalidArgument(f"service mode {mode.kind!r} is not supported yet: use replicated")
+    if mode.replicas < 0:
+        raise InvalidArgument(f"replicas must be 0 or more, not {mode.replicas}")
+    if mode.replicas > MAX_REPLICAS:
+        raise InvalidArgument(f"replicas must be at most {MAX_REPLICAS}, not {mode.replicas}")
+    c = spec.task.container
+    if not c.command and not c.image:
+        raise InvalidArgument("a service needs something to run: pass --command (or --image)")
+    for item in c.env:
+        key, sep, _ = item.partition("=")
+        if not sep or not _ENV_KEY.match(key):
+            raise InvalidArgument(f"invalid environment entry {item!r}: use KEY=VALUE")
+    if c.stop_grace_period < 0:
+        raise InvalidArgument("stop grace period must not be negative")
+    r = spec.task.restart
+    if r.delay < 0 or r.window < 0 or r.max_attempts < 0:
+        raise InvalidArgument("restart delay, window and max attempts must not be negative")

@@ -1,0 +1,217 @@
+"""The control API socket: ZeroMQ over ipc://, reachable only by the owner.
+
+The server is one I/O thread owning a ROUTER socket. Each request becomes a
+``ControlRequest`` for the control actor; replies come back from any thread
+through a queue and a wake-up pipe, so only the I/O thread touches the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import socket
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from pyswarmkit.actors.messages import ControlRequest
+from pyswarmkit.api import codec
+from pyswarmkit.api.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    SwarmError,
+    Unavailable,
+    error_from_wire,
+)
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# Linux's sun_path holds 108 bytes including the terminating NUL.
+MAX_IPC_PATH = 107
+
+
+def check_socket_path(path: str) -> None:
+    if len(os.fsencode(path)) > MAX_IPC_PATH:
+        raise InvalidArgument(
+            f"control socket path {path} is longer than {MAX_IPC_PATH} bytes: choose a shorter one"
+        )
+
+
+class ControlServer:
+    def __init__(self, path: str, deliver: Callable[[ControlRequest], None]) -> None:
+        check_socket_path(path)
+        self.path = os.path.abspath(path)
+        self.deliver = deliver
+        self.malformed = 0
+        self._ctx = zmq.Context.instance()
+        self._outbox: queue.SimpleQueue[tuple[bytes, bytes]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="control-api", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        self._stop.set()
+        os.write(self._wake_w, b"x")
+        self._thread.join(5)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _bind(self) -> zmq.Socket[bytes]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if os.path.exists(self.path):
+            if _answers(self.path):
+                raise Unavailable(f"another swarmd is already serving {self.path}")
+            os.unlink(self.path)
+        sock: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
+        # The socket file is born 0600: reaching it is the authorization.
+        old = os.umask(0o177)
+        try:
+            sock.bind(f"ipc://{self.path}")
+        finally:
+            os.umask(old)
+        os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR)
+        return sock
+
+    def _run(self) -> None:
+        try:
+            sock = self._bind()
+        except Exception as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(1000))
+                if self._wake_r in events:
+                    os.read(self._wake_r, 4096)
+                while True:
+                    try:
+                        ident, data = self._outbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    sock.send_multipart([ident, data])
+                if sock in events:
+                    while True:
+                        try:
+                            frames = sock.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._request(frames)
+        finally:
+            sock.close(0)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def _request(self, frames: list[bytes]) -> None:
+        ident = frames[0]
+        try:
+            if len(frames) != 2:
+                raise InvalidArgument("a control request is one frame")
+            msg = codec.unpackb(frames[1], MAX_REQUEST_BYTES)
+            if not isinstance(msg, dict) or msg.get("v") != PROTOCOL_VERSION:
+                raise InvalidArgument(
+                    f"unsupported control request: expected protocol version {PROTOCOL_VERSION}"
+                )
+            msg_id = msg.get("id", 0)
+            method, body = msg.get("method"), msg.get("body", {})
+            if not isinstance(method, str) or not isinstance(body, dict):
+                raise InvalidArgument("a control request needs a method name and a body map")
+        except (SwarmError, codec.CodecError) as exc:
+            self.malformed += 1
+            err = exc if isinstance(exc, SwarmError) else InvalidArgument(str(exc))
+            log.warning("malformed control request: %s", err)
+            self._send(ident, {"v": PROTOCOL_VERSION, "id": 0, "ok": False, "error": err.to_wire()})
+            return
+
+        def reply(result: dict[str, Any]) -> None:
+            self._send(ident, {"v": PROTOCOL_VERSION, "id": msg_id, **result})
+
+        self.deliver(ControlRequest(method, body, reply))
+
+    def _send(self, ident: bytes, msg: dict[str, Any]) -> None:
+        self._outbox.put((ident, codec.packb(msg)))
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+
+def _answers(path: str) -> bool:
+    """Whether something accepts connections on the unix socket at ``path``."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1.0)
+    try:
+        s.connect(path)
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return True
+
+
+class ControlClient:
+    """A blocking client for one process (swarmctl, tests, topology launcher)."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, path: str, timeout: float = 15.0) -> None:
+        self.path = os.path.abspath(path)
+        self.timeout = timeout
+        self._ctx = zmq.Context.instance()
+        self._sock: zmq.Socket[bytes] | None = None
+
+    def _connect(self) -> zmq.Socket[bytes]:
+        if self._sock is None:
+            check_socket_path(self.path)
+            if not _answers(self.path):
+                raise Unavailable(f"cannot connect to swarmd at {self.path}: is it running?")
+            sock: zmq.Socket[bytes] = self._ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(f"ipc://{self.path}")
+            self._sock = sock
+        return self._sock
+
+    def call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        sock = self._connect()
+        msg_id = next(self._ids)
+        sock.send(codec.packb({"v": PROTOCOL_VERSION, "id": msg_id, "method": method, "body": body or {}}))
+        while True:
+            if not sock.poll(int(self.timeout * 1000)):
+                raise DeadlineExceeded(
+                    f"swarmd at {self.path} did not answer {method} within {self.timeout:g} s"
+                )
+            reply = codec.unpackb(sock.recv())
+            if not isinstance(reply, dict):
+                raise Unavailable(f"swarmd at {self.path} sent a malformed reply")
+            if reply.get("id") not in (msg_id, 0):
+                continue  # a late answer to an earlier request
+            if not reply.get("ok"):
+                raise error_from_wire(reply.get("error"))
+            result = reply.get("result", {})
+            return result if isinstance(result, dict) else {}
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
