@@ -1,0 +1,490 @@
+"""The command line: ``swarmd`` runs a node, ``swarmctl`` talks to one."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from pyswarmkit import display
+from pyswarmkit.api.errors import InvalidArgument, SwarmError
+from pyswarmkit.api.objects import (
+    Annotations,
+    Cluster,
+    ContainerSpec,
+    Node,
+    Service,
+    ServiceMode,
+    ServiceSpec,
+    Task,
+    TaskSpec,
+)
+from pyswarmkit.transport.control import ControlClient
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# --- swarmd -------------------------------------------------------------------
+
+swarmd_app = typer.Typer(
+    add_completion=False,
+    invoke_without_command=True,
+    help="Run a swarm node (manager and worker), or a whole topology with `swarmd up`.",
+)
+
+
+def _setup_logging(level: str) -> None:
+    if level not in LOG_LEVELS:
+        raise InvalidArgument(f"unknown log level {level!r}: choose one of {', '.join(LOG_LEVELS)}")
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def wait_for_signal() -> int:
+    """Block until SIGINT or SIGTERM; returns the signal number."""
+    got: list[int] = []
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        got.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.wait(0.5):
+        pass
+    return got[0]
+
+
+@swarmd_app.callback()
+def swarmd(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", "-d", help="Where the node keeps its state.")
+    ] = Path("./swarmkitstate"),
+    listen_control_api: Annotated[
+        str | None,
+        typer.Option(help="Path of the control socket (default: <state-dir>/swarm.sock)."),
+    ] = None,
+    hostname: Annotated[str | None, typer.Option(help="The node's name in the swarm.")] = None,
+    executor: Annotated[str, typer.Option(help="Task executor: process or sim.")] = "process",
+    heartbeat_period: Annotated[
+        float, typer.Option(help="Seconds between agent heartbeats.")
+    ] = 5.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    from pyswarmkit.node import NodeConfig, SwarmNode
+
+    _setup_logging(log_level)
+    if heartbeat_period <= 0:
+        raise InvalidArgument("--heartbeat-period must be more than 0 seconds")
+    socket_path = listen_control_api or str(state_dir / "swarm.sock")
+    config = NodeConfig(
+        state_dir=state_dir,
+        hostname=hostname or socket.gethostname(),
+        control_socket=socket_path,
+        executor=executor,
+        heartbeat_period=heartbeat_period,
+    )
+    node = SwarmNode(config)
+    node.start()
+    logging.getLogger("swarmd").info(
+        "node %s is up; control socket %s", node.node_id, os.path.abspath(socket_path)
+    )
+    try:
+        wait_for_signal()
+    finally:
+        node.stop()
+
+
+@swarmd_app.command("up")
+def swarmd_up(
+    file: Annotated[Path, typer.Argument(help="A TOML topology file.")],
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+) -> None:
+    """Launch every node of a topology file, create its services, run until Ctrl-C."""
+    from pyswarmkit import topology
+
+    _setup_logging(log_level)
+    topology.run(file)
+
+
+# --- swarmctl -----------------------------------------------------------------
+
+swarmctl_app = typer.Typer(add_completion=False, help="Control a swarm through a manager's socket.")
+service_app = typer.Typer(add_completion=False, help="Manage services.")
+task_app = typer.Typer(add_completion=False, help="Inspect tasks.")
+node_app = typer.Typer(add_completion=False, help="Manage nodes.")
+cluster_app = typer.Typer(add_completion=False, help="Inspect the cluster.")
+swarmctl_app.add_typer(service_app, name="service")
+swarmctl_app.add_typer(task_app, name="task")
+swarmctl_app.add_typer(node_app, name="node")
+swarmctl_app.add_typer(cluster_app, name="cluster")
+
+
+@dataclasses.dataclass(slots=True)
+class CtlState:
+    socket: str = ""
+
+    def client(self) -> ControlClient:
+        if not self.socket:
+            raise InvalidArgument("no control socket: pass -s/--socket or set SWARM_SOCKET")
+        return ControlClient(self.socket)
+
+    def call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        client = self.client()
+        try:
+            return client.call(method, body)
+        finally:
+            client.close()
+
+
+STATE = CtlState()
+
+
+@swarmctl_app.callback()
+def swarmctl(
+    socket_path: Annotated[
+        str,
+        typer.Option("--socket", "-s", envvar="SWARM_SOCKET", help="The manager's control socket."),
+    ] = "",
+) -> None:
+    STATE.socket = socket_path
+
+
+def _echo(text: str) -> None:
+    typer.echo(text)
+
+
+def _env_list(env: list[str] | None) -> tuple[str, ...]:
+    return tuple(env or ())
+
+
+@service_app.command("create")
+def service_create(
+    name: Annotated[str | None, typer.Option(help="Service name.")] = None,
+    image: Annotated[str, typer.Option(help="Image (docker executor; shown for others).")] = "",
+    command: Annotated[list[str] | None, typer.Option(help="Command to run (repeatable).")] = None,
+    args: Annotated[list[str] | None, typer.Option(help="Arguments (repeatable).")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE (repeatable).")] = None,
+    replicas: Annotated[int, typer.Option(help="Number of tasks.")] = 1,
+) -> None:
+    """Create a service; prints its ID."""
+    if not name:
+        raise InvalidArgument("service name is required: pass --name")
+    spec = ServiceSpec(
+        annotations=Annotations(name=name),
+        task=TaskSpec(
+            container=ContainerSpec(
+                image=image,
+                command=tuple(command or ()),
+                args=tuple(args or ()),
+                env=_env_list(env),
+            )
+        ),
+        mode=ServiceMode(replicas=replicas),
+    )
+    result = STATE.call("service.create", {"spec": spec})
+    _echo(result["id"])
+
+
+@service_app.command("ls")
+def service_ls() -> None:
+    """List services."""
+    result = STATE.call("service.list")
+    rows = [
+        [
+            s.id,
+            s.name,
+            display.service_image(s),
+            display.replicas(s, result["running"].get(s.id, 0)),
+        ]
+        for s in result["services"]
+    ]
+    _echo(display.table(["ID", "Name", "Image", "Replicas"], rows))
+
+
+def _task_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[list[str]]:
+    return [
+        [
+            t.id,
+            t.service_name,
+            str(t.slot),
+            display.task_image(t),
+            t.desired_state.name,
+            display.last_state(t, now),
+            nodes.get(t.node_id, t.node_id),
+        ]
+        for t in tasks
+    ]
+
+
+TASK_HEADERS = ["Task ID", "Service", "Slot", "Image", "Desired State", "Last State", "Node"]
+
+
+@service_app.command("inspect")
+def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+    """Show a service and its tasks."""
+    result = STATE.call("service.inspect", {"ref": service})
+    svc: Service = result["service"]
+    c = svc.spec.task.container
+    fields = [
+        ("ID", svc.id),
+        ("Name", svc.name),
+        ("Replicas", display.replicas(svc, result["running"])),
+    ]
+    lines = [f"{k:<18}: {v}" for k, v in fields]
+    lines.append("Template")
+    lines.append(" Container")
+    if c.image:
+        lines.append(f"  {'Image':<16}: {c.image}")
+    if c.command:
+        lines.append(f"  {'Command':<16}: {' '.join(c.command)}")
+    if c.args:
+        lines.append(f"  {'Args':<16}: {' '.join(c.args)}")
+    if c.env:
+        lines.append(f"  {'Env':<16}: {', '.join(c.env)}")
+    live = sorted(
+        (t for t in result["tasks"] if t.desired_state.name in ("RUNNING", "READY")),
+        key=lambda t: t.slot,
+    )
+    pending = [t for t in live if t.status.state.name == "PENDING" and t.status.message]
+    if pending:
+        lines.append("")
+        lines.append(f"Pending tasks: {pending[0].status.message}")
+    _echo("\n".join(lines))
+    _echo("")
+    _echo(display.table(TASK_HEADERS, _task_rows(live, result["nodes"], time.time())))
+
+
+def _edit_service(ref: str, edit: Callable[[ServiceSpec], ServiceSpec]) -> None:
+    result = STATE.call("service.inspect", {"ref": ref})
+    svc: Service = result["service"]
+    spec = edit(svc.spec)
+    STATE.call("service.update", {"ref": svc.id, "version": svc.meta.version, "spec": spec})
+    _echo(svc.id)
+
+
+@service_app.command("update")
+def service_update(
+    service: Annotated[str, typer.Argument(help="Name or ID.")],
+    replicas: Annotated[int | None, typer.Option(help="Number of tasks.")] = None,
+    image: Annotated[str | None, typer.Option(help="Image.")] = None,
+    command: Annotated[list[str] | None, typer.Option(help="Command (repeatable).")] = None,
+    args: Annotated[list[str] | None, typer.Option(help="Arguments (repeatable).")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE (repeatable).")] = None,
+) -> None:
+    """Change a service; its tasks follow."""
+
+    def edit(spec: ServiceSpec) -> ServiceSpec:
+        c = spec.task.container
+        if image is not None:
+            c = dataclasses.replace(c, image=image)
+        if command is not None:
+            c = dataclasses.replace(c, command=tuple(command))
+        if args is not None:
+            c = dataclasses.replace(c, args=tuple(args))
+        if env is not None:
+            c = dataclasses.replace(c, env=_env_list(env))
+        spec = dataclasses.replace(spec, task=dataclasses.replace(spec.task, container=c))
+        if replicas is not None:
+            spec = dataclasses.replace(spec, mode=dataclasses.replace(spec.mode, replicas=replicas))
+        return spec
+
+    _edit_service(service, edit)
+
+
+@service_app.command("rm")
+def service_rm(service: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+    """Remove a service; its tasks are shut down, then removed."""
+    result = STATE.call("service.remove", {"ref": service})
+    _echo(result["id"])
+
+
+@task_app.command("ls")
+def task_ls(
+    service: Annotated[str | None, typer.Option(help="Only this service's tasks.")] = None,
+    node: Annotated[str | None, typer.Option(help="Only tasks on this node.")] = None,
+    all_tasks: Annotated[bool, typer.Option("--all", "-a", help="Include finished tasks.")] = False,
+) -> None:
+    """List tasks."""
+    body = {"service": service or "", "node": node or "", "all": all_tasks}
+    result = STATE.call("task.list", body)
+    rows = [
+        [
+            r[0],
+            display.task_name(t),
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+        ]
+        for t, r in zip(
+            result["tasks"],
+            _task_rows(list(result["tasks"]), result["nodes"], time.time()),
+            strict=True,
+        )
+    ]
+    _echo(display.table(["ID", "Name", "Image", "Desired State", "Last State", "Node"], rows))
+
+
+@task_app.command("inspect")
+def task_inspect(task: Annotated[str, typer.Argument(help="ID or unique ID prefix.")]) -> None:
+    """Show one task."""
+    result = STATE.call("task.inspect", {"ref": task})
+    t: Task = result["task"]
+    now = time.time()
+    c = t.spec.container
+    fields = [
+        ("ID", t.id),
+        ("Slot", str(t.slot)),
+        ("Service", t.service_name),
+        ("Desired State", t.desired_state.name),
+        ("Last State", display.last_state(t, now)),
+        ("Message", t.status.message),
+        ("Error", t.status.err),
+        ("Node", result["nodes"].get(t.node_id, t.node_id)),
+        ("PID", str(t.status.container.pid) if t.status.container.pid else ""),
+        ("Exit Code", str(t.status.container.exit_code) if t.status.state.terminal else ""),
+    ]
+    lines = [f"{k:<18}: {v}" for k, v in fields if v]
+    lines.append("Spec")
+    lines.append(" Container")
+    if c.image:
+        lines.append(f"  {'Image':<16}: {c.image}")
+    if c.command:
+        lines.append(f"  {'Command':<16}: {' '.join(c.command)}")
+    if c.args:
+        lines.append(f"  {'Args':<16}: {' '.join(c.args)}")
+    if c.env:
+        lines.append(f"  {'Env':<16}: {', '.join(c.env)}")
+    _echo("\n".join(lines))
+
+
+NODE_HEADERS = ["ID", "Name", "Membership", "Status", "Availability", "Manager Status"]
+
+
+def _node_row(n: Node) -> list[str]:
+    return [
+        n.id,
+        n.name,
+        n.spec.membership.name,
+        n.status.state.name,
+        n.spec.availability.name,
+        display.manager_status(n),
+    ]
+
+
+@node_app.command("ls")
+def node_ls() -> None:
+    """List nodes."""
+    result = STATE.call("node.list")
+    _echo(display.table(NODE_HEADERS, [_node_row(n) for n in result["nodes"]]))
+
+
+@node_app.command("inspect")
+def node_inspect(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+    """Show one node."""
+    result = STATE.call("node.inspect", {"ref": node})
+    n: Node = result["node"]
+    d = n.description
+    fields = [
+        ("ID", n.id),
+        ("Hostname", d.hostname),
+        ("Status", n.status.state.name),
+        ("Availability", n.spec.availability.name),
+        ("Role", n.role.name),
+        ("Manager Status", display.manager_status(n)),
+        ("Address", n.status.addr),
+        ("Status Message", n.status.message),
+        ("Tasks", str(result["tasks"])),
+    ]
+    lines = [f"{k:<20}: {v}" for k, v in fields if v]
+    if n.spec.annotations.labels:
+        lines.append("Labels")
+        lines.extend(f"  {k:<18}: {v}" for k, v in sorted(n.spec.annotations.labels.items()))
+    lines.append("Platform")
+    lines.append(f"  {'Operating System':<18}: {d.platform.os}")
+    lines.append(f"  {'Architecture':<18}: {d.platform.architecture}")
+    lines.append("Resources")
+    lines.append(f"  {'CPUs':<18}: {d.resources.nano_cpus / 1e9:g}")
+    lines.append(f"  {'Memory':<18}: {d.resources.memory_bytes / 2**20:.0f} MiB")
+    lines.append(f"{'Executor':<20}: {d.engine.engine_version}")
+    _echo("\n".join(lines))
+
+
+@cluster_app.command("ls")
+def cluster_ls() -> None:
+    """List clusters."""
+    result = STATE.call("cluster.list")
+    _echo(display.table(["ID", "Name"], [[c.id, c.name] for c in result["clusters"]]))
+
+
+@cluster_app.command("inspect")
+def cluster_inspect(cluster: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+    """Show the cluster's settings and join tokens."""
+    result = STATE.call("cluster.inspect", {"ref": cluster})
+    c: Cluster = result["cluster"]
+    lines = [
+        f"ID          : {c.id}",
+        f"Name        : {c.name}",
+        "Orchestration settings:",
+        f"  Task history entries: {c.spec.orchestration.task_history_retention_limit}",
+        "Dispatcher settings:",
+        f"  Dispatcher heartbeat period: {display.duration(c.spec.dispatcher.heartbeat_period)}",
+        "Certificate Authority settings:",
+        f"  Certificate Validity Duration: {display.duration(c.spec.ca.node_cert_expiry)}",
+    ]
+    if c.join_tokens.worker or c.join_tokens.manager:
+        lines.append("  Join Tokens:")
+        lines.append(f"    Worker: {c.join_tokens.worker}")
+        lines.append(f"    Manager: {c.join_tokens.manager}")
+    _echo("\n".join(lines))
+
+
+# --- entry points -------------------------------------------------------------
+
+
+def _fail(prog: str, message: str, code: int) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _run(app: typer.Typer, prog: str) -> NoReturn:
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name=prog, standalone_mode=False)
+    except SwarmError as err:
+        _fail(prog, str(err), 1)
+    except (KeyboardInterrupt, typer.Abort):
+        _fail(prog, "interrupted", 130)
+    except Exception as exc:
+        # Usage errors from the argument parser: one line, like every other error.
+        fmt, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if callable(fmt) and isinstance(code, int):
+            hint = f" (see {prog} --help)"
+            _fail(prog, f"{fmt()}{hint}", code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def swarmd_main() -> NoReturn:
+    _run(swarmd_app, "swarmd")
+
+
+def swarmctl_main() -> NoReturn:
+    _run(swarmctl_app, "swarmctl")

@@ -1,0 +1,96 @@
+"""How swarmctl shows things: aligned tables and human times, as SwarmKit's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyswarmkit.api.objects import Node, Service, Task
+from pyswarmkit.api.states import NodeRole, Reachability
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, a dashed rule under the headers."""
+    all_rows = [list(headers), ["-" * len(h) for h in headers], *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in all_rows
+    ]
+    return "\n".join(lines)
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's wording: 'Less than a second', '5 seconds', 'About a minute', ..."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def ago(timestamp: float, now: float) -> str:
+    if timestamp <= 0:
+        return ""
+    return f"{human_duration(max(0.0, now - timestamp))} ago"
+
+
+def duration(seconds: float) -> str:
+    """Go's time.Duration spelling, as SwarmKit prints settings: 2160h0m0s, 5s."""
+    total = int(seconds)
+    if seconds != total:
+        return f"{seconds:g}s"
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m}m{s}s"
+    if m:
+        return f"{m}m{s}s"
+    return f"{s}s"
+
+
+def service_image(service: Service) -> str:
+    c = service.spec.task.container
+    return c.image or " ".join(c.command)
+
+
+def task_image(task: Task) -> str:
+    c = task.spec.container
+    return c.image or " ".join(c.command)
+
+
+def replicas(service: Service, running: int) -> str:
+    return f"{running}/{service.spec.mode.replicas}"
+
+
+def task_name(task: Task) -> str:
+    return f"{task.service_name}.{task.slot}" if task.slot else task.service_name
+
+
+def last_state(task: Task, now: float) -> str:
+    return f"{task.status.state.name} {ago(task.status.timestamp, now)}".strip()
+
+
+def manager_status(node: Node) -> str:
+    if node.role != NodeRole.MANAGER or node.manager_status is None:
+        return ""
+    ms = node.manager_status
+    text = ms.reachability.name if ms.reachability != Reachability.UNKNOWN else "UNKNOWN"
+    return f"{text} *" if ms.leader else text

@@ -1,0 +1,204 @@
+"""``swarmd up FILE``: launch every node of a TOML topology, one OS process per
+node, create the file's services, and run until Ctrl-C or SIGTERM.
+
+    [[node]]
+    hostname = "node-1"
+    state_dir = "state/node-1"             # relative to the file
+    listen_control_api = "state/node-1/swarm.sock"
+    executor = "process"
+
+    [[service]]
+    name = "clock"
+    command = ["sh", "-c", "while true; do date; sleep 5; done"]
+    replicas = 2
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
+from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
+from pyswarmkit.transport.control import ControlClient
+
+NODE_KEYS = {"hostname", "state_dir", "listen_control_api", "executor", "heartbeat_period"}
+SERVICE_KEYS = {"name", "image", "command", "args", "env", "replicas"}
+START_TIMEOUT = 30.0
+
+
+@dataclass(slots=True)
+class NodeEntry:
+    hostname: str
+    state_dir: Path
+    socket: Path
+    executor: str = "process"
+    heartbeat_period: float = 5.0
+
+
+@dataclass(slots=True)
+class Topology:
+    nodes: list[NodeEntry] = field(default_factory=list)
+    services: list[ServiceSpec] = field(default_factory=list)
+
+
+def _strings(where: str, key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise InvalidArgument(f"{where}: {key} must be a string or a list of strings")
+
+
+def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise InvalidArgument(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})"
+        )
+
+
+def parse(path: Path) -> Topology:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidArgument(f"topology file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"{path} is not valid TOML: {exc}") from None
+    base = path.resolve().parent
+    _check_keys(str(path), data, {"node", "service"})
+    topo = Topology()
+    nodes = data.get("node", [])
+    if not isinstance(nodes, list) or not nodes:
+        raise InvalidArgument(f"{path}: a topology needs at least one [[node]]")
+    if len(nodes) > 1:
+        raise InvalidArgument(
+            f"{path}: {len(nodes)} nodes given, but nodes cannot join a swarm yet: use one [[node]]"
+        )
+    for i, n in enumerate(nodes, 1):
+        where = f"{path}: node {i}"
+        _check_keys(where, n, NODE_KEYS)
+        hostname = str(n.get("hostname", f"node-{i}"))
+        state_dir = base / str(n.get("state_dir", f"state/{hostname}"))
+        sock = base / str(n.get("listen_control_api", state_dir / "swarm.sock"))
+        topo.nodes.append(
+            NodeEntry(
+                hostname,
+                state_dir,
+                sock,
+                str(n.get("executor", "process")),
+                float(n.get("heartbeat_period", 5.0)),
+            )
+        )
+    for i, s in enumerate(data.get("service", []), 1):
+        where = f"{path}: service {i}"
+        _check_keys(where, s, SERVICE_KEYS)
+        replicas = s.get("replicas", 1)
+        if not isinstance(replicas, int):
+            raise InvalidArgument(f"{where}: replicas must be a whole number")
+        container = ContainerSpec(
+            image=str(s.get("image", "")),
+            command=_strings(where, "command", s.get("command", [])),
+            args=_strings(where, "args", s.get("args", [])),
+            env=_strings(where, "env", s.get("env", [])),
+        )
+        topo.services.append(
+            ServiceSpec(
+                annotations=Annotations(name=str(s.get("name", ""))),
+                task=TaskSpec(container=container),
+                mode=ServiceMode(replicas=replicas),
+            )
+        )
+    return topo
+
+
+def _node_main(entry: NodeEntry) -> None:
+    import logging
+
+    from pyswarmkit.cli import wait_for_signal
+    from pyswarmkit.node import NodeConfig, SwarmNode
+
+    logging.basicConfig(
+        level=logging.WARNING, format=f"%(asctime)s {entry.hostname} %(levelname)s %(message)s"
+    )
+    node = SwarmNode(
+        NodeConfig(
+            state_dir=entry.state_dir,
+            hostname=entry.hostname,
+            control_socket=str(entry.socket),
+            executor=entry.executor,
+            heartbeat_period=entry.heartbeat_period,
+        )
+    )
+    node.start()
+    try:
+        wait_for_signal()
+    finally:
+        node.stop()
+
+
+def _wait_ready(sock: Path, proc: multiprocessing.process.BaseProcess) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not proc.is_alive():
+            raise Unavailable(f"the node serving {sock} exited during start-up (see its log above)")
+        client = ControlClient(str(sock), timeout=2.0)
+        try:
+            client.call("cluster.list")
+            return
+        except SwarmError:
+            time.sleep(0.1)
+        finally:
+            client.close()
+    raise Unavailable(f"the node serving {sock} did not start within {START_TIMEOUT:g} s")
+
+
+def run(path: Path) -> None:
+    topo = parse(path)
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for entry in topo.nodes:
+            proc = ctx.Process(target=_node_main, args=(entry,), name=entry.hostname)
+            proc.start()
+            procs.append(proc)
+            _wait_ready(entry.socket, proc)
+        manager = topo.nodes[0].socket
+        client = ControlClient(str(manager))
+        try:
+            for spec in topo.services:
+                result = client.call("service.create", {"spec": spec})
+                print(f"service {spec.annotations.name} created: {result['id']}")
+        finally:
+            client.close()
+        print(f"swarm is up ({len(procs)} node{'s' if len(procs) != 1 else ''}). In another shell:")
+        print(f"  export SWARM_SOCKET={manager}")
+        print("  swarmctl service ls")
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop["now"] and all(p.is_alive() for p in procs):
+            time.sleep(0.2)
+        if not stop["now"]:
+            dead = [p.name for p in procs if not p.is_alive()]
+            print(f"node {', '.join(str(d) for d in dead)} exited; stopping", file=sys.stderr)
+    finally:
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                p.terminate()
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
