@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import tool, wait_until
+
+
+@dataclass
+class Swarmd:
+    proc: subprocess.Popen[bytes]
+    socket: str
+    state_dir: Path
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [tool("swarmctl"), "-s", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"swarmctl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    # ipc:// paths must stay under 107 bytes; pytest's tmp_path can be long.
+    path = Path(tempfile.mkdtemp(prefix="swk-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def swarmd(short_tmp: Path) -> Iterator[Swarmd]:
+    state = short_tmp / "node-1"
+    sock = str(state / "swarm.sock")
+    log = open(short_tmp / "swarmd.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [tool("swarmd"), "-d", str(state), "--listen-control-api", sock, "--hostname", "node-1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    node = Swarmd(proc, sock, state)
+    try:
+        wait_until(lambda: node.ctl("node", "ls", check=False).returncode == 0, what="swarmd")
+        wait_until(lambda: "READY" in node.ctl("node", "ls").stdout, what="node READY")
+        yield node
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
