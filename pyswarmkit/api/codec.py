@@ -135,7 +135,8 @@ def _list_hook(items: tuple[Any, ...]) -> Any:
 
 
 def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, default=_default, use_bin_type=True)
+    data: bytes = msgpack.packb(obj, default=_default, use_bin_type=True)
+    return data
 
 
 def packb(obj: Any) -> bytes:

@@ -68,7 +68,9 @@ class ProcessController:
 
     def start(self) -> int:
         env = dict(os.environ)
-        env.update(item.split("=", 1) for item in self.task.spec.container.env)
+        for item in self.task.spec.container.env:
+            key, _, value = item.partition("=")
+            env[key] = value
         out = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115 - held for the task's life
         err = open(self.workdir / "stderr.log", "ab")  # noqa: SIM115
         self._files = [out, err]

@@ -110,21 +110,21 @@ class MemoryStore:
     def get_task(self, obj_id: str) -> Task | None:
         return cast(Task | None, self.get("task", obj_id))
 
-    def list(self, kind: Kind) -> list[StoreObject]:
+    def objects(self, kind: Kind) -> list[StoreObject]:
         with self._lock:
             return list(self._tables[kind].values())
 
     def nodes(self) -> list[Node]:
-        return cast(list[Node], self.list("node"))
+        return cast(list[Node], self.objects("node"))
 
     def services(self) -> list[Service]:
-        return cast(list[Service], self.list("service"))
+        return cast(list[Service], self.objects("service"))
 
     def tasks(self) -> list[Task]:
-        return cast(list[Task], self.list("task"))
+        return cast(list[Task], self.objects("task"))
 
     def clusters(self) -> list[Cluster]:
-        return cast(list[Cluster], self.list("cluster"))
+        return cast(list[Cluster], self.objects("cluster"))
 
     def count(self, kind: Kind) -> int:
         with self._lock:

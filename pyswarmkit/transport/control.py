@@ -52,7 +52,7 @@ class ControlServer:
         self.path = os.path.abspath(path)
         self.deliver = deliver
         self.malformed = 0
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._outbox: queue.SimpleQueue[tuple[bytes, bytes]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         self._stop = threading.Event()
@@ -178,7 +178,7 @@ class ControlClient:
     def __init__(self, path: str, timeout: float = 15.0) -> None:
         self.path = os.path.abspath(path)
         self.timeout = timeout
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._sock: zmq.Socket[bytes] | None = None
 
     def _connect(self) -> zmq.Socket[bytes]:
