@@ -1,0 +1,536 @@
+"""The scheduling core: takes store events in, gives placement decisions out.
+
+It implements ``SchedulerCore`` (see base.py) and is pure: no clock (``now``
+is an argument), no I/O, no threads.
+
+- Tasks in PENDING without a node are grouped by service and spec version and
+  placed a group at a time (filters in filters.py, spreading in spread.py).
+  Tasks pre-assigned to a node (e.g. by the global orchestrator) are checked
+  against that node only.
+- A decision counts toward its node at once; the store event for the task
+  later replaces it. An event about a task always wins over a decision still
+  in flight; ``rejected`` undoes the decisions of a refused batch.
+- A task that fits nowhere stays PENDING with a message saying why. It is
+  tried again only once something could have made room (a node changed, or a
+  task stopped counting toward one).
+- Events are debounced: work becomes due ``DEBOUNCE_GAP`` after the last
+  event, or ``MAX_LATENCY`` after the first one, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
+from typing import Any
+
+from pyswarmkit.api.objects import Node, Task, TaskSpec, TaskStatus
+from pyswarmkit.api.states import TaskState
+from pyswarmkit.scheduler.filters import Requirements, fits_now, meets_static, requirements_of
+from pyswarmkit.scheduler.nodeinfo import NodeInfo, counts_toward_node, same_accounting
+from pyswarmkit.scheduler.nodeset import LoadIndex, refile_all
+from pyswarmkit.scheduler.pipeline import Pipeline, no_suitable_node
+from pyswarmkit.scheduler.spread import (
+    FAILURE_WINDOW,
+    MAX_FAILURES,
+    Filler,
+    Group,
+    build_tree,
+    fresh_nodes,
+    place_on_branch,
+    spread_descriptors,
+)
+from pyswarmkit.store.memory import Change, EventBatch
+
+DEBOUNCE_GAP = 0.05
+MAX_LATENCY = 1.0
+
+ASSIGNED_MESSAGE = "scheduler assigned task to node"
+CONFIRMED_MESSAGE = "scheduler confirmed task can run on preassigned node"
+
+_PENDING = TaskState.PENDING
+_ASSIGNED = TaskState.ASSIGNED
+_RUNNING = TaskState.RUNNING
+_FAILED_STATES = (TaskState.FAILED, TaskState.REJECTED)
+
+# Keep at most this many load indexes for constraint/platform sets besides the
+# one of all ready nodes; the least recently used go first.
+MAX_VIEWS = 64
+_BASE_VIEW_KEY: tuple[Any, ...] = ((), ())
+
+
+def _task_rebuilder() -> Callable[[Task, str, TaskStatus], Task]:
+    # Positional rebuild keeps every field (even ones added later) and is
+    # several times faster than dataclasses.replace on this hot path.
+    names = [f.name for f in fields(Task)]
+    get = operator.attrgetter(*names)
+    i_node, i_status = names.index("node_id"), names.index("status")
+
+    def rebuild(task: Task, node_id: str, status: TaskStatus) -> Task:
+        values = list(get(task))
+        values[i_node] = node_id
+        values[i_status] = status
+        return Task(*values)
+
+    return rebuild
+
+
+_with_node_status = _task_rebuilder()
+
+
+class Scheduler:
+    """The filter-pipeline scheduling core (``SchedulerCore``).
+
+    ``debounce_gap`` and ``max_latency`` (seconds) tune ``due``; ``max_views``
+    bounds the load indexes kept for distinct constraint sets.
+    """
+
+    def __init__(
+        self,
+        debounce_gap: float = DEBOUNCE_GAP,
+        max_latency: float = MAX_LATENCY,
+        max_views: int = MAX_VIEWS,
+    ) -> None:
+        self.debounce_gap = debounce_gap
+        self.max_latency = max_latency
+        self.max_views = max_views
+        self._clear()
+
+    def _clear(self) -> None:
+        self._infos: dict[str, NodeInfo] = {}
+        # Our view of every task between PENDING and RUNNING, decisions included.
+        self._tasks: dict[str, Task] = {}
+        self._queue: dict[str, Task] = {}
+        self._preassigned: dict[str, Task] = {}
+        self._preassigned_ids: set[str] = set()
+        # Tried and did not fit; retried when _epoch moves past _waiting_epoch.
+        self._waiting: dict[str, Task] = {}
+        self._epoch = 0
+        self._waiting_epoch = 0
+        # Decisions not yet seen back from the store: task id -> task before.
+        self._inflight: dict[str, Task] = {}
+        # service id -> nodes with tasks of it counting toward them
+        self._svc_nodes: dict[str, dict[str, None]] = {}
+        # (service id, spec version) -> node id -> failure times
+        self._failures: dict[tuple[str, int], dict[str, list[float]]] = {}
+        self._failures_pruned = -math.inf
+        self._views: dict[Any, LoadIndex] = {}
+        self._view_reqs: dict[Any, Requirements] = {}
+        self._req_cache: dict[tuple[int, str], tuple[TaskSpec, Requirements]] = {}
+        self._pass = 0
+        self._first_at: float | None = None
+        self._last_at = 0.0
+        self._stirred = False
+        # per pass
+        self._changes: list[Change] = []
+        self._touched: dict[str, NodeInfo] = {}
+        self._assigned = 0
+        self._explained: dict[Any, tuple[int, str]] = {}
+        self._now = 0.0
+
+    # --- SchedulerCore ---------------------------------------------------------
+
+    def reset(self, nodes: Iterable[Node], tasks: Iterable[Task], now: float) -> None:
+        self._clear()
+        for node in nodes:
+            self._on_node(node.id, node)
+        for task in tasks:
+            self._on_task(task.id, task, now, failures=False)
+        self._stirred = False
+        self._first_at = None
+
+    def observe(self, batch: EventBatch, now: float) -> None:
+        on_task = self._on_task
+        for ev in batch.events:
+            kind = ev.kind
+            if kind == "task":
+                obj = ev.obj
+                assert isinstance(obj, Task)
+                on_task(obj.id, None if ev.op == "delete" else obj, now)
+            elif kind == "node":
+                obj = ev.obj
+                assert isinstance(obj, Node)
+                self._on_node(obj.id, None if ev.op == "delete" else obj)
+        if self._stirred:
+            self._stirred = False
+            if self._first_at is None:
+                self._first_at = now
+            self._last_at = now
+
+    def due(self, now: float) -> bool:
+        when = self.wake_at()
+        return when is not None and now >= when
+
+    def wake_at(self) -> float | None:
+        """When ``due`` turns true if no other event comes: None if there is no
+        work, ``-inf`` if it is due already."""
+        if not self._has_work():
+            return None
+        if self._first_at is None:
+            return -math.inf
+        return min(self._last_at + self.debounce_gap, self._first_at + self.max_latency)
+
+    def schedule(self, now: float) -> list[Change]:
+        self._first_at = None
+        self._pass += 1
+        self._now = now
+        changes: list[Change] = []
+        self._changes = changes
+        self._explained.clear()
+        if self._waiting and self._epoch != self._waiting_epoch:
+            for tid, task in self._waiting.items():
+                (self._preassigned if task.node_id else self._queue)[tid] = task
+            self._waiting = {}
+        self._waiting_epoch = self._epoch
+        if self._preassigned:
+            self._check_preassigned()
+        if self._queue:
+            groups: dict[Any, list[Task]] = {}
+            for task in self._queue.values():
+                key = (task.service_id, task.spec_version) if task.service_id else task.id
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [task]
+                else:
+                    group.append(task)
+            self._queue = {}
+            for tasks in groups.values():
+                self._place_group(tasks)
+        self._evict_views()
+        self._changes = []
+        return changes
+
+    def rejected(self, changes: Sequence[Change]) -> None:
+        for ch in changes:
+            decided = ch.obj
+            if not isinstance(decided, Task):
+                continue
+            original = self._inflight.pop(decided.id, None)
+            if original is None:
+                continue  # an event about the task came in since: it is the truth
+            self._drop(decided.id)
+            self._admit(original)
+        self._first_at = None
+
+    # --- events ------------------------------------------------------------------
+
+    def _on_node(self, node_id: str, node: Node | None) -> None:
+        self._epoch += 1
+        if self._waiting:
+            self._stirred = True
+        info = self._infos.get(node_id)
+        if node is None:
+            if info is None:
+                return
+            del self._infos[node_id]
+            for view in list(info.views):
+                view.discard(info)
+            for svc in info.by_service:
+                self._svc_nodes_discard(svc, node_id)
+            return
+        if info is None:
+            info = self._infos[node_id] = NodeInfo(node)
+        else:
+            info.set_node(node)
+        for key, view in self._views.items():
+            if meets_static(self._view_reqs[key], info):
+                view.add(info)
+            else:
+                view.discard(info)
+
+    def _on_task(self, tid: str, new: Task | None, now: float, failures: bool = True) -> None:
+        """Take the store's version of a task; it supersedes any decision in flight."""
+        self._inflight.pop(tid, None)
+        old = self._tasks.get(tid)
+        if old is not None:
+            if (
+                new is not None
+                and counts_toward_node(new)
+                and new.status.state >= _ASSIGNED
+                and counts_toward_node(old)
+                and same_accounting(old, new)
+            ):
+                # The common case: a decision committed, or a task progressing.
+                info = self._infos.get(new.node_id)
+                if info is not None and tid in info.tasks:
+                    info.replace(new)
+                self._tasks[tid] = new
+                return
+            if (
+                failures
+                and new is not None
+                and new.status.state in _FAILED_STATES
+                and new.status.state != old.status.state
+                and new.node_id
+                and tid not in self._preassigned_ids
+            ):
+                self._record_failure(new, now)
+            self._drop(tid)
+        if new is None:
+            self._preassigned_ids.discard(tid)
+            return
+        state = new.status.state
+        if state < _PENDING or state > _RUNNING:
+            self._preassigned_ids.discard(tid)
+            return
+        if state == _PENDING and new.desired_state > _RUNNING:
+            return
+        self._admit(new)
+
+    def _admit(self, task: Task) -> None:
+        """Track a task between PENDING and RUNNING."""
+        tid = task.id
+        self._tasks[tid] = task
+        if task.status.state == _PENDING:
+            if task.node_id:
+                self._preassigned_ids.add(tid)
+                self._preassigned[tid] = task
+            else:
+                self._queue[tid] = task
+            self._stirred = True
+        elif counts_toward_node(task):
+            self._count(task, refile=True)
+
+    def _drop(self, tid: str) -> None:
+        """Forget our version of a task, and what it weighed on its node."""
+        old = self._tasks.pop(tid, None)
+        self._queue.pop(tid, None)
+        self._waiting.pop(tid, None)
+        self._preassigned.pop(tid, None)
+        if old is None or not old.node_id:
+            return
+        info = self._infos.get(old.node_id)
+        if info is None or info.remove(tid) is None:
+            return
+        refile_all(info)
+        if old.service_id not in info.by_service:
+            self._svc_nodes_discard(old.service_id, info.id)
+        self._epoch += 1
+        if self._waiting:
+            self._stirred = True
+
+    def _count(self, task: Task, refile: bool) -> None:
+        info = self._infos.get(task.node_id)
+        if info is None or not info.add(task):
+            return
+        if refile:
+            refile_all(info)
+        svc = task.service_id
+        if info.by_service[svc] == 1:
+            nodes = self._svc_nodes.get(svc)
+            if nodes is None:
+                self._svc_nodes[svc] = {info.id: None}
+            else:
+                nodes[info.id] = None
+
+    def _svc_nodes_discard(self, svc: str, node_id: str) -> None:
+        nodes = self._svc_nodes.get(svc)
+        if nodes is not None:
+            nodes.pop(node_id, None)
+            if not nodes:
+                del self._svc_nodes[svc]
+
+    # --- failures ------------------------------------------------------------------
+
+    def _record_failure(self, task: Task, now: float) -> None:
+        if now - self._failures_pruned >= FAILURE_WINDOW:
+            self._prune_failures(now)
+        per_node = self._failures.setdefault((task.service_id, task.spec_version), {})
+        times = per_node.setdefault(task.node_id, [])
+        times[:] = [t for t in times if now - t <= FAILURE_WINDOW]
+        times.append(now)
+
+    def _prune_failures(self, now: float) -> None:
+        for key in list(self._failures):
+            per_node = self._failures[key]
+            for node_id in list(per_node):
+                if all(now - t > FAILURE_WINDOW for t in per_node[node_id]):
+                    del per_node[node_id]
+            if not per_node:
+                del self._failures[key]
+        self._failures_pruned = now
+
+    def _shunned(self, service_id: str, spec_version: int) -> dict[str, int]:
+        per_node = self._failures.get((service_id, spec_version))
+        if not per_node:
+            return {}
+        now = self._now
+        bad: dict[str, int] = {}
+        for node_id, times in per_node.items():
+            recent = sum(1 for t in times if now - t <= FAILURE_WINDOW)
+            if recent >= MAX_FAILURES:
+                bad[node_id] = recent
+        return bad
+
+    # --- placing -------------------------------------------------------------------
+
+    def _requirements(self, task: Task) -> Requirements:
+        spec = task.spec
+        key = (id(spec), task.service_id if spec.placement.max_replicas > 0 else "")
+        hit = self._req_cache.get(key)
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        req = requirements_of(task)
+        if len(self._req_cache) >= 8192:
+            self._req_cache.clear()
+        # Holding the spec keeps its id from being reused while cached.
+        self._req_cache[key] = (spec, req)
+        return req
+
+    def _view(self, req: Requirements) -> LoadIndex:
+        key = req.static_key
+        view = self._views.get(key)
+        if view is None:
+            view = LoadIndex(key)
+            for info in self._infos.values():
+                if meets_static(req, info):
+                    view.add(info)
+            self._views[key] = view
+            self._view_reqs[key] = req
+        view.last_used = self._pass
+        return view
+
+    def _evict_views(self) -> None:
+        extra = len(self._views) - self.max_views - 1
+        if extra <= 0:
+            return
+        victims = sorted(
+            (v for k, v in self._views.items() if k != _BASE_VIEW_KEY),
+            key=lambda v: v.last_used,
+        )[:extra]
+        for view in victims:
+            view.drop()
+            del self._views[view.key]
+            del self._view_reqs[view.key]
+
+    def _assign(self, task: Task, info: NodeInfo, message: str = ASSIGNED_MESSAGE) -> None:
+        new = _with_node_status(task, info.id, TaskStatus(self._now, _ASSIGNED, message))
+        self._inflight[task.id] = task
+        self._tasks[task.id] = new
+        self._count(new, refile=False)
+        self._touched[info.id] = info
+        self._assigned += 1
+        self._changes.append(Change("update", new))
+
+    def _settle(self) -> None:
+        """File the nodes that took tasks under their new load."""
+        for info in self._touched.values():
+            refile_all(info)
+        self._touched.clear()
+
+    def _place_one(self, task: Task, req: Requirements) -> bool:
+        """The common case of a group of one task and no preferences: the first
+        node in load order without the service's tasks that fits. False when
+        there is none (the general path then decides)."""
+        service_id = task.service_id
+        if (service_id, task.spec_version) in self._failures:
+            return False
+        view = self._view(req)
+        svc_nodes = self._svc_nodes.get(service_id)
+        dynamic = req.dynamic
+        buckets = view.buckets
+        for count in view.counts:
+            for info in buckets[count].values():
+                if svc_nodes is not None and info.id in svc_nodes:
+                    continue
+                if dynamic and not fits_now(req, info):
+                    continue
+                self._assign(task, info)
+                self._settle()
+                return True
+        return False
+
+    def _place_group(self, tasks: list[Task]) -> None:
+        first = tasks[0]
+        req = self._requirements(first)
+        if len(tasks) == 1 and not req.preferences and self._place_one(first, req):
+            return
+        if len(tasks) > 1:
+            tasks.sort(key=lambda t: (t.slot, t.id))
+        service_id = first.service_id
+        group = Group(req, service_id, self._shunned(service_id, first.spec_version), self._assign)
+        todo = iter(tasks)
+        descriptors = spread_descriptors(req.preferences) if req.preferences else ()
+        if descriptors:
+            tree = build_tree(self._infos.values(), descriptors, service_id, Pipeline(req))
+            placed = place_on_branch(tree, len(tasks), todo, group)
+        else:
+            view = self._view(req)
+            svc_nodes = self._svc_nodes.get(service_id, {})
+            bad = group.bad
+
+            def rest() -> list[NodeInfo]:
+                live = self._svc_nodes.get(service_id, {})
+                ids = [n for n in live if n in view]
+                ids.extend(n for n in bad if n not in live and n in view)
+                return [self._infos[n] for n in ids]
+
+            fresh = fresh_nodes(view.walk(), svc_nodes, bad, req)
+            placed = Filler(group, fresh, rest).fill(todo, len(tasks))
+        self._settle()
+        if placed < len(tasks):
+            self._unplaced(tasks[placed:], req)
+
+    def _unplaced(self, tasks: list[Task], req: Requirements) -> None:
+        message = no_suitable_node(self._explain(req))
+        for task in tasks:
+            if task.status.message == message:
+                self._waiting[task.id] = task
+                continue
+            status = task.status
+            new_status = TaskStatus(self._now, status.state, message, status.err, status.container)
+            new = _with_node_status(task, task.node_id, new_status)
+            self._inflight[task.id] = task
+            self._tasks[task.id] = new
+            self._changes.append(Change("update", new))
+
+    def _explain(self, req: Requirements) -> str:
+        """Why no node takes tasks with ``req`` now; memoized until the next assignment."""
+        hit = self._explained.get(req.key)
+        if hit is not None and hit[0] == self._assigned:
+            return hit[1]
+        text = Pipeline(req).explain(self._infos.values())
+        self._explained[req.key] = (self._assigned, text)
+        return text
+
+    def _check_preassigned(self) -> None:
+        pending, self._preassigned = self._preassigned, {}
+        for tid, task in pending.items():
+            info = self._infos.get(task.node_id)
+            if info is None:
+                self._waiting[tid] = task  # its node is unknown for now
+                continue
+            failed = Pipeline(self._requirements(task)).first_failure(info)
+            if failed is None:
+                self._assign(task, info, CONFIRMED_MESSAGE)
+                continue
+            message = failed.explain(1)
+            if task.status.message == message:
+                self._waiting[tid] = task
+                continue
+            status = task.status
+            new_status = TaskStatus(self._now, status.state, message, status.err, status.container)
+            new = _with_node_status(task, task.node_id, new_status)
+            self._inflight[tid] = task
+            self._tasks[tid] = new
+            self._changes.append(Change("update", new))
+        self._settle()
+
+    # --- introspection ------------------------------------------------------------
+
+    def node_load(self, node_id: str) -> int:
+        """How many tasks count toward a node (0 for an unknown node)."""
+        info = self._infos.get(node_id)
+        return info.active if info is not None else 0
+
+    def pending_count(self) -> int:
+        """Tasks waiting for a node (queued, waiting for room, or pre-assigned)."""
+        return len(self._queue) + len(self._waiting) + len(self._preassigned)
+
+    def _has_work(self) -> bool:
+        return bool(
+            self._queue
+            or self._preassigned
+            or (self._waiting and self._epoch != self._waiting_epoch)
+        )
