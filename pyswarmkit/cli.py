@@ -23,12 +23,15 @@ from pyswarmkit.api.objects import (
     Cluster,
     ContainerSpec,
     Node,
+    NodeSpec,
     Service,
     ServiceMode,
     ServiceSpec,
     Task,
     TaskSpec,
 )
+from pyswarmkit.api.states import NodeAvailability
+from pyswarmkit.control import units
 from pyswarmkit.transport.control import ControlClient
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -84,6 +87,18 @@ def swarmd(
         float, typer.Option(help="Seconds between agent heartbeats.")
     ] = 5.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    cpus: Annotated[
+        str | None, typer.Option(help="CPUs this node offers (default: the machine's).")
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="Memory this node offers, e.g. 4G (default: the machine's).")
+    ] = None,
+    generic_node_resources: Annotated[
+        str, typer.Option(help="Named resources this node offers, e.g. gpu=2,fpga=1.")
+    ] = "",
+    engine_label: Annotated[
+        list[str] | None, typer.Option(help="Engine label KEY=VALUE (repeatable).")
+    ] = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -99,6 +114,10 @@ def swarmd(
         control_socket=socket_path,
         executor=executor,
         heartbeat_period=heartbeat_period,
+        nano_cpus=None if cpus is None else units.parse_cpus(cpus, "--cpus"),
+        memory_bytes=None if memory is None else units.parse_memory(memory, "--memory"),
+        generic_resources=units.parse_generic(generic_node_resources),
+        engine_labels=dict(units.parse_label(item) for item in engine_label or ()),
     )
     node = SwarmNode(config)
     node.start()
@@ -174,6 +193,78 @@ def _env_list(env: list[str] | None) -> tuple[str, ...]:
     return tuple(env or ())
 
 
+@dataclasses.dataclass(slots=True)
+class PlacementFlags:
+    """Scheduling flags shared by service create and update; None leaves a field as it is."""
+
+    constraint: list[str] | None = None
+    placement_pref: list[str] | None = None
+    reserve_cpu: str | None = None
+    reserve_memory: str | None = None
+    limit_cpu: str | None = None
+    limit_memory: str | None = None
+    replicas_max_per_node: int | None = None
+    publish: list[str] | None = None
+
+    def apply(self, spec: ServiceSpec) -> ServiceSpec:
+        task = spec.task
+        placement = task.placement
+        if self.constraint is not None:
+            placement = dataclasses.replace(placement, constraints=tuple(self.constraint))
+        if self.placement_pref is not None:
+            placement = dataclasses.replace(placement, preferences=tuple(self.placement_pref))
+        if self.replicas_max_per_node is not None:
+            placement = dataclasses.replace(placement, max_replicas=self.replicas_max_per_node)
+        res = task.resources
+        resv, lim = res.reservations, res.limits
+        if self.reserve_cpu is not None:
+            resv = dataclasses.replace(resv, nano_cpus=units.parse_cpus(self.reserve_cpu))
+        if self.reserve_memory is not None:
+            resv = dataclasses.replace(resv, memory_bytes=units.parse_memory(self.reserve_memory))
+        if self.limit_cpu is not None:
+            lim = dataclasses.replace(lim, nano_cpus=units.parse_cpus(self.limit_cpu))
+        if self.limit_memory is not None:
+            lim = dataclasses.replace(lim, memory_bytes=units.parse_memory(self.limit_memory))
+        ports = task.ports
+        if self.publish is not None:
+            ports = tuple(units.parse_port(p) for p in self.publish)
+        task = dataclasses.replace(
+            task,
+            placement=placement,
+            resources=dataclasses.replace(res, reservations=resv, limits=lim),
+            ports=ports,
+        )
+        return dataclasses.replace(spec, task=task)
+
+
+ConstraintOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--constraint", help="Placement constraint, e.g. node.labels.zone==a (repeatable)."
+    ),
+]
+PrefOpt = Annotated[
+    list[str] | None,
+    typer.Option("--placement-pref", help="Spread preference, e.g. spread=node.labels.zone."),
+]
+ReserveCpuOpt = Annotated[
+    str | None, typer.Option("--reserve-cpu", "--cpu-reservation", help="CPUs reserved per task.")
+]
+ReserveMemOpt = Annotated[
+    str | None,
+    typer.Option("--reserve-memory", "--memory-reservation", help="Memory reserved per task."),
+]
+LimitCpuOpt = Annotated[str | None, typer.Option("--limit-cpu", help="CPU limit per task.")]
+LimitMemOpt = Annotated[str | None, typer.Option("--limit-memory", help="Memory limit per task.")]
+MaxPerNodeOpt = Annotated[
+    int | None, typer.Option("--replicas-max-per-node", help="At most this many tasks per node.")
+]
+PublishOpt = Annotated[
+    list[str] | None,
+    typer.Option("--publish", help="Host-mode port PUBLISHED:TARGET[/proto] (repeatable)."),
+]
+
+
 @service_app.command("create")
 def service_create(
     name: Annotated[str | None, typer.Option(help="Service name.")] = None,
@@ -182,6 +273,14 @@ def service_create(
     args: Annotated[list[str] | None, typer.Option(help="Arguments (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE (repeatable).")] = None,
     replicas: Annotated[int, typer.Option(help="Number of tasks.")] = 1,
+    constraint: ConstraintOpt = None,
+    placement_pref: PrefOpt = None,
+    reserve_cpu: ReserveCpuOpt = None,
+    reserve_memory: ReserveMemOpt = None,
+    limit_cpu: LimitCpuOpt = None,
+    limit_memory: LimitMemOpt = None,
+    replicas_max_per_node: MaxPerNodeOpt = None,
+    publish: PublishOpt = None,
 ) -> None:
     """Create a service; prints its ID."""
     if not name:
@@ -198,7 +297,17 @@ def service_create(
         ),
         mode=ServiceMode(replicas=replicas),
     )
-    result = STATE.call("service.create", {"spec": spec})
+    flags = PlacementFlags(
+        constraint,
+        placement_pref,
+        reserve_cpu,
+        reserve_memory,
+        limit_cpu,
+        limit_memory,
+        replicas_max_per_node,
+        publish,
+    )
+    result = STATE.call("service.create", {"spec": flags.apply(spec)})
     _echo(result["id"])
 
 
@@ -258,6 +367,7 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
         lines.append(f"  {'Args':<16}: {' '.join(c.args)}")
     if c.env:
         lines.append(f"  {'Env':<16}: {', '.join(c.env)}")
+    lines.extend(_placement_lines(svc.spec.task))
     live = sorted(
         (t for t in result["tasks"] if t.desired_state.name in ("RUNNING", "READY")),
         key=lambda t: t.slot,
@@ -269,6 +379,35 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
     _echo("\n".join(lines))
     _echo("")
     _echo(display.table(TASK_HEADERS, _task_rows(live, result["nodes"], time.time())))
+
+
+def _placement_lines(task: TaskSpec) -> list[str]:
+    lines: list[str] = []
+    p = task.placement
+    resv = task.resources.reservations
+    lim = task.resources.limits
+    if resv.nano_cpus or resv.memory_bytes or lim.nano_cpus or lim.memory_bytes:
+        lines.append(" Resources")
+        if resv.nano_cpus:
+            lines.append(f"  {'Reserved CPUs':<16}: {resv.nano_cpus / 1e9:g}")
+        if resv.memory_bytes:
+            lines.append(f"  {'Reserved Memory':<16}: {display.size(resv.memory_bytes)}")
+        if lim.nano_cpus:
+            lines.append(f"  {'CPU Limit':<16}: {lim.nano_cpus / 1e9:g}")
+        if lim.memory_bytes:
+            lines.append(f"  {'Memory Limit':<16}: {display.size(lim.memory_bytes)}")
+    if p.constraints or p.preferences or p.max_replicas:
+        lines.append(" Placement")
+        if p.constraints:
+            lines.append(f"  {'Constraints':<16}: {', '.join(p.constraints)}")
+        if p.preferences:
+            lines.append(f"  {'Preferences':<16}: {', '.join(p.preferences)}")
+        if p.max_replicas:
+            lines.append(f"  {'Max per node':<16}: {p.max_replicas}")
+    if task.ports:
+        ports = ", ".join(f"{q.published_port}:{q.target_port}/{q.protocol}" for q in task.ports)
+        lines.append(f" {'Ports':<17}: {ports}")
+    return lines
 
 
 def _edit_service(ref: str, edit: Callable[[ServiceSpec], ServiceSpec]) -> None:
@@ -287,8 +426,26 @@ def service_update(
     command: Annotated[list[str] | None, typer.Option(help="Command (repeatable).")] = None,
     args: Annotated[list[str] | None, typer.Option(help="Arguments (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE (repeatable).")] = None,
+    constraint: ConstraintOpt = None,
+    placement_pref: PrefOpt = None,
+    reserve_cpu: ReserveCpuOpt = None,
+    reserve_memory: ReserveMemOpt = None,
+    limit_cpu: LimitCpuOpt = None,
+    limit_memory: LimitMemOpt = None,
+    replicas_max_per_node: MaxPerNodeOpt = None,
+    publish: PublishOpt = None,
 ) -> None:
     """Change a service; its tasks follow."""
+    flags = PlacementFlags(
+        constraint,
+        placement_pref,
+        reserve_cpu,
+        reserve_memory,
+        limit_cpu,
+        limit_memory,
+        replicas_max_per_node,
+        publish,
+    )
 
     def edit(spec: ServiceSpec) -> ServiceSpec:
         c = spec.task.container
@@ -303,7 +460,7 @@ def service_update(
         spec = dataclasses.replace(spec, task=dataclasses.replace(spec.task, container=c))
         if replicas is not None:
             spec = dataclasses.replace(spec, mode=dataclasses.replace(spec.mode, replicas=replicas))
-        return spec
+        return flags.apply(spec)
 
     _edit_service(service, edit)
 
@@ -425,6 +582,77 @@ def node_inspect(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> No
     lines.append(f"  {'Memory':<18}: {d.resources.memory_bytes / 2**20:.0f} MiB")
     lines.append(f"{'Executor':<20}: {d.engine.engine_version}")
     _echo("\n".join(lines))
+
+
+def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:
+    node: Node = STATE.call("node.inspect", {"ref": ref})["node"]
+    STATE.call(
+        "node.update", {"ref": node.id, "version": node.meta.version, "spec": edit(node.spec)}
+    )
+    _echo(node.id)
+
+
+def _availability(text: str) -> NodeAvailability:
+    try:
+        return NodeAvailability[text.upper()]
+    except KeyError:
+        raise InvalidArgument(
+            f"invalid availability {text!r}: choose active, pause or drain"
+        ) from None
+
+
+@node_app.command("update")
+def node_update(
+    node: Annotated[str, typer.Argument(help="Name or ID.")],
+    label_add: Annotated[
+        list[str] | None, typer.Option("--label-add", help="Add or change a label k=v.")
+    ] = None,
+    label_rm: Annotated[
+        list[str] | None, typer.Option("--label-rm", help="Remove a label.")
+    ] = None,
+    availability: Annotated[str | None, typer.Option(help="active, pause or drain.")] = None,
+) -> None:
+    """Change a node's labels or availability."""
+    adds = [units.parse_label(item) for item in label_add or ()]
+    new_availability = None if availability is None else _availability(availability)
+
+    def edit(spec: NodeSpec) -> NodeSpec:
+        labels = dict(spec.annotations.labels)
+        for key in label_rm or ():
+            if key not in labels:
+                raise InvalidArgument(f"node has no label {key!r} to remove")
+            del labels[key]
+        labels.update(adds)
+        spec = dataclasses.replace(
+            spec, annotations=dataclasses.replace(spec.annotations, labels=labels)
+        )
+        if new_availability is not None:
+            spec = dataclasses.replace(spec, availability=new_availability)
+        return spec
+
+    _edit_node(node, edit)
+
+
+def _set_availability(node: str, availability: NodeAvailability) -> None:
+    _edit_node(node, lambda spec: dataclasses.replace(spec, availability=availability))
+
+
+@node_app.command("drain")
+def node_drain(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+    """Move every task off the node and place no new ones there."""
+    _set_availability(node, NodeAvailability.DRAIN)
+
+
+@node_app.command("pause")
+def node_pause(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+    """Place no new tasks on the node; its tasks keep running."""
+    _set_availability(node, NodeAvailability.PAUSE)
+
+
+@node_app.command("activate")
+def node_activate(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+    """Let the scheduler use the node again."""
+    _set_availability(node, NodeAvailability.ACTIVE)
 
 
 @cluster_app.command("ls")

@@ -94,3 +94,13 @@ def manager_status(node: Node) -> str:
     ms = node.manager_status
     text = ms.reachability.name if ms.reachability != Reachability.UNKNOWN else "UNKNOWN"
     return f"{text} *" if ms.leader else text
+
+
+def size(n: int) -> str:
+    """Bytes in binary units: 512MiB, 1.5GiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.4g}{unit}"
+        value /= 1024
+    return f"{n}B"

@@ -28,7 +28,6 @@ from pyswarmkit.actors.store import StoreActor
 from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.ids import is_id, new_id
 from pyswarmkit.api.objects import (
-    Annotations,
     Cluster,
     ManagerStatus,
     Node,
@@ -38,7 +37,7 @@ from pyswarmkit.api.objects import (
 from pyswarmkit.api.states import NodeRole, Reachability
 from pyswarmkit.control.handlers import Handlers
 from pyswarmkit.executor.base import Executor
-from pyswarmkit.executor.process import ProcessExecutor
+from pyswarmkit.executor.process import ProcessExecutor, machine_resources
 from pyswarmkit.executor.sim import SimExecutor
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import LocalProposer
@@ -59,8 +58,11 @@ class NodeConfig:
     executor: str = "process"
     heartbeat_period: float = 5.0
     tick_interval: float = 0.1
-    resources: Resources | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    # Overrides of what the executor finds on the machine; None keeps the machine's.
+    nano_cpus: int | None = None
+    memory_bytes: int | None = None
+    generic_resources: dict[str, int] = field(default_factory=dict)
+    engine_labels: dict[str, str] = field(default_factory=dict)
 
 
 def load_node_id(state_dir: Path) -> str:
@@ -78,11 +80,22 @@ def load_node_id(state_dir: Path) -> str:
     return node_id
 
 
+def node_resources(config: NodeConfig) -> Resources:
+    found = machine_resources()
+    return Resources(
+        nano_cpus=found.nano_cpus if config.nano_cpus is None else config.nano_cpus,
+        memory_bytes=found.memory_bytes if config.memory_bytes is None else config.memory_bytes,
+        generic=dict(config.generic_resources),
+    )
+
+
 def make_executor(config: NodeConfig) -> Executor:
+    resources = node_resources(config)
+    labels = dict(config.engine_labels)
     if config.executor == "process":
-        return ProcessExecutor(config.state_dir, config.hostname, config.resources)
+        return ProcessExecutor(config.state_dir, config.hostname, resources, labels)
     if config.executor == "sim":
-        return SimExecutor(config.hostname, config.resources)
+        return SimExecutor(config.hostname, resources, labels)
     raise InvalidArgument(
         f"unknown executor {config.executor!r}: choose one of {', '.join(EXECUTORS)}"
     )
@@ -144,7 +157,9 @@ class SwarmNode:
         self._spawn("scheduler", SchedulerActor.start(self.registry, self.store))
         self._spawn(
             "dispatcher",
-            DispatcherActor.start(self.registry, self.store, self.bus, self.config.heartbeat_period),
+            DispatcherActor.start(
+                self.registry, self.store, self.bus, self.config.heartbeat_period
+            ),
         )
 
     def _spawn(self, name: str, ref: pykka.ActorRef[Any]) -> None:
@@ -157,10 +172,7 @@ class SwarmNode:
         if not self.store.clusters():
             changes.append(Change("create", Cluster(id=new_id())))
         if self.store.get_node(self.node_id) is None:
-            spec = NodeSpec(
-                annotations=Annotations(labels=dict(self.config.labels)),
-                desired_role=NodeRole.MANAGER,
-            )
+            spec = NodeSpec(desired_role=NodeRole.MANAGER)
             status = ManagerStatus(leader=True, reachability=Reachability.REACHABLE)
             node = Node(id=self.node_id, spec=spec, role=NodeRole.MANAGER, manager_status=status)
             changes.append(Change("create", node))

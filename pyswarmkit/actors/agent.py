@@ -66,7 +66,9 @@ class AgentActor(pykka.ThreadingActor):
         elif msg.method == "assignments":
             tasks = [t for t in body["tasks"] if isinstance(t, Task)]
             removed = [str(t) for t in body["removed"]]
-            fx = self.core.assignments(str(body["session_id"]), bool(body["full"]), tasks, removed, now)
+            fx = self.core.assignments(
+                str(body["session_id"]), bool(body["full"]), tasks, removed, now
+            )
             self._carry_out(fx)
         elif msg.method == "error":
             log.warning("dispatcher refused %s: %s", body.get("request"), body.get("message"))

@@ -8,14 +8,14 @@ from pyswarmkit.actors.reconciler import ReconcilerActor
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
 from pyswarmkit.scheduler.base import SchedulerCore
-from pyswarmkit.scheduler.simple import SimpleScheduler
+from pyswarmkit.scheduler.core import Scheduler
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 log = logging.getLogger(__name__)
 
 
 def default_core() -> SchedulerCore:
-    return SimpleScheduler()
+    return Scheduler()
 
 
 class SchedulerActor(ReconcilerActor):

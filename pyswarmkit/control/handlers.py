@@ -35,7 +35,6 @@ class Write:
 
 
 Outcome = Reply | Write
-SpecCheck = Callable[[ServiceSpec], None]
 
 
 def _arg(body: dict[str, Any], name: str, kind: type[V]) -> V:
@@ -58,11 +57,9 @@ def _node_names(store: MemoryStore) -> dict[str, str]:
 
 
 class Handlers:
-    """Dispatches a method name to its handler. ``check_spec`` adds checks that
-    belong to other subsystems (e.g. constraint syntax from the scheduler)."""
+    """Dispatches a method name to its handler."""
 
-    def __init__(self, check_spec: SpecCheck | None = None) -> None:
-        self.check_spec = check_spec
+    def __init__(self) -> None:
         self.methods: dict[str, Callable[[MemoryStore, dict[str, Any]], Outcome]] = {
             "service.create": self.service_create,
             "service.list": self.service_list,
@@ -89,8 +86,6 @@ class Handlers:
 
     def _check(self, spec: ServiceSpec) -> None:
         validate_service_spec(spec)
-        if self.check_spec is not None:
-            self.check_spec(spec)
 
     # --- services ----------------------------------------------------------
 

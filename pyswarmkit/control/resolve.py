@@ -10,7 +10,12 @@ from pyswarmkit.api.objects import Cluster, Kind, Node, Service, Task
 
 T = TypeVar("T", Node, Service, Task, Cluster)
 
-_NOUN: dict[Kind, str] = {"node": "node", "service": "service", "task": "task", "cluster": "cluster"}
+_NOUN: dict[Kind, str] = {
+    "node": "node",
+    "service": "service",
+    "task": "task",
+    "cluster": "cluster",
+}
 
 
 def resolve(kind: Kind, ref: str, objects: Sequence[T]) -> T:

@@ -6,6 +6,7 @@ import re
 
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import ServiceSpec
+from pyswarmkit.scheduler.constraint import parse_constraints, parse_preferences
 
 # A DNS label, as SwarmKit requires of service names.
 _NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
@@ -44,3 +45,29 @@ def validate_service_spec(spec: ServiceSpec) -> None:
     r = spec.task.restart
     if r.delay < 0 or r.window < 0 or r.max_attempts < 0:
         raise InvalidArgument("restart delay, window and max attempts must not be negative")
+    validate_placement(spec)
+
+
+def validate_placement(spec: ServiceSpec) -> None:
+    """Constraints and preferences are refused here, at create/update, not found
+    broken at scheduling time."""
+    placement = spec.task.placement
+    parse_constraints(placement.constraints)
+    parse_preferences(placement.preferences)
+    if placement.max_replicas < 0:
+        raise InvalidArgument("max replicas per node must be 0 (no limit) or more")
+    res = spec.task.resources
+    for r in (res.reservations, res.limits):
+        if r.nano_cpus < 0 or r.memory_bytes < 0 or any(v < 0 for v in r.generic.values()):
+            raise InvalidArgument("resource reservations and limits must not be negative")
+    lim, resv = res.limits, res.reservations
+    if lim.nano_cpus and resv.nano_cpus > lim.nano_cpus:
+        raise InvalidArgument("the CPU reservation is larger than the CPU limit")
+    if lim.memory_bytes and resv.memory_bytes > lim.memory_bytes:
+        raise InvalidArgument("the memory reservation is larger than the memory limit")
+    seen: set[tuple[int, str]] = set()
+    for port in spec.task.ports:
+        key = (port.published_port, port.protocol)
+        if key in seen:
+            raise InvalidArgument(f"port {port.published_port}/{port.protocol} is published twice")
+        seen.add(key)

@@ -129,17 +129,24 @@ class ProcessController:
 class ProcessExecutor:
     name = "process"
 
-    def __init__(self, state_dir: Path, hostname: str, resources: Resources | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        hostname: str,
+        resources: Resources | None = None,
+        engine_labels: dict[str, str] | None = None,
+    ) -> None:
         self.tasks_dir = state_dir / "worker" / "tasks"
         self.hostname = hostname
         self.resources = resources or machine_resources()
+        self.engine_labels = dict(engine_labels or {})
 
     def describe(self) -> NodeDescription:
         return NodeDescription(
             hostname=self.hostname,
             platform=local_platform(),
             resources=self.resources,
-            engine=EngineDescription(engine_version="process"),
+            engine=EngineDescription(engine_version="process", labels=self.engine_labels),
         )
 
     def controller(self, task: Task) -> ProcessController:

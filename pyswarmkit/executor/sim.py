@@ -41,16 +41,22 @@ class SimController:
 class SimExecutor:
     name = "sim"
 
-    def __init__(self, hostname: str, resources: Resources | None = None) -> None:
+    def __init__(
+        self,
+        hostname: str,
+        resources: Resources | None = None,
+        engine_labels: dict[str, str] | None = None,
+    ) -> None:
         self.hostname = hostname
         self.resources = resources or machine_resources()
+        self.engine_labels = dict(engine_labels or {})
 
     def describe(self) -> NodeDescription:
         return NodeDescription(
             hostname=self.hostname,
             platform=local_platform(),
             resources=self.resources,
-            engine=EngineDescription(engine_version="sim"),
+            engine=EngineDescription(engine_version="sim", labels=self.engine_labels),
         )
 
     def controller(self, task: Task) -> SimController:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Service, Task
-from pyswarmkit.api.states import TaskState
+from pyswarmkit.api.objects import Node, Service, Task
+from pyswarmkit.api.states import NodeAvailability, TaskState
 from pyswarmkit.orchestrator.restart import RestartHistory, wants_restart
 from pyswarmkit.orchestrator.tasks import by_slot, is_dirty, is_live, new_task, with_desired
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore, Tx
@@ -32,6 +32,7 @@ class ReplicatedOrchestrator:
         self._removing: set[str] = set()
         self._trim: set[tuple[str, int]] = set()
         self._deleted_services: set[str] = set()
+        self._drained_nodes: set[str] = set()
         # Something arrived since the last step. Tasks waiting to be reaped are
         # looked at again only then, not on every tick.
         self._poked = False
@@ -43,6 +44,9 @@ class ReplicatedOrchestrator:
         self._poked = True
         with store.reading():
             self._dirty_services = {s.id for s in store.services()}
+            self._drained_nodes = {
+                n.id for n in store.nodes() if n.spec.availability == NodeAvailability.DRAIN
+            }
             for t in store.tasks():
                 self._note_task(t)
                 if t.service_id and store.get_service(t.service_id) is None:
@@ -60,6 +64,8 @@ class ReplicatedOrchestrator:
             elif ev.kind == "task" and ev.op != "delete":
                 assert isinstance(ev.obj, Task)
                 self._note_task(ev.obj)
+            elif ev.kind == "node" and isinstance(ev.obj, Node) and _drained(ev.op, ev.obj):
+                self._drained_nodes.add(ev.obj.id)
 
     def _note_task(self, t: Task) -> None:
         if is_live(t) and t.status.state.terminal:
@@ -78,6 +84,7 @@ class ReplicatedOrchestrator:
         tx = Tx(store)
         with store.reading():
             self._restart_finished(store, tx, now)
+            self._move_off_drained(store, tx, now)
             for sid in sorted(self._deleted_services):
                 self._remove_service_tasks(store, tx, sid)
             for sid in sorted(self._dirty_services):
@@ -111,6 +118,19 @@ class ReplicatedOrchestrator:
                 self.restarts.record(key, now)
                 self.restart_due[key] = now + policy.delay
         self._finished.clear()
+
+    def _move_off_drained(self, store: MemoryStore, tx: Tx, now: float) -> None:
+        """Tasks on a drained (or removed) node stop there and start again elsewhere."""
+        for node_id in sorted(self._drained_nodes):
+            for t in store.tasks_by_node(node_id):
+                task = self._current(tx, t.id)
+                if task is None or not is_live(task):
+                    continue
+                tx.update(with_desired(task, TaskState.SHUTDOWN))
+                service = store.get_service(task.service_id)
+                if service is not None and task.slot <= service.spec.mode.replicas:
+                    tx.create(new_task(service, task.slot, now, self.id_gen))
+        self._drained_nodes.clear()
 
     def _create_due_restarts(self, store: MemoryStore, tx: Tx, now: float) -> None:
         for key, when in sorted(self.restart_due.items()):
@@ -186,3 +206,7 @@ class ReplicatedOrchestrator:
                 for t in old[: len(old) - limit]:
                     tx.delete(t)
         self._trim.clear()
+
+
+def _drained(op: str, node: Node) -> bool:
+    return op == "delete" or node.spec.availability == NodeAvailability.DRAIN

@@ -195,7 +195,9 @@ class ControlClient:
     def call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         sock = self._connect()
         msg_id = next(self._ids)
-        sock.send(codec.packb({"v": PROTOCOL_VERSION, "id": msg_id, "method": method, "body": body or {}}))
+        sock.send(
+            codec.packb({"v": PROTOCOL_VERSION, "id": msg_id, "method": method, "body": body or {}})
+        )
         while True:
             if not sock.poll(int(self.timeout * 1000)):
                 raise DeadlineExceeded(

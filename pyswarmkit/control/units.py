@@ -1,0 +1,67 @@
+"""Parsing the quantities users type: CPUs, memory sizes, ports, labels."""
+
+from __future__ import annotations
+
+import re
+
+from pyswarmkit.api.errors import InvalidArgument
+from pyswarmkit.api.objects import PortConfig
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_PORT = re.compile(r"^(\d+):(\d+)(?:/(tcp|udp|sctp))?$")
+
+
+def parse_cpus(text: str, what: str = "CPUs") -> int:
+    """'1.5' CPUs -> nano CPUs."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {text!r}: use a number such as 0.5 or 2") from None
+    if value < 0 or value != value:
+        raise InvalidArgument(f"invalid {what} {text!r}: must not be negative")
+    return round(value * 1_000_000_000)
+
+
+def parse_memory(text: str, what: str = "memory") -> int:
+    """'512M', '1g', '1GiB', '1048576' -> bytes (binary units, as Docker's)."""
+    m = _MEMORY.match(text)
+    if not m:
+        raise InvalidArgument(f"invalid {what} {text!r}: use a size such as 512M, 1G or 1073741824")
+    return int(float(m.group(1)) * _SCALE[m.group(2).lower()])
+
+
+def parse_port(text: str) -> PortConfig:
+    """'8080:80' or '8080:80/udp': a host-mode published port."""
+    m = _PORT.match(text.strip())
+    if not m:
+        raise InvalidArgument(f"invalid port {text!r}: use PUBLISHED:TARGET[/tcp|udp]")
+    published, target = int(m.group(1)), int(m.group(2))
+    for port in (published, target):
+        if not 1 <= port <= 65535:
+            raise InvalidArgument(f"invalid port {text!r}: ports go from 1 to 65535")
+    return PortConfig(
+        target_port=target,
+        published_port=published,
+        protocol=m.group(3) or "tcp",
+        publish_mode="host",
+    )
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """'k=v' (or 'k', an empty value) -> (k, v)."""
+    key, _, value = text.partition("=")
+    if not key or key != key.strip():
+        raise InvalidArgument(f"invalid label {text!r}: use KEY=VALUE")
+    return key, value
+
+
+def parse_generic(text: str) -> dict[str, int]:
+    """'gpu=2,fpga=1' -> {'gpu': 2, 'fpga': 1}."""
+    out: dict[str, int] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value.isdigit():
+            raise InvalidArgument(f"invalid generic resource {item!r}: use NAME=COUNT")
+        out[key] = out.get(key, 0) + int(value)
+    return out
