@@ -16,7 +16,9 @@ class Ticker:
         self.names = names
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"ticker-{registry.node_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"ticker-{registry.node_id}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
