@@ -704,8 +704,9 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
         # Usage errors from the argument parser: one line, like every other error.
         fmt, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
         if callable(fmt) and isinstance(code, int):
-            hint = f" (see {prog} --help)"
-            _fail(prog, f"{fmt()}{hint}", code)
+            ctx = getattr(exc, "ctx", None)
+            path = getattr(ctx, "command_path", "") or prog
+            _fail(prog, f"{fmt()} (see {path} --help)", code)
         raise
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -7,12 +7,14 @@ Several nodes can live in one process: each has its own registry.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pykka
 
@@ -43,7 +45,7 @@ from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import LocalProposer
 from pyswarmkit.ticker import Ticker
 from pyswarmkit.transport.bus import LocalBus
-from pyswarmkit.transport.control import ControlServer
+from pyswarmkit.transport.control import ControlServer, check_socket_path
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,26 @@ def load_node_id(state_dir: Path) -> str:
     return node_id
 
 
+def lock_state_dir(state_dir: Path) -> IO[str]:
+    """Hold ``<state-dir>/lock`` for the node's life: two nodes on one state dir
+    would run each other's tasks and overwrite each other's files."""
+    f = open(state_dir / "lock", "a+")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        owner = f.read().strip() or "another process"
+        f.close()
+        raise Unavailable(
+            f"state dir {state_dir} is in use by swarmd pid {owner}: stop it or use another -d"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
 def node_resources(config: NodeConfig) -> Resources:
     found = machine_resources()
     return Resources(
@@ -104,7 +126,10 @@ def make_executor(config: NodeConfig) -> Executor:
 class SwarmNode:
     def __init__(self, config: NodeConfig, bus: LocalBus | None = None) -> None:
         self.config = config
+        if config.control_socket:
+            check_socket_path(os.path.abspath(config.control_socket))
         config.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_state_dir(config.state_dir)
         (config.state_dir / "worker").mkdir(exist_ok=True)
         self.node_id = load_node_id(config.state_dir)
         self.executor = make_executor(config)
@@ -217,4 +242,5 @@ class SwarmNode:
                 except pykka.Timeout:
                     log.warning("actor %s did not stop in time", name)
         self.bus.detach(self.node_id)
+        self._lock.close()
         log.info("node %s stopped", self.node_id)

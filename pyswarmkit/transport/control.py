@@ -48,8 +48,8 @@ def check_socket_path(path: str) -> None:
 
 class ControlServer:
     def __init__(self, path: str, deliver: Callable[[ControlRequest], None]) -> None:
-        check_socket_path(path)
         self.path = os.path.abspath(path)
+        check_socket_path(self.path)
         self.deliver = deliver
         self.malformed = 0
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
