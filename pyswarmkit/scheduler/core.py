@@ -290,7 +290,7 @@ class Scheduler:
                 self._queue[tid] = task
             self._stirred = True
         elif counts_toward_node(task):
-            self._count(task, refile=True)
+            self._count(task)
 
     def _drop(self, tid: str) -> None:
         """Forget our version of a task, and what it weighed on its node."""
@@ -310,12 +310,11 @@ class Scheduler:
         if self._waiting:
             self._stirred = True
 
-    def _count(self, task: Task, refile: bool) -> None:
+    def _count(self, task: Task) -> None:
         info = self._infos.get(task.node_id)
         if info is None or not info.add(task):
             return
-        if refile:
-            refile_all(info)
+        refile_all(info)
         svc = task.service_id
         if info.by_service[svc] == 1:
             nodes = self._svc_nodes.get(svc)
@@ -405,10 +404,20 @@ class Scheduler:
             del self._view_reqs[view.key]
 
     def _assign(self, task: Task, info: NodeInfo, message: str = ASSIGNED_MESSAGE) -> None:
+        """Decide ``task`` goes to ``info``. The node is refiled in the load
+        indexes by ``_settle``, so a walk over them may go on meanwhile."""
         new = _with_node_status(task, info.id, TaskStatus(self._now, _ASSIGNED, message))
-        self._inflight[task.id] = task
-        self._tasks[task.id] = new
-        self._count(new, refile=False)
+        tid = task.id
+        self._inflight[tid] = task
+        self._tasks[tid] = new
+        if info.add(new):
+            svc = new.service_id
+            if info.by_service[svc] == 1:
+                nodes = self._svc_nodes.get(svc)
+                if nodes is None:
+                    self._svc_nodes[svc] = {info.id: None}
+                else:
+                    nodes[info.id] = None
         self._touched[info.id] = info
         self._assigned += 1
         self._changes.append(Change("update", new))
@@ -444,6 +453,12 @@ class Scheduler:
     def _place_group(self, tasks: list[Task]) -> None:
         first = tasks[0]
         req = self._requirements(first)
+        hit = self._explained.get(req.key)
+        if hit is not None and hit[0] == self._assigned:
+            # Tasks with these requirements found no node, and nothing was
+            # placed since: these will not fit either.
+            self._unplaced(tasks, req)
+            return
         if len(tasks) == 1 and not req.preferences and self._place_one(first, req):
             return
         if len(tasks) > 1:
