@@ -451,7 +451,7 @@ class RaftNode:
         log = self.log
         nxt = log.last_index + 1
         cfg = self.cfg
-        for pid in self.voters | self.learners:
+        for pid in sorted(self.voters | self.learners):
             self._prs[pid] = Progress(nxt, cfg.max_inflight_msgs, cfg.max_inflight_bytes)
         # §5.4.2 / §8: an empty entry of our term lets earlier entries commit.
         log.entries.append(Entry(self.term, nxt, ENTRY_NORMAL, b""))
@@ -910,7 +910,7 @@ class RaftNode:
         if self.role == Role.LEADER:
             cfg = self.cfg
             members = self.voters | self.learners
-            for pid in members:
+            for pid in sorted(members):
                 if pid not in self._prs:
                     pr = Progress(
                         self.log.last_index + 1, cfg.max_inflight_msgs, cfg.max_inflight_bytes

@@ -167,13 +167,17 @@ class DurableStorage:
             self._pending.append(encode_hard_state(hard_state))
             self._hs = hard_state
 
-    def sync(self) -> None:
+    def flush(self) -> None:
+        """Write queued records without waiting for the disk (sync() does both)."""
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()
             self._file.write(data)
             self._seg_size += len(data)
             self._dirty = True
+
+    def sync(self) -> None:
+        self.flush()
         if self._dirty:
             self._file.sync()
             self._dirty = False
