@@ -30,7 +30,7 @@ from pyswarmkit.api.objects import (
     Task,
     TaskSpec,
 )
-from pyswarmkit.api.states import NodeAvailability
+from pyswarmkit.api.states import NodeAvailability, RestartCondition
 from pyswarmkit.control import units
 from pyswarmkit.transport.control import ControlClient
 
@@ -194,8 +194,8 @@ def _env_list(env: list[str] | None) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(slots=True)
-class PlacementFlags:
-    """Scheduling flags shared by service create and update; None leaves a field as it is."""
+class SpecFlags:
+    """Flags shared by service create and update; None leaves a field as it is."""
 
     constraint: list[str] | None = None
     placement_pref: list[str] | None = None
@@ -205,9 +205,14 @@ class PlacementFlags:
     limit_memory: str | None = None
     replicas_max_per_node: int | None = None
     publish: list[str] | None = None
+    restart_condition: str | None = None
+    restart_delay: str | None = None
+    restart_max_attempts: int | None = None
+    restart_window: str | None = None
+    stop_grace_period: str | None = None
 
     def apply(self, spec: ServiceSpec) -> ServiceSpec:
-        task = spec.task
+        task = self._restart(spec.task)
         placement = task.placement
         if self.constraint is not None:
             placement = dataclasses.replace(placement, constraints=tuple(self.constraint))
@@ -235,6 +240,52 @@ class PlacementFlags:
             ports=ports,
         )
         return dataclasses.replace(spec, task=task)
+
+    def _restart(self, task: TaskSpec) -> TaskSpec:
+        r = task.restart
+        if self.restart_condition is not None:
+            r = dataclasses.replace(r, condition=_restart_condition(self.restart_condition))
+        if self.restart_delay is not None:
+            r = dataclasses.replace(
+                r, delay=units.parse_duration(self.restart_delay, "--restart-delay")
+            )
+        if self.restart_max_attempts is not None:
+            r = dataclasses.replace(r, max_attempts=self.restart_max_attempts)
+        if self.restart_window is not None:
+            r = dataclasses.replace(
+                r, window=units.parse_duration(self.restart_window, "--restart-window")
+            )
+        c = task.container
+        if self.stop_grace_period is not None:
+            grace = units.parse_duration(self.stop_grace_period, "--stop-grace-period")
+            c = dataclasses.replace(c, stop_grace_period=grace)
+        return dataclasses.replace(task, restart=r, container=c)
+
+
+def _restart_condition(text: str) -> RestartCondition:
+    try:
+        return RestartCondition[text.upper().replace("-", "_")]
+    except KeyError:
+        raise InvalidArgument(
+            f"invalid restart condition {text!r}: choose none, on-failure or any"
+        ) from None
+
+
+RestartConditionOpt = Annotated[
+    str | None, typer.Option("--restart-condition", help="none, on-failure or any.")
+]
+RestartDelayOpt = Annotated[
+    str | None, typer.Option("--restart-delay", help="Wait before a restart, e.g. 5s.")
+]
+RestartAttemptsOpt = Annotated[
+    int | None, typer.Option("--restart-max-attempts", help="Restarts allowed (0: no limit).")
+]
+RestartWindowOpt = Annotated[
+    str | None, typer.Option("--restart-window", help="Window the attempts count over.")
+]
+StopGraceOpt = Annotated[
+    str | None, typer.Option("--stop-grace-period", help="SIGKILL this long after SIGTERM.")
+]
 
 
 ConstraintOpt = Annotated[
@@ -281,6 +332,11 @@ def service_create(
     limit_memory: LimitMemOpt = None,
     replicas_max_per_node: MaxPerNodeOpt = None,
     publish: PublishOpt = None,
+    restart_condition: RestartConditionOpt = None,
+    restart_delay: RestartDelayOpt = None,
+    restart_max_attempts: RestartAttemptsOpt = None,
+    restart_window: RestartWindowOpt = None,
+    stop_grace_period: StopGraceOpt = None,
 ) -> None:
     """Create a service; prints its ID."""
     if not name:
@@ -297,7 +353,7 @@ def service_create(
         ),
         mode=ServiceMode(replicas=replicas),
     )
-    flags = PlacementFlags(
+    flags = SpecFlags(
         constraint,
         placement_pref,
         reserve_cpu,
@@ -306,6 +362,11 @@ def service_create(
         limit_memory,
         replicas_max_per_node,
         publish,
+        restart_condition,
+        restart_delay,
+        restart_max_attempts,
+        restart_window,
+        stop_grace_period,
     )
     result = STATE.call("service.create", {"spec": flags.apply(spec)})
     _echo(result["id"])
@@ -404,6 +465,14 @@ def _placement_lines(task: TaskSpec) -> list[str]:
             lines.append(f"  {'Preferences':<16}: {', '.join(p.preferences)}")
         if p.max_replicas:
             lines.append(f"  {'Max per node':<16}: {p.max_replicas}")
+    r = task.restart
+    lines.append(" Restart Policy")
+    lines.append(f"  {'Condition':<16}: {r.condition.name}")
+    lines.append(f"  {'Delay':<16}: {display.duration(r.delay)}")
+    if r.max_attempts:
+        lines.append(f"  {'Max attempts':<16}: {r.max_attempts}")
+    if r.window:
+        lines.append(f"  {'Window':<16}: {display.duration(r.window)}")
     if task.ports:
         ports = ", ".join(f"{q.published_port}:{q.target_port}/{q.protocol}" for q in task.ports)
         lines.append(f" {'Ports':<17}: {ports}")
@@ -434,9 +503,14 @@ def service_update(
     limit_memory: LimitMemOpt = None,
     replicas_max_per_node: MaxPerNodeOpt = None,
     publish: PublishOpt = None,
+    restart_condition: RestartConditionOpt = None,
+    restart_delay: RestartDelayOpt = None,
+    restart_max_attempts: RestartAttemptsOpt = None,
+    restart_window: RestartWindowOpt = None,
+    stop_grace_period: StopGraceOpt = None,
 ) -> None:
     """Change a service; its tasks follow."""
-    flags = PlacementFlags(
+    flags = SpecFlags(
         constraint,
         placement_pref,
         reserve_cpu,
@@ -445,6 +519,11 @@ def service_update(
         limit_memory,
         replicas_max_per_node,
         publish,
+        restart_condition,
+        restart_delay,
+        restart_max_attempts,
+        restart_window,
+        stop_grace_period,
     )
 
     def edit(spec: ServiceSpec) -> ServiceSpec:

@@ -9,6 +9,8 @@ from pyswarmkit.api.objects import PortConfig
 
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PORT = re.compile(r"^(\d+):(\d+)(?:/(tcp|udp|sctp))?$")
 
 
@@ -65,3 +67,25 @@ def parse_generic(text: str) -> dict[str, int]:
             raise InvalidArgument(f"invalid generic resource {item!r}: use NAME=COUNT")
         out[key] = out.get(key, 0) + int(value)
     return out
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """Go's spelling, as SwarmKit's flags take it: '10s', '1m30s', '500ms' -> seconds.
+    A bare number is seconds."""
+    t = text.strip()
+    try:
+        value = float(t)
+    except ValueError:
+        pos, value = 0, 0.0
+        for m in _DURATION_PART.finditer(t):
+            if m.start() != pos:
+                break
+            value += float(m.group(1)) * _DURATION_UNIT[m.group(2)]
+            pos = m.end()
+        if pos != len(t) or not t:
+            raise InvalidArgument(
+                f"invalid {what} {text!r}: use a duration such as 10s, 1m30s or 500ms"
+            ) from None
+    if value < 0:
+        raise InvalidArgument(f"invalid {what} {text!r}: must not be negative")
+    return value

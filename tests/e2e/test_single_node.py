@@ -187,3 +187,51 @@ def test_no_daemon_or_wrong_socket(short_tmp) -> None:  # type: ignore[no-untype
     )
     assert result.returncode != 0
     assert "pass -s/--socket or set SWARM_SOCKET" in result.stderr
+
+
+def test_restart_policy_flags(swarmd) -> None:  # type: ignore[no-untyped-def]
+    swarmd.ctl(
+        "service",
+        "create",
+        "--name",
+        "flaky",
+        "--command",
+        "sh",
+        "--args",
+        "-c",
+        "--args",
+        "exit 7",
+        "--restart-condition",
+        "on-failure",
+        "--restart-delay",
+        "0s",
+        "--restart-max-attempts",
+        "2",
+        "--stop-grace-period",
+        "1s",
+    )
+    inspect = swarmd.ctl("service", "inspect", "flaky").stdout
+    assert "Condition       : ON_FAILURE" in inspect
+    assert "Max attempts    : 2" in inspect
+
+    def failed() -> int:
+        rows = swarmd.ctl("task", "ls", "--all").stdout.splitlines()
+        return sum(1 for r in rows if "flaky" in r and "FAILED" in r)
+
+    # The first run and two restarts, each failing with exit code 7.
+    wait_until(lambda: failed() == 3, what="three failed attempts")
+    task_id = swarmd.ctl("task", "ls", "--all").stdout.splitlines()[2].split()[0]
+    assert "task: non-zero exit (7)" in swarmd.ctl("task", "inspect", task_id).stdout
+    bad = swarmd.ctl(
+        "service",
+        "create",
+        "--name",
+        "x",
+        "--command",
+        "true",
+        "--restart-delay",
+        "soon",
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "invalid --restart-delay 'soon'" in bad.stderr
