@@ -534,6 +534,10 @@ class Scheduler:
 
     # --- introspection ------------------------------------------------------------
 
+    def node_info(self, node_id: str) -> NodeInfo | None:
+        """What the scheduler holds about a node (read it, do not change it)."""
+        return self._infos.get(node_id)
+
     def node_load(self, node_id: str) -> int:
         """How many tasks count toward a node (0 for an unknown node)."""
         info = self._infos.get(node_id)
