@@ -60,6 +60,8 @@ def _parsed(exprs: tuple[str, ...]) -> tuple[Constraint, ...] | None:
 class Requirements:
     """What one group of tasks needs from a node."""
 
+    # The service whose tasks ``max_replicas`` counts; empty when there is no limit,
+    # so that services with equal specs share one ``Requirements``.
     service_id: str
     # None: the stored constraints do not parse, so no node can satisfy them
     # (the control API refuses such specs; this is only a safe fallback).
@@ -101,7 +103,7 @@ def requirements_of(task: Task) -> Requirements:
         task.service_id if max_replicas > 0 else "",
     )
     return Requirements(
-        service_id=task.service_id,
+        service_id=task.service_id if max_replicas > 0 else "",
         constraints=constraints,
         platforms=placement.platforms,
         nano_cpus=res.nano_cpus,

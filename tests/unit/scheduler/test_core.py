@@ -401,3 +401,25 @@ def test_wake_at_is_none_without_work() -> None:
     assert core.wake_at() is None
     core.reset([node("a")], [task("t")], 0.0)
     assert core.wake_at() == -math.inf
+
+
+def test_services_with_one_spec_share_an_explanation_but_not_max_replicas() -> None:
+    h = Harness()
+    h.create(node("a", cpus=3 * CPU))
+    two_cpus = spec(cpus=2 * CPU)
+    h.create(*[task(f"t{i}", service=f"s{i}", task_spec=two_cpus) for i in range(4)])
+    h.settle()
+    assert len(per_node(h)) == 1 and per_node(h)["a"] == 1
+    waiting = [t for t in h.tasks() if t.status.state == TaskState.PENDING]
+    assert len(waiting) == 3
+    assert {t.status.message for t in waiting} == {
+        "no suitable node (insufficient resources on 1 node)"
+    }
+    # max_replicas counts per service: one task of each service fits on one node
+    one_each = spec(max_replicas=1)
+    h.create(*[task(f"m{i}", service=f"m{i}", task_spec=one_each) for i in range(3)])
+    h.create(task("m0-2", service="m0", slot=2, task_spec=one_each))
+    h.settle()
+    placed = {t.id for t in h.tasks() if t.status.state == TaskState.ASSIGNED}
+    assert {"m0", "m1", "m2"} <= placed
+    assert h.task("m0-2").status.message == "no suitable node (max replicas per node limit exceed)"
