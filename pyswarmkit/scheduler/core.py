@@ -79,6 +79,18 @@ def _task_rebuilder() -> Callable[[Task, str, TaskStatus], Task]:
 _with_node_status = _task_rebuilder()
 
 
+def _same_for_scheduling(old: Node, new: Node) -> bool:
+    """Whether no filter, explanation or preference can tell the two versions apart
+    (e.g. only the status message changed)."""
+    return (
+        old.spec == new.spec
+        and old.role == new.role
+        and old.description == new.description
+        and old.status.state == new.status.state
+        and old.status.addr == new.status.addr
+    )
+
+
 class Scheduler:
     """The filter-pipeline scheduling core (``SchedulerCore``).
 
@@ -216,10 +228,13 @@ class Scheduler:
     # --- events ------------------------------------------------------------------
 
     def _on_node(self, node_id: str, node: Node | None) -> None:
+        info = self._infos.get(node_id)
+        if info is not None and node is not None and _same_for_scheduling(info.node, node):
+            info.node = node
+            return
         self._epoch += 1
         if self._waiting:
             self._stirred = True
-        info = self._infos.get(node_id)
         if node is None:
             if info is None:
                 return

@@ -423,3 +423,18 @@ def test_services_with_one_spec_share_an_explanation_but_not_max_replicas() -> N
     placed = {t.id for t in h.tasks() if t.status.state == TaskState.ASSIGNED}
     assert {"m0", "m1", "m2"} <= placed
     assert h.task("m0-2").status.message == "no suitable node (max replicas per node limit exceed)"
+
+
+def test_node_updates_that_cannot_make_room_do_not_wake_the_scheduler() -> None:
+    h = Harness()
+    h.create(node("a"))
+    h.create(task("t1", task_spec=spec(constraints=("node.labels.zone==east",))))
+    h.settle()
+    assert h.core.wake_at() is None
+    n = h.nodes()["a"]
+    h.update(dataclasses.replace(n, status=dataclasses.replace(n.status, message="heartbeat")))
+    assert h.core.wake_at() is None
+    h.update(node("a", labels={"zone": "east"}))
+    assert h.core.wake_at() is not None
+    h.settle()
+    assert h.task("t1").node_id == "a"
