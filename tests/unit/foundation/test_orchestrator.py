@@ -16,6 +16,8 @@ from pyswarmkit.api.objects import (
     Cluster,
     ClusterSpec,
     ContainerSpec,
+    Node,
+    NodeSpec,
     OrchestrationConfig,
     RestartPolicy,
     Service,
@@ -25,7 +27,7 @@ from pyswarmkit.api.objects import (
     TaskSpec,
     TaskStatus,
 )
-from pyswarmkit.api.states import RestartCondition, TaskState
+from pyswarmkit.api.states import NodeAvailability, RestartCondition, TaskState
 from pyswarmkit.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarmkit.orchestrator.restart import RestartHistory, wants_restart
 from pyswarmkit.orchestrator.tasks import is_dirty, is_live, new_task
@@ -488,15 +490,82 @@ def test_new_task_copies_the_service() -> None:
     assert not is_dirty(t, Service(id=SID, spec=spec(9)))
 
 
+# --- draining nodes ---------------------------------------------------------------
+
+
+def _with_nodes(swarm: Swarm, *node_ids: str) -> None:
+    swarm.write([Change("create", Node(id=n)) for n in node_ids], 0.0)
+
+
+def _set_availability(
+    swarm: Swarm, node_id: str, availability: NodeAvailability, now: float
+) -> None:
+    node = swarm.store.get_node(node_id)
+    assert node is not None
+    drained = dataclasses.replace(node, spec=NodeSpec(availability=availability))
+    swarm.write([Change("update", drained)], now)
+
+
+def test_tasks_on_a_drained_node_are_replaced_in_their_slots() -> None:
+    swarm = started(3)
+    _with_nodes(swarm, "n1", "n2")
+    by_slot = {t.slot: t for t in swarm.tasks()}
+    swarm.report(by_slot[1].id, TaskState.RUNNING, 1.0, node="n1")
+    swarm.report(by_slot[2].id, TaskState.RUNNING, 1.0, node="n2")
+    swarm.report(by_slot[3].id, TaskState.RUNNING, 1.0, node="n1")
+    _set_availability(swarm, "n1", NodeAvailability.DRAIN, 2.0)
+    swarm.settle(2.0)
+    assert swarm.live_slots() == [1, 2, 3]
+    live = {t.slot: t for t in swarm.live()}
+    assert live[2].id == by_slot[2].id
+    for slot in (1, 3):
+        assert live[slot].id != by_slot[slot].id
+        assert live[slot].node_id == ""
+        assert swarm.store.get_task(by_slot[slot].id).desired_state == TaskState.SHUTDOWN  # type: ignore[union-attr]
+
+
+def test_tasks_on_a_removed_node_are_replaced() -> None:
+    swarm = started(1)
+    _with_nodes(swarm, "n1")
+    swarm.report(swarm.live()[0].id, TaskState.RUNNING, 1.0)
+    node = swarm.store.get_node("n1")
+    assert node is not None
+    swarm.write([Change("delete", node)], 2.0)
+    swarm.settle(2.0)
+    assert len(swarm.live()) == 1
+    assert swarm.live()[0].node_id == ""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a drain and a service change seen in one step each fill the drained slots: "
+    "two live tasks per slot",
+)
+def test_a_drain_and_a_scale_in_one_step_give_one_task_per_slot() -> None:
+    swarm = started(2)
+    _with_nodes(swarm, "n1")
+    for t in swarm.tasks():
+        swarm.report(t.id, TaskState.RUNNING, 1.0)
+    _set_availability(swarm, "n1", NodeAvailability.DRAIN, 2.0)
+    swarm.scale(3, 2.0)
+    swarm.settle(2.0)
+    assert swarm.live_slots() == [1, 2, 3]
+
+
 # --- the invariant: one live task per slot, and the slots the service asks for ----------
 
 actions = st.lists(
-    st.one_of(
-        st.tuples(st.just("scale"), st.integers(0, 4)),
-        st.tuples(st.just("spec"), st.sampled_from(["a", "b"])),
-        st.tuples(st.sampled_from(["run", "fail", "complete", "reject"]), st.integers(0, 5)),
-        st.tuples(st.just("stopped"), st.integers(0, 5)),
-        st.tuples(st.just("wait"), st.sampled_from([0.0, 1.0, 2.5, 5.0])),
+    st.tuples(
+        st.one_of(
+            st.tuples(st.just("scale"), st.integers(0, 4)),
+            st.tuples(st.just("spec"), st.sampled_from(["a", "b"])),
+            st.tuples(st.sampled_from(["run", "fail", "complete", "reject"]), st.integers(0, 5)),
+            st.tuples(st.just("stopped"), st.integers(0, 5)),
+            st.tuples(st.just("wait"), st.sampled_from([0.0, 1.0, 2.5, 5.0])),
+            st.tuples(st.sampled_from(["drain", "activate"]), st.sampled_from(["n1", "n2"])),
+        ),
+        # Whether the orchestrator steps right after; if not, events pile up for one step.
+        st.booleans(),
     ),
     max_size=25,
 )
@@ -516,14 +585,27 @@ def _check(swarm: Swarm) -> None:
     assert set(per_slot) <= set(range(1, replicas + 1))
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(delay=st.sampled_from([0.0, 5.0]), script=actions)
-def test_never_two_live_tasks_in_a_slot(delay: float, script: list[tuple[str, object]]) -> None:
+def test_never_two_live_tasks_in_a_slot(
+    delay: float, script: list[tuple[tuple[str, object], bool]]
+) -> None:
     restart = RestartPolicy(delay=delay)
     swarm = started(3, restart)
+    _with_nodes(swarm, "n1", "n2")
+    drained: set[str] = set()
     now = 0.0
-    for action, arg in script:
-        if action == "scale":
+    for (action, arg), step_now in script:
+        if action in ("drain", "activate"):
+            # A drain gets a step of its own: see the xfail test above for why.
+            swarm.step(now)
+            _check(swarm)
+            drain = action == "drain"
+            (drained.add if drain else drained.discard)(str(arg))
+            availability = NodeAvailability.DRAIN if drain else NodeAvailability.ACTIVE
+            _set_availability(swarm, str(arg), availability, now)
+            step_now = True
+        elif action == "scale":
             swarm.scale(int(arg), now)  # type: ignore[call-overload]
         elif action == "spec":
             current = swarm.service().spec
@@ -537,13 +619,20 @@ def test_never_two_live_tasks_in_a_slot(delay: float, script: list[tuple[str, ob
                 swarm.report(going[int(arg) % len(going)].id, TaskState.SHUTDOWN, now)  # type: ignore[call-overload]
         else:
             live = [t for t in swarm.live() if t.status.state < FINAL[action]]
-            if live:
-                swarm.report(live[int(arg) % len(live)].id, FINAL[action], now)  # type: ignore[call-overload]
-        swarm.step(now)
-        _check(swarm)
+            nodes = [n for n in ("n1", "n2") if n not in drained]
+            if live and nodes:
+                picked = live[int(arg) % len(live)]  # type: ignore[call-overload]
+                node = picked.node_id or nodes[int(arg) % len(nodes)]  # type: ignore[call-overload]
+                swarm.report(picked.id, FINAL[action], now, node=node)
+        if step_now:
+            swarm.step(now)
+            _check(swarm)
     # Once every restart delay has passed, the service has exactly its slots.
+    swarm.settle(now)
+    _check(swarm)
     swarm.settle(now + 10.0)
     _check(swarm)
     service = swarm.service()
     assert swarm.live_slots() == list(range(1, service.spec.mode.replicas + 1))
     assert all(t.spec == service.spec.task for t in swarm.live())
+    assert not any(t.node_id in drained for t in swarm.live())
