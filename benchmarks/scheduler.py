@@ -19,7 +19,7 @@ inflate. The garbage collector stays on, as it would in a node.
 Usage:
     python benchmarks/scheduler.py                      # every shape, as a table
     python benchmarks/scheduler.py --nodes 1000 --tasks 10000 [--constraints]
-        [--grouped] [--json]
+        [--grouped] [--json] [--repeat K]     # K runs, the median reported
 """
 
 from __future__ import annotations
@@ -201,6 +201,13 @@ def run(nodes: int, tasks: int, constraints: bool = False, grouped: bool = False
     )
 
 
+def median_run(repeat: int, nodes: int, tasks: int, constraints: bool, grouped: bool) -> Result:
+    runs = sorted(
+        (run(nodes, tasks, constraints, grouped) for _ in range(repeat)), key=lambda r: r.ms
+    )
+    return runs[len(runs) // 2]
+
+
 def _label(r: Result) -> str:
     kind = "constraints " if r.constraints else ""
     kind += "grouped " if r.grouped else ""
@@ -237,11 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--grouped", action="store_true", help="all tasks belong to one service")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run each shape this many times; report the median"
+    )
     args = parser.parse_args(argv)
     if (args.nodes is None) != (args.tasks is None):
         parser.error("give both --nodes and --tasks, or neither")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.nodes is not None:
-        result = run(args.nodes, args.tasks, args.constraints, args.grouped)
+        result = median_run(args.repeat, args.nodes, args.tasks, args.constraints, args.grouped)
         if args.json:
             print(json.dumps(result.to_json()))
         else:
@@ -249,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = []
     for nodes, tasks, constraints, grouped in SHAPES:
-        results.append(run(nodes, tasks, constraints, grouped))
+        results.append(median_run(args.repeat, nodes, tasks, constraints, grouped))
         if args.json:
             print(json.dumps(results[-1].to_json()), flush=True)
     if not args.json:

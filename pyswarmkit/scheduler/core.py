@@ -448,9 +448,11 @@ class Scheduler:
         node in load order without the service's tasks that fits. False when
         there is none (the general path then decides)."""
         service_id = task.service_id
-        if (service_id, task.spec_version) in self._failures:
+        if self._failures and (service_id, task.spec_version) in self._failures:
             return False
-        view = self._view(req)
+        view = self._views.get(req.static_key)
+        if view is None or view.last_used != self._pass:
+            view = self._view(req)
         svc_nodes = self._svc_nodes.get(service_id)
         dynamic = req.dynamic
         buckets = view.buckets
