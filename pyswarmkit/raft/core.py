@@ -175,6 +175,7 @@ class RaftNode:
         self._note_conf_entries(self.log.entries)
         self.voters: frozenset[int] = frozenset()
         self.learners: frozenset[int] = frozenset()
+        self._prev_voters: frozenset[int] = frozenset()  # before the latest change
         self.role = Role.FOLLOWER
         self.lead = 0
         self._recompute_conf()
@@ -231,7 +232,7 @@ class RaftNode:
             self._tick_leader()
         else:
             self._election_elapsed += 1
-            if self._election_elapsed >= self._randomized_timeout and self.id in self.voters:
+            if self._election_elapsed >= self._randomized_timeout and self._promotable():
                 self._election_elapsed = 0
                 self._hup(transfer=False)
 
@@ -464,7 +465,7 @@ class RaftNode:
             self._after_commit()
 
     def _hup(self, transfer: bool) -> None:
-        if self.role == Role.LEADER or self.id not in self.voters:
+        if self.role == Role.LEADER or not self._promotable():
             return
         if self.cfg.pre_vote and not transfer:
             self._campaign(pre=True, transfer=False)
@@ -885,6 +886,15 @@ class RaftNode:
 
     # -- configuration
 
+    def _promotable(self) -> bool:
+        if self.id in self.voters:
+            return True
+        # Our own removal is still uncommitted and we may hold the only
+        # up-to-date log (the others cannot win without our vote): stand anyway,
+        # counting only the votes of the new configuration. Safe because a
+        # majority of it overlaps every majority of the one before.
+        return self._last_conf_index() > self.log.committed and self.id in self._prev_voters
+
     def _last_conf_index(self) -> int:
         return self._conf_log[-1][0] if self._conf_log else self._conf_base_index
 
@@ -903,8 +913,10 @@ class RaftNode:
 
     def _recompute_conf(self) -> None:
         cs = self._conf_base
+        prev = cs
         for _, cc in self._conf_log:
-            cs = apply_conf_change(cs, cc)
+            prev, cs = cs, apply_conf_change(cs, cc)
+        self._prev_voters = frozenset(prev.voters)
         self.voters = frozenset(cs.voters)
         self.learners = frozenset(cs.learners)
         if self.role == Role.LEADER:

@@ -52,6 +52,7 @@ class Params:
     """Everything the seed decides up front."""
 
     nodes: int
+    churn: bool
     election_tick: int
     heartbeat_tick: int
     max_msg_entries: int
@@ -68,16 +69,32 @@ class Params:
     safety_time: int
     liveness_time: int
     wire_every: int  # every n-th message goes through msgpack and back
+    restart_max: int  # ticks a crashed member stays down, at most
+    # Relative weights of the fault actions.
+    w_crash: float
+    w_partition: float
+    w_heal: float
+    w_conf: float
+    w_transfer: float
+    # Chance that a member crashes while persisting a Ready (leaders only, or all).
+    crash_on_write: float
+    crash_leaders_only: bool
 
     @staticmethod
     def draw(rng: random.Random, nodes: int | None, long_run: bool) -> Params:
-        n = nodes if nodes is not None else rng.choice((3, 3, 5, 5, 7))
+        # Two seeds in five are "churn" runs: a small cluster whose
+        # leaders keep crashing mid-replication, one entry per message. That
+        # is where old-term entries get re-replicated by new leaders (the
+        # Raft paper's Figure 8), so commit-rule bugs surface there.
+        churn = rng.random() < 0.4
+        n = nodes if nodes is not None else (3 if churn else rng.choice((3, 3, 5, 5, 7)))
         et = rng.randint(4, 10)
         return Params(
             nodes=n,
+            churn=churn,
             election_tick=et,
             heartbeat_tick=rng.choice((1, 1, 2)),
-            max_msg_entries=rng.choice((1, 2, 4, 16, 64)),
+            max_msg_entries=1 if churn else rng.choice((1, 2, 4, 16, 64)),
             max_inflight=rng.choice((1, 2, 4, 256)),
             snapshot_every=rng.choice((5, 10, 20, 40, 1000)),
             snapshot_keep=rng.choice((0, 1, 3, 10)),
@@ -86,11 +103,19 @@ class Params:
             dup=rng.choice((0.0, 0.01, 0.05)),
             max_delay=rng.choice((2, 5, 10, 20)),
             long_delay=rng.choice((0.0, 0.01, 0.05)),
-            chaos_every=rng.choice((40, 80, 150, 300)),
+            chaos_every=rng.choice((20, 40)) if churn else rng.choice((40, 80, 150, 300)),
             propose_every=rng.choice((5, 10, 20, 40)),
-            safety_time=rng.randint(150, 300) * TICK * (4 if long_run else 1),
+            safety_time=rng.randint(150, 300) * TICK * (4 if long_run else 1) * (3 if churn else 1),
             liveness_time=400 * TICK,
             wire_every=rng.choice((1, 7, 50)),
+            restart_max=5 if churn else rng.choice((5, 20, 60)),
+            w_crash=6.0 if churn else rng.choice((1.0, 3.0, 6.0)),
+            w_partition=rng.choice((1.0, 3.0, 6.0)),
+            w_heal=rng.choice((1.0, 2.0)),
+            w_conf=rng.choice((0.5, 2.0, 4.0)),
+            w_transfer=rng.choice((0.2, 1.0)),
+            crash_on_write=rng.choice((0.05, 0.1)) if churn else rng.choice((0.0, 0.01, 0.03)),
+            crash_leaders_only=rng.random() < 0.5,
         )
 
 
@@ -108,7 +133,8 @@ class SimNode:
     commit: int = 0  # in-memory commit of this incarnation
     durable_commit: int = 0  # commit of the last synced hard state
     led_term: int = 0
-    crash_armed: str = ""
+    crash_armed: str = ""  # "sync" or "send": where the crash happens
+    crash_countdown: int = 0  # Readies to persist before it does
     # index -> (term, data) proposed here while leader, not yet applied
     proposals: dict[int, tuple[int, bytes]] = field(default_factory=dict)
 
@@ -140,6 +166,7 @@ class Cluster:
         self._proposal_seq = 0
         self._msg_count = 0
         self._link_clock: dict[tuple[int, int], int] = {}
+        self.liveness_time = self.p.liveness_time
         self.stats = {"steps": 0, "msgs": 0, "dropped": 0, "crashes": 0, "elections": 0}
         self.stats.update({"conf_changes": 0, "snapshots_sent": 0, "acked": 0, "torn": 0})
         peers = tuple(range(1, self.p.nodes + 1))
@@ -213,7 +240,7 @@ class Cluster:
         node.crash_armed = ""
         node.fs.crash(self.rng)
         if not self.liveness:
-            self._schedule(self.rng.randint(2, 60) * TICK, _RESTART, node.id)
+            self._schedule(self.rng.randint(1, self.p.restart_max) * TICK, _RESTART, node.id)
 
     # -- driving a member
 
@@ -234,21 +261,35 @@ class Cluster:
             self.stats["elections"] += 1
             self._log(f"n{node.id} leads term {rd.term}")
             check.check_new_leader(node.id, core)
-        if rd.committed_entries or rd.hard_state is not None:
-            new = core.commit_index
-            check.on_commit(node.id, core, node.commit, new)
-            node.commit = new
+        p = self.p
+        if (
+            p.crash_on_write
+            and rd.must_sync
+            and not self.liveness
+            and not node.crash_armed
+            and (rd.role == Role.LEADER or not p.crash_leaders_only)
+            and self.rng.random() < p.crash_on_write
+        ):
+            node.crash_armed = self.rng.choice(("sync", "send"))
+            node.crash_countdown = 0
         storage.save(rd.hard_state, rd.entries, rd.snapshot)
-        if node.crash_armed == "sync" and rd.must_sync:
-            storage.flush()  # written, not fsynced: the crash keeps any prefix
-            self._crash(node)
-            return
+        if node.crash_armed and rd.must_sync:
+            if node.crash_countdown > 0:
+                node.crash_countdown -= 1
+            elif node.crash_armed == "sync":
+                storage.flush()  # written, not fsynced: the crash keeps any prefix
+                self._crash(node)
+                return
         storage.sync()
         if rd.hard_state is not None:
             if rd.hard_state.commit < node.durable_commit:
                 raise Violation(f"node {node.id}: durable commit went down")
             node.durable_commit = rd.hard_state.commit
-        if node.crash_armed == "send" and rd.must_sync:
+            # A commit counts once persisted: a leader may count its own
+            # unsynced entries, but nothing leaves it before this point.
+            check.on_commit(node.id, core, node.commit, rd.hard_state.commit)
+            node.commit = rd.hard_state.commit
+        if node.crash_armed == "send" and rd.must_sync and node.crash_countdown == 0:
             self._crash(node)
             return
         for m in rd.messages:
@@ -342,12 +383,13 @@ class Cluster:
     def _chaos(self) -> None:
         rng = self.rng
         up = self._up_nodes()
+        p = self.p
         actions: list[tuple[float, Callable[[], None]]] = [
-            (3.0, self._chaos_crash),
-            (3.0, self._chaos_partition),
-            (1.5, self._chaos_heal),
-            (2.0, self._chaos_conf_change),
-            (0.7, self._chaos_transfer),
+            (p.w_crash, self._chaos_crash),
+            (p.w_partition, self._chaos_partition),
+            (p.w_heal, self._chaos_heal),
+            (p.w_conf, self._chaos_conf_change),
+            (p.w_transfer, self._chaos_transfer),
         ]
         if not up:
             return
@@ -363,13 +405,14 @@ class Cluster:
         rng = self.rng
         up = self._up_nodes()
         leader = self._leader()
-        node = leader if leader is not None and rng.random() < 0.4 else rng.choice(up)
+        node = leader if leader is not None and rng.random() < 0.5 else rng.choice(up)
         how = rng.choice(("now", "sync", "send"))
         if how == "now":
             self._crash(node)
         else:
             node.crash_armed = how
-            self._log(f"n{node.id} will crash at its next {how}")
+            node.crash_countdown = rng.choice((0, 0, 1, 2, 5))
+            self._log(f"n{node.id} will crash at {how} after {node.crash_countdown} Readies")
 
     def _chaos_partition(self) -> None:
         rng = self.rng
@@ -409,19 +452,21 @@ class Cluster:
             return
         core = leader.core
         rng = self.rng
-        members = sorted(core.voters | core.learners)
+        voters, learners = sorted(core.voters), sorted(core.learners)
         n = self.p.nodes
-        lo, hi = max(3, n - 1), n + 1
-        grow = len(members) < hi and (len(members) <= lo or rng.random() < 0.5)
-        if grow and len(self.nodes) >= n + 6:
-            grow = False
-        if not grow and len(members) <= lo:
+        # Voters stay within [n - 2, n + 1] (at least 2); learners come and go.
+        options = []
+        if len(voters) + len(learners) <= n and len(self.nodes) < n + 6:
+            options.append(ConfChange(CC_ADD_LEARNER, self._next_id))
+        if len(voters) > max(2, n - 2):
+            options.append(ConfChange(CC_REMOVE, rng.choice(voters)))
+        if learners:
+            options.append(ConfChange(CC_REMOVE, rng.choice(learners)))
+        if not options:
             return
-        if grow:
-            nid = self._next_id
-            cc = ConfChange(CC_ADD_LEARNER, nid)
-        else:
-            cc = ConfChange(CC_REMOVE, rng.choice(members))
+        cc = rng.choice(options)
+        grow = cc.type == CC_ADD_LEARNER
+        nid = cc.node_id
         try:
             core.propose_conf_change(cc)
         except ProposalDropped as e:
@@ -449,7 +494,13 @@ class Cluster:
 
     # -- main loop
 
-    def _start_liveness(self) -> None:
+    def _start_liveness(self) -> int:
+        """Heal everything; returns the time allowed to finish.
+
+        The bound is a fixed 400 ticks plus the time the seed's flow control
+        (entries per message, messages in flight, delay) needs to move the
+        backlog of uncommitted entries to the slowest member.
+        """
         self.liveness = True
         self.blocked = set()
         self._log("--- liveness phase: network healed, all members restart")
@@ -458,6 +509,12 @@ class Cluster:
             if not node.up:
                 self._start(node)
                 self._drive(node)
+        p = self.p
+        last = max((n.core.last_index for n in self.nodes.values() if n.core), default=0)
+        applied = min((n.app_index for n in self.nodes.values()), default=0)
+        per_entry = 2 * (p.max_delay + 1) / (p.max_msg_entries * p.max_inflight)
+        self.liveness_time = p.liveness_time + int(3 * max(0, last - applied) * per_entry)
+        return self.liveness_time
 
     def _liveness_done(self, fresh_index: int) -> bool:
         if not fresh_index or fresh_index not in self.check.acked:
@@ -472,7 +529,7 @@ class Cluster:
     def run(self) -> None:
         p = self.p
         end_safety = p.safety_time
-        deadline = end_safety + p.liveness_time
+        deadline = end_safety + p.liveness_time  # extended at the heal
         fresh_index = 0
         fresh_data = b""
         queue = self._queue
@@ -481,7 +538,7 @@ class Cluster:
             when, _, kind, arg = heapq.heappop(queue)
             if not self.liveness and when >= end_safety:
                 self.now = end_safety
-                self._start_liveness()
+                deadline = end_safety + self._start_liveness()
                 heapq.heappush(queue, (when, 0, kind, arg))
                 continue
             if when > deadline:
@@ -570,7 +627,7 @@ class Cluster:
                 lagging.append((nid, node.app_index if node else None))
         leader = self._leader()
         raise Violation(
-            f"liveness: after healing, not done within {self.p.liveness_time} time units "
+            f"liveness: after healing, not done within {self.liveness_time} time units "
             f"(fresh proposal {'acked' if fresh_index in self.check.acked else 'not acked'}, "
             f"leader {leader.id if leader else None}, members {list(self.check.members())}, "
             f"lagging {lagging}, acked up to {want})"
