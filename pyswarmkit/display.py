@@ -32,7 +32,7 @@ def human_duration(seconds: float) -> str:
         return "About a minute"
     if minutes < 60:
         return f"{minutes} minutes"
-    hours = round(s / 3600)
+    hours = int(s / 3600 + 0.5)
     if hours == 1:
         return "About an hour"
     if hours < 48:
@@ -53,17 +53,29 @@ def ago(timestamp: float, now: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    """Go's time.Duration spelling, as SwarmKit prints settings: 2160h0m0s, 5s."""
-    total = int(seconds)
-    if seconds != total:
-        return f"{seconds:g}s"
-    h, rem = divmod(total, 3600)
-    m, s = divmod(rem, 60)
+    """Go's time.Duration spelling, as SwarmKit prints settings: 2160h0m0s, 1m30.5s, 500ms."""
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 1:
+        for unit, scale in (("ms", 1e3), ("µs", 1e6), ("ns", 1e9)):
+            value = seconds * scale
+            if value >= 1 or unit == "ns":
+                return f"{sign}{_trim(value)}{unit}"
+    total_ms = round(seconds * 1000)
+    h, rem = divmod(total_ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    secs = _trim(rem / 1000)
     if h:
-        return f"{h}h{m}m{s}s"
+        return f"{sign}{h}h{m}m{secs}s"
     if m:
-        return f"{m}m{s}s"
-    return f"{s}s"
+        return f"{sign}{m}m{secs}s"
+    return f"{sign}{secs}s"
+
+
+def _trim(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def service_image(service: Service) -> str:

@@ -66,9 +66,13 @@ def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
 
 def parse(path: Path) -> Topology:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidArgument(f"topology file {path} does not exist") from None
+    except IsADirectoryError:
+        raise InvalidArgument(f"topology file {path} is a directory: name a TOML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"cannot read topology file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument(f"{path} is not valid TOML: {exc}") from None
     base = path.resolve().parent
@@ -85,6 +89,9 @@ def parse(path: Path) -> Topology:
         where = f"{path}: node {i}"
         _check_keys(where, n, NODE_KEYS)
         hostname = str(n.get("hostname", f"node-{i}"))
+        period = n.get("heartbeat_period", 5.0)
+        if isinstance(period, bool) or not isinstance(period, int | float) or period <= 0:
+            raise InvalidArgument(f"{where}: heartbeat_period must be a number of seconds above 0")
         state_dir = base / str(n.get("state_dir", f"state/{hostname}"))
         sock = base / str(n.get("listen_control_api", state_dir / "swarm.sock"))
         topo.nodes.append(
@@ -93,14 +100,14 @@ def parse(path: Path) -> Topology:
                 state_dir,
                 sock,
                 str(n.get("executor", "process")),
-                float(n.get("heartbeat_period", 5.0)),
+                float(period),
             )
         )
     for i, s in enumerate(data.get("service", []), 1):
         where = f"{path}: service {i}"
         _check_keys(where, s, SERVICE_KEYS)
         replicas = s.get("replicas", 1)
-        if not isinstance(replicas, int):
+        if isinstance(replicas, bool) or not isinstance(replicas, int):
             raise InvalidArgument(f"{where}: replicas must be a whole number")
         container = ContainerSpec(
             image=str(s.get("image", "")),

@@ -48,6 +48,9 @@ class Entry:
     started: bool = False
     stopping: bool = False
     pid: int = 0
+    # The last status reported, error and exit code included, to send again
+    # whole when a new session starts.
+    status: TaskStatus | None = None
 
 
 class Agent:
@@ -94,7 +97,8 @@ class Agent:
         self._schedule_heartbeat(now)
         # A new session may follow a lost one: tell the dispatcher everything again.
         for tid, entry in self.tasks.items():
-            self.reports[tid] = self._status(entry, entry.state, "", now)
+            if tid not in self.reports:
+                self.reports[tid] = entry.status or self._status(entry, entry.state, "", now)
 
     def session_lost(self) -> None:
         self.session_id = ""
@@ -212,4 +216,5 @@ class Agent:
         if state <= entry.state:
             return
         entry.state = state
-        self.reports[entry.task.id] = self._status(entry, state, message, now, err, exit_code)
+        entry.status = self._status(entry, state, message, now, err, exit_code)
+        self.reports[entry.task.id] = entry.status

@@ -120,10 +120,18 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return c.marker
 
 
+def _stray(values: Any) -> bool:
+    return any(type(v) is _Marker for v in values)
+
+
 def _list_hook(items: tuple[Any, ...]) -> Any:
     if not items or type(items[0]) is not _Marker:
+        if _stray(items):
+            raise CodecError("malformed message: a class tag inside plain data")
         return items
     c = items[0].codec
+    if _stray(items[1:]):
+        raise CodecError(f"{c.cls.__name__}: a class tag where a field belongs")
     if len(items) != c.nfields + 1:
         raise CodecError(f"{c.cls.__name__}: expected {c.nfields} fields, got {len(items) - 1}")
     if c.enum_fields:
@@ -132,6 +140,12 @@ def _list_hook(items: tuple[Any, ...]) -> Any:
             values[i] = enum_cls(values[i])
         return c.cls(*values)
     return c.cls(*items[1:])
+
+
+def _map_hook(items: dict[Any, Any]) -> Any:
+    if _stray(items) or _stray(items.values()):
+        raise CodecError("malformed message: a class tag inside a map")
+    return items
 
 
 def _pack(obj: Any) -> bytes:
@@ -153,6 +167,7 @@ def unpackb(data: bytes, max_size: int = 64 * 1024 * 1024) -> Any:
             data,
             ext_hook=_ext_hook,
             list_hook=_list_hook,
+            object_hook=_map_hook,
             use_list=False,
             strict_map_key=False,
             raw=False,

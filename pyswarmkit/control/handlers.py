@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
 from pyswarmkit.api.objects import Node, NodeSpec, Service, ServiceSpec, Task
@@ -39,8 +40,10 @@ Outcome = Reply | Write
 
 def _arg(body: dict[str, Any], name: str, kind: type[V]) -> V:
     value = body.get(name)
-    if not isinstance(value, kind):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise InvalidArgument(f"request field {name!r} must be a {kind.__name__}")
+    if dataclasses.is_dataclass(value):
+        typecheck.check(value, name)
     return value
 
 

@@ -82,6 +82,7 @@ class ReplicatedOrchestrator:
 
     def step(self, store: MemoryStore, now: float) -> list[Change]:
         tx = Tx(store)
+        self._created: set[tuple[str, int]] = set()
         with store.reading():
             self._restart_finished(store, tx, now)
             self._move_off_drained(store, tx, now)
@@ -129,8 +130,33 @@ class ReplicatedOrchestrator:
                 tx.update(with_desired(task, TaskState.SHUTDOWN))
                 service = store.get_service(task.service_id)
                 if service is not None and task.slot <= service.spec.mode.replicas:
-                    tx.create(new_task(service, task.slot, now, self.id_gen))
+                    self._create(tx, service, task.slot, now)
         self._drained_nodes.clear()
+
+    def _create(self, tx: Tx, service: Service, slot: int, now: float) -> None:
+        """A new task for the slot, unless this step already made one."""
+        key = (service.id, slot)
+        if key not in self._created:
+            self._created.add(key)
+            tx.create(new_task(service, slot, now, self.id_gen))
+
+    def _slot_done(
+        self, store: MemoryStore, tx: Tx, service: Service, slot: int, now: float
+    ) -> bool:
+        """The slot's newest task finished and its restart policy says it stays
+        finished; the slot counts as filled (SwarmKit's dead slot)."""
+        tasks = [self._current(tx, t.id) for t in store.tasks_by_slot(service.id, slot)]
+        finished = [t for t in tasks if t is not None]
+        if not finished:
+            return False
+        newest = max(finished, key=lambda t: (t.meta.created_at, t.status.timestamp))
+        if is_live(newest) or not newest.status.state.terminal or is_dirty(newest, service):
+            return False
+        if newest.desired_state != TaskState.SHUTDOWN:
+            return False
+        policy = newest.spec.restart
+        key = (service.id, slot)
+        return not wants_restart(policy, newest) or not self.restarts.allowed(policy, key, now)
 
     def _create_due_restarts(self, store: MemoryStore, tx: Tx, now: float) -> None:
         for key, when in sorted(self.restart_due.items()):
@@ -142,7 +168,7 @@ class ReplicatedOrchestrator:
                 continue
             slot_tasks = [self._current(tx, t.id) for t in store.tasks_by_slot(*key)]
             if not any(t is not None and is_live(t) for t in slot_tasks):
-                tx.create(new_task(service, key[1], now, self.id_gen))
+                self._create(tx, service, key[1], now)
 
     def _reconcile(self, store: MemoryStore, tx: Tx, service: Service, now: float) -> None:
         want = service.spec.mode.replicas
@@ -162,10 +188,14 @@ class ReplicatedOrchestrator:
             for t in dirty:
                 tx.update(with_desired(t, TaskState.SHUTDOWN))
             if dirty and len(dirty) == len(tasks):
-                tx.create(new_task(service, slot, now, self.id_gen))
+                self._create(tx, service, slot, now)
         for slot in range(1, want + 1):
-            if slot not in slots and (service.id, slot) not in self.restart_due:
-                tx.create(new_task(service, slot, now, self.id_gen))
+            if (
+                slot not in slots
+                and (service.id, slot) not in self.restart_due
+                and not self._slot_done(store, tx, service, slot, now)
+            ):
+                self._create(tx, service, slot, now)
         for key in [k for k in self.restart_due if k[0] == service.id and k[1] > want]:
             del self.restart_due[key]
 
@@ -196,14 +226,17 @@ class ReplicatedOrchestrator:
         if clusters:
             limit = clusters[0].spec.orchestration.task_history_retention_limit
         for key in sorted(self._trim):
-            old = [
+            # The limit counts every task of the slot, the running one included.
+            tasks = [
                 t
                 for t in (self._current(tx, t.id) for t in store.tasks_by_slot(*key))
-                if t is not None and not is_live(t) and t.status.state.terminal
+                if t is not None
             ]
-            if len(old) > limit:
+            old = [t for t in tasks if not is_live(t) and t.status.state.terminal]
+            excess = len(tasks) - limit
+            if excess > 0:
                 old.sort(key=lambda t: (t.status.timestamp, t.meta.version))
-                for t in old[: len(old) - limit]:
+                for t in old[:excess]:
                     tx.delete(t)
         self._trim.clear()
 

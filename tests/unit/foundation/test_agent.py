@@ -281,11 +281,6 @@ def test_reregistering_reports_every_task_again() -> None:
     assert reports(fx)["t1"].container.pid == 42
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registered() replaces pending reports with bare ones: the error and exit code of "
-    "a failure not yet sent are lost",
-)
 def test_reregistering_keeps_the_error_of_an_unsent_failure() -> None:
     a = connected()
     running(a)

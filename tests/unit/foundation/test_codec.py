@@ -198,9 +198,6 @@ def test_a_bare_class_tag_raises_codec_error() -> None:
         unpackb(msgpack.packb(tag))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a class tag that does not head an array decodes to an internal _Marker"
-)
 @pytest.mark.parametrize("where", ["array-item", "map-value"])
 def test_a_nested_class_tag_raises_codec_error(where: str) -> None:
     tag = msgpack.unpackb(packb(TaskStatus()), raw=False)[0]

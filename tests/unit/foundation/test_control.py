@@ -227,11 +227,6 @@ def test_good_specs_pass(good: ServiceSpec) -> None:
     validate_service_spec(good)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fields nested in a spec are not type-checked: a wrong type escapes as TypeError "
-    "(an internal error) instead of InvalidArgument",
-)
 @pytest.mark.parametrize("field", ["replicas", "name", "stop_grace_period"])
 def test_a_spec_field_of_the_wrong_type_is_invalid_argument(field: str) -> None:
     s = spec()

@@ -321,11 +321,6 @@ def test_scaling_down_cancels_a_pending_restart() -> None:
     assert swarm.live_slots() == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a slot whose last task finished and must not restart is refilled by any later "
-    "reconcile (scale-up, new leader); SwarmKit keeps it as is",
-)
 @pytest.mark.parametrize("trigger", ["scale-up", "new-leader"])
 def test_a_task_that_must_not_restart_stays_finished(trigger: str) -> None:
     swarm = started(1, RestartPolicy(condition=RestartCondition.NONE))
@@ -439,9 +434,10 @@ def _history(swarm: Swarm) -> set[str]:
 
 
 def test_history_is_trimmed_to_five_per_slot_by_default() -> None:
+    # Five tasks per slot in all: the running one and the four newest finished.
     swarm = started(1, NO_DELAY)
     failed = _churn(swarm, 8)
-    assert _history(swarm) == set(failed[-5:])
+    assert _history(swarm) == set(failed[-4:])
     assert len(swarm.live_in(1)) == 1
 
 
@@ -452,7 +448,7 @@ def test_history_follows_the_cluster_retention_limit() -> None:
     swarm.create(spec(1, restart=NO_DELAY))
     swarm.settle(0.0)
     failed = _churn(swarm, 6)
-    assert _history(swarm) == set(failed[-2:])
+    assert _history(swarm) == set(failed[-1:])
 
 
 def test_history_within_the_limit_is_kept() -> None:
@@ -461,11 +457,6 @@ def test_history_within_the_limit_is_kept() -> None:
     assert _history(swarm) == set(failed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the retention limit counts only finished tasks; SwarmKit's task reaper counts "
-    "every task of the slot, the running one included",
-)
 def test_a_slot_holds_at_most_the_retention_limit_in_all() -> None:
     swarm = started(1, NO_DELAY)
     _churn(swarm, 8)
@@ -536,11 +527,6 @@ def test_tasks_on_a_removed_node_are_replaced() -> None:
     assert swarm.live()[0].node_id == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a drain and a service change seen in one step each fill the drained slots: "
-    "two live tasks per slot",
-)
 def test_a_drain_and_a_scale_in_one_step_give_one_task_per_slot() -> None:
     swarm = started(2)
     _with_nodes(swarm, "n1")
@@ -597,9 +583,6 @@ def test_never_two_live_tasks_in_a_slot(
     now = 0.0
     for (action, arg), step_now in script:
         if action in ("drain", "activate"):
-            # A drain gets a step of its own: see the xfail test above for why.
-            swarm.step(now)
-            _check(swarm)
             drain = action == "drain"
             (drained.add if drain else drained.discard)(str(arg))
             availability = NodeAvailability.DRAIN if drain else NodeAvailability.ACTIVE
