@@ -138,7 +138,10 @@ class Scheduler:
         self._changes: list[Change] = []
         self._touched: dict[str, NodeInfo] = {}
         self._assigned = 0
-        self._explained: dict[Any, tuple[int, str]] = {}
+        # requirements key -> assignment count when they were found to fit nowhere
+        self._unfit: dict[Any, int] = {}
+        # tasks that found no node this pass, explained once the pass is done
+        self._stuck: list[Task] = []
         self._now = 0.0
 
     # --- SchedulerCore ---------------------------------------------------------
@@ -189,7 +192,8 @@ class Scheduler:
         self._now = now
         changes: list[Change] = []
         self._changes = changes
-        self._explained.clear()
+        self._unfit.clear()
+        assigned_before = self._assigned
         if self._waiting and self._epoch != self._waiting_epoch:
             for tid, task in self._waiting.items():
                 (self._preassigned if task.node_id else self._queue)[tid] = task
@@ -209,6 +213,12 @@ class Scheduler:
             self._queue = {}
             for tasks in groups.values():
                 self._place_group(tasks)
+        if self._waiting and self._assigned != assigned_before:
+            # Placements may have changed why the waiting tasks fit nowhere.
+            self._stuck.extend(self._waiting.values())
+            self._waiting = {}
+        if self._stuck:
+            self._explain_stuck()
         self._evict_views()
         self._changes = []
         return changes
@@ -470,11 +480,10 @@ class Scheduler:
     def _place_group(self, tasks: list[Task]) -> None:
         first = tasks[0]
         req = self._requirements(first)
-        hit = self._explained.get(req.key)
-        if hit is not None and hit[0] == self._assigned:
+        if self._unfit.get(req.key) == self._assigned:
             # Tasks with these requirements found no node, and nothing was
             # placed since: these will not fit either.
-            self._unplaced(tasks, req)
+            self._stuck.extend(tasks)
             return
         if len(tasks) == 1 and not req.preferences and self._place_one(first, req):
             return
@@ -502,11 +511,29 @@ class Scheduler:
             placed = Filler(group, fresh, rest).fill(todo, len(tasks))
         self._settle()
         if placed < len(tasks):
-            self._unplaced(tasks[placed:], req)
+            self._unfit[req.key] = self._assigned
+            self._stuck.extend(tasks[placed:])
 
-    def _unplaced(self, tasks: list[Task], req: Requirements) -> None:
-        message = no_suitable_node(self._explain(req))
-        for task in tasks:
+    def _explain_stuck(self) -> None:
+        """Say why each task that fits nowhere does not, on the state the pass ends
+        with; write the message only where it changes."""
+        stuck, self._stuck = self._stuck, []
+        explained: dict[Any, str] = {}
+        for task in stuck:
+            req = self._requirements(task)
+            if task.node_id:
+                info = self._infos.get(task.node_id)
+                failed = Pipeline(req).first_failure(info) if info is not None else None
+                if failed is None:
+                    # Its node is unknown for now (or, defensively, fits after all).
+                    (self._waiting if info is None else self._preassigned)[task.id] = task
+                    continue
+                message = failed.explain(1)
+            else:
+                text = explained.get(req.key)
+                if text is None:
+                    text = explained[req.key] = Pipeline(req).explain(self._infos.values())
+                message = no_suitable_node(text)
             if task.status.message == message:
                 self._waiting[task.id] = task
                 continue
@@ -517,15 +544,6 @@ class Scheduler:
             self._tasks[task.id] = new
             self._changes.append(Change("update", new))
 
-    def _explain(self, req: Requirements) -> str:
-        """Why no node takes tasks with ``req`` now; memoized until the next assignment."""
-        hit = self._explained.get(req.key)
-        if hit is not None and hit[0] == self._assigned:
-            return hit[1]
-        text = Pipeline(req).explain(self._infos.values())
-        self._explained[req.key] = (self._assigned, text)
-        return text
-
     def _check_preassigned(self) -> None:
         pending, self._preassigned = self._preassigned, {}
         for tid, task in pending.items():
@@ -533,20 +551,10 @@ class Scheduler:
             if info is None:
                 self._waiting[tid] = task  # its node is unknown for now
                 continue
-            failed = Pipeline(self._requirements(task)).first_failure(info)
-            if failed is None:
+            if Pipeline(self._requirements(task)).passes(info):
                 self._assign(task, info, CONFIRMED_MESSAGE)
-                continue
-            message = failed.explain(1)
-            if task.status.message == message:
-                self._waiting[tid] = task
-                continue
-            status = task.status
-            new_status = TaskStatus(self._now, status.state, message, status.err, status.container)
-            new = _with_node_status(task, task.node_id, new_status)
-            self._inflight[tid] = task
-            self._tasks[tid] = new
-            self._changes.append(Change("update", new))
+            else:
+                self._stuck.append(task)
         self._settle()
 
     # --- introspection ------------------------------------------------------------
