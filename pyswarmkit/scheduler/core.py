@@ -233,7 +233,9 @@ class Scheduler:
                 continue  # an event about the task came in since: it is the truth
             self._drop(decided.id)
             self._admit(original)
+        # Due at once, not after a debounce.
         self._first_at = None
+        self._stirred = False
 
     # --- events ------------------------------------------------------------------
 
@@ -278,10 +280,11 @@ class Scheduler:
             ):
                 # The common case: a decision committed, or a task progressing.
                 info = self._infos.get(new.node_id)
-                if info is not None and tid in info.tasks:
-                    info.replace(new)
-                self._tasks[tid] = new
-                return
+                if info is None or tid in info.tasks:
+                    if info is not None:
+                        info.replace(new)
+                    self._tasks[tid] = new
+                    return
             if (
                 failures
                 and new is not None

@@ -438,3 +438,14 @@ def test_node_updates_that_cannot_make_room_do_not_wake_the_scheduler() -> None:
     assert h.core.wake_at() is not None
     h.settle()
     assert h.task("t1").node_id == "a"
+
+
+def test_a_node_that_comes_back_is_charged_again_on_the_next_event() -> None:
+    h = Harness()
+    h.create(node("a", cpus=CPU))
+    h.create(task("t1", task_spec=spec(cpus=CPU), node_id="a", state=TaskState.RUNNING))
+    h.commit([Change("delete", h.nodes()["a"])])
+    h.create(node("a", cpus=CPU))
+    h.update(dataclasses.replace(h.task("t1"), status=TaskStatus(state=TaskState.RUNNING)))
+    info = h.core.node_info("a")
+    assert info is not None and "t1" in info.tasks and info.nano_cpus == 0
