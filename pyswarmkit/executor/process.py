@@ -38,6 +38,18 @@ def local_platform() -> Platform:
     return Platform(os=platform.system().lower(), architecture=platform.machine())
 
 
+def describe_node(
+    hostname: str, resources: Resources, engine: str, labels: dict[str, str]
+) -> NodeDescription:
+    """What a worker tells the dispatcher about itself."""
+    return NodeDescription(
+        hostname=hostname,
+        platform=local_platform(),
+        resources=resources,
+        engine=EngineDescription(engine_version=engine, labels=dict(labels)),
+    )
+
+
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -142,12 +154,7 @@ class ProcessExecutor:
         self.engine_labels = dict(engine_labels or {})
 
     def describe(self) -> NodeDescription:
-        return NodeDescription(
-            hostname=self.hostname,
-            platform=local_platform(),
-            resources=self.resources,
-            engine=EngineDescription(engine_version="process", labels=self.engine_labels),
-        )
+        return describe_node(self.hostname, self.resources, self.name, self.engine_labels)
 
     def controller(self, task: Task) -> ProcessController:
         return ProcessController(task, self.tasks_dir / task.id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyswarmkit.api.objects import EngineDescription, NodeDescription, Resources, Task
-from pyswarmkit.executor.process import local_platform, machine_resources
+from pyswarmkit.api.objects import NodeDescription, Resources, Task
+from pyswarmkit.executor.process import describe_node, machine_resources
 
 
 class SimController:
@@ -52,12 +52,7 @@ class SimExecutor:
         self.engine_labels = dict(engine_labels or {})
 
     def describe(self) -> NodeDescription:
-        return NodeDescription(
-            hostname=self.hostname,
-            platform=local_platform(),
-            resources=self.resources,
-            engine=EngineDescription(engine_version="sim", labels=self.engine_labels),
-        )
+        return describe_node(self.hostname, self.resources, self.name, self.engine_labels)
 
     def controller(self, task: Task) -> SimController:
         return SimController(task)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,18 @@ class Swarmd:
     proc: subprocess.Popen[bytes]
     socket: str
     state_dir: Path
+
+    def sh(self, line: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """swarmctl with the arguments written as a shell would split them."""
+        return self.ctl(*shlex.split(line), check=check)
+
+    def replicas(self, name: str) -> str:
+        """The Replicas column of `service ls` for the service, e.g. '3/3'."""
+        for line in self.ctl("service", "ls").stdout.splitlines():
+            cols = line.split()
+            if len(cols) >= 2 and cols[1] == name:
+                return cols[-1]
+        return ""
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

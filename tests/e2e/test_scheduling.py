@@ -9,45 +9,18 @@ from helpers import wait_until
 pytestmark = pytest.mark.e2e
 
 
-def replicas_of(node, name: str) -> str:  # type: ignore[no-untyped-def]
-    for line in node.ctl("service", "ls").stdout.splitlines():
-        cols = line.split()
-        if len(cols) >= 2 and cols[1] == name:
-            return cols[-1]
-    return ""
-
-
 def test_constraints_reservations_and_node_labels(swarmd) -> None:  # type: ignore[no-untyped-def]
     swarmd.ctl("node", "update", "node-1", "--label-add", "zone=a")
     assert "zone" in swarmd.ctl("node", "inspect", "node-1").stdout
 
-    swarmd.ctl(
-        "service",
-        "create",
-        "--name",
-        "zoned",
-        "--command",
-        "sleep",
-        "--args",
-        "1000",
-        "--replicas",
-        "2",
-        "--constraint",
-        "node.labels.zone==a",
+    swarmd.sh(
+        "service create --name zoned --command sleep --args 1000 --replicas 2"
+        " --constraint node.labels.zone==a"
     )
-    wait_until(lambda: replicas_of(swarmd, "zoned") == "2/2", what="zoned 2/2")
+    wait_until(lambda: swarmd.replicas("zoned") == "2/2", what="zoned 2/2")
 
-    swarmd.ctl(
-        "service",
-        "create",
-        "--name",
-        "fast",
-        "--command",
-        "sleep",
-        "--args",
-        "1000",
-        "--constraint",
-        "node.labels.disk==ssd",
+    swarmd.sh(
+        "service create --name fast --command sleep --args 1000 --constraint node.labels.disk==ssd"
     )
     wait_until(
         lambda: (
@@ -56,32 +29,21 @@ def test_constraints_reservations_and_node_labels(swarmd) -> None:  # type: igno
         ),
         what="the constraint explanation",
     )
-    assert replicas_of(swarmd, "fast") == "0/1"
+    assert swarmd.replicas("fast") == "0/1"
 
-    swarmd.ctl(
-        "service",
-        "create",
-        "--name",
-        "huge",
-        "--command",
-        "sleep",
-        "--args",
-        "1000",
-        "--reserve-memory",
-        "100T",
-    )
+    swarmd.sh("service create --name huge --command sleep --args 1000 --reserve-memory 100T")
     wait_until(
         lambda: (
             "insufficient resources on 1 node" in swarmd.ctl("service", "inspect", "huge").stdout
         ),
         what="the resources explanation",
     )
-    assert replicas_of(swarmd, "huge") == "0/1"
+    assert swarmd.replicas("huge") == "0/1"
 
     # The scheduler reacts to the node change by itself.
     swarmd.ctl("node", "update", "node-1", "--label-add", "disk=ssd")
-    wait_until(lambda: replicas_of(swarmd, "fast") == "1/1", what="fast 1/1 after the label")
-    assert replicas_of(swarmd, "huge") == "0/1"
+    wait_until(lambda: swarmd.replicas("fast") == "1/1", what="fast 1/1 after the label")
+    assert swarmd.replicas("huge") == "0/1"
 
 
 def test_bad_placement_is_refused_at_create(swarmd) -> None:  # type: ignore[no-untyped-def]
@@ -105,10 +67,10 @@ def test_bad_placement_is_refused_at_create(swarmd) -> None:  # type: ignore[no-
 
 def test_drain_and_activate(swarmd) -> None:  # type: ignore[no-untyped-def]
     swarmd.ctl("service", "create", "--name", "web", "--command", "sleep", "--args", "1000")
-    wait_until(lambda: replicas_of(swarmd, "web") == "1/1", what="web 1/1")
+    wait_until(lambda: swarmd.replicas("web") == "1/1", what="web 1/1")
     swarmd.ctl("node", "drain", "node-1")
     assert "DRAIN" in swarmd.ctl("node", "ls").stdout
     # The only node is drained: the task stops and its replacement waits.
-    wait_until(lambda: replicas_of(swarmd, "web") == "0/1", what="web stopped by drain")
+    wait_until(lambda: swarmd.replicas("web") == "0/1", what="web stopped by drain")
     swarmd.ctl("node", "activate", "node-1")
-    wait_until(lambda: replicas_of(swarmd, "web") == "1/1", what="web back after activate")
+    wait_until(lambda: swarmd.replicas("web") == "1/1", what="web back after activate")

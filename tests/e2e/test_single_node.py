@@ -16,32 +16,13 @@ def sleepers(pid: int) -> list[int]:
     return [p for p, argv in children_of(pid) if argv[:2] == ["sleep", "1000"]]
 
 
-def replicas_of(node, name: str) -> str:  # type: ignore[no-untyped-def]
-    for line in node.ctl("service", "ls").stdout.splitlines():
-        cols = line.split()
-        if len(cols) >= 2 and cols[1] == name:
-            return cols[-1]
-    return ""
-
-
 def test_replicated_service_lifecycle(swarmd) -> None:  # type: ignore[no-untyped-def]
     pid = swarmd.proc.pid
-    out = swarmd.ctl(
-        "service",
-        "create",
-        "--name",
-        "sleeper",
-        "--command",
-        "sleep",
-        "--args",
-        "1000",
-        "--replicas",
-        "3",
-    )
+    out = swarmd.sh("service create --name sleeper --command sleep --args 1000 --replicas 3")
     service_id = out.stdout.strip()
     assert len(service_id) == 25
 
-    wait_until(lambda: replicas_of(swarmd, "sleeper") == "3/3", what="3/3")
+    wait_until(lambda: swarmd.replicas("sleeper") == "3/3", what="3/3")
     wait_until(lambda: len(sleepers(pid)) == 3, what="three sleep processes")
 
     inspect = swarmd.ctl("service", "inspect", "sleeper").stdout
@@ -50,7 +31,7 @@ def test_replicated_service_lifecycle(swarmd) -> None:  # type: ignore[no-untype
     assert inspect.count("RUNNING") >= 6  # desired and last state of each task
 
     swarmd.ctl("service", "update", "sleeper", "--replicas", "6")
-    wait_until(lambda: replicas_of(swarmd, "sleeper") == "6/6", what="6/6")
+    wait_until(lambda: swarmd.replicas("sleeper") == "6/6", what="6/6")
     wait_until(lambda: len(sleepers(pid)) == 6, what="six sleep processes")
 
     victim = sleepers(pid)[0]
@@ -61,7 +42,7 @@ def test_replicated_service_lifecycle(swarmd) -> None:  # type: ignore[no-untype
         timeout=30,
         what="the killed task replaced",
     )
-    wait_until(lambda: replicas_of(swarmd, "sleeper") == "6/6", what="6/6 after restart")
+    wait_until(lambda: swarmd.replicas("sleeper") == "6/6", what="6/6 after restart")
     history = swarmd.ctl("task", "ls", "--all").stdout
     assert "FAILED" in history  # the killed task is kept in history
 
@@ -76,18 +57,7 @@ def test_replicated_service_lifecycle(swarmd) -> None:  # type: ignore[no-untype
 
 def test_sigterm_stops_tasks_and_exits_zero(swarmd) -> None:  # type: ignore[no-untyped-def]
     pid = swarmd.proc.pid
-    swarmd.ctl(
-        "service",
-        "create",
-        "--name",
-        "sleeper",
-        "--command",
-        "sleep",
-        "--args",
-        "1000",
-        "--replicas",
-        "2",
-    )
+    swarmd.sh("service create --name sleeper --command sleep --args 1000 --replicas 2")
     wait_until(lambda: len(sleepers(pid)) == 2, what="two sleep processes")
     task_pids = sleepers(pid)
     swarmd.proc.send_signal(signal.SIGTERM)
@@ -121,18 +91,7 @@ def test_missing_command_is_restarted_per_policy(swarmd) -> None:  # type: ignor
 def test_bad_input_gives_one_line_and_keeps_daemon(swarmd) -> None:  # type: ignore[no-untyped-def]
     swarmd.ctl("service", "create", "--name", "web", "--command", "sleep", "--args", "1000")
     # 37 tasks: two of them must share their first ID character (base36 has 36).
-    swarmd.ctl(
-        "service",
-        "create",
-        "--name",
-        "many",
-        "--command",
-        "sleep",
-        "--args",
-        "1000",
-        "--replicas",
-        "37",
-    )
+    swarmd.sh("service create --name many --command sleep --args 1000 --replicas 37")
     cases = [
         (("service", "inspect", "nope"), "service nope not found"),
         (("task", "inspect", "zzzzzzzz"), "task zzzzzzzz not found"),
@@ -190,25 +149,10 @@ def test_no_daemon_or_wrong_socket(short_tmp) -> None:  # type: ignore[no-untype
 
 
 def test_restart_policy_flags(swarmd) -> None:  # type: ignore[no-untyped-def]
-    swarmd.ctl(
-        "service",
-        "create",
-        "--name",
-        "flaky",
-        "--command",
-        "sh",
-        "--args",
-        "-c",
-        "--args",
-        "exit 7",
-        "--restart-condition",
-        "on-failure",
-        "--restart-delay",
-        "0s",
-        "--restart-max-attempts",
-        "2",
-        "--stop-grace-period",
-        "1s",
+    swarmd.sh(
+        "service create --name flaky --command sh --args -c --args 'exit 7'"
+        " --restart-condition on-failure --restart-delay 0s --restart-max-attempts 2"
+        " --stop-grace-period 1s"
     )
     inspect = swarmd.ctl("service", "inspect", "flaky").stdout
     assert "Condition       : ON_FAILURE" in inspect
