@@ -26,8 +26,12 @@ def node_is_ready(node: Node) -> bool:
 
 
 def counts_toward_node(task: Task) -> bool:
-    """Assigned to a node, still meant to run, and not finished."""
-    return bool(task.node_id) and task.desired_state <= _RUNNING and task.status.state <= _RUNNING
+    """Assigned to a node and not yet stopped there.
+
+    A task told to stop still holds its reservations and host ports until its
+    agent reports it stopped (as SwarmKit's), so a replacement cannot collide
+    with it on the same node."""
+    return bool(task.node_id) and task.status.state <= _RUNNING
 
 
 def host_ports(spec: TaskSpec) -> tuple[HostPort, ...]:

@@ -134,7 +134,7 @@ def test_resources_freed_by_a_finished_task_are_reused() -> None:
     assert h.task(waiting[0].id).node_id == "a"
 
 
-def test_desired_shutdown_frees_the_node() -> None:
+def test_a_stopped_task_frees_the_node_not_one_told_to_stop() -> None:
     h = Harness()
     h.create(node("a", memory=GIB))
     h.create(task("old", task_spec=spec(memory=GIB), node_id="a", state=TaskState.RUNNING))
@@ -142,6 +142,11 @@ def test_desired_shutdown_frees_the_node() -> None:
     h.settle()
     assert h.task("new").status.state == TaskState.PENDING
     h.update(dataclasses.replace(h.task("old"), desired_state=TaskState.SHUTDOWN))
+    h.settle()
+    assert h.task("new").status.state == TaskState.PENDING
+    old = h.task("old")
+    stopped = dataclasses.replace(old.status, state=TaskState.SHUTDOWN)
+    h.update(dataclasses.replace(old, status=stopped))
     h.settle()
     assert h.task("new").node_id == "a"
 

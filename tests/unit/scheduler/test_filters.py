@@ -109,9 +109,13 @@ def test_tasks_that_do_not_count() -> None:
     assert not counts_toward_node(task("a"))  # no node
     assert not counts_toward_node(task("a", node_id="n", state=TaskState.FAILED))
     assert not counts_toward_node(
-        task("a", node_id="n", state=TaskState.RUNNING, desired=TaskState.SHUTDOWN)
+        task("a", node_id="n", state=TaskState.SHUTDOWN, desired=TaskState.SHUTDOWN)
     )
     assert counts_toward_node(task("a", node_id="n", state=TaskState.ASSIGNED))
+    # Told to stop but still running: it holds the node until it has stopped.
+    assert counts_toward_node(
+        task("a", node_id="n", state=TaskState.RUNNING, desired=TaskState.SHUTDOWN)
+    )
 
 
 def test_constraint_filter() -> None:
