@@ -20,6 +20,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -157,7 +158,9 @@ class RaftNode:
             self.log.stable = 0
         else:
             applied = snap.index if snap else 0
-            self.log = RaftLog(offset, offset_term, entries, committed=hs.commit, applied=applied)
+            # A snapshot only ever holds committed state.
+            committed = max(hs.commit, applied)
+            self.log = RaftLog(offset, offset_term, entries, committed=committed, applied=applied)
             if self.log.committed > self.log.last_index:
                 raise ValueError(
                     f"storage: commit {hs.commit} beyond last index {self.log.last_index}"
@@ -715,9 +718,7 @@ class RaftNode:
             size = sum(map(len, map(_DATA, ents)))
             if size > cfg.max_msg_bytes and len(ents) > 1:
                 sizes = list(accumulate(map(len, map(_DATA, ents))))
-                n = 1
-                while n < len(sizes) and sizes[n] <= cfg.max_msg_bytes:
-                    n += 1
+                n = max(1, bisect_right(sizes, cfg.max_msg_bytes))
                 ents = ents[:n]
                 size = sizes[n - 1]
         self._send(
