@@ -199,7 +199,13 @@ class SwarmNode:
         if self.store.get_node(self.node_id) is None:
             spec = NodeSpec(desired_role=NodeRole.MANAGER)
             status = ManagerStatus(leader=True, reachability=Reachability.REACHABLE)
-            node = Node(id=self.node_id, spec=spec, role=NodeRole.MANAGER, manager_status=status)
+            node = Node(
+                id=self.node_id,
+                spec=spec,
+                description=self.executor.describe(),
+                role=NodeRole.MANAGER,
+                manager_status=status,
+            )
             changes.append(Change("create", node))
         if changes:
             self.write(changes)

@@ -149,7 +149,12 @@ class ControlServer:
         def reply(result: dict[str, Any]) -> None:
             self._send(ident, {"v": PROTOCOL_VERSION, "id": msg_id, **result})
 
-        self.deliver(ControlRequest(method, body, reply))
+        try:
+            self.deliver(ControlRequest(method, body, reply))
+        except Exception as exc:
+            # The control actor is gone (the node is stopping): answer, do not die.
+            log.warning("control request %s not delivered: %s", method, exc)
+            reply({"ok": False, "error": Unavailable("swarmd is shutting down").to_wire()})
 
     def _send(self, ident: bytes, msg: dict[str, Any]) -> None:
         self._outbox.put((ident, codec.packb(msg)))
