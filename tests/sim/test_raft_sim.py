@@ -88,9 +88,7 @@ def test_runs_as_a_module() -> None:
 
 
 @pytest.mark.slow
-def test_long_sweep(request: pytest.FixtureRequest) -> None:
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("long sweep: run with -m slow")
+def test_long_sweep() -> None:
     bad = failures(range(CI_SEEDS, CI_SEEDS + 3000))
     bad += failures(range(100_000, 100_200), long_run=True)
     assert not bad, "\n".join(bad)
