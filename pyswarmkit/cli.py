@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from pyswarmkit import display
+from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import InvalidArgument, SwarmError
 from pyswarmkit.api.objects import (
     Annotations,
@@ -368,7 +369,9 @@ def service_create(
         restart_window,
         stop_grace_period,
     )
-    result = STATE.call("service.create", {"spec": flags.apply(spec)})
+    spec = flags.apply(spec)
+    typecheck.check(spec, "spec")
+    result = STATE.call("service.create", {"spec": spec})
     _echo(result["id"])
 
 
@@ -483,6 +486,7 @@ def _edit_service(ref: str, edit: Callable[[ServiceSpec], ServiceSpec]) -> None:
     result = STATE.call("service.inspect", {"ref": ref})
     svc: Service = result["service"]
     spec = edit(svc.spec)
+    typecheck.check(spec, "spec")
     STATE.call("service.update", {"ref": svc.id, "version": svc.meta.version, "spec": spec})
     _echo(svc.id)
 
@@ -786,7 +790,9 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
             ctx = getattr(exc, "ctx", None)
             path = getattr(ctx, "command_path", "") or prog
             _fail(prog, f"{fmt()} (see {path} --help)", code)
-        raise
+        # Anything else is our bug; still one line, and the details in debug logs.
+        logging.getLogger(prog).debug("unexpected error", exc_info=True)
+        _fail(prog, f"internal error: {type(exc).__name__}: {exc}", 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pykka
+import zmq
 
 from pyswarmkit.actors.agent import AgentActor
 from pyswarmkit.actors.control import ControlActor
@@ -128,7 +129,16 @@ class SwarmNode:
         self.config = config
         if config.control_socket:
             check_socket_path(os.path.abspath(config.control_socket))
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            config.state_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise InvalidArgument(
+                f"state dir {config.state_dir} exists and is not a directory: choose another -d"
+            ) from None
+        except OSError as exc:
+            raise InvalidArgument(
+                f"cannot create state dir {config.state_dir}: {exc.strerror}"
+            ) from None
         self._lock = lock_state_dir(config.state_dir)
         (config.state_dir / "worker").mkdir(exist_ok=True)
         self.node_id = load_node_id(config.state_dir)
@@ -146,8 +156,10 @@ class SwarmNode:
     def start(self) -> None:
         try:
             self._start()
-        except BaseException:
+        except BaseException as exc:
             self.stop()
+            if isinstance(exc, OSError | zmq.ZMQError):
+                raise Unavailable(f"swarmd could not start: {exc}") from exc
             raise
 
     def _start(self) -> None:

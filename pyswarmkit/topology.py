@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
+from pyswarmkit.control.validate import validate_service_spec
 from pyswarmkit.transport.control import ControlClient
 
 NODE_KEYS = {"hostname", "state_dir", "listen_control_api", "executor", "heartbeat_period"}
@@ -78,51 +80,80 @@ def parse(path: Path) -> Topology:
     base = path.resolve().parent
     _check_keys(str(path), data, {"node", "service"})
     topo = Topology()
-    nodes = data.get("node", [])
-    if not isinstance(nodes, list) or not nodes:
+    nodes = _tables(path, data, "node")
+    if not nodes:
         raise InvalidArgument(f"{path}: a topology needs at least one [[node]]")
     if len(nodes) > 1:
         raise InvalidArgument(
             f"{path}: {len(nodes)} nodes given, but nodes cannot join a swarm yet: use one [[node]]"
         )
     for i, n in enumerate(nodes, 1):
-        where = f"{path}: node {i}"
-        _check_keys(where, n, NODE_KEYS)
-        hostname = str(n.get("hostname", f"node-{i}"))
-        period = n.get("heartbeat_period", 5.0)
-        if isinstance(period, bool) or not isinstance(period, int | float) or period <= 0:
-            raise InvalidArgument(f"{where}: heartbeat_period must be a number of seconds above 0")
-        state_dir = base / str(n.get("state_dir", f"state/{hostname}"))
-        sock = base / str(n.get("listen_control_api", state_dir / "swarm.sock"))
-        topo.nodes.append(
-            NodeEntry(
-                hostname,
-                state_dir,
-                sock,
-                str(n.get("executor", "process")),
-                float(period),
-            )
-        )
-    for i, s in enumerate(data.get("service", []), 1):
+        topo.nodes.append(_node(f"{path}: node {i}", n, i, base))
+    names: set[str] = set()
+    for i, s in enumerate(_tables(path, data, "service"), 1):
         where = f"{path}: service {i}"
-        _check_keys(where, s, SERVICE_KEYS)
-        replicas = s.get("replicas", 1)
-        if isinstance(replicas, bool) or not isinstance(replicas, int):
-            raise InvalidArgument(f"{where}: replicas must be a whole number")
-        container = ContainerSpec(
-            image=str(s.get("image", "")),
-            command=_strings(where, "command", s.get("command", [])),
-            args=_strings(where, "args", s.get("args", [])),
-            env=_strings(where, "env", s.get("env", [])),
-        )
-        topo.services.append(
-            ServiceSpec(
-                annotations=Annotations(name=str(s.get("name", ""))),
-                task=TaskSpec(container=container),
-                mode=ServiceMode(replicas=replicas),
-            )
-        )
+        spec = _service(where, s)
+        if spec.annotations.name in names:
+            raise InvalidArgument(f"{where}: a service named {spec.annotations.name!r} comes twice")
+        names.add(spec.annotations.name)
+        topo.services.append(spec)
     return topo
+
+
+def _tables(path: Path, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = data.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
+        raise InvalidArgument(f"{path}: {key} must be written as [[{key}]] tables")
+    return items
+
+
+def _string(where: str, table: dict[str, Any], key: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"{where}: {key} must be a non-empty string")
+    return value
+
+
+def _node(where: str, n: dict[str, Any], i: int, base: Path) -> NodeEntry:
+    from pyswarmkit.node import EXECUTORS
+
+    _check_keys(where, n, NODE_KEYS)
+    hostname = _string(where, n, "hostname", f"node-{i}")
+    period = n.get("heartbeat_period", 5.0)
+    if isinstance(period, bool) or not isinstance(period, int | float) or not 0 < period < 3600:
+        raise InvalidArgument(f"{where}: heartbeat_period must be a number of seconds above 0")
+    executor = _string(where, n, "executor", "process")
+    if executor not in EXECUTORS:
+        raise InvalidArgument(
+            f"{where}: unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}"
+        )
+    state_dir = base / _string(where, n, "state_dir", f"state/{hostname}")
+    sock = base / _string(where, n, "listen_control_api", str(state_dir / "swarm.sock"))
+    return NodeEntry(hostname, state_dir, sock, executor, float(period))
+
+
+def _service(where: str, s: dict[str, Any]) -> ServiceSpec:
+    _check_keys(where, s, SERVICE_KEYS)
+    replicas = s.get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise InvalidArgument(f"{where}: replicas must be a whole number")
+    container = ContainerSpec(
+        image=str(s.get("image", "")),
+        command=_strings(where, "command", s.get("command", [])),
+        args=_strings(where, "args", s.get("args", [])),
+        env=_strings(where, "env", s.get("env", [])),
+    )
+    spec = ServiceSpec(
+        annotations=Annotations(name=str(s.get("name", ""))),
+        task=TaskSpec(container=container),
+        mode=ServiceMode(replicas=replicas),
+    )
+    try:
+        typecheck.check(spec, "service")
+        validate_service_spec(spec)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{where}: {err}") from None
+    return spec
 
 
 def _node_main(entry: NodeEntry) -> None:

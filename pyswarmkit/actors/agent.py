@@ -29,8 +29,7 @@ class AgentActor(pykka.ThreadingActor):
         self.registry = registry
         self.bus = bus
         self.manager_id = manager_id
-        self.addr = addr
-        self.core = Agent(description, random.Random())
+        self.core = Agent(description, random.Random(), addr)
 
     def on_stop(self) -> None:
         if self.core.session_id:
@@ -79,10 +78,7 @@ class AgentActor(pykka.ThreadingActor):
         for cmd in fx.commands:
             self.registry.tell("executor", cmd)
         for m in fx.messages:
-            body = dict(m.body)
-            if m.method == "register":
-                body["addr"] = self.addr
-            self._send(m.method, body)
+            self._send(m.method, m.body)
 
     def _send(self, method: str, body: dict[str, Any]) -> None:
         self.bus.send(Envelope(self.registry.node_id, self.manager_id, "dispatcher", method, body))

@@ -43,24 +43,39 @@ class ControlActor(pykka.ThreadingActor):
         try:
             outcome = self.handlers.handle(self.store, req.method, req.body)
         except SwarmError as err:
-            req.reply(failed(err))
+            answer(req, failed(err))
             return
         except Exception as exc:
             log.exception("control request %s failed", req.method)
-            req.reply(failed(Internal(f"{req.method} failed: {exc}")))
+            answer(req, failed(Internal(f"{req.method} failed: {exc}")))
             return
         if isinstance(outcome, Reply):
-            req.reply(ok(outcome.value))
+            answer(req, ok(outcome.value))
             return
 
         def done(batch: EventBatch | None, err: SwarmError | None) -> None:
             if err is not None:
-                req.reply(failed(err))
+                answer(req, failed(err))
                 return
             try:
-                req.reply(ok(outcome.result(batch)))
+                result = outcome.result(batch)
             except Exception as exc:
-                req.reply(failed(Internal(f"{req.method} failed: {exc}")))
+                answer(req, failed(Internal(f"{req.method} failed: {exc}")))
+                return
+            answer(req, ok(result))
 
         if not self.registry.tell("store", Transact(outcome.build, time.time(), done)):
-            req.reply(failed(Unavailable("the store is not running: is the node shutting down?")))
+            answer(req, failed(Unavailable("the store is not running: is the node shutting down?")))
+
+
+def answer(req: ControlRequest, reply: dict[str, Any]) -> None:
+    """Send a reply; one that cannot be encoded becomes an internal error, so a
+    bad object never takes the control actor down with it."""
+    try:
+        req.reply(reply)
+    except Exception as exc:
+        log.exception("reply to %s could not be sent", req.method)
+        try:
+            req.reply(failed(Internal(f"{req.method}: the reply could not be encoded: {exc}")))
+        except Exception:
+            log.exception("error reply to %s could not be sent either", req.method)

@@ -12,8 +12,7 @@ import pykka
 from pyswarmkit.actors.messages import Committed, Deliver, StoreEvents, Tick, Transact
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
-from pyswarmkit.api.objects import NodeDescription
-from pyswarmkit.dispatcher.core import Dispatcher, task_status_changes
+from pyswarmkit.dispatcher.core import Dispatcher, Effects
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.transport.bus import Bus, Envelope
 
@@ -44,54 +43,25 @@ class DispatcherActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Deliver):
             try:
-                self._agent_message(message, time.time())
+                fx = self.core.handle(message.source, message.method, message.body, time.time())
             except SwarmError as err:
+                log.warning("refused %s from %s: %s", message.method, message.source, err)
                 self._send(message.source, "error", {"request": message.method, **err.to_wire()})
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("bad %s message from %s: %s", message.method, message.source, exc)
+                return None
+            self._carry_out(fx, time.time())
         elif isinstance(message, StoreEvents):
             self.core.observe(message.batch)
         elif isinstance(message, Tick):
-            expired = self.core.expire(message.now)
-            if expired:
-                self._transact(
-                    lambda store: self.core.mark_down(store, expired, "heartbeat failure"),
-                    message.now,
-                )
-            for out in self.core.assignments(self.store):
-                self._send(out.node_id, out.method, out.body)
+            self._carry_out(self.core.tick(self.store, message.now), message.now)
         elif isinstance(message, Committed) and message.error is not None:
             log.warning("dispatcher write refused: %s", message.error)
         return None
 
-    def _agent_message(self, msg: Deliver, now: float) -> None:
-        node_id, body = msg.source, msg.body
-        if msg.method == "register":
-            description = body["description"]
-            if not isinstance(description, NodeDescription):
-                raise TypeError("register needs a node description")
-            addr = str(body.get("addr", ""))
-            session_id = self.core.open_session(node_id, now)
-            self._transact(lambda store: self.core.register(store, node_id, description, addr), now)
-            self._send(
-                node_id,
-                "registered",
-                {"session_id": session_id, "heartbeat_period": self.core.heartbeat_period},
-            )
-        elif msg.method == "heartbeat":
-            period = self.core.heartbeat(node_id, str(body["session_id"]), now)
-            self._send(node_id, "heartbeat_ack", {"heartbeat_period": period})
-        elif msg.method == "update_task_status":
-            updates = [(str(tid), status) for tid, status in body["updates"]]
-            self.core.update_task_status(node_id, str(body["session_id"]), now)
-            self._transact(lambda store: task_status_changes(store, node_id, updates), now)
-        elif msg.method == "leave":
-            self.core.close_session(node_id)
-            self._transact(
-                lambda store: self.core.mark_down(store, [node_id], "node shut down"), now
-            )
-        else:
-            log.warning("unknown dispatcher method %r from %s", msg.method, node_id)
+    def _carry_out(self, fx: Effects, now: float) -> None:
+        for build in fx.writes:
+            self._transact(build, now)
+        for out in fx.replies:
+            self._send(out.node_id, out.method, out.body)
 
     def _transact(self, build: Callable[[MemoryStore], Sequence[Change]], now: float) -> None:
         ref = self.actor_ref

@@ -1,11 +1,12 @@
 """Drives task controllers: carries out the agent's commands, polls running
-tasks on each tick, and enforces stop grace periods with SIGKILL."""
+tasks on each tick, and sends SIGKILL when a stop outlasts its grace period."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pykka
 
@@ -13,11 +14,14 @@ from pyswarmkit.actors.messages import ExecutorEvent, Tick
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import Command
 from pyswarmkit.executor.base import Controller, Executor, ExecutorError
+from pyswarmkit.executor.stops import StopDeadlines
 
 log = logging.getLogger(__name__)
 
 # On node shutdown, how long to wait for all tasks together before SIGKILL.
 SHUTDOWN_WAIT_LIMIT = 10.0
+
+R = TypeVar("R")
 
 
 class ExecutorActor(pykka.ThreadingActor):
@@ -29,8 +33,7 @@ class ExecutorActor(pykka.ThreadingActor):
         self.executor = executor
         self.controllers: dict[str, Controller] = {}
         self.running: set[str] = set()
-        # task id -> when SIGKILL follows the SIGTERM already sent.
-        self.kill_at: dict[str, float] = {}
+        self.stops = StopDeadlines()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
@@ -39,55 +42,74 @@ class ExecutorActor(pykka.ThreadingActor):
             self._poll(message.now)
         return None
 
+    def _guarded(self, tid: str, kind: str, step: Callable[[], R]) -> R | None:
+        """Run one controller step; any failure becomes the task's error, never
+        this actor's death (which would orphan every task it runs)."""
+        try:
+            return step()
+        except ExecutorError as exc:
+            err = str(exc)
+        except Exception as exc:
+            log.exception("executor %s of task %s failed", kind, tid)
+            err = f"{kind} failed: {type(exc).__name__}: {exc}"
+        self._tell(ExecutorEvent(kind, tid, err=err))
+        return None
+
     def _command(self, cmd: Command, now: float) -> None:
         tid = cmd.task.id
         if cmd.op == "prepare":
-            ctl = self.executor.controller(cmd.task)
+            ctl = self._guarded(tid, "prepared", lambda: self.executor.controller(cmd.task))
+            if ctl is None:
+                return
             self.controllers[tid] = ctl
-            self._run(tid, "prepared", ctl.prepare)
-        elif cmd.op == "start":
-            ctl_or_none = self.controllers.get(tid)
-            if ctl_or_none is None:
-                return
-            try:
-                pid = ctl_or_none.start()
-            except ExecutorError as exc:
-                self._tell(ExecutorEvent("started", tid, err=str(exc)))
-                return
-            self.running.add(tid)
-            self._tell(ExecutorEvent("started", tid, pid=pid))
-        elif cmd.op == "shutdown":
-            ctl_or_none = self.controllers.get(tid)
-            if ctl_or_none is not None and tid in self.running:
-                ctl_or_none.shutdown()
-                self.kill_at[tid] = now + cmd.task.spec.container.stop_grace_period
-        elif cmd.op == "remove":
-            ctl_or_none = self.controllers.pop(tid, None)
-            self.running.discard(tid)
-            self.kill_at.pop(tid, None)
-            if ctl_or_none is not None:
-                ctl_or_none.remove()
 
-    def _run(self, tid: str, kind: str, step: Any) -> None:
+            def prepare() -> bool:
+                ctl.prepare()
+                return True
+
+            if self._guarded(tid, "prepared", prepare):
+                self._tell(ExecutorEvent("prepared", tid))
+        elif cmd.op == "start":
+            found = self.controllers.get(tid)
+            if found is None:
+                return
+            pid = self._guarded(tid, "started", found.start)
+            if pid is not None:
+                self.running.add(tid)
+                self._tell(ExecutorEvent("started", tid, pid=pid))
+        elif cmd.op == "shutdown":
+            found = self.controllers.get(tid)
+            if found is not None and tid in self.running:
+                self._quietly(tid, found.shutdown)
+                self.stops.start(tid, now, cmd.task.spec.container.stop_grace_period)
+        elif cmd.op == "remove":
+            found = self.controllers.pop(tid, None)
+            self.running.discard(tid)
+            self.stops.cancel(tid)
+            if found is not None:
+                self._quietly(tid, found.remove)
+
+    def _quietly(self, tid: str, step: Callable[[], object]) -> None:
         try:
             step()
-        except ExecutorError as exc:
-            self._tell(ExecutorEvent(kind, tid, err=str(exc)))
-            return
-        self._tell(ExecutorEvent(kind, tid))
+        except Exception:
+            log.exception("executor step for task %s failed", tid)
 
     def _poll(self, now: float) -> None:
         for tid in list(self.running):
-            ctl = self.controllers[tid]
-            code = ctl.poll()
+            code: int | None = None
+            try:
+                code = self.controllers[tid].poll()
+            except Exception:
+                log.exception("polling task %s failed", tid)
             if code is not None:
                 self.running.discard(tid)
-                self.kill_at.pop(tid, None)
+                self.stops.cancel(tid)
                 self._tell(ExecutorEvent("exited", tid, exit_code=code))
-            elif tid in self.kill_at and now >= self.kill_at[tid]:
+        for tid in self.stops.pop_due(now):
+            if tid in self.running:
                 log.info("task %s ignored SIGTERM for its grace period: killing it", tid)
-                del self.kill_at[tid]
-                ctl.terminate()
+                self._quietly(tid, self.controllers[tid].terminate)
 
     def _tell(self, event: ExecutorEvent) -> None:
         self.registry.tell("agent", event)
@@ -95,14 +117,18 @@ class ExecutorActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         """Stop every task: SIGTERM to all, a bounded wait, then SIGKILL."""
         for tid in self.running:
-            self.controllers[tid].shutdown()
+            self._quietly(tid, self.controllers[tid].shutdown)
         deadline = time.monotonic() + SHUTDOWN_WAIT_LIMIT
         while self.running and time.monotonic() < deadline:
             for tid in list(self.running):
-                if self.controllers[tid].poll() is not None:
+                try:
+                    exited = self.controllers[tid].poll() is not None
+                except Exception:
+                    exited = True
+                if exited:
                     self.running.discard(tid)
             time.sleep(0.05)
-        for ctl in self.controllers.values():
-            ctl.remove()
+        for tid, ctl in self.controllers.items():
+            self._quietly(tid, ctl.remove)
         self.controllers.clear()
         self.running.clear()

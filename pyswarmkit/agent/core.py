@@ -54,8 +54,10 @@ class Entry:
 
 
 class Agent:
-    def __init__(self, description: NodeDescription, rng: random.Random) -> None:
+    def __init__(self, description: NodeDescription, rng: random.Random, addr: str = "") -> None:
         self.description = description
+        # The address managers should reach this node at, sent on registration.
+        self.addr = addr
         self.rng = rng
         self.session_id = ""
         self.heartbeat_period = 5.0
@@ -71,7 +73,9 @@ class Agent:
         if not self.session_id:
             if self.register_sent_at is None or now - self.register_sent_at >= REGISTER_RETRY:
                 self.register_sent_at = now
-                fx.messages.append(Message("register", {"description": self.description}))
+                fx.messages.append(
+                    Message("register", {"description": self.description, "addr": self.addr})
+                )
             return fx
         if now >= self.next_heartbeat:
             self._schedule_heartbeat(now)

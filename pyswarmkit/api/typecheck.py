@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from typing import Any
@@ -75,19 +76,46 @@ def _check_value(value: Any, tp: Any, path: str) -> None:
         check(value, path)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _fits(value: Any, tp: Any) -> bool:
     if typing.get_origin(tp) is not None:
         return True  # checked in depth by the caller
     if tp is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        # NaN and infinity compare false with everything: as a delay or a
+        # deadline they would mean "at once" or "never".
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and abs(value) <= 1e15
+        )
     if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and INT64_MIN <= value <= INT64_MAX
+        )
+    if tp is str:
+        # No NUL: it cannot go into a command line, a path or an environment.
+        return isinstance(value, str) and "\0" not in value
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return isinstance(value, tp)
     return isinstance(value, tp)
 
 
 def _wrong(path: str, tp: Any, value: Any) -> typing.NoReturn:
+    if isinstance(value, bool):
+        pass
+    elif tp is float and isinstance(value, int | float):
+        raise InvalidArgument(
+            f"field {path} must be a finite number of sensible size, not {value!r}"
+        )
+    elif tp is int and isinstance(value, int):
+        raise InvalidArgument(f"field {path} must fit in 64 bits, not {value!r}")
+    elif tp is str and isinstance(value, str):
+        raise InvalidArgument(f"field {path} must not contain a NUL character")
     raise InvalidArgument(
         f"field {path} must be {_describe(tp)}, not {type(value).__name__} {value!r}"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from pyswarmkit.api.errors import InvalidArgument
@@ -10,8 +11,15 @@ from pyswarmkit.api.objects import PortConfig
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_BARE_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+MAX_DURATION = 10 * 365 * 24 * 3600.0
 _DURATION_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PORT = re.compile(r"^(\d+):(\d+)(?:/(tcp|udp|sctp))?$")
+
+
+# Sizes and counts travel as signed 64-bit integers.
+INT64_MAX = 2**63 - 1
+MAX_CPUS = 1_000_000
 
 
 def parse_cpus(text: str, what: str = "CPUs") -> int:
@@ -20,8 +28,12 @@ def parse_cpus(text: str, what: str = "CPUs") -> int:
         value = float(text)
     except ValueError:
         raise InvalidArgument(f"invalid {what} {text!r}: use a number such as 0.5 or 2") from None
-    if value < 0 or value != value:
+    if not math.isfinite(value):
+        raise InvalidArgument(f"invalid {what} {text!r}: use a number such as 0.5 or 2")
+    if value < 0:
         raise InvalidArgument(f"invalid {what} {text!r}: must not be negative")
+    if value > MAX_CPUS:
+        raise InvalidArgument(f"invalid {what} {text!r}: at most {MAX_CPUS:,} CPUs")
     return round(value * 1_000_000_000)
 
 
@@ -30,7 +42,10 @@ def parse_memory(text: str, what: str = "memory") -> int:
     m = _MEMORY.match(text)
     if not m:
         raise InvalidArgument(f"invalid {what} {text!r}: use a size such as 512M, 1G or 1073741824")
-    return int(float(m.group(1)) * _SCALE[m.group(2).lower()])
+    size = int(float(m.group(1)) * _SCALE[m.group(2).lower()])
+    if size > INT64_MAX:
+        raise InvalidArgument(f"invalid {what} {text!r}: larger than 8 EiB")
+    return size
 
 
 def parse_port(text: str) -> PortConfig:
@@ -63,29 +78,29 @@ def parse_generic(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = item.partition("=")
-        if not sep or not key or not value.isdigit():
+        if not sep or not key or not value.isdigit() or int(value) > INT64_MAX:
             raise InvalidArgument(f"invalid generic resource {item!r}: use NAME=COUNT")
-        out[key] = out.get(key, 0) + int(value)
+        out[key] = min(out.get(key, 0) + int(value), INT64_MAX)
     return out
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
     """Go's spelling, as SwarmKit's flags take it: '10s', '1m30s', '500ms' -> seconds.
-    A bare number is seconds."""
+    A bare number is seconds. Nothing negative, infinite or not a number."""
     t = text.strip()
-    try:
+    if _BARE_NUMBER.match(t):
         value = float(t)
-    except ValueError:
+    else:
         pos, value = 0, 0.0
         for m in _DURATION_PART.finditer(t):
             if m.start() != pos:
                 break
             value += float(m.group(1)) * _DURATION_UNIT[m.group(2)]
             pos = m.end()
-        if pos != len(t) or not t:
+        if not t or pos != len(t):
             raise InvalidArgument(
                 f"invalid {what} {text!r}: use a duration such as 10s, 1m30s or 500ms"
-            ) from None
-    if value < 0:
-        raise InvalidArgument(f"invalid {what} {text!r}: must not be negative")
+            )
+    if value > MAX_DURATION:
+        raise InvalidArgument(f"invalid {what} {text!r}: at most {MAX_DURATION // 3600:.0f}h")
     return value

@@ -40,6 +40,19 @@ class Outgoing:
     body: dict[str, Any]
 
 
+Build = Callable[[MemoryStore], list[Change]]
+
+
+@dataclass(slots=True)
+class Effects:
+    """What handling one agent message asks for: replies to send, and writes to
+    make against the newest store state (each ``build`` runs where the store is
+    written)."""
+
+    replies: list[Outgoing] = field(default_factory=list)
+    writes: list[Build] = field(default_factory=list)
+
+
 def assignable(task: Task) -> bool:
     """Whether a node should hold this task: placed on it, and not yet finished
     with (a task stays until it is terminal and no longer wanted running)."""
@@ -56,6 +69,54 @@ class Dispatcher:
         self._dirty_nodes: set[str] = set()
 
     # --- agent requests ------------------------------------------------------
+
+    def handle(self, node_id: str, method: str, body: dict[str, Any], now: float) -> Effects:
+        """One message from a node's agent. Raises SwarmError for a request to
+        refuse (the caller answers with an error message), InvalidArgument for a
+        malformed one."""
+        fx = Effects()
+        try:
+            if method == "register":
+                self._on_register(node_id, body, now, fx)
+            elif method == "heartbeat":
+                period = self.heartbeat(node_id, str(body["session_id"]), now)
+                fx.replies.append(Outgoing(node_id, "heartbeat_ack", {"heartbeat_period": period}))
+            elif method == "update_task_status":
+                updates = [(str(tid), status) for tid, status in body["updates"]]
+                self.update_task_status(node_id, str(body["session_id"]), now)
+                fx.writes.append(lambda store: task_status_changes(store, node_id, updates))
+            elif method == "leave":
+                self.close_session(node_id)
+                fx.writes.append(lambda store: self.mark_down(store, [node_id], "node shut down"))
+            else:
+                raise InvalidArgument(f"unknown dispatcher method {method!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(f"malformed {method} message: {exc}") from None
+        return fx
+
+    def _on_register(self, node_id: str, body: dict[str, Any], now: float, fx: Effects) -> None:
+        description = body["description"]
+        if not isinstance(description, NodeDescription):
+            raise InvalidArgument("register needs a node description")
+        addr = str(body.get("addr", ""))
+        session_id = self.open_session(node_id, now)
+        fx.writes.append(lambda store: self.register(store, node_id, description, addr))
+        fx.replies.append(
+            Outgoing(
+                node_id,
+                "registered",
+                {"session_id": session_id, "heartbeat_period": self.heartbeat_period},
+            )
+        )
+
+    def tick(self, store: MemoryStore, now: float) -> Effects:
+        """Expire silent sessions and send each node what changed in its assignments."""
+        fx = Effects()
+        expired = self.expire(now)
+        if expired:
+            fx.writes.append(lambda st: self.mark_down(st, expired, "heartbeat failure"))
+        fx.replies.extend(self.assignments(store))
+        return fx
 
     def open_session(self, node_id: str, now: float) -> str:
         """A new session for the node, replacing any older one; returns its id."""

@@ -13,9 +13,16 @@ from collections.abc import Callable
 
 from pyswarmkit.api.ids import new_id
 from pyswarmkit.api.objects import Node, Service, Task
-from pyswarmkit.api.states import NodeAvailability, TaskState
+from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
 from pyswarmkit.orchestrator.restart import RestartHistory, wants_restart
-from pyswarmkit.orchestrator.tasks import by_slot, is_dirty, is_live, new_task, with_desired
+from pyswarmkit.orchestrator.tasks import (
+    by_slot,
+    is_dirty,
+    is_history,
+    is_live,
+    new_task,
+    with_desired,
+)
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore, Tx
 
 DEFAULT_HISTORY = 5
@@ -44,9 +51,7 @@ class ReplicatedOrchestrator:
         self._poked = True
         with store.reading():
             self._dirty_services = {s.id for s in store.services()}
-            self._drained_nodes = {
-                n.id for n in store.nodes() if n.spec.availability == NodeAvailability.DRAIN
-            }
+            self._drained_nodes = {n.id for n in store.nodes() if _drained("update", n)}
             for t in store.tasks():
                 self._note_task(t)
                 if t.service_id and store.get_service(t.service_id) is None:
@@ -72,7 +77,7 @@ class ReplicatedOrchestrator:
             self._finished.add(t.id)
         if t.desired_state == TaskState.REMOVE:
             self._removing.add(t.id)
-        if t.service_id and t.status.state.terminal and not is_live(t):
+        if t.service_id and is_history(t):
             self._trim.add((t.service_id, t.slot))
 
     def due(self, now: float) -> bool:
@@ -121,7 +126,7 @@ class ReplicatedOrchestrator:
         self._finished.clear()
 
     def _move_off_drained(self, store: MemoryStore, tx: Tx, now: float) -> None:
-        """Tasks on a drained (or removed) node stop there and start again elsewhere."""
+        """Tasks on a drained, down or removed node stop there and start again elsewhere."""
         for node_id in sorted(self._drained_nodes):
             for t in store.tasks_by_node(node_id):
                 task = self._current(tx, t.id)
@@ -232,7 +237,7 @@ class ReplicatedOrchestrator:
                 for t in (self._current(tx, t.id) for t in store.tasks_by_slot(*key))
                 if t is not None
             ]
-            old = [t for t in tasks if not is_live(t) and t.status.state.terminal]
+            old = [t for t in tasks if is_history(t)]
             excess = len(tasks) - limit
             if excess > 0:
                 old.sort(key=lambda t: (t.status.timestamp, t.meta.version))
@@ -242,4 +247,9 @@ class ReplicatedOrchestrator:
 
 
 def _drained(op: str, node: Node) -> bool:
-    return op == "delete" or node.spec.availability == NodeAvailability.DRAIN
+    """Tasks on this node must run elsewhere: it was removed, drained, or is down."""
+    return (
+        op == "delete"
+        or node.spec.availability == NodeAvailability.DRAIN
+        or node.status.state == NodeState.DOWN
+    )

@@ -34,6 +34,15 @@ def is_live(task: Task) -> bool:
     return task.desired_state <= TaskState.RUNNING
 
 
+def is_history(task: Task) -> bool:
+    """No longer wanted and done with: it finished, or it was stopped before it
+    ever reached a node. Such tasks are kept, up to the history limit, for
+    `task ls -a`."""
+    if is_live(task):
+        return False
+    return task.status.state.terminal or task.status.state < TaskState.ASSIGNED
+
+
 def is_dirty(task: Task, service: Service) -> bool:
     """Made from a spec the service no longer has."""
     return task.spec != service.spec.task

@@ -51,7 +51,14 @@ class LocalBus:
     def send(self, envelope: Envelope) -> bool:
         with self._lock:
             registry = self._nodes.get(envelope.dest_node)
-        body = codec.unpackb(codec.packb(envelope.body))
+        try:
+            body = codec.unpackb(codec.packb(envelope.body))
+        except (TypeError, ValueError, OverflowError) as exc:
+            self.dropped += 1
+            log.error(
+                "dropped %s to %s: cannot encode it: %s", envelope.method, envelope.dest_node, exc
+            )
+            return False
         if registry is None or not registry.tell(
             envelope.dest_actor, Deliver(envelope.source, envelope.method, body)
         ):

@@ -138,3 +138,33 @@ def test_control_socket_is_private(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert not sock.exists()
+
+
+def test_a_controller_that_raises_fails_the_task_not_the_actor(tmp_path: Path) -> None:
+    registry = Registry("node-1")
+    collector = Collector.start()
+    registry.add("agent", collector)
+    actor = ExecutorActor.start(registry, ProcessExecutor(tmp_path, "node-1"))
+    proxy = collector.proxy()
+    try:
+        # Popen refuses a NUL byte with ValueError, not ExecutorError.
+        bad = task("sleep", "10\0")
+        actor.tell(Command("prepare", bad))
+        actor.tell(Command("start", bad))
+        started = wait_until(
+            lambda: [e for e in proxy.events.get() if e.kind == "started"], what="started"
+        )
+        assert "ValueError" in started[0].err
+        good = task("true")
+        actor.tell(Command("prepare", good))
+        actor.tell(Command("start", good))
+
+        def exited() -> list[ExecutorEvent]:
+            actor.tell(Tick(time.time()))
+            return [e for e in proxy.events.get() if e.kind == "exited" and e.task_id == good.id]
+
+        assert wait_until(exited, what="the next task runs")[0].exit_code == 0
+        assert actor.is_alive()
+    finally:
+        actor.stop()
+        collector.stop()

@@ -67,7 +67,7 @@ def running(a: Agent, tid: str = "t1", pid: int = 42) -> None:
 def test_before_a_session_the_agent_registers_and_retries() -> None:
     a = agent()
     first = a.tick(0.0)
-    assert first.messages == [Message("register", {"description": DESC})]
+    assert first.messages == [Message("register", {"description": DESC, "addr": ""})]
     assert first.commands == []
     assert a.tick(1.0).messages == []
     assert a.tick(REGISTER_RETRY - 0.01).messages == []

@@ -391,3 +391,27 @@ def test_nodes_without_a_session_get_nothing() -> None:
 )
 def test_assignable(state: TaskState, desired: TaskState, expected: bool) -> None:
     assert assignable(placed("t", state=state, desired_state=desired)) is expected
+
+
+def test_handle_speaks_the_agent_protocol() -> None:
+    d = Dispatcher(heartbeat_period=5.0, id_gen=lambda: "s1")
+    store = MemoryStore()
+    fx = d.handle("n1", "register", {"description": NodeDescription(hostname="h")}, 0.0)
+
+    assert [(o.node_id, o.method) for o in fx.replies] == [("n1", "registered")]
+    assert fx.replies[0].body == {"session_id": "s1", "heartbeat_period": 5.0}
+    (build,) = fx.writes
+    (change,) = build(store)
+    assert change.op == "create" and change.obj.id == "n1"
+    ack = d.handle("n1", "heartbeat", {"session_id": "s1"}, 1.0)
+    assert ack.replies[0].method == "heartbeat_ack" and not ack.writes
+    for method, body, message in [
+        ("register", {}, "malformed register message"),
+        ("register", {"description": "x"}, "needs a node description"),
+        ("heartbeat", {}, "malformed heartbeat message"),
+        ("explode", {}, "unknown dispatcher method 'explode'"),
+    ]:
+        with pytest.raises(InvalidArgument, match=message):
+            d.handle("n1", method, body, 2.0)
+    with pytest.raises(NotFound):
+        d.handle("n1", "heartbeat", {"session_id": "stale"}, 2.0)

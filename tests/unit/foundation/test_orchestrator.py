@@ -18,6 +18,7 @@ from pyswarmkit.api.objects import (
     ContainerSpec,
     Node,
     NodeSpec,
+    NodeStatus,
     OrchestrationConfig,
     RestartPolicy,
     Service,
@@ -27,7 +28,7 @@ from pyswarmkit.api.objects import (
     TaskSpec,
     TaskStatus,
 )
-from pyswarmkit.api.states import NodeAvailability, RestartCondition, TaskState
+from pyswarmkit.api.states import NodeAvailability, NodeState, RestartCondition, TaskState
 from pyswarmkit.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarmkit.orchestrator.restart import RestartHistory, wants_restart
 from pyswarmkit.orchestrator.tasks import is_dirty, is_live, new_task
@@ -619,3 +620,38 @@ def test_never_two_live_tasks_in_a_slot(
     assert swarm.live_slots() == list(range(1, service.spec.mode.replicas + 1))
     assert all(t.spec == service.spec.task for t in swarm.live())
     assert not any(t.node_id in drained for t in swarm.live())
+
+
+def test_tasks_on_a_node_that_went_down_are_replaced() -> None:
+    swarm = started(2)
+    _with_nodes(swarm, "n1", "n2")
+    first, second = swarm.live()
+    swarm.report(first.id, TaskState.RUNNING, 1.0, node="n1")
+    swarm.report(second.id, TaskState.RUNNING, 1.0, node="n2")
+    node = swarm.store.get_node("n1")
+    assert node is not None
+    down = dataclasses.replace(
+        node, status=NodeStatus(state=NodeState.DOWN, message="heartbeat failure")
+    )
+    swarm.write([Change("update", down)], 2.0)
+    swarm.settle(2.0)
+    live = {t.slot: t for t in swarm.live()}
+    assert sorted(live) == [1, 2]
+    assert live[first.slot].id != first.id and live[first.slot].node_id == ""
+    assert live[second.slot].id == second.id
+
+
+def test_tasks_stopped_before_reaching_a_node_are_history_and_trimmed() -> None:
+    # An unschedulable service updated again and again: each update leaves the
+    # old, never-placed task behind; the history limit must bound them.
+    swarm = started(1)
+    for i in range(8):
+        current = swarm.service().spec
+        task = dataclasses.replace(
+            current.task, container=ContainerSpec(command=("run",), args=(str(i),))
+        )
+        swarm.update(dataclasses.replace(current, task=task), float(i + 1))
+        swarm.settle(float(i + 1))
+    slot_tasks = [t for t in swarm.tasks() if t.slot == 1]
+    assert len(slot_tasks) == 5
+    assert len(swarm.live_in(1)) == 1

@@ -93,7 +93,15 @@ def test_the_shipped_example_parses() -> None:
         ),
         ('[[service]]\nname = "a"\ncommand = "x"\n', "needs at least one [[node]]"),
         ("", "needs at least one [[node]]"),
-        ('node = "node-1"\n', "needs at least one [[node]]"),
+        ('node = "node-1"\n', "node must be written as [[node]] tables"),
+        ("node = [1]\n", "node must be written as [[node]] tables"),
+        (
+            '[[node]]\n[[service]]\nname = "a"\ncommand = "x"\n'
+            '[[service]]\nname = "a"\ncommand = "y"\n',
+            "comes twice",
+        ),
+        ('[[node]]\nexecutor = "bogus"\n', "unknown executor 'bogus'"),
+        ('[[node]]\n[[service]]\nname = "bad name!"\ncommand = "x"\n', "invalid service name"),
         (NODE + NODE.replace("node-1", "node-2"), "2 nodes given"),
         (
             NODE + '\n[[service]]\nname = "a"\ncommand = "x"\nreplicas = "2"\n',

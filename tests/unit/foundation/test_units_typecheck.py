@@ -142,3 +142,26 @@ def test_typecheck_takes_ints_for_floats_and_enums_only_as_enums() -> None:
     bad = dataclasses.replace(NodeSpec(), availability=2)
     with pytest.raises(InvalidArgument, match="availability must be NodeAvailability"):
         check(bad, "spec")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "finite number"),
+        (float("inf"), "finite number"),
+        (1e300, "finite number"),
+    ],
+)
+def test_typecheck_refuses_non_finite_durations(value: float, message: str) -> None:
+    spec = ServiceSpec(task=TaskSpec(container=ContainerSpec(stop_grace_period=value)))
+    with pytest.raises(InvalidArgument, match=message):
+        check(spec, "spec")
+
+
+def test_typecheck_refuses_nul_and_huge_integers() -> None:
+    nul = ServiceSpec(task=TaskSpec(container=ContainerSpec(command=("sleep",), args=("10\0",))))
+    with pytest.raises(InvalidArgument, match=r"args\[0\] must not contain a NUL"):
+        check(nul, "spec")
+    huge = ServiceSpec(mode=ServiceMode(replicas=2**64))
+    with pytest.raises(InvalidArgument, match="must fit in 64 bits"):
+        check(huge, "spec")
