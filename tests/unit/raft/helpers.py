@@ -7,7 +7,15 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from pyswarmkit.raft.core import Config, RaftNode, Role
-from pyswarmkit.raft.messages import ENTRY_NORMAL, Entry, Message
+from pyswarmkit.raft.messages import (
+    CC_ADD_VOTER,
+    ENTRY_CONF_CHANGE,
+    ENTRY_NORMAL,
+    ConfChange,
+    Entry,
+    HardState,
+    Message,
+)
 from pyswarmkit.raft.storage import MemoryStorage
 
 Drop = Callable[[Message], bool]
@@ -113,3 +121,23 @@ class Net:
 
     def sent_of(self, mtype: int) -> list[Message]:
         return [m for m in self.sent if m.type == mtype]
+
+
+def bootstrap(n: int = 3) -> list[Entry]:
+    return [
+        Entry(1, i, ENTRY_CONF_CHANGE, ConfChange(CC_ADD_VOTER, i).encode())
+        for i in range(1, n + 1)
+    ]
+
+
+def with_log(net: Net, nid: int, terms: list[int], term: int, commit: int = 3) -> RaftNode:
+    """Replace member `nid` by one whose log is the bootstrap plus `terms`."""
+    storage = MemoryStorage()
+    ents = bootstrap(len(net.peers))
+    ents += [Entry(t, len(ents) + 1, ENTRY_NORMAL, b"t%d" % t) for t in terms]
+    storage.save(HardState(term, 0, commit), ents)
+    net.storages[nid] = storage
+    net.applied[nid] = []
+    node = RaftNode(nid, (), storage, random.Random(nid), net.config)
+    net.nodes[nid] = node
+    return node

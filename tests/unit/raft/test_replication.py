@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from pyswarmkit.raft.core import Config, ProposalDropped, RaftNode, Role
+from pyswarmkit.raft.core import Config, ProposalDropped, Role
 from pyswarmkit.raft.messages import (
-    CC_ADD_VOTER,
-    ENTRY_CONF_CHANGE,
-    ENTRY_NORMAL,
     MSG_APP,
     MSG_APP_RESP,
     MSG_HEARTBEAT,
-    ConfChange,
-    Entry,
-    HardState,
     Message,
 )
 from pyswarmkit.raft.progress import PROBE, REPLICATE
-from pyswarmkit.raft.storage import MemoryStorage
-from tests.unit.raft.helpers import Net
+from tests.unit.raft.helpers import Net, with_log
 
 pytestmark = pytest.mark.unit
-
-
-def bootstrap(n: int = 3) -> list[Entry]:
-    return [
-        Entry(1, i, ENTRY_CONF_CHANGE, ConfChange(CC_ADD_VOTER, i).encode())
-        for i in range(1, n + 1)
-    ]
-
-
-def with_log(net: Net, nid: int, terms: list[int], term: int, commit: int = 3) -> RaftNode:
-    """Replace member `nid` by one whose log is the bootstrap plus `terms`."""
-    storage = MemoryStorage()
-    ents = bootstrap(len(net.peers))
-    ents += [Entry(t, len(ents) + 1, ENTRY_NORMAL, b"t%d" % t) for t in terms]
-    storage.save(HardState(term, 0, commit), ents)
-    net.storages[nid] = storage
-    net.applied[nid] = []
-    node = RaftNode(nid, (), storage, random.Random(nid), net.config)
-    net.nodes[nid] = node
-    return node
 
 
 def test_entries_commit_once_a_majority_holds_them() -> None:

@@ -7,10 +7,20 @@ import random
 import pytest
 
 from pyswarmkit.raft.core import Config, RaftNode
-from pyswarmkit.raft.messages import MSG_APP_RESP, MSG_SNAP, Message
+from pyswarmkit.raft.messages import (
+    CC_ADD_LEARNER,
+    MSG_APP_RESP,
+    MSG_SNAP,
+    ConfChange,
+    ConfState,
+    Entry,
+    HardState,
+    Message,
+    Snapshot,
+)
 from pyswarmkit.raft.progress import SNAPSHOT
 from pyswarmkit.raft.storage import MemoryStorage
-from tests.unit.raft.helpers import Net
+from tests.unit.raft.helpers import Net, bootstrap
 
 pytestmark = pytest.mark.unit
 
@@ -109,31 +119,30 @@ def test_a_lost_snapshot_is_sent_again() -> None:
 
 
 def test_follower_that_already_has_the_entries_only_learns_the_commit() -> None:
-    net = Net()
-    leader = net.elect(1)
-    leader.propose(b"a")
-    net.settle()
-    snap = leader.create_snapshot(leader.applied_index, b"s")
-    follower = net.nodes[2]
-    before = len(follower.log.entries)
-    follower.step(
-        Message(MSG_SNAP, 2, 1, term=leader.term, snapshot=snap._replace(index=snap.index))
-    )
-    rd = net.flush(2)
-    assert [m.type for m in rd] == [MSG_APP_RESP]
-    assert len(follower.log.entries) == before  # no restore
+    # §7: "If existing log entry has same index and term as snapshot's last
+    # included entry, retain log entries following it".
+    storage = MemoryStorage()
+    storage.save(HardState(2, 0, 3), [*bootstrap(), Entry(2, 4, 0, b"a"), Entry(2, 5, 0, b"b")])
+    node = RaftNode(2, (), storage, random.Random(2), Config())
+    snap = Snapshot(4, 2, ConfState((1, 2, 3), ()), b"state")
+    node.step(Message(MSG_SNAP, 2, 1, term=2, snapshot=snap))
+    rd = node.ready()
+    assert rd.snapshot is None  # nothing to restore
+    assert [(m.type, m.index) for m in rd.messages] == [(MSG_APP_RESP, 5)]
+    assert node.commit_index == 4 and node.last_index == 5
+    assert [e.index for e in rd.committed_entries] == [1, 2, 3, 4]
 
 
 def test_snapshot_carries_the_configuration_at_its_index() -> None:
-    storage = MemoryStorage()
-    node = RaftNode(1, (1,), storage, random.Random(1), Config())
-    net = Net(ids=())
-    net.nodes[1], net.storages[1], net.applied[1] = node, storage, []
-    net.elect(1)
+    # §7: the snapshot holds the latest configuration as of its last index, so a
+    # member restored from it knows who its peers are.
+    net = Net(ids=(1,), config=Config(auto_promote=False))
+    leader = net.elect(1)
     net.add(2)
-    from pyswarmkit.raft.messages import CC_ADD_LEARNER, ConfChange
-
-    node.propose_conf_change(ConfChange(CC_ADD_LEARNER, 2))
+    leader.propose_conf_change(ConfChange(CC_ADD_LEARNER, 2))
     net.settle()
-    snap = node.create_snapshot(node.applied_index, b"")
-    assert 2 in snap.conf.voters + snap.conf.learners
+    at_join = leader.applied_index
+    leader.propose(b"x")
+    net.settle()
+    snap = leader.create_snapshot(at_join, b"")
+    assert snap.conf == ConfState((1,), (2,))
