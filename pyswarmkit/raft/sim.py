@@ -687,8 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         if out.violation:
             violations += 1
             print(
-                f"seed {seed} ({out.nodes} nodes): {out.violation}\n"
-                f"  replay: {replay_command(seed, args.nodes, args.long)}",
+                f"seed {seed} ({out.nodes} nodes): {out.violation}"
+                f" -- replay: {replay_command(seed, args.nodes, args.long)}",
                 flush=True,
             )
     elapsed = time.perf_counter() - started
