@@ -212,6 +212,11 @@ class SpecFlags:
     restart_window: str | None = None
     stop_grace_period: str | None = None
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> SpecFlags:
+        """From a command's parameters, which carry these flags under the same names."""
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+
     def apply(self, spec: ServiceSpec) -> ServiceSpec:
         task = self._restart(spec.task)
         placement = task.placement
@@ -354,21 +359,7 @@ def service_create(
         ),
         mode=ServiceMode(replicas=replicas),
     )
-    flags = SpecFlags(
-        constraint,
-        placement_pref,
-        reserve_cpu,
-        reserve_memory,
-        limit_cpu,
-        limit_memory,
-        replicas_max_per_node,
-        publish,
-        restart_condition,
-        restart_delay,
-        restart_max_attempts,
-        restart_window,
-        stop_grace_period,
-    )
+    flags = SpecFlags.from_params(locals())
     spec = flags.apply(spec)
     typecheck.check(spec, "spec")
     result = STATE.call("service.create", {"spec": spec})
@@ -514,21 +505,7 @@ def service_update(
     stop_grace_period: StopGraceOpt = None,
 ) -> None:
     """Change a service; its tasks follow."""
-    flags = SpecFlags(
-        constraint,
-        placement_pref,
-        reserve_cpu,
-        reserve_memory,
-        limit_cpu,
-        limit_memory,
-        replicas_max_per_node,
-        publish,
-        restart_condition,
-        restart_delay,
-        restart_max_attempts,
-        restart_window,
-        stop_grace_period,
-    )
+    flags = SpecFlags.from_params(locals())
 
     def edit(spec: ServiceSpec) -> ServiceSpec:
         c = spec.task.container
