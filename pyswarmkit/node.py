@@ -66,6 +66,10 @@ class NodeConfig:
     memory_bytes: int | None = None
     generic_resources: dict[str, int] = field(default_factory=dict)
     engine_labels: dict[str, str] = field(default_factory=dict)
+    # A worker-only node reports to this manager's dispatcher over the bus; by
+    # default a node is its own manager. Reaching a manager over the network
+    # (joining) is the secure transport's work; in process, the LocalBus does it.
+    manager_id: str | None = None
 
 
 def load_node_id(state_dir: Path) -> str:
@@ -162,26 +166,36 @@ class SwarmNode:
                 raise Unavailable(f"swarmd could not start: {exc}") from exc
             raise
 
+    @property
+    def is_manager(self) -> bool:
+        return self.config.manager_id is None
+
     def _start(self) -> None:
         self.bus.attach(self.registry)
-        self._spawn("store", StoreActor.start(self.store, LocalProposer(self.store)))
-        self._bootstrap()
-        self._spawn("control", ControlActor.start(self.registry, self.store, self.handlers))
-        self._start_leader_actors()
+        if self.is_manager:
+            self._spawn("store", StoreActor.start(self.store, LocalProposer(self.store)))
+            self._bootstrap()
+            self._spawn("control", ControlActor.start(self.registry, self.store, self.handlers))
+            self._start_leader_actors()
         description = self.executor.describe()
+        manager_id = self.config.manager_id or self.node_id
         self._spawn("executor", ExecutorActor.start(self.registry, self.executor))
         self._spawn(
             "agent",
-            AgentActor.start(self.registry, self.bus, self.node_id, description, "127.0.0.1"),
+            AgentActor.start(self.registry, self.bus, manager_id, description, "127.0.0.1"),
         )
-        if self.config.control_socket:
+        if self.config.control_socket and self.is_manager:
             control = self.registry.get("control")
             assert control is not None
             self.control_server = ControlServer(self.config.control_socket, control.tell)
             self.control_server.start()
         self.ticker = Ticker(
             self.registry,
-            ["orchestrator", "scheduler", "dispatcher", "agent", "executor"],
+            [
+                n
+                for n in ("orchestrator", "scheduler", "dispatcher", "agent", "executor")
+                if n in self._started
+            ],
             self.config.tick_interval,
         )
         self.ticker.start()
