@@ -318,7 +318,9 @@ MaxPerNodeOpt = Annotated[
 ]
 PublishOpt = Annotated[
     list[str] | None,
-    typer.Option("--publish", help="Host-mode port PUBLISHED:TARGET[/proto] (repeatable)."),
+    typer.Option(
+        "--publish", help="Host-mode port PUBLISHED:TARGET, or PUBLISHED:TARGET/udp (repeatable)."
+    ),
 ]
 
 
