@@ -416,14 +416,7 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
     lines = [f"{k:<18}: {v}" for k, v in fields]
     lines.append("Template")
     lines.append(" Container")
-    if c.image:
-        lines.append(f"  {'Image':<16}: {c.image}")
-    if c.command:
-        lines.append(f"  {'Command':<16}: {' '.join(c.command)}")
-    if c.args:
-        lines.append(f"  {'Args':<16}: {' '.join(c.args)}")
-    if c.env:
-        lines.append(f"  {'Env':<16}: {', '.join(c.env)}")
+    lines.extend(_container_lines(c))
     lines.extend(_placement_lines(svc.spec.task))
     live = sorted(
         (t for t in result["tasks"] if t.desired_state.name in ("RUNNING", "READY")),
@@ -436,6 +429,16 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
     _echo("\n".join(lines))
     _echo("")
     _echo(display.table(TASK_HEADERS, _task_rows(live, result["nodes"], time.time())))
+
+
+def _container_lines(c: ContainerSpec) -> list[str]:
+    fields = [
+        ("Image", c.image),
+        ("Command", " ".join(c.command)),
+        ("Args", " ".join(c.args)),
+        ("Env", ", ".join(c.env)),
+    ]
+    return [f"  {name:<16}: {value}" for name, value in fields if value]
 
 
 def _placement_lines(task: TaskSpec) -> list[str]:
@@ -583,14 +586,7 @@ def task_inspect(task: Annotated[str, typer.Argument(help="ID or unique ID prefi
     lines = [f"{k:<18}: {v}" for k, v in fields if v]
     lines.append("Spec")
     lines.append(" Container")
-    if c.image:
-        lines.append(f"  {'Image':<16}: {c.image}")
-    if c.command:
-        lines.append(f"  {'Command':<16}: {' '.join(c.command)}")
-    if c.args:
-        lines.append(f"  {'Args':<16}: {' '.join(c.args)}")
-    if c.env:
-        lines.append(f"  {'Env':<16}: {', '.join(c.env)}")
+    lines.extend(_container_lines(c))
     _echo("\n".join(lines))
 
 
