@@ -10,13 +10,20 @@ batch is encoded once on its way into the log.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
 from pyswarmkit.api import codec
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import ContainerSpec, Service, ServiceSpec, Task, TaskSpec, TaskStatus
+from pyswarmkit.api.objects import (
+    ContainerSpec,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskSpec,
+    TaskStatus,
+    replace,
+)
 from pyswarmkit.api.states import TaskState
 from pyswarmkit.store.memory import Change, MemoryStore
 
@@ -39,7 +46,7 @@ def one_round(n: int) -> dict[str, float]:
     t1 = time.perf_counter()
     assigned = TaskStatus(timestamp=time.time(), state=TaskState.ASSIGNED)
     updates = [
-        Change("update", dataclasses.replace(t, node_id="node-1", status=assigned))
+        Change("update", replace(t, node_id="node-1", status=assigned))
         for t in store.tasks()
     ]
     t2 = time.perf_counter()

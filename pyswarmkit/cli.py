@@ -30,6 +30,7 @@ from pyswarmkit.api.objects import (
     ServiceSpec,
     Task,
     TaskSpec,
+    replace,
 )
 from pyswarmkit.api.states import NodeAvailability, RestartCondition
 from pyswarmkit.control import units
@@ -221,51 +222,51 @@ class SpecFlags:
         task = self._restart(spec.task)
         placement = task.placement
         if self.constraint is not None:
-            placement = dataclasses.replace(placement, constraints=tuple(self.constraint))
+            placement = replace(placement, constraints=tuple(self.constraint))
         if self.placement_pref is not None:
-            placement = dataclasses.replace(placement, preferences=tuple(self.placement_pref))
+            placement = replace(placement, preferences=tuple(self.placement_pref))
         if self.replicas_max_per_node is not None:
-            placement = dataclasses.replace(placement, max_replicas=self.replicas_max_per_node)
+            placement = replace(placement, max_replicas=self.replicas_max_per_node)
         res = task.resources
         resv, lim = res.reservations, res.limits
         if self.reserve_cpu is not None:
-            resv = dataclasses.replace(resv, nano_cpus=units.parse_cpus(self.reserve_cpu))
+            resv = replace(resv, nano_cpus=units.parse_cpus(self.reserve_cpu))
         if self.reserve_memory is not None:
-            resv = dataclasses.replace(resv, memory_bytes=units.parse_memory(self.reserve_memory))
+            resv = replace(resv, memory_bytes=units.parse_memory(self.reserve_memory))
         if self.limit_cpu is not None:
-            lim = dataclasses.replace(lim, nano_cpus=units.parse_cpus(self.limit_cpu))
+            lim = replace(lim, nano_cpus=units.parse_cpus(self.limit_cpu))
         if self.limit_memory is not None:
-            lim = dataclasses.replace(lim, memory_bytes=units.parse_memory(self.limit_memory))
+            lim = replace(lim, memory_bytes=units.parse_memory(self.limit_memory))
         ports = task.ports
         if self.publish is not None:
             ports = tuple(units.parse_port(p) for p in self.publish)
-        task = dataclasses.replace(
+        task = replace(
             task,
             placement=placement,
-            resources=dataclasses.replace(res, reservations=resv, limits=lim),
+            resources=replace(res, reservations=resv, limits=lim),
             ports=ports,
         )
-        return dataclasses.replace(spec, task=task)
+        return replace(spec, task=task)
 
     def _restart(self, task: TaskSpec) -> TaskSpec:
         r = task.restart
         if self.restart_condition is not None:
-            r = dataclasses.replace(r, condition=_restart_condition(self.restart_condition))
+            r = replace(r, condition=_restart_condition(self.restart_condition))
         if self.restart_delay is not None:
-            r = dataclasses.replace(
+            r = replace(
                 r, delay=units.parse_duration(self.restart_delay, "--restart-delay")
             )
         if self.restart_max_attempts is not None:
-            r = dataclasses.replace(r, max_attempts=self.restart_max_attempts)
+            r = replace(r, max_attempts=self.restart_max_attempts)
         if self.restart_window is not None:
-            r = dataclasses.replace(
+            r = replace(
                 r, window=units.parse_duration(self.restart_window, "--restart-window")
             )
         c = task.container
         if self.stop_grace_period is not None:
             grace = units.parse_duration(self.stop_grace_period, "--stop-grace-period")
-            c = dataclasses.replace(c, stop_grace_period=grace)
-        return dataclasses.replace(task, restart=r, container=c)
+            c = replace(c, stop_grace_period=grace)
+        return replace(task, restart=r, container=c)
 
 
 def _restart_condition(text: str) -> RestartCondition:
@@ -515,16 +516,16 @@ def service_update(
     def edit(spec: ServiceSpec) -> ServiceSpec:
         c = spec.task.container
         if image is not None:
-            c = dataclasses.replace(c, image=image)
+            c = replace(c, image=image)
         if command is not None:
-            c = dataclasses.replace(c, command=tuple(command))
+            c = replace(c, command=tuple(command))
         if args is not None:
-            c = dataclasses.replace(c, args=tuple(args))
+            c = replace(c, args=tuple(args))
         if env is not None:
-            c = dataclasses.replace(c, env=_env_list(env))
-        spec = dataclasses.replace(spec, task=dataclasses.replace(spec.task, container=c))
+            c = replace(c, env=_env_list(env))
+        spec = replace(spec, task=replace(spec.task, container=c))
         if replicas is not None:
-            spec = dataclasses.replace(spec, mode=dataclasses.replace(spec.mode, replicas=replicas))
+            spec = replace(spec, mode=replace(spec.mode, replicas=replicas))
         return flags.apply(spec)
 
     _edit_service(service, edit)
@@ -681,18 +682,18 @@ def node_update(
                 raise InvalidArgument(f"node has no label {key!r} to remove")
             del labels[key]
         labels.update(adds)
-        spec = dataclasses.replace(
-            spec, annotations=dataclasses.replace(spec.annotations, labels=labels)
+        spec = replace(
+            spec, annotations=replace(spec.annotations, labels=labels)
         )
         if new_availability is not None:
-            spec = dataclasses.replace(spec, availability=new_availability)
+            spec = replace(spec, availability=new_availability)
         return spec
 
     _edit_node(node, edit)
 
 
 def _set_availability(node: str, availability: NodeAvailability) -> None:
-    _edit_node(node, lambda spec: dataclasses.replace(spec, availability=availability))
+    _edit_node(node, lambda spec: replace(spec, availability=availability))
 
 
 @node_app.command("drain")

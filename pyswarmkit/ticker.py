@@ -1,11 +1,11 @@
-"""One thread per node that sends ``Tick(now)`` to the actors that keep time.
+"""One thread per node that sends ``Tick(now, wall)`` to the actors that keep time.
 Cores never read the clock; this is where time comes from."""
 
 from __future__ import annotations
 
 import threading
-import time
 
+from pyswarmkit import clock
 from pyswarmkit.actors.messages import Tick
 from pyswarmkit.actors.registry import Registry
 
@@ -29,6 +29,6 @@ class Ticker:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            tick = Tick(time.time())
+            tick = Tick(clock.monotonic(), clock.wall())
             for name in self.names:
                 self.registry.tell(name, tick)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from typing import Any
 
 import pykka
 
+from pyswarmkit import clock
 from pyswarmkit.actors.messages import Deliver, ExecutorEvent, Tick
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import Agent, Effects
@@ -39,10 +39,10 @@ class AgentActor(pykka.ThreadingActor):
         if isinstance(message, Tick):
             self._carry_out(self.core.tick(message.now))
         elif isinstance(message, ExecutorEvent):
-            self._executor_event(message, time.time())
+            self._executor_event(message, clock.monotonic())
         elif isinstance(message, Deliver):
             try:
-                self._dispatcher_message(message, time.time())
+                self._dispatcher_message(message, clock.monotonic())
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("bad %s message from %s: %s", message.method, message.source, exc)
         return None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
 
+from pyswarmkit import clock
 from pyswarmkit.actors.messages import Committed, Deliver, StoreEvents, Tick, Transact
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
@@ -43,12 +43,13 @@ class DispatcherActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Deliver):
             try:
-                fx = self.core.handle(message.source, message.method, message.body, time.time())
+                now = clock.monotonic()
+                fx = self.core.handle(message.source, message.method, message.body, now)
             except SwarmError as err:
                 log.warning("refused %s from %s: %s", message.method, message.source, err)
                 self._send(message.source, "error", {"request": message.method, **err.to_wire()})
                 return None
-            self._carry_out(fx, time.time())
+            self._carry_out(fx, clock.monotonic())
         elif isinstance(message, StoreEvents):
             self.core.observe(message.batch)
         elif isinstance(message, Tick):

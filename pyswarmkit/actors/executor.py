@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import pykka
 
+from pyswarmkit import clock
 from pyswarmkit.actors.messages import ExecutorEvent, Tick
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import Command
@@ -37,7 +38,7 @@ class ExecutorActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
-            self._command(message, time.time())
+            self._command(message, clock.monotonic())
         elif isinstance(message, Tick):
             self._poll(message.now)
         return None

@@ -12,7 +12,10 @@ from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 @dataclass(frozen=True, slots=True)
 class Tick:
+    """``now`` is monotonic (for durations), ``wall`` the wall clock (for timestamps)."""
+
     now: float
+    wall: float
 
 
 @dataclass(frozen=True, slots=True)

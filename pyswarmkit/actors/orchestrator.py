@@ -29,7 +29,7 @@ class OrchestratorActor(ReconcilerActor):
     def due(self, now: float) -> bool:
         return self.core.due(now)
 
-    def decide(self, now: float) -> list[Change]:
+    def decide(self, now: float, wall: float) -> list[Change]:
         return self.core.step(self.store, now)
 
     def refused(self, changes: list[Change], error: SwarmError) -> None:

@@ -41,15 +41,15 @@ class ReconcilerActor(pykka.ThreadingActor):
             self.observe(message.batch)
         elif isinstance(message, Tick):
             if not self.busy and self.due(message.now):
-                self._decide(message.now)
+                self._decide(message.now, message.wall)
         elif isinstance(message, Committed):
             self.busy = False
             if message.error is not None:
                 self.refused(message.context, message.error)
         return None
 
-    def _decide(self, now: float) -> None:
-        changes = self.decide(now)
+    def _decide(self, now: float, wall: float) -> None:
+        changes = self.decide(now, wall)
         if not changes:
             return
         self.busy = True
@@ -58,7 +58,7 @@ class ReconcilerActor(pykka.ThreadingActor):
         def done(batch: EventBatch | None, err: SwarmError | None) -> None:
             ref.tell(Committed(batch, err, changes))
 
-        if not self.registry.tell("store", Propose(changes, now, done)):
+        if not self.registry.tell("store", Propose(changes, wall, done)):
             self.busy = False
 
     # Subclasses fill these in.
@@ -71,7 +71,8 @@ class ReconcilerActor(pykka.ThreadingActor):
     def due(self, now: float) -> bool:
         raise NotImplementedError
 
-    def decide(self, now: float) -> list[Change]:
+    def decide(self, now: float, wall: float) -> list[Change]:
+        """One batch of decisions; ``now`` is monotonic, ``wall`` for timestamps."""
         raise NotImplementedError
 
     def refused(self, changes: list[Change], error: SwarmError) -> None:

@@ -39,7 +39,7 @@ class SchedulerActor(ReconcilerActor):
         self.now = now
         return self.core.due(now)
 
-    def decide(self, now: float) -> list[Change]:
+    def decide(self, now: float, wall: float) -> list[Change]:
         return self.core.schedule(now)
 
     def refused(self, changes: list[Change], error: SwarmError) -> None:

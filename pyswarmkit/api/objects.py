@@ -7,8 +7,9 @@ Times are seconds since the epoch; durations are seconds.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pyswarmkit.api.states import (
     Membership,
@@ -20,6 +21,15 @@ from pyswarmkit.api.states import (
     TaskState,
     UpdateState,
 )
+
+T = TypeVar("T")
+
+
+def replace(obj: T, **changes: Any) -> T:
+    """A copy of ``obj`` with ``changes``. Objects change only through this
+    (never ``dataclasses.replace``), so their representation can change
+    without touching every caller."""
+    return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
 
 Kind = Literal["node", "service", "task", "cluster"]
 

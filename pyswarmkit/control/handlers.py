@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Node, NodeSpec, Service, ServiceSpec, Task
+from pyswarmkit.api.objects import Node, NodeSpec, Service, ServiceSpec, Task, replace
 from pyswarmkit.api.states import TaskState
 from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.validate import validate_service_spec
@@ -142,7 +142,7 @@ class Handlers:
             if spec == current.spec:
                 return []
             bump = 1 if spec.task != current.spec.task else 0
-            updated = dataclasses.replace(
+            updated = replace(
                 current,
                 spec=spec,
                 previous_spec=current.spec,
@@ -202,7 +202,7 @@ class Handlers:
                 )
             if spec == current.spec:
                 return []
-            return [Change("update", dataclasses.replace(current, spec=spec))]
+            return [Change("update", replace(current, spec=spec))]
 
         return Write(build, lambda _: {})
 

@@ -7,14 +7,13 @@ and carries out what it returns (store changes to propose, messages to send).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyswarmkit.api.errors import InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Node, NodeDescription, NodeStatus, Task, TaskStatus
+from pyswarmkit.api.objects import Node, NodeDescription, NodeStatus, Task, TaskStatus, replace
 from pyswarmkit.api.states import NodeState, TaskState
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
@@ -137,7 +136,7 @@ class Dispatcher:
         node = store.get_node(node_id)
         if node is None:
             return [Change("create", Node(id=node_id, description=description, status=status))]
-        updated = dataclasses.replace(node, description=description, status=status)
+        updated = replace(node, description=description, status=status)
         return [Change("update", updated)]
 
     def session(self, node_id: str, session_id: str) -> Session:
@@ -178,8 +177,8 @@ class Dispatcher:
         for node_id in node_ids:
             node = store.get_node(node_id)
             if node is not None and node.status.state != NodeState.DOWN:
-                status = dataclasses.replace(node.status, state=NodeState.DOWN, message=message)
-                changes.append(Change("update", dataclasses.replace(node, status=status)))
+                status = replace(node.status, state=NodeState.DOWN, message=message)
+                changes.append(Change("update", replace(node, status=status)))
         return changes
 
     def assignments(self, store: MemoryStore) -> list[Outgoing]:
@@ -236,5 +235,5 @@ def task_status_changes(
             raise InvalidArgument(f"task {task_id} is not assigned to node {node_id}")
         if status.state <= task.status.state:
             continue
-        latest[task_id] = dataclasses.replace(task, status=status)
+        latest[task_id] = replace(task, status=status)
     return [Change("update", t) for t in latest.values()]

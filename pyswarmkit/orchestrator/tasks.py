@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Service, Task, TaskStatus
+from pyswarmkit.api.objects import Service, Task, TaskStatus, replace
 from pyswarmkit.api.states import TaskState
 
 IdGen = Callable[[], str]
@@ -49,7 +48,7 @@ def is_dirty(task: Task, service: Service) -> bool:
 
 
 def with_desired(task: Task, desired: TaskState) -> Task:
-    return dataclasses.replace(task, desired_state=desired)
+    return replace(task, desired_state=desired)
 
 
 def by_slot(tasks: Iterable[Task]) -> dict[int, list[Task]]:

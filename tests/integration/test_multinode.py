@@ -3,7 +3,6 @@ drain, a worker leaving, and a worker going silent (heartbeat failure)."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 from collections import Counter
@@ -13,7 +12,14 @@ from pathlib import Path
 import pytest
 from helpers import wait_until
 
-from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
+from pyswarmkit.api.objects import (
+    Annotations,
+    ContainerSpec,
+    ServiceMode,
+    ServiceSpec,
+    TaskSpec,
+    replace,
+)
 from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
 from pyswarmkit.node import NodeConfig, SwarmNode
 from pyswarmkit.ticker import Ticker
@@ -111,7 +117,7 @@ def test_spread_drain_and_activate(swarm: Swarm) -> None:
 
 def _availability(swarm: Swarm, name: str, availability: str) -> dict[str, object]:
     (node,) = [n for n in swarm.store.nodes() if n.name == name]
-    spec = dataclasses.replace(node.spec, availability=NodeAvailability[availability])
+    spec = replace(node.spec, availability=NodeAvailability[availability])
     return {"ref": node.id, "version": node.meta.version, "spec": spec}
 
 

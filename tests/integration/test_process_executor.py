@@ -114,7 +114,7 @@ def test_sigkill_after_the_stop_grace_period(tmp_path: Path) -> None:
         actor.tell(Command("shutdown", t))
 
         def exited() -> list[ExecutorEvent]:
-            actor.tell(Tick(time.time()))
+            actor.tell(Tick(time.monotonic(), time.time()))
             return [e for e in proxy.events.get() if e.kind == "exited"]
 
         ev = wait_until(exited, what="killed")[0]
@@ -160,7 +160,7 @@ def test_a_controller_that_raises_fails_the_task_not_the_actor(tmp_path: Path) -
         actor.tell(Command("start", good))
 
         def exited() -> list[ExecutorEvent]:
-            actor.tell(Tick(time.time()))
+            actor.tell(Tick(time.monotonic(), time.time()))
             return [e for e in proxy.events.get() if e.kind == "exited" and e.task_id == good.id]
 
         assert wait_until(exited, what="the next task runs")[0].exit_code == 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
 import pytest
 
 from pyswarmkit.agent.core import REGISTER_RETRY, Agent, Command, Effects, Message
-from pyswarmkit.api.objects import NodeDescription, Task, TaskStatus
+from pyswarmkit.api.objects import NodeDescription, Task, TaskStatus, replace
 from pyswarmkit.api.states import TaskState
 
 pytestmark = pytest.mark.unit
@@ -180,7 +179,7 @@ def test_a_new_task_already_told_to_stop_is_never_prepared() -> None:
 
 def test_a_task_the_manager_already_sees_finished_is_not_taken_on() -> None:
     a = connected()
-    done = dataclasses.replace(task(), status=TaskStatus(state=TaskState.FAILED))
+    done = replace(task(), status=TaskStatus(state=TaskState.FAILED))
     assert ops(assign(a, done)) == []
     assert reports(a.tick(1.0)) == {}
 
@@ -296,7 +295,7 @@ def test_reregistering_keeps_the_error_of_an_unsent_failure() -> None:
 def test_commands_carry_the_newest_task() -> None:
     a = connected()
     assign(a, task())
-    newer = dataclasses.replace(task(), spec_version=2)
+    newer = replace(task(), spec_version=2)
     assign(a, newer)
     fx = a.prepared("t1", "", 2.0)
     assert fx.commands == [Command("start", newer)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -27,6 +26,7 @@ from pyswarmkit.api.objects import (
     Task,
     TaskSpec,
     TaskStatus,
+    replace,
 )
 from pyswarmkit.api.states import NodeAvailability, TaskState
 from pyswarmkit.control.handlers import Handlers, Reply, Write
@@ -123,14 +123,14 @@ def test_tasks_resolve_by_id_and_prefix_only() -> None:
 
 def _with_container(**kw: Any) -> ServiceSpec:
     s = spec()
-    return dataclasses.replace(
-        s, task=dataclasses.replace(s.task, container=dataclasses.replace(s.task.container, **kw))
+    return replace(
+        s, task=replace(s.task, container=replace(s.task.container, **kw))
     )
 
 
 def _with_task(**kw: Any) -> ServiceSpec:
     s = spec()
-    return dataclasses.replace(s, task=dataclasses.replace(s.task, **kw))
+    return replace(s, task=replace(s.task, **kw))
 
 
 BAD_SPECS = [
@@ -143,7 +143,7 @@ BAD_SPECS = [
     (spec(replicas=-1), "replicas must be 0 or more, not -1"),
     (spec(replicas=100_001), "replicas must be at most 100000, not 100001"),
     (
-        dataclasses.replace(spec(), mode=ServiceMode(kind="global")),
+        replace(spec(), mode=ServiceMode(kind="global")),
         "mode 'global' is not supported",
     ),
     (spec(command=()), "a service needs something to run"),
@@ -153,7 +153,7 @@ BAD_SPECS = [
     (_with_container(env=("OK=1", "")), "invalid environment entry ''"),
     (_with_container(stop_grace_period=-1.0), "stop grace period must not be negative"),
     (
-        dataclasses.replace(
+        replace(
             spec(),
             task=TaskSpec(
                 container=ContainerSpec(command=("x",)), restart=RestartPolicy(delay=-1.0)
@@ -162,7 +162,7 @@ BAD_SPECS = [
         "restart delay, window and max attempts must not be negative",
     ),
     (
-        dataclasses.replace(
+        replace(
             spec(),
             task=TaskSpec(
                 container=ContainerSpec(command=("x",)), restart=RestartPolicy(max_attempts=-1)
@@ -215,7 +215,7 @@ def test_bad_specs_are_refused_on_create(bad: ServiceSpec, message: str) -> None
         spec(name="Web-2"),
         spec(replicas=0),
         spec(replicas=100_000),
-        dataclasses.replace(
+        replace(
             spec(command=()), task=TaskSpec(container=ContainerSpec(image="nginx"))
         ),
         _with_container(env=("A=", "B=c=d", "PATH=/bin:/usr/bin")),
@@ -231,9 +231,9 @@ def test_good_specs_pass(good: ServiceSpec) -> None:
 def test_a_spec_field_of_the_wrong_type_is_invalid_argument(field: str) -> None:
     s = spec()
     if field == "replicas":
-        s = dataclasses.replace(s, mode=ServiceMode(replicas="3"))  # type: ignore[arg-type]
+        s = replace(s, mode=ServiceMode(replicas="3"))  # type: ignore[arg-type]
     elif field == "name":
-        s = dataclasses.replace(s, annotations=Annotations(name=5))  # type: ignore[arg-type]
+        s = replace(s, annotations=Annotations(name=5))  # type: ignore[arg-type]
     else:
         s = _with_container(stop_grace_period="10s")
     with pytest.raises(InvalidArgument):

@@ -3,7 +3,6 @@ and assignment diffs."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from typing import Any
 
@@ -18,6 +17,7 @@ from pyswarmkit.api.objects import (
     Platform,
     Task,
     TaskStatus,
+    replace,
 )
 from pyswarmkit.api.states import NodeRole, NodeState, Reachability, TaskState
 from pyswarmkit.dispatcher.core import Dispatcher, Outgoing, assignable, task_status_changes
@@ -109,7 +109,7 @@ def test_register_updates_a_known_node_and_keeps_its_role() -> None:
             )
         ],
     )
-    new_desc = dataclasses.replace(DESC, hostname="renamed")
+    new_desc = replace(DESC, hostname="renamed")
     changes = Dispatcher.register(store, "n1", new_desc, "10.0.0.2")
     assert [c.op for c in changes] == ["update"]
     apply(store, changes)
@@ -220,7 +220,7 @@ def test_a_report_keeps_the_other_fields_of_the_newest_task() -> None:
     apply(store, [Change("create", placed("t1", slot=3))])
     t1 = store.get_task("t1")
     assert t1 is not None
-    apply(store, [Change("update", dataclasses.replace(t1, desired_state=TaskState.SHUTDOWN))])
+    apply(store, [Change("update", replace(t1, desired_state=TaskState.SHUTDOWN))])
     changes = task_status_changes(store, "n1", [("t1", status(TaskState.RUNNING))])
     apply(store, changes)  # read the newest version: no conflict
     t1 = store.get_task("t1")
@@ -267,7 +267,7 @@ class Harness:
     def set(self, tid: str, **fields: Any) -> None:
         t = self.store.get_task(tid)
         assert t is not None
-        self.write([Change("update", dataclasses.replace(t, **fields))])
+        self.write([Change("update", replace(t, **fields))])
 
     def send(self) -> list[Outgoing]:
         return self.d.assignments(self.store)

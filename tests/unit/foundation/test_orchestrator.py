@@ -3,7 +3,6 @@ step, apply the changes at the next index, feed the committed batch back."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections import Counter
 
@@ -27,6 +26,7 @@ from pyswarmkit.api.objects import (
     Task,
     TaskSpec,
     TaskStatus,
+    replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeState, RestartCondition, TaskState
 from pyswarmkit.orchestrator.replicated import ReplicatedOrchestrator
@@ -93,14 +93,14 @@ class Swarm:
     def update(self, s: ServiceSpec, now: float) -> None:
         current = self.service()
         bump = 1 if s.task != current.spec.task else 0
-        updated = dataclasses.replace(
+        updated = replace(
             current, spec=s, previous_spec=current.spec, spec_version=current.spec_version + bump
         )
         self.write([Change("update", updated)], now)
 
     def scale(self, replicas: int, now: float) -> None:
         current = self.service().spec
-        self.update(dataclasses.replace(current, mode=ServiceMode(replicas=replicas)), now)
+        self.update(replace(current, mode=ServiceMode(replicas=replicas)), now)
 
     def delete_service(self, now: float) -> None:
         self.write([Change("delete", self.service())], now)
@@ -124,7 +124,7 @@ class Swarm:
         t = self.store.get_task(task_id)
         assert t is not None
         status = TaskStatus(timestamp=now, state=state)
-        self.write([Change("update", dataclasses.replace(t, node_id=node, status=status))], now)
+        self.write([Change("update", replace(t, node_id=node, status=status))], now)
 
 
 def started(replicas: int, restart: RestartPolicy | None = None, now: float = 0.0) -> Swarm:
@@ -494,7 +494,7 @@ def _set_availability(
 ) -> None:
     node = swarm.store.get_node(node_id)
     assert node is not None
-    drained = dataclasses.replace(node, spec=NodeSpec(availability=availability))
+    drained = replace(node, spec=NodeSpec(availability=availability))
     swarm.write([Change("update", drained)], now)
 
 
@@ -630,7 +630,7 @@ def test_tasks_on_a_node_that_went_down_are_replaced() -> None:
     swarm.report(second.id, TaskState.RUNNING, 1.0, node="n2")
     node = swarm.store.get_node("n1")
     assert node is not None
-    down = dataclasses.replace(
+    down = replace(
         node, status=NodeStatus(state=NodeState.DOWN, message="heartbeat failure")
     )
     swarm.write([Change("update", down)], 2.0)
@@ -647,10 +647,10 @@ def test_tasks_stopped_before_reaching_a_node_are_history_and_trimmed() -> None:
     swarm = started(1)
     for i in range(8):
         current = swarm.service().spec
-        task = dataclasses.replace(
+        task = replace(
             current.task, container=ContainerSpec(command=("run",), args=(str(i),))
         )
-        swarm.update(dataclasses.replace(current, task=task), float(i + 1))
+        swarm.update(replace(current, task=task), float(i + 1))
         swarm.settle(float(i + 1))
     slot_tasks = [t for t in swarm.tasks() if t.slot == 1]
     assert len(slot_tasks) == 5

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from pyswarmkit.api.errors import AlreadyExists, Conflict, FailedPrecondition, NotFound
@@ -15,6 +13,7 @@ from pyswarmkit.api.objects import (
     Service,
     ServiceSpec,
     Task,
+    replace,
 )
 from pyswarmkit.store import Change, EventBatch, LocalProposer, MemoryStore, Tx
 
@@ -30,7 +29,7 @@ def task(tid: str, service_id: str = "s1", slot: int = 1, node_id: str = "") -> 
 
 
 def renamed(s: Service, name: str) -> Service:
-    return dataclasses.replace(s, spec=dataclasses.replace(s.spec, annotations=Annotations(name)))
+    return replace(s, spec=replace(s.spec, annotations=Annotations(name)))
 
 
 def ids(tasks: list[Task]) -> set[str]:
@@ -61,7 +60,7 @@ def test_update_bumps_version_keeps_created_at(store: MemoryStore) -> None:
     store.apply([Change("create", svc("s1", "web"))], 1, 100.0)
     current = store.get_service("s1")
     assert current is not None
-    store.apply([Change("update", dataclasses.replace(current, spec_version=2))], 2, 150.0)
+    store.apply([Change("update", replace(current, spec_version=2))], 2, 150.0)
     stored = store.get_service("s1")
     assert stored is not None
     assert stored.spec_version == 2
@@ -70,7 +69,7 @@ def test_update_bumps_version_keeps_created_at(store: MemoryStore) -> None:
 
 def test_the_meta_a_writer_sends_is_replaced(store: MemoryStore) -> None:
     odd = Meta(version=0, created_at=1.0, updated_at=2.0)
-    store.apply([Change("create", dataclasses.replace(task("t1"), meta=odd))], 3, 30.0)
+    store.apply([Change("create", replace(task("t1"), meta=odd))], 3, 30.0)
     assert store.get_task("t1").meta == Meta(3, 30.0, 30.0)  # type: ignore[union-attr]
 
 
@@ -121,9 +120,9 @@ def test_a_stale_version_is_a_conflict(store: MemoryStore, op: str) -> None:
     store.apply([Change("create", task("t1"))], 1, 1.0)
     read = store.get_task("t1")
     assert read is not None
-    store.apply([Change("update", dataclasses.replace(read, slot=2))], 2, 2.0)
+    store.apply([Change("update", replace(read, slot=2))], 2, 2.0)
     with pytest.raises(Conflict, match="changed since it was read") as err:
-        store.apply([Change(op, dataclasses.replace(read, slot=3))], 3, 3.0)  # type: ignore[arg-type]
+        store.apply([Change(op, replace(read, slot=3))], 3, 3.0)  # type: ignore[arg-type]
     assert isinstance(err.value, FailedPrecondition)
     assert store.get_task("t1").slot == 2  # type: ignore[union-attr]
 
@@ -133,7 +132,7 @@ def test_a_refused_batch_applies_nothing(store: MemoryStore) -> None:
     stale = store.get_task("t1")
     s1 = store.get_service("s1")
     assert stale is not None and s1 is not None
-    store.apply([Change("update", dataclasses.replace(stale, node_id="n1"))], 2, 2.0)
+    store.apply([Change("update", replace(stale, node_id="n1"))], 2, 2.0)
     seen: list[EventBatch] = []
     store.watch(seen.append)
     before = {k: sorted(store.ids(k)) for k in ("node", "service", "task", "cluster")}
@@ -165,7 +164,7 @@ def test_a_batch_may_create_then_update_then_delete_one_object(store: MemoryStor
     batch = store.apply(
         [
             Change("create", t),
-            Change("update", dataclasses.replace(t, slot=4)),
+            Change("update", replace(t, slot=4)),
             Change("delete", t),
         ],
         1,
@@ -279,8 +278,8 @@ def test_task_indexes_follow_moves_between_nodes_and_slots(store: MemoryStore) -
     assert t1 is not None and t3 is not None
     store.apply(
         [
-            Change("update", dataclasses.replace(t1, node_id="n2", slot=3)),
-            Change("update", dataclasses.replace(t3, node_id="n2", service_id="s1", slot=2)),
+            Change("update", replace(t1, node_id="n2", slot=3)),
+            Change("update", replace(t3, node_id="n2", service_id="s1", slot=2)),
         ],
         2,
         2.0,
@@ -338,7 +337,7 @@ def test_watchers_get_one_batch_per_commit_in_order(store: MemoryStore) -> None:
     store.apply([Change("create", task("t1")), Change("create", task("t2"))], 1, 1.0)
     t1 = store.get_task("t1")
     assert t1 is not None
-    store.apply([Change("update", dataclasses.replace(t1, node_id="n1"))], 2, 2.0)
+    store.apply([Change("update", replace(t1, node_id="n1"))], 2, 2.0)
     with pytest.raises(NotFound):
         store.apply([Change("delete", task("zz"))], 3, 3.0)
     assert [b.index for b in seen] == [1, 2]
@@ -389,7 +388,7 @@ def test_tx_reads_its_own_writes(store: MemoryStore) -> None:
     t2 = store.get_task("t2")
     assert t1 is not None and t2 is not None
     tx = Tx(store)
-    moved = dataclasses.replace(t1, node_id="n1")
+    moved = replace(t1, node_id="n1")
     tx.update(moved)
     tx.delete(t2)
     tx.create(task("t3"))

@@ -3,7 +3,6 @@ batch, the store's tables and every index match what the model says."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from pyswarmkit.api.errors import AlreadyExists, Conflict, NotFound, SwarmError
-from pyswarmkit.api.objects import Annotations, Meta, Node, Service, ServiceSpec, Task
+from pyswarmkit.api.objects import Annotations, Meta, Node, Service, ServiceSpec, Task, replace
 from pyswarmkit.store import Change, EventBatch, MemoryStore
 
 pytestmark = pytest.mark.unit
@@ -46,7 +45,7 @@ def _make(kind: str, obj_id: str, sid: str, slot: int, node: str, name: str) -> 
 
 
 def _bare(obj: Any) -> Any:
-    return dataclasses.replace(obj, meta=Meta())
+    return replace(obj, meta=Meta())
 
 
 class StoreModel(RuleBasedStateMachine):
@@ -103,7 +102,7 @@ class StoreModel(RuleBasedStateMachine):
             version = self.model[(kind, obj_id)][1] if (kind, obj_id) in self.model else 0
             if stale:
                 version += 1
-            changes.append(Change(op, dataclasses.replace(obj, meta=Meta(version=version))))
+            changes.append(Change(op, replace(obj, meta=Meta(version=version))))
         self.index += 1
         now = float(self.index * 10)
         expected = self._expected(changes)

@@ -3,8 +3,6 @@ the types of decoded request objects."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from pyswarmkit.api.errors import InvalidArgument
@@ -16,6 +14,7 @@ from pyswarmkit.api.objects import (
     ServiceMode,
     ServiceSpec,
     TaskSpec,
+    replace,
 )
 from pyswarmkit.api.states import NodeAvailability
 from pyswarmkit.api.typecheck import check
@@ -139,7 +138,7 @@ def test_typecheck_names_the_wrong_field(spec: ServiceSpec, message: str) -> Non
 def test_typecheck_takes_ints_for_floats_and_enums_only_as_enums() -> None:
     c = ContainerSpec(stop_grace_period=10)
     check(c)
-    bad = dataclasses.replace(NodeSpec(), availability=2)
+    bad = replace(NodeSpec(), availability=2)
     with pytest.raises(InvalidArgument, match="availability must be NodeAvailability"):
         check(bad, "spec")
 

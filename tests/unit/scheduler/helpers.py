@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from pyswarmkit.api.objects import (
@@ -20,6 +19,7 @@ from pyswarmkit.api.objects import (
     Task,
     TaskSpec,
     TaskStatus,
+    replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeRole, NodeState, TaskState
 from pyswarmkit.scheduler.core import Scheduler
@@ -189,4 +189,4 @@ class Harness:
 
 def _with_meta(obj: Node | Task, stored: Node | Task | object) -> Node | Task:
     assert isinstance(stored, Node | Task)
-    return dataclasses.replace(obj, meta=stored.meta)
+    return replace(obj, meta=stored.meta)

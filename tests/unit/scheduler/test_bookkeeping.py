@@ -3,13 +3,11 @@ bookkeeping equals what a fresh core would build from the store."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyswarmkit.api.objects import Task, TaskStatus
+from pyswarmkit.api.objects import Task, TaskStatus, replace
 from pyswarmkit.api.states import NodeAvailability, TaskState
 from pyswarmkit.scheduler.core import Scheduler
 from pyswarmkit.store.memory import Change
@@ -61,7 +59,7 @@ def snapshot(core: Scheduler, node_ids: list[str]) -> dict[str, object]:
 
 
 def with_state(t: Task, state: TaskState) -> Task:
-    return dataclasses.replace(t, status=TaskStatus(timestamp=0.0, state=state))
+    return replace(t, status=TaskStatus(timestamp=0.0, state=state))
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -97,7 +95,7 @@ def test_bookkeeping_matches_a_fresh_core(ops: list[tuple[object, ...]]) -> None
             elif op[1] == "race":
                 # Another writer changes one of the tasks first: the batch is refused.
                 victim = h.task(changes[0].obj.id)
-                h.update(dataclasses.replace(victim, desired_state=TaskState.SHUTDOWN))
+                h.update(replace(victim, desired_state=TaskState.SHUTDOWN))
                 h.proposer.propose(changes, h.now, h._done(changes))
             else:
                 h.proposer.propose(changes, h.now, h._done(changes))
@@ -113,17 +111,17 @@ def test_bookkeeping_matches_a_fresh_core(ops: list[tuple[object, ...]]) -> None
                 if new_state > t.status.state:
                     h.update(with_state(t, new_state))
             elif kind == "shutdown":
-                h.update(dataclasses.replace(t, desired_state=TaskState.SHUTDOWN))
+                h.update(replace(t, desired_state=TaskState.SHUTDOWN))
             else:
                 h.commit([Change("delete", t)])
         elif kind == "node":
             _, i, availability, cpus = op
             n = nodes[i]  # type: ignore[index]
-            res = dataclasses.replace(n.description.resources, nano_cpus=cpus * CPU)  # type: ignore[operator]
-            n = dataclasses.replace(
+            res = replace(n.description.resources, nano_cpus=cpus * CPU)  # type: ignore[operator]
+            n = replace(
                 n,
-                spec=dataclasses.replace(n.spec, availability=availability),
-                description=dataclasses.replace(n.description, resources=res),
+                spec=replace(n.spec, availability=availability),
+                description=replace(n.description, resources=res),
             )
             h.update(n)
         elif kind == "wait":

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter
 
 import pytest
 
-from pyswarmkit.api.objects import Platform, Task, TaskStatus
+from pyswarmkit.api.objects import Platform, Task, TaskStatus, replace
 from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
 from pyswarmkit.scheduler.base import SchedulerCore
 from pyswarmkit.scheduler.core import ASSIGNED_MESSAGE, CONFIRMED_MESSAGE, Scheduler
@@ -25,7 +24,7 @@ def per_node(h: Harness, service: str | None = None) -> Counter[str]:
 
 
 def with_state(t: Task, state: TaskState) -> Task:
-    return dataclasses.replace(t, status=TaskStatus(timestamp=0.0, state=state))
+    return replace(t, status=TaskStatus(timestamp=0.0, state=state))
 
 
 def test_implements_the_protocol() -> None:
@@ -141,12 +140,12 @@ def test_a_stopped_task_frees_the_node_not_one_told_to_stop() -> None:
     h.create(task("new", service="svc2", task_spec=spec(memory=GIB)))
     h.settle()
     assert h.task("new").status.state == TaskState.PENDING
-    h.update(dataclasses.replace(h.task("old"), desired_state=TaskState.SHUTDOWN))
+    h.update(replace(h.task("old"), desired_state=TaskState.SHUTDOWN))
     h.settle()
     assert h.task("new").status.state == TaskState.PENDING
     old = h.task("old")
-    stopped = dataclasses.replace(old.status, state=TaskState.SHUTDOWN)
-    h.update(dataclasses.replace(old, status=stopped))
+    stopped = replace(old.status, state=TaskState.SHUTDOWN)
+    h.update(replace(old, status=stopped))
     h.settle()
     assert h.task("new").node_id == "a"
 
@@ -299,7 +298,7 @@ def test_an_event_supersedes_a_decision_in_flight() -> None:
     changes = h.core.schedule(h.now + 1)
     assert h.core.node_load("a") == 1
     # Before the decision commits, the orchestrator shuts the task down.
-    h.update(dataclasses.replace(h.task("t1"), desired_state=TaskState.SHUTDOWN))
+    h.update(replace(h.task("t1"), desired_state=TaskState.SHUTDOWN))
     assert h.core.node_load("a") == 0
     h.proposer.propose(changes, h.now, h._done(changes))  # refused: the task changed
     assert h.core.node_load("a") == 0
@@ -437,7 +436,7 @@ def test_node_updates_that_cannot_make_room_do_not_wake_the_scheduler() -> None:
     h.settle()
     assert h.core.wake_at() is None
     n = h.nodes()["a"]
-    h.update(dataclasses.replace(n, status=dataclasses.replace(n.status, message="heartbeat")))
+    h.update(replace(n, status=replace(n.status, message="heartbeat")))
     assert h.core.wake_at() is None
     h.update(node("a", labels={"zone": "east"}))
     assert h.core.wake_at() is not None
@@ -451,6 +450,6 @@ def test_a_node_that_comes_back_is_charged_again_on_the_next_event() -> None:
     h.create(task("t1", task_spec=spec(cpus=CPU), node_id="a", state=TaskState.RUNNING))
     h.commit([Change("delete", h.nodes()["a"])])
     h.create(node("a", cpus=CPU))
-    h.update(dataclasses.replace(h.task("t1"), status=TaskStatus(state=TaskState.RUNNING)))
+    h.update(replace(h.task("t1"), status=TaskStatus(state=TaskState.RUNNING)))
     info = h.core.node_info("a")
     assert info is not None and "t1" in info.tasks and info.nano_cpus == 0

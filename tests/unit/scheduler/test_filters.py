@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarmkit.api.objects import Platform
+from pyswarmkit.api.objects import Platform, replace
 from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
 from pyswarmkit.scheduler.filters import (
     FILTERS,
@@ -69,13 +69,12 @@ def test_ready_filter(node_args: dict[str, object], ready: bool) -> None:
 
 
 def test_ready_filter_wants_accepted_membership() -> None:
-    import dataclasses
 
     from pyswarmkit.api.states import Membership
 
     n = node("n1")
-    pending = dataclasses.replace(
-        n, spec=dataclasses.replace(n.spec, membership=Membership.PENDING)
+    pending = replace(
+        n, spec=replace(n.spec, membership=Membership.PENDING)
     )
     assert not ReadyFilter().check(requirements_of(task("t")), NodeInfo(pending))
 
@@ -187,11 +186,10 @@ def test_host_port_filter() -> None:
 
 
 def test_ingress_ports_do_not_count_as_host_ports() -> None:
-    import dataclasses
 
     from pyswarmkit.api.objects import PortConfig
 
-    s = dataclasses.replace(spec(), ports=(PortConfig(80, 8080, "tcp", "ingress"),))
+    s = replace(spec(), ports=(PortConfig(80, 8080, "tcp", "ingress"),))
     assert not HostPortFilter().applies(requirements_of(task("t", task_spec=s)))
 
 
