@@ -247,6 +247,8 @@ class ReplicatedOrchestrator:
         self._made.setdefault(service.id, []).append(task)
         if delay > 0:
             self._delay(task.id, now + delay)
+        if task.spec.restart.max_attempts <= 0:
+            return  # nothing to count
         earlier = self._current_all(tx, store.tasks_by_slot(service.id, slot))
         if any(
             t.spec_version == task.spec_version and t.desired_state != TaskState.REMOVE
