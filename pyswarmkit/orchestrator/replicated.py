@@ -93,7 +93,8 @@ class ReplicatedOrchestrator:
                 if store.get_service(t.service_id) is None:
                     self._deleted_services.add(t.service_id)
                     continue
-                slots.setdefault((t.service_id, t.slot), []).append(t)
+                if t.desired_state != TaskState.REMOVE:
+                    slots.setdefault((t.service_id, t.slot), []).append(t)
                 if t.desired_state == TaskState.READY:
                     delay = t.spec.restart.delay
                     left = min(delay, _created(t) + delay - wall)

@@ -927,6 +927,100 @@ def test_never_two_live_tasks_in_a_slot(
     assert not any(t.node_id in drained for t in swarm.live())
 
 
+def _play(swarm: Swarm, script: list[tuple[tuple[str, object], bool]], restart: RestartPolicy) -> float:
+    """Run a script of the invariant test; the scenario time it ends at."""
+    drained: set[str] = set()
+    now = 0.0
+    for (action, arg), step_now in script:
+        if action in ("drain", "activate"):
+            drain = action == "drain"
+            (drained.add if drain else drained.discard)(str(arg))
+            availability = NodeAvailability.DRAIN if drain else NodeAvailability.ACTIVE
+            _set_availability(swarm, str(arg), availability, now)
+            step_now = True
+        elif action == "scale":
+            swarm.scale(int(arg), now)  # type: ignore[call-overload]
+        elif action == "spec":
+            current = swarm.service().spec
+            swarm.update(spec(current.mode.replicas, str(arg), restart), now)
+        elif action == "wait":
+            now += float(arg)  # type: ignore[arg-type]
+        elif action == "leader":
+            swarm.new_leader(now, base=swarm.base + 1000.0)
+        elif action == "stopped":
+            going = [t for t in swarm.tasks() if not is_live(t) and not t.status.state.terminal]
+            if going:
+                swarm.report(going[int(arg) % len(going)].id, TaskState.SHUTDOWN, now)  # type: ignore[call-overload]
+        else:
+            live = [t for t in swarm.live() if t.status.state < FINAL[action]]
+            if action in ("run", "complete"):
+                live = [t for t in live if t.desired_state == TaskState.RUNNING]
+            nodes = [n for n in ("n1", "n2") if n not in drained]
+            if live and nodes:
+                picked = live[int(arg) % len(live)]  # type: ignore[call-overload]
+                node = picked.node_id or nodes[int(arg) % len(nodes)]  # type: ignore[call-overload]
+                swarm.report(picked.id, FINAL[action], now, node=node)
+        if step_now:
+            swarm.step(now)
+    return now
+
+
+def _counts(swarm: Swarm, policy: RestartPolicy, now: float) -> dict[int, tuple[int, list[float]]]:
+    """Per slot, what the restart check can see: the count up to max attempts and
+    the restart times inside the window, relative to the leader's clock base."""
+    service = swarm.service()
+    found = {}
+    for (_, slot), info in swarm.orch.restarts.slots.items():
+        if info.spec_version != service.spec_version:
+            continue
+        recent = [t - swarm.base for t in info.recent if t - swarm.base > now - policy.window]
+        counted = (min(info.total, policy.max_attempts), recent)
+        if counted != (0, []):
+            found[slot] = counted
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(window=st.sampled_from([0.0, 4.0]), delay=st.sampled_from([0.0, 2.5]), script=actions)
+def test_a_new_leader_rebuilds_the_restart_counts_the_old_one_kept(
+    window: float, delay: float, script: list[tuple[tuple[str, object], bool]]
+) -> None:
+    restart = RestartPolicy(delay=delay, max_attempts=2, window=window)
+    swarm = started(3, restart)
+    _with_nodes(swarm, "n1", "n2")
+    now = _play(swarm, script, restart)
+    swarm.settle(now)
+    kept = _counts(swarm, restart, now)
+    swarm.new_leader(now, base=swarm.base + 1000.0)
+    assert _counts(swarm, restart, now) == kept
+
+
+def test_a_slot_reused_while_its_old_task_stops_starts_with_no_restarts() -> None:
+    policy = RestartPolicy(delay=0.0, max_attempts=1)
+    swarm = started(2, policy)
+    for t in swarm.tasks():
+        swarm.report(t.id, TaskState.RUNNING, 1.0, node="n1")
+    swarm.scale(1, 2.0)
+    swarm.settle(2.0)
+    # Slot 2's task is still stopping when the service grows again.
+    swarm.scale(2, 3.0)
+    swarm.settle(3.0)
+    assert len(swarm.live_in(2)) == 1
+    for leader in (False, True):
+        if leader:
+            swarm.new_leader(4.0)
+        assert swarm.orch.restarts.allowed(policy, (SID, 2), swarm.service().spec_version, 4.0)
+    assert _fail_current_in(swarm, 2, 4.0)
+    assert not _fail_current_in(swarm, 2, 5.0)
+
+
+def _fail_current_in(swarm: Swarm, slot: int, now: float) -> bool:
+    current = swarm.live_in(slot)[0]
+    swarm.report(current.id, TaskState.FAILED, now)
+    swarm.settle(now)
+    return bool(swarm.live_in(slot))
+
+
 def test_tasks_on_a_node_that_went_down_are_replaced() -> None:
     swarm = started(2)
     _with_nodes(swarm, "n1", "n2")
