@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -867,14 +868,17 @@ def _check(swarm: Swarm) -> None:
     assert len(per_slot) <= replicas, per_slot
 
 
-@settings(max_examples=150, deadline=None)
-@given(delay=st.sampled_from([0.0, 5.0]), script=actions)
-def test_never_two_live_tasks_in_a_slot(
-    delay: float, script: list[tuple[tuple[str, object], bool]]
-) -> None:
-    restart = RestartPolicy(delay=delay)
-    swarm = started(3, restart)
-    _with_nodes(swarm, "n1", "n2")
+Script = list[tuple[tuple[str, object], bool]]
+
+
+def _play(
+    swarm: Swarm,
+    script: Script,
+    restart: RestartPolicy,
+    check: Callable[[Swarm], None] = lambda swarm: None,
+) -> tuple[float, set[str]]:
+    """Run a script, checking after each step; the scenario time it ends at and
+    the nodes left drained."""
     drained: set[str] = set()
     now = 0.0
     for (action, arg), step_now in script:
@@ -911,7 +915,17 @@ def test_never_two_live_tasks_in_a_slot(
                 swarm.report(picked.id, FINAL[action], now, node=node)
         if step_now:
             swarm.step(now)
-            _check(swarm)
+            check(swarm)
+    return now, drained
+
+
+@settings(max_examples=150, deadline=None)
+@given(delay=st.sampled_from([0.0, 5.0]), script=actions)
+def test_never_two_live_tasks_in_a_slot(delay: float, script: Script) -> None:
+    restart = RestartPolicy(delay=delay)
+    swarm = started(3, restart)
+    _with_nodes(swarm, "n1", "n2")
+    now, drained = _play(swarm, script, restart, _check)
     # Once every restart delay has passed, the service has exactly its slots.
     swarm.settle(now)
     _check(swarm)
@@ -925,44 +939,6 @@ def test_never_two_live_tasks_in_a_slot(
     assert all(t.spec == service.spec.task for t in swarm.live())
     assert all(t.desired_state == TaskState.RUNNING for t in swarm.live())
     assert not any(t.node_id in drained for t in swarm.live())
-
-
-def _play(swarm: Swarm, script: list[tuple[tuple[str, object], bool]], restart: RestartPolicy) -> float:
-    """Run a script of the invariant test; the scenario time it ends at."""
-    drained: set[str] = set()
-    now = 0.0
-    for (action, arg), step_now in script:
-        if action in ("drain", "activate"):
-            drain = action == "drain"
-            (drained.add if drain else drained.discard)(str(arg))
-            availability = NodeAvailability.DRAIN if drain else NodeAvailability.ACTIVE
-            _set_availability(swarm, str(arg), availability, now)
-            step_now = True
-        elif action == "scale":
-            swarm.scale(int(arg), now)  # type: ignore[call-overload]
-        elif action == "spec":
-            current = swarm.service().spec
-            swarm.update(spec(current.mode.replicas, str(arg), restart), now)
-        elif action == "wait":
-            now += float(arg)  # type: ignore[arg-type]
-        elif action == "leader":
-            swarm.new_leader(now, base=swarm.base + 1000.0)
-        elif action == "stopped":
-            going = [t for t in swarm.tasks() if not is_live(t) and not t.status.state.terminal]
-            if going:
-                swarm.report(going[int(arg) % len(going)].id, TaskState.SHUTDOWN, now)  # type: ignore[call-overload]
-        else:
-            live = [t for t in swarm.live() if t.status.state < FINAL[action]]
-            if action in ("run", "complete"):
-                live = [t for t in live if t.desired_state == TaskState.RUNNING]
-            nodes = [n for n in ("n1", "n2") if n not in drained]
-            if live and nodes:
-                picked = live[int(arg) % len(live)]  # type: ignore[call-overload]
-                node = picked.node_id or nodes[int(arg) % len(nodes)]  # type: ignore[call-overload]
-                swarm.report(picked.id, FINAL[action], now, node=node)
-        if step_now:
-            swarm.step(now)
-    return now
 
 
 def _counts(swarm: Swarm, policy: RestartPolicy, now: float) -> dict[int, tuple[int, list[float]]]:
@@ -983,12 +959,12 @@ def _counts(swarm: Swarm, policy: RestartPolicy, now: float) -> dict[int, tuple[
 @settings(max_examples=150, deadline=None)
 @given(window=st.sampled_from([0.0, 4.0]), delay=st.sampled_from([0.0, 2.5]), script=actions)
 def test_a_new_leader_rebuilds_the_restart_counts_the_old_one_kept(
-    window: float, delay: float, script: list[tuple[tuple[str, object], bool]]
+    window: float, delay: float, script: Script
 ) -> None:
     restart = RestartPolicy(delay=delay, max_attempts=2, window=window)
     swarm = started(3, restart)
     _with_nodes(swarm, "n1", "n2")
-    now = _play(swarm, script, restart)
+    now, _ = _play(swarm, script, restart)
     swarm.settle(now)
     kept = _counts(swarm, restart, now)
     swarm.new_leader(now, base=swarm.base + 1000.0)
@@ -1029,9 +1005,7 @@ def test_tasks_on_a_node_that_went_down_are_replaced() -> None:
     swarm.report(second.id, TaskState.RUNNING, 1.0, node="n2")
     node = swarm.store.get_node("n1")
     assert node is not None
-    down = replace(
-        node, status=NodeStatus(state=NodeState.DOWN, message="heartbeat failure")
-    )
+    down = replace(node, status=NodeStatus(state=NodeState.DOWN, message="heartbeat failure"))
     swarm.write([Change("update", down)], 2.0)
     swarm.settle(2.0)
     live = {t.slot: t for t in swarm.live()}
@@ -1046,9 +1020,7 @@ def test_tasks_stopped_before_reaching_a_node_are_history_and_trimmed() -> None:
     swarm = started(1)
     for i in range(8):
         current = swarm.service().spec
-        task = replace(
-            current.task, container=ContainerSpec(command=("run",), args=(str(i),))
-        )
+        task = replace(current.task, container=ContainerSpec(command=("run",), args=(str(i),)))
         swarm.update(replace(current, task=task), float(i + 1))
         swarm.settle(float(i + 1))
     slot_tasks = [t for t in swarm.tasks() if t.slot == 1]
