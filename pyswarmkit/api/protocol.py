@@ -23,15 +23,19 @@ The rules the two sides follow (``agent/core.py``, ``dispatcher/core.py``):
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
 from pyswarmkit.api.errors import SwarmError, error_from_wire
-from pyswarmkit.api.objects import NodeDescription, Task, TaskStatus
+from pyswarmkit.api.objects import FLOAT_LIMIT, Int, NodeDescription, Task, TaskStatus
 from pyswarmkit.api.states import TaskState
 
 PROTOCOL_VERSION = 1
+
+# A heartbeat period must be a positive, finite number of seconds: zero or NaN
+# would make an agent spin or never beat.
+Period = Annotated[float, msgspec.Meta(gt=0, le=FLOAT_LIMIT)]
 
 ErrorCode = Literal[
     "not_found",
@@ -45,8 +49,9 @@ ErrorCode = Literal[
 ]
 
 
-class Message(msgspec.Struct, frozen=True, array_like=True):
-    """Base of every protocol message; ``kind`` names it in logs."""
+class Message(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Base of every protocol message; ``kind`` names it in logs. Messages are
+    trees of values, never cycles, hence ``gc=False`` (as the objects)."""
 
     kind: ClassVar[str] = "message"
 
@@ -56,7 +61,7 @@ class Message(msgspec.Struct, frozen=True, array_like=True):
 
 class Register(Message, frozen=True, array_like=True, tag=1):
     # Picked by the agent for one attempt to get a session, echoed in Registered.
-    token: int
+    token: Int
     description: NodeDescription
     kind: ClassVar[str] = "register"
 
@@ -66,7 +71,7 @@ class Heartbeat(Message, frozen=True, array_like=True, tag=3):
     kind: ClassVar[str] = "heartbeat"
 
 
-class StatusUpdate(msgspec.Struct, frozen=True, array_like=True):
+class StatusUpdate(msgspec.Struct, frozen=True, array_like=True, gc=False):
     task_id: str
     status: TaskStatus
 
@@ -93,20 +98,20 @@ class Leave(Message, frozen=True, array_like=True, tag=9):
 
 
 class Registered(Message, frozen=True, array_like=True, tag=2):
-    token: int
+    token: Int
     session_id: str
-    heartbeat_period: float
+    heartbeat_period: Period
     kind: ClassVar[str] = "registered"
 
 
 class HeartbeatAck(Message, frozen=True, array_like=True, tag=4):
-    heartbeat_period: float
+    heartbeat_period: Period
     # The sequence the node's latest assignment set results in.
-    assignments_seq: int = 0
+    assignments_seq: Int = 0
     kind: ClassVar[str] = "heartbeat_ack"
 
 
-class Acked(msgspec.Struct, frozen=True, array_like=True):
+class Acked(msgspec.Struct, frozen=True, array_like=True, gc=False):
     task_id: str
     state: TaskState
 
@@ -123,8 +128,8 @@ class Assignments(Message, frozen=True, array_like=True, tag=7):
     session_id: str
     full: bool
     # Incremental sets apply to the sequence the agent holds; full sets ignore it.
-    applies_to: int
-    results_in: int
+    applies_to: Int
+    results_in: Int
     tasks: tuple[Task, ...] = ()
     removed: tuple[str, ...] = ()
     kind: ClassVar[str] = "assignments"

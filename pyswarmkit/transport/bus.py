@@ -22,13 +22,14 @@ import logging
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import msgspec
 
 from pyswarmkit import clock
 from pyswarmkit.actors.messages import Deliver
 from pyswarmkit.actors.registry import Registry
+from pyswarmkit.api.objects import FLOAT_LIMIT, Int
 from pyswarmkit.api.protocol import PROTOCOL_VERSION, Body
 
 log = logging.getLogger(__name__)
@@ -69,15 +70,18 @@ class Envelope:
         return self.deadline is not None and now > self.deadline
 
 
-class _Wire(msgspec.Struct, frozen=True, array_like=True):
-    version: int
-    id: int
-    reply_to: int
+TimeLeft = Annotated[float, msgspec.Meta(ge=0, le=FLOAT_LIMIT)]
+
+
+class _Wire(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    version: Int
+    id: Int
+    reply_to: Int
     source: str
     dest_node: str
     dest_actor: str
     # Seconds left before the deadline when sent; None: no deadline.
-    ttl: float | None
+    ttl: TimeLeft | None
     body: Body
 
 
@@ -113,8 +117,6 @@ def decode_envelope(data: bytes, now: float) -> Envelope:
             f" (this node speaks {PROTOCOL_VERSION})"
         )
     ttl = wire.ttl
-    if ttl is not None and not ttl == ttl:  # NaN
-        raise ProtocolError("deadline is not a number")
     deadline = None if ttl is None else now + ttl
     return Envelope(
         wire.source, wire.dest_node, wire.dest_actor, wire.body, wire.id, wire.reply_to, deadline

@@ -122,7 +122,11 @@ def _set(obj: Any, path: str, value: Any) -> Any:
         (_wire([5, "s1", [["t1", _set(TASK.status, "state", 12345)]]]), "Invalid enum value 12345"),
         (_wire([3, "s1"], version=PROTOCOL_VERSION + 1), "protocol version"),
         (_wire([3, "s1"], ttl="soon"), "Expected `float | null`, got `str`"),
-        (_wire([3, "s1"], ttl=float("nan")), "not a number"),
+        (_wire([3, "s1"], ttl=float("nan")), "Expected `float` >= 0.0"),
+        (_wire([3, "s1"], ttl=-1.0), "Expected `float` >= 0.0"),
+        (_wire([2, 7, "s1", 0.0]), "Expected `float` > 0.0"),
+        (_wire([4, float("nan"), 1]), "Expected `float` > 0.0"),
+        (_wire([7, "s1", False, 2**64 - 1, 1]), "Expected `int` <= 9223372036854775807"),
     ],
 )
 def test_what_does_not_decode_is_refused_saying_why(data: bytes, why: str) -> None:
