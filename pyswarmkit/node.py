@@ -32,6 +32,8 @@ from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.ids import is_id, new_id
 from pyswarmkit.api.objects import (
     Cluster,
+    ClusterSpec,
+    DispatcherConfig,
     ManagerStatus,
     Node,
     NodeSpec,
@@ -182,7 +184,7 @@ class SwarmNode:
         self._spawn("executor", ExecutorActor.start(self.registry, self.executor))
         self._spawn(
             "agent",
-            AgentActor.start(self.registry, self.bus, manager_id, description, "127.0.0.1"),
+            AgentActor.start(self.registry, self.bus, manager_id, description),
         )
         if self.config.control_socket and self.is_manager:
             control = self.registry.get("control")
@@ -208,9 +210,7 @@ class SwarmNode:
         self._spawn("scheduler", SchedulerActor.start(self.registry, self.store))
         self._spawn(
             "dispatcher",
-            DispatcherActor.start(
-                self.registry, self.store, self.bus, self.config.heartbeat_period
-            ),
+            DispatcherActor.start(self.registry, self.store, self.bus),
         )
 
     def _spawn(self, name: str, ref: pykka.ActorRef[Any]) -> None:
@@ -221,7 +221,10 @@ class SwarmNode:
         """Make sure the cluster object and this manager's node object exist."""
         changes: list[Change] = []
         if not self.store.clusters():
-            changes.append(Change("create", Cluster(id=new_id())))
+            dispatcher = DispatcherConfig(heartbeat_period=self.config.heartbeat_period)
+            changes.append(
+                Change("create", Cluster(id=new_id(), spec=ClusterSpec(dispatcher=dispatcher)))
+            )
         if self.store.get_node(self.node_id) is None:
             spec = NodeSpec(desired_role=NodeRole.MANAGER)
             status = ManagerStatus(leader=True, reachability=Reachability.REACHABLE)
