@@ -338,8 +338,11 @@ def print_table(results: list[Result]) -> None:
     for shape, by_mode in shapes.items():
         line = f"{_label(*shape):<36}"
         for m in modes:
-            r = by_mode.get(m)
-            line += f" {r.ms:>11.1f} {r.cpu_ms:>11.1f}" if r else f" {'-':>11} {'-':>11}"
+            found = by_mode.get(m)
+            if found is None:
+                line += f" {'-':>11} {'-':>11}"
+            else:
+                line += f" {found.ms:>11.1f} {found.cpu_ms:>11.1f}"
         go = swarmkit_ms(next(iter(by_mode.values())))
         line += f" {go:>12.0f} {go * TARGET:>10.0f}" if go else f" {'-':>12} {'-':>10}"
         print(line)
