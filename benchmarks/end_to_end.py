@@ -10,8 +10,9 @@ runs them. The service is created and removed through the control actor, as
 - when each stage's first and last write committed (tasks created by the
   orchestrator, ASSIGNED by the scheduler, ACCEPTED..RUNNING reported through
   the dispatcher, tasks told to stop, tasks deleted);
-- per actor: messages handled, time spent handling them (wall and CPU); for
-  the store, the time to apply each kind of batch;
+- per actor: messages handled, time spent handling them (wall and CPU, in
+  all and up to N/N running: ``to run``); the store's time to apply each kind
+  of batch;
 - the process's peak RSS.
 
 ``--profile`` runs cProfile inside every actor (slower; use it to find the
@@ -253,6 +254,7 @@ def run(replicas: int, profile: bool) -> dict[str, Any]:
                 raise RuntimeError(f"{progress.running}/{replicas} running after {TIMEOUT:.0f} s")
             t1 = time.perf_counter()
             cpu1 = time.process_time()
+            at_running = {name: (c.messages, c.wall, c.cpu) for name, c in COSTS.items()}
             call(node, "service.remove", {"ref": service_id})
             if not progress.gone.wait(TIMEOUT):
                 raise RuntimeError(f"{progress.live} tasks left after {TIMEOUT:.0f} s")
@@ -276,6 +278,7 @@ def run(replicas: int, profile: bool) -> dict[str, Any]:
             "messages": c.messages,
             "wall_s": round(c.wall, 3),
             "cpu_s": round(c.cpu, 3),
+            "cpu_to_running_s": round(at_running[name][2], 3),
             "by_message": {k: [v[0], round(v[1], 3)] for k, v in c.by_message.items()},
         }
         for name, c in COSTS.items()
@@ -311,14 +314,17 @@ def print_report(r: dict[str, Any], top: int) -> None:
             f"{s['changes']:>9} {s['apply_s']:>8.2f}"
         )
     print()
-    head = f"{'actor':<14} {'messages':>9} {'wall s':>8} {'cpu s':>8}"
+    head = f"{'actor':<14} {'messages':>9} {'wall s':>8} {'cpu s':>8} {'to run':>7}"
     head += "  costliest messages (count, cpu s)"
     print(head)
     print("-" * len(head))
     for name, a in r["actors"].items():
         msgs = sorted(a["by_message"].items(), key=lambda kv: -kv[1][1])[:3]
         shown = ", ".join(f"{k} {v[0]} {v[1]:.2f}" for k, v in msgs)
-        print(f"{name:<14} {a['messages']:>9} {a['wall_s']:>8.2f} {a['cpu_s']:>8.2f}  {shown}")
+        print(
+            f"{name:<14} {a['messages']:>9} {a['wall_s']:>8.2f} {a['cpu_s']:>8.2f}"
+            f" {a['cpu_to_running_s']:>7.2f}  {shown}"
+        )
     if r["profiled"]:
         for name, cost in COSTS.items():
             if cost.profile is None or not cost.messages:
