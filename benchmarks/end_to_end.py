@@ -142,11 +142,11 @@ def batch_kind(batch: EventBatch) -> str:
 
 
 class Progress:
-    """Watches the store: counts tasks per state and marks when each stage
-    wrote. Runs on the store's thread; keeps its work per event small."""
+    """Watches the store: counts live and running tasks and marks when each
+    stage wrote. Runs on the store's thread, so it keeps to a few operations
+    per event (each event carries the task's version before and after)."""
 
     def __init__(self) -> None:
-        self.state: dict[str, TaskState] = {}
         self.running = 0
         self.live = 0
         self.target = 0
@@ -168,33 +168,25 @@ class Progress:
         self.batches[kind] += 1
         self.changes[kind] += len(batch.events)
         self.mark(kind, now)
-        states = self.state
         running = TaskState.RUNNING
+        live = up = 0
         for ev in batch.events:
             if ev.kind != "task":
                 continue
-            obj = ev.obj
-            assert isinstance(obj, Task)
-            tid = obj.id
-            before = states.get(tid)
+            old, new = ev.old, ev.obj
+            was = old is not None and old.status.state == running  # type: ignore[union-attr]
             if ev.op == "delete":
-                if before is not None:
-                    del states[tid]
-                    self.live -= 1
-                    if before == running:
-                        self.running -= 1
+                live -= 1
+                up -= was
                 continue
-            after = obj.status.state
-            if before is None:
-                self.live += 1
-            states[tid] = after
-            if after == running and before != running:
-                self.running += 1
-                if self.running == self.target:
-                    self.mark("all running", now)
-                    self.reached.set()
-            elif before == running and after != running:
-                self.running -= 1
+            if old is None:
+                live += 1
+            up += (new.status.state == running) - was  # type: ignore[union-attr]
+        self.live += live
+        self.running += up
+        if not self.reached.is_set() and self.target and self.running >= self.target:
+            self.mark("all running", now)
+            self.reached.set()
         if self.reached.is_set() and self.live == 0 and not self.gone.is_set():
             self.mark("all removed", now)
             self.gone.set()

@@ -145,12 +145,37 @@ class Scheduler:
 
     def observe(self, batch: EventBatch, now: float) -> None:
         on_task = self._on_task
+        tasks = self._tasks
+        infos = self._infos
+        inflight = self._inflight
         for ev in batch.events:
             kind = ev.kind
             if kind == "task":
                 obj = ev.obj
                 assert isinstance(obj, Task)
-                on_task(obj.id, None if ev.op == "delete" else obj, now)
+                tid = obj.id
+                # The common case, inline: a task placed on a node moving on
+                # toward RUNNING there (agents' status reports), weighing the
+                # same as the version we hold.
+                old = tasks.get(tid)
+                if (
+                    old is not None
+                    and ev.op != "delete"
+                    and _ASSIGNED <= obj.status.state <= _RUNNING
+                    and old.status.state <= _RUNNING
+                    and obj.node_id
+                    and (old.spec is obj.spec or same_accounting(old, obj))
+                    and old.node_id == obj.node_id
+                    and old.service_id == obj.service_id
+                ):
+                    info = infos.get(obj.node_id)
+                    if info is None or tid in info.tasks:
+                        inflight.pop(tid, None)
+                        if info is not None:
+                            info.tasks[tid] = obj
+                        tasks[tid] = obj
+                        continue
+                on_task(tid, None if ev.op == "delete" else obj, now)
             elif kind == "node":
                 obj = ev.obj
                 assert isinstance(obj, Node)
