@@ -97,6 +97,11 @@ class SchedulerActor(ReconcilerActor):
         if self.waker is not None:
             self.waker.stop()
 
+    def on_failure(self, *exc_info: Any) -> None:
+        # pykka skips on_stop when an actor dies of an exception.
+        if self.waker is not None:
+            self.waker.stop()
+
     def on_receive(self, message: Any) -> Any:
         try:
             return super().on_receive(message)
