@@ -1,9 +1,19 @@
-"""Runs a scheduling core on the leader."""
+"""Runs a scheduling core on the leader.
+
+Besides the node's ticks, the actor wakes itself when the core's debounce
+ends (``wake_at``), so a committed batch of new tasks is placed a few ms
+after it is ingested rather than at the next tick.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
+from typing import Any
 
+from pyswarmkit import clock
+from pyswarmkit.actors.messages import Tick
 from pyswarmkit.actors.reconciler import ReconcilerActor
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
@@ -18,6 +28,54 @@ def default_core() -> SchedulerCore:
     return Scheduler()
 
 
+class Waker:
+    """A thread that sends ``Tick`` once the monotonic clock reaches the
+    earliest time asked for with ``at``. It keeps no other state: asking again
+    for a later time than the one pending changes nothing."""
+
+    def __init__(self, tell: Callable[[Tick], Any], name: str) -> None:
+        self._tell = tell
+        self._cond = threading.Condition()
+        self._when: float | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def at(self, when: float) -> None:
+        with self._cond:
+            if self._when is None or when < self._when:
+                self._when = when
+                self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if self._when is None:
+                    self._cond.wait()
+                    continue
+                delay = self._when - clock.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                self._when = None
+                self._cond.release()
+                try:
+                    self._tell(Tick(clock.monotonic(), clock.wall()))
+                except Exception:  # the actor is gone: nothing left to wake
+                    log.debug("scheduler waker: tell failed", exc_info=True)
+                finally:
+                    self._cond.acquire()
+
+
 class SchedulerActor(ReconcilerActor):
     name = "scheduler"
 
@@ -26,21 +84,53 @@ class SchedulerActor(ReconcilerActor):
     ) -> None:
         super().__init__(registry, store)
         self.core = core or default_core()
-        self.now = 0.0
+        self.waker: Waker | None = None
+
+    def on_start(self) -> None:
+        self.waker = Waker(self.actor_ref.tell, f"scheduler-waker-{self.registry.node_id}")
+        self.waker.start()
+        super().on_start()
+        self._arm()
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        if self.waker is not None:
+            self.waker.stop()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        # pykka skips on_stop when an actor dies of an exception.
+        if self.waker is not None:
+            self.waker.stop()
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return super().on_receive(message)
+        finally:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Ask to be woken when the core has work due, unless a batch of its
+        decisions is still in flight (its commit wakes us again)."""
+        if self.waker is None or getattr(self, "busy", False):
+            return
+        when = self.core.wake_at()
+        if when is not None:
+            self.waker.at(when)
 
     def reset(self) -> None:
         with self.store.reading():
-            self.core.reset(self.store.nodes(), self.store.tasks(), self.now)
+            self.core.reset(self.store.nodes(), self.store.tasks(), clock.monotonic())
 
     def observe(self, batch: EventBatch) -> None:
-        self.core.observe(batch, self.now)
+        # Read at ingestion, not taken from the last tick: the debounce
+        # starts when the batch arrives.
+        self.core.observe(batch, clock.monotonic())
 
     def due(self, now: float) -> bool:
-        self.now = now
         return self.core.due(now)
 
     def decide(self, now: float, wall: float) -> list[Change]:
-        return self.core.schedule(now)
+        return self.core.schedule(now, wall)
 
     def refused(self, changes: list[Change], error: SwarmError) -> None:
         log.debug("scheduler batch refused: %s", error)

@@ -24,8 +24,13 @@ class SchedulerCore(Protocol):
     def due(self, now: float) -> bool:
         """Whether ``schedule`` has work worth doing now (debounced)."""
 
-    def schedule(self, now: float) -> list[Change]:
-        """Decide placements for pending tasks; the changes form one batch."""
+    def wake_at(self) -> float | None:
+        """When ``due`` turns true if no other event comes (monotonic): None
+        without work, ``-inf`` when due already. The actor wakes itself then."""
+
+    def schedule(self, now: float, wall: float | None = None) -> list[Change]:
+        """Decide placements for pending tasks; the changes form one batch.
+        ``now`` is monotonic; ``wall`` (default ``now``) stamps the task statuses."""
 
     def rejected(self, changes: Sequence[Change]) -> None:
         """The batch from ``schedule`` was refused; forget what it assumed."""

@@ -95,14 +95,18 @@ class NodeInfo:
 
     def add(self, task: Task) -> bool:
         """Count ``task`` toward this node; False if it already counts."""
-        if task.id in self.tasks:
+        tid = task.id
+        tasks = self.tasks
+        if tid in tasks:
             return False
-        self.tasks[task.id] = task
+        tasks[tid] = task
         self.active += 1
         svc = task.service_id
-        self.by_service[svc] = self.by_service.get(svc, 0) + 1
+        by_service = self.by_service
+        by_service[svc] = by_service.get(svc, 0) + 1
         spec = task.spec
-        if spec.resources.reservations is not _NO_RESERVATIONS:
+        r = spec.resources.reservations
+        if r.nano_cpus or r.memory_bytes or r.generic:
             self._reserve(spec, -1)
         if spec.ports:
             for hp in host_ports(spec):
@@ -122,7 +126,8 @@ class NodeInfo:
         else:
             del self.by_service[svc]
         spec = task.spec
-        if spec.resources.reservations is not _NO_RESERVATIONS:
+        r = spec.resources.reservations
+        if r.nano_cpus or r.memory_bytes or r.generic:
             self._reserve(spec, 1)
         if spec.ports:
             for hp in host_ports(spec):
@@ -155,6 +160,3 @@ def same_accounting(a: Task, b: Task) -> bool:
         a.spec.resources.reservations == b.spec.resources.reservations
         and a.spec.ports == b.spec.ports
     )
-
-
-_NO_RESERVATIONS = TaskSpec().resources.reservations

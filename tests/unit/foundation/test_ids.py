@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyswarmkit.api import ids
 from pyswarmkit.api.ids import ID_LENGTH, from_base36, is_id, new_id, to_base36
 
 pytestmark = pytest.mark.unit
@@ -65,8 +66,19 @@ def test_to_base36_overflow_is_a_value_error() -> None:
         to_base36(36**25, 25)
 
 
-def test_128_random_bits_always_fit_in_an_id() -> None:
-    assert to_base36(2**128 - 1, 25) == to_base36(2**128 - 1, 25).rjust(25, "0")
+@pytest.mark.parametrize("extreme", ["zeros", "ones"])
+def test_new_id_is_a_full_width_id_whatever_the_random_bits(
+    extreme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The smallest draw must still be padded to 25 characters, and the largest
+    # must fit: new_id is called on every create and may never fail.
+    def randbits(k: int) -> int:
+        return 0 if extreme == "zeros" else (1 << k) - 1
+
+    monkeypatch.setattr(ids.secrets, "randbits", randbits)
+    ident = ids.new_id()
+    assert is_id(ident)
+    assert ident == ("0" * 25 if extreme == "zeros" else to_base36(2**128 - 1, 25))
 
 
 def test_to_base36_refuses_negative_numbers() -> None:

@@ -134,7 +134,8 @@ def with_log(net: Net, nid: int, terms: list[int], term: int, commit: int = 3) -
     """Replace member `nid` by one whose log is the bootstrap plus `terms`."""
     storage = MemoryStorage()
     ents = bootstrap(len(net.peers))
-    ents += [Entry(t, len(ents) + 1, ENTRY_NORMAL, b"t%d" % t) for t in terms]
+    base = len(ents)
+    ents += [Entry(t, base + 1 + k, ENTRY_NORMAL, b"t%d" % t) for k, t in enumerate(terms)]
     storage.save(HardState(term, 0, commit), ents)
     net.storages[nid] = storage
     net.applied[nid] = []

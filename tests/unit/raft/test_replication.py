@@ -9,6 +9,7 @@ from pyswarmkit.raft.messages import (
     MSG_APP,
     MSG_APP_RESP,
     MSG_HEARTBEAT,
+    Entry,
     Message,
 )
 from pyswarmkit.raft.progress import PROBE, REPLICATE
@@ -127,6 +128,35 @@ def test_leader_never_commits_an_old_term_entry_by_counting_replicas() -> None:
     net.drops.clear()
     net.tick(1)
     assert leader.commit_index == 5  # now committed along with entry 5 of term 4
+
+
+@pytest.mark.parametrize(
+    ("prev", "new_terms", "leader_commit", "expected"),
+    [
+        (4, [], 6, 4),  # a bare probe that matches at 4: entries 5 and 6 are unproven
+        (3, [1], 6, 4),  # entry 4 matches; the follower's 5 and 6 may be stale
+        (3, [2], 6, 4),  # entry 4 conflicts: 5 and 6 go, 4 is the leader's
+        (3, [1, 1], 4, 4),  # the leader's commit is the lower bound
+    ],
+)
+def test_a_follower_commits_up_to_the_last_new_entry_only(
+    prev: int, new_terms: list[int], leader_commit: int, expected: int
+) -> None:
+    # Raft Fig. 2, AppendEntries rule 5 (etcd's handleAppendEntries):
+    # commit = min(leaderCommit, index of last new entry). The follower's log
+    # past what this message proved to match may come from a deposed leader,
+    # so the leader's commit index alone must not commit it.
+    net = Net()
+    follower = with_log(net, 2, [1, 1, 1], term=1)  # entries 1..6, committed to 3
+    ents = [Entry(t, prev + 1 + k, 0, b"t%d" % t) for k, t in enumerate(new_terms)]
+    follower.step(
+        Message(MSG_APP, 2, 1, term=2, index=prev, log_term=1, entries=ents, commit=leader_commit)
+    )
+    out = net.flush(2)
+    assert follower.commit_index == expected
+    assert [e.index for e in net.applied[2]][-1] == expected
+    (resp,) = [m for m in out if m.type == MSG_APP_RESP]
+    assert not resp.reject and resp.index == prev + len(ents)
 
 
 def test_heartbeats_never_commit_past_what_the_follower_is_known_to_hold() -> None:

@@ -297,3 +297,78 @@ def test_on_a_real_disk(tmp_path: Path) -> None:
     assert state.hard_state == HardState(3, 2, 4)
     assert state.snapshot == snap_at(4)
     assert state.entries == ents(1, 6)
+
+
+class DiskSpy:
+    """Stands in for `os` inside raft/fs.py: passes every call through and
+    records, per file descriptor, whether bytes were written since its last
+    fdatasync/fsync."""
+
+    def __init__(self) -> None:
+        self.unsynced: set[int] = set()
+        self.writes = 0
+        self.syncs = 0
+        self.log: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: bytes) -> int:
+        self.writes += 1
+        self.unsynced.add(fd)
+        self.log.append(f"write {fd}")
+        return os.write(fd, data)
+
+    def fdatasync(self, fd: int) -> None:
+        self._synced(fd, "fdatasync")
+        os.fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        self._synced(fd, "fsync")
+        os.fsync(fd)
+
+    def _synced(self, fd: int, how: str) -> None:
+        self.syncs += 1
+        self.unsynced.discard(fd)
+        self.log.append(f"{how} {fd}")
+
+    def close(self, fd: int) -> None:
+        # Closing does not make written bytes durable: an fd closed unsynced
+        # stays in `unsynced` (its number may be reused, which only adds).
+        os.close(fd)
+
+
+def test_sync_returns_only_after_the_disk_has_the_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What sync() returns is what Raft acknowledges (a vote, an append): the
+    # records must have been through fdatasync (or fsync) on their file first.
+    import pyswarmkit.raft.fs as fs_module
+
+    spy = DiskSpy()
+    monkeypatch.setattr(fs_module, "os", spy)
+    st = DurableStorage(str(tmp_path), OsFS(fsync=True))
+    assert not spy.unsynced, spy.log  # the new segment's header is durable too
+    for first in (1, 4, 9):
+        writes, syncs = spy.writes, spy.syncs
+        st.save(HardState(2, 1, first), ents(first, 3, term=2))
+        assert spy.writes == writes  # save() only queues
+        st.sync()
+        assert spy.writes > writes and spy.syncs > syncs
+        assert not spy.unsynced, spy.log
+    st.save_snapshot(snap_at(5))
+    assert not spy.unsynced, spy.log
+    st.close()
+    assert not spy.unsynced, spy.log
+
+
+def test_without_fsync_nothing_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The spy above can tell: with fsync off, written bytes stay unsynced.
+    import pyswarmkit.raft.fs as fs_module
+
+    spy = DiskSpy()
+    monkeypatch.setattr(fs_module, "os", spy)
+    st = DurableStorage(str(tmp_path), OsFS(fsync=False))
+    st.save(HardState(2, 1, 1), ents(1, 3))
+    st.sync()
+    assert spy.unsynced and spy.syncs == 0

@@ -259,19 +259,58 @@ def test_debounce() -> None:
     h.create(node("a"))
     h.step()
     t0 = h.now
+    gap = h.core.debounce_gap
     h.create(task("t1"))  # observed at t0
-    assert h.core.wake_at() == pytest.approx(t0 + 0.05)
-    assert not h.core.due(t0 + 0.049)
-    assert h.core.due(t0 + 0.05)
-    # Events every 40 ms keep pushing it back, up to one second after the first.
-    for i in range(1, 30):
-        h.now = t0 + 0.04 * i
+    assert h.core.wake_at() == pytest.approx(t0 + gap)
+    assert not h.core.due(t0 + gap * 0.9)
+    assert h.core.due(t0 + gap)
+    # Batches closer together than the gap keep pushing it back, up to the
+    # maximum latency after the first.
+    i = 0
+    while h.now < t0 + 1.2:
+        i += 1
+        h.now = t0 + gap * 0.8 * i
         h.create(task(f"u{i}", service=f"s{i}"))
         assert not h.core.due(h.now) or h.now >= t0 + 1.0
     assert h.core.due(t0 + 1.0)
     assert h.core.wake_at() == pytest.approx(t0 + 1.0)
     h.core.schedule(t0 + 1.0)
     assert h.core.wake_at() is None
+
+
+def test_a_batch_is_placed_a_few_ms_after_it_is_ingested() -> None:
+    # Events arrive a committed batch at a time; once one is in and nothing
+    # follows for a few ms, it is placed (SwarmKit's 50 ms gap would add
+    # 50 ms to every placement). SwarmKit's 1 s bound stays.
+    h = Harness()
+    h.create(node("a"))
+    h.step()
+    t0 = h.now
+    h.create(task("t1"))
+    assert h.core.due(t0 + 0.005)
+    assert h.core.max_latency == 1.0
+
+
+def test_requirements_are_shared_by_equal_specs_whatever_the_objects() -> None:
+    # Tasks decoded from the log each carry their own spec object: the cache
+    # must key on what the spec says, never on which object holds it.
+    core = Scheduler()
+    one = task("t1", service="s1", task_spec=spec(constraints=("node.labels.x==1",), cpus=2))
+    two = task("t2", service="s2", task_spec=spec(constraints=("node.labels.x==1",), cpus=2))
+    other = task("t3", service="s3", task_spec=spec(constraints=("node.labels.x==1",), cpus=3))
+    assert one.spec == two.spec and one.spec is not two.spec
+    assert core._requirements(one) is core._requirements(two)
+    assert core._requirements(other) is not core._requirements(one)
+    assert core._requirements(other).nano_cpus == 3
+
+
+def test_statuses_carry_wall_time_while_the_debounce_runs_on_monotonic_time() -> None:
+    h = Harness()
+    h.create(node("a"))
+    h.create(task("t1"))
+    wall = 1.7e9
+    (change,) = h.core.schedule(h.now + 1, wall)
+    assert change.obj.status.timestamp == wall  # type: ignore[union-attr]
 
 
 def test_rejected_batch_is_undone() -> None:

@@ -73,9 +73,7 @@ def test_ready_filter_wants_accepted_membership() -> None:
     from pyswarmkit.api.states import Membership
 
     n = node("n1")
-    pending = replace(
-        n, spec=replace(n.spec, membership=Membership.PENDING)
-    )
+    pending = replace(n, spec=replace(n.spec, membership=Membership.PENDING))
     assert not ReadyFilter().check(requirements_of(task("t")), NodeInfo(pending))
 
 
