@@ -155,8 +155,9 @@ class Supervisor:
                 if not dead or self._stop.is_set():
                     continue
                 actor = dead[0]
+                # On a fatal stop the group stays listed: the node's stop takes
+                # it down with the others, its dead member's name included.
                 if not self.budget.allow(group.name, now):
-                    del self._groups[group.name]
                     limit, window = self.budget.limit, self.budget.window
                     return (
                         f"the {actor} actor stopped again after {limit} restarts "
@@ -168,7 +169,6 @@ class Supervisor:
                 try:
                     self._start_members(group)
                 except Exception as exc:
-                    del self._groups[group.name]
                     return f"the {actor} actor could not be restarted: {exc}"
         return None
 
