@@ -30,7 +30,7 @@ from pyswarmkit.actors.messages import (
     Tick,
     Transact,
 )
-from pyswarmkit.actors.reconciler import ReconcilerActor
+from pyswarmkit.actors.reconciler import Proposal, ReconcilerActor
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.actors.store import StoreActor
 from pyswarmkit.agent.core import Command
@@ -330,6 +330,42 @@ def test_a_stale_commit_answer_is_ignored() -> None:
         assert actor.proxy().failures.get() == 0
     finally:
         actor.stop()
+
+
+class BlackHole(pykka.ThreadingActor):
+    """A store that loses every proposal (as a store that restarted would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proposals = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Propose):
+            self.proposals += 1
+
+
+def test_a_lost_proposal_does_not_wedge_a_reconciler() -> None:
+    store = MemoryStore()
+    store.apply([Change("create", service("a"))], 1, 1.0)
+    registry = Registry("n")
+    hole = BlackHole.start()
+    registry.add("store", hole)
+    actor = Flaky.start(registry, store, set())
+    try:
+        actor.tell(Tick(1.0, 1.0))
+        actor.tell(Tick(30.0, 30.0))  # still waiting for the outcome
+        assert actor.proxy().busy.get()
+        assert hole.proxy().proposals.get() == 1
+        # Past the proposal timeout: the core looks at the store again and re-decides.
+        actor.tell(Tick(62.0, 62.0))
+        actor.tell(Tick(62.1, 62.1))
+        wait_until(lambda: hole.proxy().proposals.get() == 2, what="a second proposal")
+        # The late answer to the first proposal changes nothing.
+        actor.tell(Committed(None, None, Proposal(1, [])))
+        assert actor.proxy().busy.get()
+    finally:
+        actor.stop()
+        hole.stop()
 
 
 # --- the node's supervisor ----------------------------------------------------------
