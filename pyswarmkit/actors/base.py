@@ -8,12 +8,16 @@ node's supervisor's business: it restarts it or ends the node.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pykka
 
 from pyswarmkit import clock
+from pyswarmkit.actors.messages import StoreEvents
+from pyswarmkit.store.memory import EventBatch, MemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +71,16 @@ class GuardedActor(pykka.ThreadingActor):
 
     def handle(self, message: Any) -> Any:
         raise NotImplementedError
+
+
+def watch_store(store: MemoryStore, ref: pykka.ActorRef[Any]) -> Callable[[], None]:
+    """Send each committed batch to ``ref`` as ``StoreEvents``; returns the cancel.
+
+    A dead actor's watch (one its supervisor is replacing) drops batches
+    quietly: the new actor reads the store afresh when it starts."""
+
+    def forward(batch: EventBatch) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            ref.tell(StoreEvents(batch))
+
+    return store.watch(forward)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pykka
 
-from pyswarmkit.actors.base import GuardedActor
+from pyswarmkit.actors.base import GuardedActor, watch_store
 from pyswarmkit.actors.messages import Committed, Propose, StoreEvents, Tick
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
@@ -62,14 +62,7 @@ class ReconcilerActor(GuardedActor):
         self._now = 0.0
 
     def on_start(self) -> None:
-        ref = self.actor_ref
-
-        def forward(batch: EventBatch) -> None:
-            # A dead actor is being replaced by the supervisor; the new one resets.
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(StoreEvents(batch))
-
-        self._cancel_watch = self.store.watch(forward)
+        self._cancel_watch = watch_store(self.store, self.actor_ref)
         try:
             self.reset()
         except Exception as exc:
