@@ -478,3 +478,38 @@ def test_swarmd_exits_non_zero_naming_the_actor(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("swarmd: error: the scheduler actor stopped again after 5 restarts")
+
+
+@pytest.mark.parametrize(
+    ("actor", "cls", "method"),
+    [
+        ("orchestrator", "pyswarmkit.orchestrator.replicated.ReplicatedOrchestrator", "step"),
+        ("scheduler", "pyswarmkit.scheduler.core.Scheduler", "schedule"),
+    ],
+)
+def test_a_real_core_that_raises_neither_stops_its_actor_nor_the_others(
+    node: tuple[SwarmNode, ControlClient],
+    monkeypatch: pytest.MonkeyPatch,
+    actor: str,
+    cls: str,
+    method: str,
+) -> None:
+    n, client = node
+    ref = n.registry.get(actor)
+    module, name = cls.rsplit(".", 1)
+    core_class = getattr(__import__(module, fromlist=[name]), name)
+    real = getattr(core_class, method)
+    faults = [3]
+
+    def flaky(self: Any, *args: Any) -> Any:
+        if faults[0] > 0:
+            faults[0] -= 1
+            raise RuntimeError(f"{method} is broken")
+        return real(self, *args)
+
+    monkeypatch.setattr(core_class, method, flaky)
+    client.call("service.create", {"spec": spec("web", 5)})
+    wait_until(lambda: running(n, "web") == 5, what="5 running after the faults")
+    assert faults == [0]
+    assert n.registry.get(actor) is ref  # served on, not restarted
+    assert n.supervisor.restarts == {}
