@@ -54,6 +54,7 @@ class ReconcilerActor(GuardedActor):
         self._cancel_watch: Any = None
         self._seq = 0
         self._busy_since = 0.0
+        self._proposed_to: pykka.ActorRef[Any] | None = None
         # The core no longer matches the store (it raised): rebuild it first.
         self._stale = False
         self._backoff = 0.0
@@ -92,7 +93,12 @@ class ReconcilerActor(GuardedActor):
 
     def _tick(self, tick: Tick) -> None:
         self._now = tick.now
-        if self.busy and tick.now - self._busy_since > PROPOSAL_TIMEOUT:
+        if self.busy and self.registry.get("store") is not self._proposed_to:
+            # The store actor that had the proposal was replaced: it is lost.
+            log.info("%s: the store restarted; looking at it again", self.name)
+            self.busy = False
+            self._stale = True
+        elif self.busy and tick.now - self._busy_since > PROPOSAL_TIMEOUT:
             log.warning(
                 "%s: no outcome for its proposal after %g s; looking at the store again",
                 self.name,
@@ -149,6 +155,7 @@ class ReconcilerActor(GuardedActor):
             with contextlib.suppress(pykka.ActorDeadError):
                 ref.tell(Committed(batch, err, proposal))
 
+        self._proposed_to = self.registry.get("store")
         if not self.registry.tell("store", Propose(changes, wall, done)):
             # The store is being replaced; what the core decided is not
             # written, so it looks at the store again.

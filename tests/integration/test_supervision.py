@@ -363,9 +363,16 @@ def test_a_lost_proposal_does_not_wedge_a_reconciler() -> None:
         # The late answer to the first proposal changes nothing.
         actor.tell(Committed(None, None, Proposal(1, [])))
         assert actor.proxy().busy.get()
+        # A store replaced (restarted) lost what it had: no need to wait for the timeout.
+        other = BlackHole.start()
+        registry.add("store", other)
+        actor.tell(Tick(63.0, 63.0))
+        actor.tell(Tick(63.1, 63.1))
+        wait_until(lambda: other.proxy().proposals.get() == 1, what="proposed to the new store")
     finally:
         actor.stop()
         hole.stop()
+        registry.get("store").stop()  # type: ignore[union-attr]
 
 
 # --- the node's supervisor ----------------------------------------------------------
