@@ -6,12 +6,15 @@ right now, so leader-only actors are ticked while they run and never after."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 
 from pyswarmkit import clock
 from pyswarmkit.actors.messages import Tick
 from pyswarmkit.actors.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 class Ticker:
@@ -40,6 +43,11 @@ class Ticker:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            tick = Tick(clock.monotonic(), clock.wall())
-            for name in self.ticked():
-                self.registry.tell(name, tick)
+            try:
+                tick = Tick(clock.monotonic(), clock.wall())
+                for name in self.ticked():
+                    self.registry.tell(name, tick)
+            except Exception:
+                # Time must keep coming: a node whose ticker died would look alive
+                # and never expire, restart or retry anything again.
+                log.exception("ticking failed; ticking on")

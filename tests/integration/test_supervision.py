@@ -520,3 +520,42 @@ def test_a_real_core_that_raises_neither_stops_its_actor_nor_the_others(
     assert faults == [0]
     assert n.registry.get(actor) is ref  # served on, not restarted
     assert n.supervisor.restarts == {}
+
+
+class Ticks(pykka.ThreadingActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            self.count += 1
+
+
+class FlakyRegistry(Registry):
+    """Fails the ticker's first look at the running actors."""
+
+    def __init__(self) -> None:
+        super().__init__("n")
+        self.looks = 0
+
+    def names(self) -> list[str]:
+        self.looks += 1
+        if self.looks == 1:
+            raise RuntimeError("registry is broken")
+        return super().names()
+
+
+def test_the_ticker_ticks_on_after_a_failure() -> None:
+    from pyswarmkit.ticker import Ticker
+
+    registry = FlakyRegistry()
+    ticks = Ticks.start()
+    registry.add("agent", ticks)
+    ticker = Ticker(registry, ["agent"], 0.01)
+    ticker.start()
+    try:
+        wait_until(lambda: ticks.proxy().count.get() >= 3, what="ticks after the failure")
+    finally:
+        ticker.stop()
+        ticks.stop()
