@@ -180,3 +180,20 @@ def test_a_worker_only_node_cannot_lead(tmp_path: Path) -> None:
             worker.stop()
     finally:
         manager.stop()
+
+
+def test_a_stopped_node_leaves_no_thread_behind(tmp_path: Path) -> None:
+    before = threading.active_count()
+    for i in range(3):
+        n = SwarmNode(
+            NodeConfig(
+                state_dir=tmp_path / f"n{i}", hostname="n", executor="sim", tick_interval=0.02
+            )
+        )
+        n.start()
+        n.set_leader(False)
+        n.set_leader(True)
+        n.stop()
+        assert n.stopped.is_set()
+        n.stop()  # a second stop does nothing
+    wait_until(lambda: threading.active_count() <= before, what="every node thread gone")
