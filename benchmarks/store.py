@@ -4,7 +4,9 @@
 
 Each round uses a fresh store; the best round is reported (the least disturbed
 by other work on the machine). Also measures the codec, since with Raft every
-batch is encoded once on its way into the log.
+batch is encoded once on its way into the log and decoded, with every field
+checked, by each follower: targets are 1 us to encode and 3 us to decode and
+check one task.
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ def one_round(n: int) -> dict[str, float]:
     t2 = time.perf_counter()
     store.apply(updates, 2, time.time())
     t3 = time.perf_counter()
-    data = codec.packb([c.obj for c in updates])
+    data = codec.encode([c.obj for c in updates])
     t4 = time.perf_counter()
-    codec.unpackb(data)
+    decoded = codec.decode(data, list[Task])
     t5 = time.perf_counter()
+    assert decoded[0] == updates[0].obj
     store.apply([Change("delete", t) for t in store.tasks()], 3, time.time())
     t6 = time.perf_counter()
     assert store.count("task") == 0
@@ -91,7 +94,7 @@ def main() -> None:
         ("update_per_s", "update (one batch)"),
         ("delete_per_s", "delete (one batch)"),
         ("encode_per_s", "codec encode"),
-        ("decode_per_s", "codec decode"),
+        ("decode_per_s", "codec decode and check"),
     ]:
         rate = best[key]
         print(f"{label:<28}{rate:>14,.0f}{1000 * args.tasks / rate:>14.1f}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pyswarmkit import clock
 from pyswarmkit.actors.reconciler import ReconcilerActor
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
@@ -21,7 +22,9 @@ class OrchestratorActor(ReconcilerActor):
         self.core = ReplicatedOrchestrator()
 
     def reset(self) -> None:
-        self.core.reset(self.store)
+        # Restart delays are rebuilt from the tasks' wall-clock creation times,
+        # so the core needs both clocks read at the same moment.
+        self.core.reset(self.store, clock.monotonic(), clock.wall())
 
     def observe(self, batch: EventBatch) -> None:
         self.core.observe(batch)
@@ -30,9 +33,9 @@ class OrchestratorActor(ReconcilerActor):
         return self.core.due(now)
 
     def decide(self, now: float, wall: float) -> list[Change]:
-        return self.core.step(self.store, now)
+        return self.core.step(self.store, now, wall)
 
     def refused(self, changes: list[Change], error: SwarmError) -> None:
         # Somebody wrote first; the store is the truth, so look at it all again.
         log.debug("orchestrator batch refused: %s", error)
-        self.core.reset(self.store)
+        self.reset()

@@ -1,27 +1,36 @@
-"""msgpack codec for the swarm's objects.
+"""MessagePack for the swarm's objects, through msgspec.
 
-Every object dataclass travels as one msgpack array: a zero-length ext value
-whose code names the class, then its fields in declaration order. Enum fields
-travel as plain integers and are restored from the class's type hints. Plain
-data (dicts, lists, str, bytes, numbers) travels as itself. One packer pass and
-one unpacker pass handle any nesting, which keeps the codec off the profile.
+Two ways in and out:
+
+- ``encode(obj)`` / ``decode(data, cls)``: typed. The reader names the class it
+  expects, and decoding checks every field's type as it goes (the types in
+  api/objects.py carry the limits), so there is no separate checking pass. This
+  is the hot path: Raft entries, snapshots, and messages between nodes.
+- ``packb(value)`` / ``unpackb(data)``: plain data (maps, lists, strings,
+  numbers) with objects anywhere inside, for requests whose shape varies (the
+  control API). Each object travels as an ext value whose code names its class
+  and whose payload is its typed encoding, so it is decoded and checked by the
+  same typed decoder.
+
+A decoding failure is a ``CodecError`` whose message names the field, e.g.
+``field task.container.command[1] must be str, not int``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import operator
+import re
+import types
 import typing
-from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-import msgpack
+import msgspec
 
 from pyswarmkit.api import objects as o
 
+T = TypeVar("T")
+
 # The order is the wire format: append new classes, never reorder.
-_CLASSES: tuple[type, ...] = (
+_CLASSES: tuple[type[o.Object], ...] = (
     o.Meta,
     o.Annotations,
     o.Resources,
@@ -53,129 +62,210 @@ _CLASSES: tuple[type, ...] = (
     o.ClusterSpec,
     o.JoinTokens,
     o.Cluster,
+    o.RaftMember,
 )
 
 # Codes 0..31 are left for the transport's own types.
 _FIRST_CODE = 32
+_CODE_OF: dict[type, int] = {cls: _FIRST_CODE + i for i, cls in enumerate(_CLASSES)}
+_CLASS_OF: dict[int, type[o.Object]] = {code: cls for cls, code in _CODE_OF.items()}
+
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+
+_encoder = msgspec.msgpack.Encoder()
 
 
 class CodecError(ValueError):
     """Bytes that do not decode to a known message or object."""
 
 
-class _Marker:
-    """Decoded class tag; the list hook replaces the array it heads with the object."""
-
-    __slots__ = ("codec",)
-
-    def __init__(self, codec: _ClassCodec) -> None:
-        self.codec = codec
+# --- typed ---------------------------------------------------------------
 
 
-class _ClassCodec:
-    __slots__ = ("cls", "code", "enum_fields", "getter", "marker", "nfields", "tag")
-
-    def __init__(self, cls: type, code: int) -> None:
-        self.cls = cls
-        self.code = code
-        fields = dataclasses.fields(cls)
-        names = [f.name for f in fields]
-        self.nfields = len(names)
-        self.tag = msgpack.ExtType(code, b"")
-        self.marker = _Marker(self)
-        self.getter: Callable[[Any], Any] = (
-            operator.attrgetter(*names)
-            if len(names) > 1
-            else (lambda obj: (getattr(obj, names[0]),))
-        )
-        hints = typing.get_type_hints(cls, vars(o))
-        self.enum_fields: tuple[tuple[int, type[enum.IntEnum]], ...] = tuple(
-            (i, hints[name])
-            for i, name in enumerate(names)
-            if isinstance(hints[name], type) and issubclass(hints[name], enum.IntEnum)
-        )
+def encode(value: Any) -> bytes:
+    """Encode an object, or plain data holding objects whose class the reader knows."""
+    try:
+        return _encoder.encode(value)
+    except (TypeError, OverflowError, UnicodeEncodeError) as exc:
+        raise TypeError(f"cannot encode {type(value).__name__}: {exc}") from None
 
 
-_BY_CLASS: dict[type, _ClassCodec] = {}
-_BY_CODE: dict[int, _ClassCodec] = {}
-for _i, _cls in enumerate(_CLASSES):
-    _c = _ClassCodec(_cls, _FIRST_CODE + _i)
-    _BY_CLASS[_cls] = _c
-    _BY_CODE[_c.code] = _c
+_decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
 
 
-def _default(obj: Any) -> Any:
-    c = _BY_CLASS.get(type(obj))
-    if c is not None:
-        return (c.tag, *c.getter(obj))
-    if isinstance(obj, frozenset | set):
-        return sorted(obj)
-    raise TypeError(f"cannot encode {type(obj).__name__}")
+def decoder(cls: Any) -> msgspec.msgpack.Decoder[Any]:
+    """The checking decoder for ``cls`` (any type msgspec understands), made once."""
+    found = _decoders.get(cls)
+    if found is None:
+        found = _decoders[cls] = msgspec.msgpack.Decoder(cls)
+    return found
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
-    c = _BY_CODE.get(code)
-    if c is None or data:
-        raise CodecError(f"unknown object code {code}")
-    return c.marker
+def decode(data: bytes | memoryview, cls: type[T], max_size: int = DEFAULT_MAX_SIZE) -> T:
+    """Decode what ``encode`` made of a ``cls``; CodecError names the bad field."""
+    if len(data) > max_size:
+        raise CodecError(f"message of {len(data)} bytes exceeds the {max_size}-byte limit")
+    try:
+        value: T = decoder(cls).decode(data)
+    except msgspec.ValidationError as exc:
+        raise CodecError(explain(str(exc), cls, _name_of(cls))) from None
+    except msgspec.DecodeError as exc:
+        raise CodecError(f"malformed message: {exc}") from None
+    return value
 
 
-def _stray(values: Any) -> bool:
-    return any(type(v) is _Marker for v in values)
+def _name_of(cls: Any) -> str:
+    return getattr(cls, "__name__", "") or "value"
 
 
-def _list_hook(items: tuple[Any, ...]) -> Any:
-    if not items or type(items[0]) is not _Marker:
-        if _stray(items):
-            raise CodecError("malformed message: a class tag inside plain data")
-        return items
-    c = items[0].codec
-    if _stray(items[1:]):
-        raise CodecError(f"{c.cls.__name__}: a class tag where a field belongs")
-    if len(items) != c.nfields + 1:
-        raise CodecError(f"{c.cls.__name__}: expected {c.nfields} fields, got {len(items) - 1}")
-    if c.enum_fields:
-        values = list(items[1:])
-        for i, enum_cls in c.enum_fields:
-            values[i] = enum_cls(values[i])
-        return c.cls(*values)
-    return c.cls(*items[1:])
+# --- plain data with objects inside ------------------------------------------
 
 
-def _map_hook(items: dict[Any, Any]) -> Any:
-    if _stray(items) or _stray(items.values()):
-        raise CodecError("malformed message: a class tag inside a map")
-    return items
+def _wrap(value: Any) -> Any:
+    t = type(value)
+    code = _CODE_OF.get(t)
+    if code is not None:
+        return msgspec.msgpack.Ext(code, _encoder.encode(value))
+    if t is dict:
+        return {k: _wrap(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [_wrap(v) for v in value]
+    if t is set or t is frozenset:
+        return sorted(_wrap(v) for v in value)
+    return value
 
 
-def _pack(obj: Any) -> bytes:
-    data: bytes = msgpack.packb(obj, default=_default, use_bin_type=True)
-    return data
-
-
-def packb(obj: Any) -> bytes:
+def packb(value: Any) -> bytes:
     """Encode plain data and swarm objects, nested in any way."""
-    return _pack(obj)
+    try:
+        return _encoder.encode(_wrap(value))
+    except (TypeError, OverflowError, UnicodeEncodeError) as exc:
+        raise TypeError(f"cannot encode {type(value).__name__}: {exc}") from None
 
 
-def unpackb(data: bytes, max_size: int = 64 * 1024 * 1024) -> Any:
+def _ext_hook(code: int, data: memoryview) -> Any:
+    cls = _CLASS_OF.get(code)
+    if cls is None:
+        raise CodecError(f"unknown object code {code}")
+    try:
+        return decoder(cls).decode(data)
+    except msgspec.ValidationError as exc:
+        raise CodecError(explain(str(exc), cls, _name_of(cls))) from None
+
+
+def unpackb(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Any:
     """Decode what ``packb`` made. Raises CodecError on anything else."""
     if len(data) > max_size:
         raise CodecError(f"message of {len(data)} bytes exceeds the {max_size}-byte limit")
     try:
-        obj = msgpack.unpackb(
-            data,
-            ext_hook=_ext_hook,
-            list_hook=_list_hook,
-            object_hook=_map_hook,
-            use_list=False,
-            strict_map_key=False,
-            raw=False,
-        )
+        return msgspec.msgpack.decode(data, ext_hook=_ext_hook)
     except CodecError:
         raise
     except Exception as exc:
-        raise CodecError(f"malformed message: {exc}") from exc
-    if type(obj) is _Marker:
-        raise CodecError("malformed message: a bare class tag")
-    return obj
+        raise CodecError(f"malformed message: {exc}") from None
+
+
+def check(value: T, path: str = "") -> T:
+    """``value`` as a reader would get it: every field checked against its type
+    (ints for ints, no NaN, no NUL in command text...). Raises CodecError naming
+    the first bad field. For objects built in this process (the CLI, topology
+    files) before they are sent; what arrives from elsewhere is checked by
+    ``decode`` already."""
+    cls = type(value)
+    try:
+        return decoder(cls).decode(_encoder.encode(value))  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise CodecError(explain(str(exc), cls, path or _name_of(cls))) from None
+    except OverflowError:
+        raise CodecError(f"{path or _name_of(cls)}: a number does not fit in 64 bits") from None
+    except TypeError as exc:
+        raise CodecError(f"{path or _name_of(cls)}: cannot encode it: {exc}") from None
+
+
+# --- readable errors -------------------------------------------------------
+
+_STEP = re.compile(r"\[(\d+|\.\.\.)\]|\.(\w+)")
+_EXPECTED = re.compile(r"Expected `([^`]+)`(?:, got `([^`]+)`)?(.*)")
+
+
+def explain(message: str, root: Any, root_name: str) -> str:
+    """Turn msgspec's ``Expected `int`, got `str` - at `$[2][1]``` into
+    ``field spec.mode.replicas must be int, not str``, walking the classes'
+    fields to name each step of the path."""
+    what, _, where = message.partition(" - at `")
+    is_key = where.startswith("key` in `")
+    where = where.removeprefix("key` in `").rstrip("`") or "$"
+    path, tp = _walk(root, root_name, where)
+    if is_key:
+        args = typing.get_args(tp)
+        path, tp = path + " key", _unwrap(args[0]) if args else Any
+    return f"field {path} {_must(what, tp)}"
+
+
+def _walk(tp: Any, path: str, where: str) -> tuple[str, Any]:
+    for index, attr in _STEP.findall(where[1:]):
+        tp = _unwrap(tp)
+        if attr:
+            path, tp = f"{path}.{attr}", Any
+        elif index == "...":
+            args = typing.get_args(tp)
+            path, tp = f"{path} value", (args[1] if len(args) == 2 else Any)
+        elif isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+            fields = msgspec.structs.fields(tp)
+            i = int(index)
+            if i < len(fields):
+                path, tp = f"{path}.{fields[i].name}", fields[i].type
+            else:
+                path, tp = f"{path}[{i}]", Any
+        else:
+            args = typing.get_args(tp)
+            path, tp = f"{path}[{index}]", (args[0] if args else Any)
+    return path, _unwrap(tp)
+
+
+def _unwrap(tp: Any) -> Any:
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(options) == 1:
+            return _unwrap(options[0])
+    return tp
+
+
+def _must(what: str, tp: Any) -> str:
+    if what.startswith("Invalid enum value"):
+        allowed = _allowed(tp)
+        value = what.removeprefix("Invalid enum value ").strip()
+        return f"must be one of {allowed}, not {value}" if allowed else what
+    m = _EXPECTED.match(what)
+    if not m:
+        return what
+    expected, got, rest = m.group(1), m.group(2), m.group(3)
+    if "at least length" in rest:
+        return "lacks required fields"
+    if "matching regex" in rest:
+        return "must not contain a NUL character"
+    if got is None and ("<=" in rest or ">=" in rest):
+        if expected == "float":
+            return "must be a finite number of sensible size"
+        if expected == "int":
+            return "must fit in 64 bits"
+    name = _type_name(tp) or expected
+    return f"must be {name}, not {got}" if got else f"must be {name} {rest.strip()}".rstrip()
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    if typing.get_origin(tp) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return ""
+
+
+def _allowed(tp: Any) -> str:
+    if typing.get_origin(tp) is typing.Literal:
+        return ", ".join(repr(a) for a in typing.get_args(tp))
+    if isinstance(tp, type) and hasattr(tp, "__members__"):
+        return ", ".join(name.lower() for name in tp.__members__)
+    return ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pyswarmkit.api.errors import InvalidArgument
-from pyswarmkit.api.objects import ServiceSpec
+from pyswarmkit.api.objects import ContainerSpec, ServiceSpec
 from pyswarmkit.scheduler.constraint import parse_constraints, parse_preferences
 
 # A DNS label, as SwarmKit requires of service names.
@@ -34,6 +34,7 @@ def validate_service_spec(spec: ServiceSpec) -> None:
     if mode.replicas > MAX_REPLICAS:
         raise InvalidArgument(f"replicas must be at most {MAX_REPLICAS}, not {mode.replicas}")
     c = spec.task.container
+    _refuse_nul(c)
     if not c.command and not c.image:
         raise InvalidArgument("a service needs something to run: pass --command (or --image)")
     for item in c.env:
@@ -46,6 +47,24 @@ def validate_service_spec(spec: ServiceSpec) -> None:
     if r.delay < 0 or r.window < 0 or r.max_attempts < 0:
         raise InvalidArgument("restart delay, window and max attempts must not be negative")
     validate_placement(spec)
+
+
+def _refuse_nul(c: ContainerSpec) -> None:
+    """NUL cannot go into a command line, a path or an environment."""
+    fields: list[tuple[str, tuple[str, ...]]] = [
+        ("image", (c.image,)),
+        ("command", c.command),
+        ("args", c.args),
+        ("env", c.env),
+        ("dir", (c.dir,)),
+        ("user", (c.user,)),
+        ("labels", (*c.labels, *c.labels.values())),
+    ]
+    for name, values in fields:
+        if any("\0" in v for v in values):
+            raise InvalidArgument(
+                f"field spec.task.container.{name} must not contain a NUL character"
+            )
 
 
 def validate_placement(spec: ServiceSpec) -> None:

@@ -1,22 +1,26 @@
 """The replicated-service orchestrator and task reaper, as one pure core.
 
-Store events mark what needs a look; ``step(store, now)`` looks and returns one
-batch of changes: tasks to create for empty slots, tasks to stop when a service
-scales down or its spec changes, restarts per policy, removals, and the trim of
-old task history. It reads the store it is handed and keeps only what the store
-cannot tell it (restart delays and counts).
+Store events mark what needs a look; ``step(store, now, wall)`` looks and
+returns one batch of changes: tasks to create for empty slots, tasks to stop
+when a service scales down or its spec changes, restarts per policy, removals,
+and the trim of old task history. ``now`` is monotonic and times restart delays
+and windows; ``wall`` only stamps the tasks it creates. It reads the store it is
+handed and keeps only what the store does not say directly (restart counts and
+when each waiting restart may start), and rebuilds both from the store on
+``reset``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from pyswarmkit.api.ids import new_id
 from pyswarmkit.api.objects import Node, Service, Task
 from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
-from pyswarmkit.orchestrator.restart import RestartHistory, wants_restart
+from pyswarmkit.orchestrator.restart import RestartHistory, SlotKey, wants_restart
 from pyswarmkit.orchestrator.tasks import (
-    by_slot,
     is_dirty,
     is_history,
     is_live,
@@ -28,34 +32,79 @@ from pyswarmkit.store.memory import Change, EventBatch, MemoryStore, Tx
 DEFAULT_HISTORY = 5
 
 
+@dataclass(slots=True)
+class _Slot:
+    """A slot that counts toward the service's replicas: its live tasks, or the
+    finished task that stays finished (SwarmKit's updatable slot)."""
+
+    number: int
+    tasks: list[Task]
+
+    @property
+    def running(self) -> bool:
+        return any(t.status.state == TaskState.RUNNING for t in self.tasks)
+
+
 class ReplicatedOrchestrator:
     def __init__(self, id_gen: Callable[[], str] = new_id) -> None:
         self.id_gen = id_gen
         self.restarts = RestartHistory()
-        # (service, slot) -> when its replacement task may be created.
-        self.restart_due: dict[tuple[str, int], float] = {}
+        # Restart tasks waiting out their delay (desired READY): task id -> the
+        # monotonic time they may start. A heap finds the next one due.
+        self.delayed: dict[str, float] = {}
+        self._timers: list[tuple[float, str]] = []
         self._dirty_services: set[str] = set()
         self._finished: set[str] = set()
         self._removing: set[str] = set()
-        self._trim: set[tuple[str, int]] = set()
+        self._trim: set[SlotKey] = set()
         self._deleted_services: set[str] = set()
         self._drained_nodes: set[str] = set()
         # Something arrived since the last step. Tasks waiting to be reaped are
         # looked at again only then, not on every tick.
         self._poked = False
+        # What this step created, per slot and per service.
+        self._created: set[SlotKey] = set()
+        self._made: dict[str, list[Task]] = {}
 
     # --- input ------------------------------------------------------------
 
-    def reset(self, store: MemoryStore) -> None:
-        """Look at everything again (start, leadership gain)."""
+    def reset(self, store: MemoryStore, now: float, wall: float) -> None:
+        """Look at everything again (start, leadership gain, a refused batch).
+
+        Restart counts and pending delays are rebuilt from the tasks, as
+        SwarmKit's orchestrator does at start: in a slot, every task of the
+        newest spec version but the first was a restart, made when it was
+        created; a task still desired READY waits until its creation plus its
+        restart delay. Wall times from the store become monotonic ones through
+        the offset between the two clocks now; a wait never grows past the
+        delay, so a wall clock set back cannot stretch it."""
         self._poked = True
+        self.restarts = RestartHistory()
+        self.delayed = {}
+        self._timers = []
+        slots: dict[SlotKey, list[Task]] = {}
         with store.reading():
             self._dirty_services = {s.id for s in store.services()}
             self._drained_nodes = {n.id for n in store.nodes() if _drained("update", n)}
             for t in store.tasks():
                 self._note_task(t)
-                if t.service_id and store.get_service(t.service_id) is None:
+                if not t.service_id:
+                    continue
+                if store.get_service(t.service_id) is None:
                     self._deleted_services.add(t.service_id)
+                    continue
+                if t.desired_state != TaskState.REMOVE:
+                    slots.setdefault((t.service_id, t.slot), []).append(t)
+                if t.desired_state == TaskState.READY:
+                    delay = t.spec.restart.delay
+                    left = min(delay, _created(t) + delay - wall)
+                    self._delay(t.id, now + left)
+        for key, tasks in slots.items():
+            newest = max(t.spec_version for t in tasks)
+            current = sorted((t for t in tasks if t.spec_version == newest), key=_created)
+            for t in current[1:]:
+                when = min(now, now + _created(t) - wall)
+                self.restarts.record(t.spec.restart, key, t.spec_version, when)
 
     def observe(self, batch: EventBatch) -> None:
         self._poked = True
@@ -66,9 +115,12 @@ class ReplicatedOrchestrator:
                     self._dirty_services.discard(ev.obj.id)
                 else:
                     self._dirty_services.add(ev.obj.id)
-            elif ev.kind == "task" and ev.op != "delete":
+            elif ev.kind == "task":
                 assert isinstance(ev.obj, Task)
-                self._note_task(ev.obj)
+                if ev.op == "delete":
+                    self.delayed.pop(ev.obj.id, None)
+                else:
+                    self._note_task(ev.obj)
             elif ev.kind == "node" and isinstance(ev.obj, Node) and _drained(ev.op, ev.obj):
                 self._drained_nodes.add(ev.obj.id)
 
@@ -81,128 +133,195 @@ class ReplicatedOrchestrator:
             self._trim.add((t.service_id, t.slot))
 
     def due(self, now: float) -> bool:
-        return self._poked or any(when <= now for when in self.restart_due.values())
+        return self._poked or bool(self._timers and self._timers[0][0] <= now)
+
+    def _delay(self, task_id: str, when: float) -> None:
+        self.delayed[task_id] = when
+        heapq.heappush(self._timers, (when, task_id))
 
     # --- decisions -------------------------------------------------------
 
-    def step(self, store: MemoryStore, now: float) -> list[Change]:
+    def step(self, store: MemoryStore, now: float, wall: float) -> list[Change]:
         tx = Tx(store)
-        self._created: set[tuple[str, int]] = set()
+        self._created = set()
+        self._made = {}
         with store.reading():
-            self._restart_finished(store, tx, now)
-            self._move_off_drained(store, tx, now)
+            self._start_delayed(tx, now)
+            self._restart_finished(store, tx, now, wall)
+            self._move_off_drained(store, tx, now, wall)
             for sid in sorted(self._deleted_services):
                 self._remove_service_tasks(store, tx, sid)
             for sid in sorted(self._dirty_services):
                 service = store.get_service(sid)
                 if service is not None:
-                    self._reconcile(store, tx, service, now)
-            self._create_due_restarts(store, tx, now)
+                    self._reconcile(store, tx, service, now, wall)
             self._reap(store, tx)
             self._trim_history(store, tx)
         self._dirty_services.clear()
         self._deleted_services.clear()
         self._poked = False
+        self._made = {}
         return tx.changes
 
     def _current(self, tx: Tx, task_id: str) -> Task | None:
         obj = tx.get("task", task_id)
         return obj if isinstance(obj, Task) else None
 
-    def _restart_finished(self, store: MemoryStore, tx: Tx, now: float) -> None:
+    def _current_all(self, tx: Tx, tasks: Iterable[Task]) -> list[Task]:
+        found = (self._current(tx, t.id) for t in tasks)
+        return [t for t in found if t is not None]
+
+    def _start_delayed(self, tx: Tx, now: float) -> None:
+        """Restarts whose delay is over are told to run (desired RUNNING)."""
+        while self._timers and self._timers[0][0] <= now:
+            when, tid = heapq.heappop(self._timers)
+            if self.delayed.get(tid) != when:
+                continue  # superseded or dropped
+            del self.delayed[tid]
+            task = self._current(tx, tid)
+            # One that already stopped is restarted by _restart_finished.
+            if (
+                task is not None
+                and task.desired_state == TaskState.READY
+                and not task.status.state.terminal
+            ):
+                tx.update(with_desired(task, TaskState.RUNNING))
+
+    def _restart_finished(self, store: MemoryStore, tx: Tx, now: float, wall: float) -> None:
         for tid in sorted(self._finished):
             task = self._current(tx, tid)
             if task is None or not is_live(task) or not task.status.state.terminal:
+                self._finished.discard(tid)
                 continue
+            if tid in self.delayed:
+                # A restart that failed before its own delay ended (it could
+                # not even be prepared) is restarted only once that delay is
+                # over, so a broken task never loops faster than its policy.
+                continue
+            self._finished.discard(tid)
             tx.update(with_desired(task, TaskState.SHUTDOWN))
             service = store.get_service(task.service_id)
-            if service is None or task.slot > service.spec.mode.replicas:
+            if service is None:
                 continue
             policy = task.spec.restart
             key = (task.service_id, task.slot)
-            if wants_restart(policy, task) and self.restarts.allowed(policy, key, now):
-                self.restarts.record(key, now)
-                self.restart_due[key] = now + policy.delay
-        self._finished.clear()
+            if wants_restart(policy, task) and self.restarts.allowed(
+                policy, key, task.spec_version, now
+            ):
+                self._create(store, tx, service, task.slot, now, wall, delay=policy.delay)
 
-    def _move_off_drained(self, store: MemoryStore, tx: Tx, now: float) -> None:
+    def _move_off_drained(self, store: MemoryStore, tx: Tx, now: float, wall: float) -> None:
         """Tasks on a drained, down or removed node stop there and start again elsewhere."""
         for node_id in sorted(self._drained_nodes):
-            for t in store.tasks_by_node(node_id):
-                task = self._current(tx, t.id)
-                if task is None or not is_live(task):
+            for task in self._current_all(tx, store.tasks_by_node(node_id)):
+                if not is_live(task) or task.node_id != node_id:
                     continue
                 tx.update(with_desired(task, TaskState.SHUTDOWN))
                 service = store.get_service(task.service_id)
-                if service is not None and task.slot <= service.spec.mode.replicas:
-                    self._create(tx, service, task.slot, now)
+                if service is not None:
+                    self._create(store, tx, service, task.slot, now, wall)
         self._drained_nodes.clear()
 
-    def _create(self, tx: Tx, service: Service, slot: int, now: float) -> None:
-        """A new task for the slot, unless this step already made one."""
-        key = (service.id, slot)
-        if key not in self._created:
-            self._created.add(key)
-            tx.create(new_task(service, slot, now, self.id_gen))
+    def _create(
+        self,
+        store: MemoryStore,
+        tx: Tx,
+        service: Service,
+        slot: int,
+        now: float,
+        wall: float,
+        delay: float = 0.0,
+    ) -> None:
+        """A new task for the slot, unless this step already made one.
 
-    def _slot_done(
-        self, store: MemoryStore, tx: Tx, service: Service, slot: int, now: float
-    ) -> bool:
-        """The slot's newest task finished and its restart policy says it stays
-        finished; the slot counts as filled (SwarmKit's dead slot)."""
-        tasks = [self._current(tx, t.id) for t in store.tasks_by_slot(service.id, slot)]
-        finished = [t for t in tasks if t is not None]
-        if not finished:
-            return False
-        newest = max(finished, key=lambda t: (t.meta.created_at, t.status.timestamp))
+        With a delay it is created at once but desired READY, and told to run
+        when the delay ends. It counts as a restart of the slot when the slot
+        already holds a task of the same spec version: the rule a new leader
+        uses to rebuild the counts, so the two always agree."""
+        key = (service.id, slot)
+        if key in self._created:
+            return
+        self._created.add(key)
+        desired = TaskState.READY if delay > 0 else TaskState.RUNNING
+        task = new_task(service, slot, wall, self.id_gen, desired)
+        tx.create(task)
+        self._made.setdefault(service.id, []).append(task)
+        if delay > 0:
+            self._delay(task.id, now + delay)
+        if task.spec.restart.max_attempts <= 0:
+            return  # nothing to count
+        earlier = self._current_all(tx, store.tasks_by_slot(service.id, slot))
+        if any(
+            t.spec_version == task.spec_version and t.desired_state != TaskState.REMOVE
+            for t in earlier
+        ):
+            self.restarts.record(task.spec.restart, key, task.spec_version, now)
+
+    def _slot_done(self, tasks: list[Task], service: Service, now: float) -> Task | None:
+        """The slot's newest task, when it finished and its restart policy says
+        it stays finished: the slot counts as filled (SwarmKit's dead slot)."""
+        if not tasks:
+            return None
+        newest = max(tasks, key=lambda t: (_created(t), t.status.timestamp))
         if is_live(newest) or not newest.status.state.terminal or is_dirty(newest, service):
-            return False
+            return None
         if newest.desired_state != TaskState.SHUTDOWN:
-            return False
+            return None
         policy = newest.spec.restart
-        key = (service.id, slot)
-        return not wants_restart(policy, newest) or not self.restarts.allowed(policy, key, now)
+        key = (service.id, newest.slot)
+        if wants_restart(policy, newest) and self.restarts.allowed(
+            policy, key, newest.spec_version, now
+        ):
+            return None
+        return newest
 
-    def _create_due_restarts(self, store: MemoryStore, tx: Tx, now: float) -> None:
-        for key, when in sorted(self.restart_due.items()):
-            if when > now:
-                continue
-            del self.restart_due[key]
-            service = store.get_service(key[0])
-            if service is None or key[1] > service.spec.mode.replicas:
-                continue
-            slot_tasks = [self._current(tx, t.id) for t in store.tasks_by_slot(*key)]
-            if not any(t is not None and is_live(t) for t in slot_tasks):
-                self._create(tx, service, key[1], now)
-
-    def _reconcile(self, store: MemoryStore, tx: Tx, service: Service, now: float) -> None:
+    def _reconcile(
+        self, store: MemoryStore, tx: Tx, service: Service, now: float, wall: float
+    ) -> None:
         want = service.spec.mode.replicas
-        live: list[Task] = []
-        for t in store.tasks_by_service(service.id):
-            current = self._current(tx, t.id)
-            if current is not None and is_live(current):
-                live.append(current)
-        slots = by_slot(live)
-        for slot, tasks in slots.items():
-            if slot > want:
-                for t in tasks:
-                    tx.update(with_desired(t, TaskState.REMOVE))
-                self.restart_due.pop((service.id, slot), None)
+        by_number: dict[int, list[Task]] = {}
+        for t in self._current_all(tx, store.tasks_by_service(service.id)):
+            by_number.setdefault(t.slot, []).append(t)
+        for t in self._made.get(service.id, []):
+            by_number.setdefault(t.slot, []).append(t)
+        slots: list[_Slot] = []
+        for number, tasks in sorted(by_number.items()):
+            live = [t for t in tasks if is_live(t)]
+            if live:
+                slots.append(_Slot(number, live))
                 continue
-            dirty = [t for t in tasks if is_dirty(t, service)]
+            done = self._slot_done(tasks, service, now)
+            if done is not None:
+                slots.append(_Slot(number, [done]))
+        if len(slots) > want:
+            kept = _scale_down_order(slots)
+            for slot in kept[want:]:
+                self._remove_slot(tx, service.id, by_number[slot.number])
+            slots = kept[:want]
+        for slot in slots:
+            dirty = [t for t in slot.tasks if is_live(t) and is_dirty(t, service)]
             for t in dirty:
                 tx.update(with_desired(t, TaskState.SHUTDOWN))
-            if dirty and len(dirty) == len(tasks):
-                self._create(tx, service, slot, now)
-        for slot in range(1, want + 1):
-            if (
-                slot not in slots
-                and (service.id, slot) not in self.restart_due
-                and not self._slot_done(store, tx, service, slot, now)
-            ):
-                self._create(tx, service, slot, now)
-        for key in [k for k in self.restart_due if k[0] == service.id and k[1] > want]:
-            del self.restart_due[key]
+            if dirty and len(dirty) == len(slot.tasks):
+                self._create(store, tx, service, slot.number, now, wall)
+        taken = {s.number for s in slots}
+        number = 0
+        for _ in range(want - len(slots)):
+            number += 1
+            while number in taken:
+                number += 1
+            self._create(store, tx, service, number, now, wall)
+
+    def _remove_slot(self, tx: Tx, service_id: str, tasks: list[Task]) -> None:
+        """Scale down: every task of the slot goes, its history included; the
+        agents stop the live ones and the reaper deletes each once it is done."""
+        for t in tasks:
+            current = self._current(tx, t.id)
+            if current is not None and current.desired_state < TaskState.REMOVE:
+                tx.update(with_desired(current, TaskState.REMOVE))
+                self._removing.add(t.id)
+        if tasks:
+            self.restarts.forget_slot((service_id, tasks[0].slot))
 
     def _remove_service_tasks(self, store: MemoryStore, tx: Tx, service_id: str) -> None:
         for t in store.tasks_by_service(service_id):
@@ -211,8 +330,6 @@ class ReplicatedOrchestrator:
                 tx.update(with_desired(current, TaskState.REMOVE))
                 self._removing.add(t.id)
         self.restarts.forget_service(service_id)
-        for key in [k for k in self.restart_due if k[0] == service_id]:
-            del self.restart_due[key]
 
     def _reap(self, store: MemoryStore, tx: Tx) -> None:
         for tid in sorted(self._removing):
@@ -231,19 +348,57 @@ class ReplicatedOrchestrator:
         if clusters:
             limit = clusters[0].spec.orchestration.task_history_retention_limit
         for key in sorted(self._trim):
+            service = store.get_service(key[0])
+            keep = _history_limit(limit, service)
+            if keep is None:
+                continue
             # The limit counts every task of the slot, the running one included.
-            tasks = [
-                t
-                for t in (self._current(tx, t.id) for t in store.tasks_by_slot(*key))
-                if t is not None
-            ]
+            tasks = self._current_all(tx, store.tasks_by_slot(*key))
             old = [t for t in tasks if is_history(t)]
-            excess = len(tasks) - limit
+            excess = len(tasks) - keep
             if excess > 0:
                 old.sort(key=lambda t: (t.status.timestamp, t.meta.version))
                 for t in old[:excess]:
                     tx.delete(t)
         self._trim.clear()
+
+
+def _history_limit(limit: int, service: Service | None) -> int | None:
+    """How many tasks a slot keeps; None keeps them all.
+
+    A negative cluster limit keeps everything. With max attempts set, a slot
+    keeps at least max attempts + 1 tasks, enough for a new leader to count the
+    restarts of the current spec version again."""
+    if limit < 0:
+        return None
+    if service is not None and service.spec.task.restart.max_attempts > 0:
+        return max(limit, service.spec.task.restart.max_attempts + 1)
+    return limit
+
+
+def _scale_down_order(slots: list[_Slot]) -> list[_Slot]:
+    """Slots in the order they are kept; a scale down removes from the end.
+
+    SwarmKit's order: running slots before the others, lower slot numbers
+    first; then each slot is numbered as the n-th copy of the service on its
+    node and the order is by that number, slots without exactly one placed task
+    last. So the first removed are tasks not placed, then those on the nodes
+    holding the most copies, not running before running, highest slots first."""
+    ordered = sorted(slots, key=lambda s: (not s.running, s.number))
+    per_node: dict[str, int] = {}
+    copy: dict[int, int] = {}
+    for s in ordered:
+        if len(s.tasks) == 1 and s.tasks[0].node_id:
+            node = s.tasks[0].node_id
+            per_node[node] = per_node.get(node, 0) + 1
+            copy[s.number] = per_node[node]
+    # Stable: equal copy numbers keep the running-then-slot order.
+    return sorted(ordered, key=lambda s: (s.number not in copy, copy.get(s.number, 0)))
+
+
+def _created(task: Task) -> float:
+    """When the task was created (wall); the store stamps it on commit."""
+    return task.meta.created_at or task.status.timestamp
 
 
 def _drained(op: str, node: Node) -> bool:

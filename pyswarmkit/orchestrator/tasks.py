@@ -11,7 +11,15 @@ from pyswarmkit.api.states import TaskState
 IdGen = Callable[[], str]
 
 
-def new_task(service: Service, slot: int, now: float, id_gen: IdGen = new_id) -> Task:
+def new_task(
+    service: Service,
+    slot: int,
+    wall: float,
+    id_gen: IdGen = new_id,
+    desired: TaskState = TaskState.RUNNING,
+) -> Task:
+    """A task for the slot; ``desired`` READY makes a restart that waits out its
+    delay (placed and prepared, started once moved to RUNNING)."""
     # There is no network allocator yet, so a task is created straight in
     # PENDING: ready for the scheduler in the same batch that creates it.
     return Task(
@@ -21,15 +29,16 @@ def new_task(service: Service, slot: int, now: float, id_gen: IdGen = new_id) ->
         spec=service.spec.task,
         spec_version=service.spec_version,
         service_name=service.name,
-        desired_state=TaskState.RUNNING,
+        desired_state=desired,
         status=TaskStatus(
-            timestamp=now, state=TaskState.PENDING, message="pending task scheduling"
+            timestamp=wall, state=TaskState.PENDING, message="pending task scheduling"
         ),
     )
 
 
 def is_live(task: Task) -> bool:
-    """Meant to run: the orchestrator still wants it (desired at most RUNNING)."""
+    """Meant to run: the orchestrator still wants it (desired at most RUNNING,
+    so a restart still waiting out its delay, desired READY, counts)."""
     return task.desired_state <= TaskState.RUNNING
 
 

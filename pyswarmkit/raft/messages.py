@@ -78,20 +78,26 @@ EMPTY_CONF_STATE = ConfState((), ())
 
 
 class ConfChange(NamedTuple):
+    """One membership change. ``context`` is opaque to Raft: managers put the
+    member's node ID and address there (``api.objects.RaftMember``), so every
+    member learns where a new one listens from the log itself."""
+
     type: int
     node_id: int
+    context: bytes = b""
 
     def encode(self) -> bytes:
-        return _CC.pack(self.type, self.node_id)
+        return _CC.pack(self.type, self.node_id) + self.context
 
     @staticmethod
     def decode(data: bytes) -> ConfChange:
-        if len(data) != _CC.size:
-            raise ValueError(f"conf change: expected {_CC.size} bytes, got {len(data)}")
-        kind, node_id = _CC.unpack(data)
+        # A change written before contexts existed is exactly the fixed part.
+        if len(data) < _CC.size:
+            raise ValueError(f"conf change: expected at least {_CC.size} bytes, got {len(data)}")
+        kind, node_id = _CC.unpack_from(data)
         if kind not in CC_NAMES:
             raise ValueError(f"conf change: unknown type {kind}")
-        return ConfChange(kind, node_id)
+        return ConfChange(kind, node_id, bytes(data[_CC.size :]))
 
 
 _CC = struct.Struct("<BQ")

@@ -14,11 +14,10 @@ immutable a reader can keep what it got after the lock is released.
 from __future__ import annotations
 
 import logging
-import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
 from pyswarmkit.api.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
@@ -31,6 +30,7 @@ from pyswarmkit.api.objects import (
     Service,
     StoreObject,
     Task,
+    replace,
 )
 
 log = logging.getLogger(__name__)
@@ -66,18 +66,9 @@ class EventBatch:
     events: tuple[Event, ...]
 
 
-def _rebuilder(cls: type) -> Callable[[Any, Meta], Any]:
-    # Every object's last field is `meta`; rebuilding positionally is several
-    # times faster than dataclasses.replace on the store's hot path.
-    names = list(getattr(cls, "__struct_fields__", None) or [f.name for f in fields(cls)])
-    assert names[-1] == "meta", cls
-    get = operator.attrgetter(*names[:-1])
-    return lambda obj, meta: cls(*get(obj), meta)
+def _with_meta(obj: Any, meta: Meta) -> Any:
+    return replace(obj, meta=meta)
 
-
-_WITH_META: dict[type, Callable[[Any, Meta], Any]] = {
-    cls: _rebuilder(cls) for cls in (Node, Service, Task, Cluster)
-}
 
 Watcher = Callable[[EventBatch], None]
 
@@ -264,7 +255,7 @@ class MemoryStore:
             self._unindex(kind, old)
             return Event("delete", kind, old, old)
         created = old.meta.created_at if old is not None else now
-        new = _WITH_META[type(obj)](obj, Meta(index, created, now))
+        new = replace(obj, meta=Meta(index, created, now))
         if old is not None:
             self._unindex(kind, old)
         table[obj.id] = new

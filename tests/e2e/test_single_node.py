@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 
 import pytest
 from helpers import alive, children_of, tool, wait_until
@@ -14,6 +16,29 @@ pytestmark = pytest.mark.e2e
 
 def sleepers(pid: int) -> list[int]:
     return [p for p, argv in children_of(pid) if argv[:2] == ["sleep", "1000"]]
+
+
+def holds(cond: Callable[[], bool], period: float, what: str) -> None:
+    """``cond`` stays true for ``period`` seconds: the bounded check that
+    something does not happen."""
+    deadline = time.monotonic() + period
+    while time.monotonic() < deadline:
+        assert cond(), f"no longer true: {what}"
+        time.sleep(0.1)
+
+
+def rows(swarmd, service: str, *flags: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The `task ls` rows of one service, by column header (cells may hold spaces)."""
+    header, _, *lines = swarmd.ctl("task", "ls", *flags).stdout.splitlines()
+    names = ["ID", "Name", "Image", "Desired State", "Last State", "Node"]
+    starts = [header.index(n) for n in names]
+    ends = [*starts[1:], None]
+    found = []
+    for line in lines:
+        row = {n: line[a:b].strip() for n, a, b in zip(names, starts, ends, strict=True)}
+        if row["Name"].rpartition(".")[0] == service:
+            found.append(row)
+    return found
 
 
 def test_replicated_service_lifecycle(swarmd) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +61,8 @@ def test_replicated_service_lifecycle(swarmd) -> None:  # type: ignore[no-untype
 
     victim = sleepers(pid)[0]
     os.kill(victim, signal.SIGKILL)
-    # The restart policy waits 5 s (SwarmKit's default delay) before replacing it.
+    # The replacement is made at once and started after the restart delay
+    # (5 s, SwarmKit's default).
     wait_until(
         lambda: len(sleepers(pid)) == 6 and victim not in sleepers(pid),
         timeout=30,
@@ -83,7 +109,12 @@ def test_missing_command_is_restarted_per_policy(swarmd) -> None:  # type: ignor
     detail = swarmd.ctl("task", "inspect", task_id).stdout
     assert "No such file or directory" in detail
     assert "no-such-command-xyz" in detail
-    # Restart condition "any", delay 5 s: a second attempt follows.
+    # Restart condition "any", delay 5 s: the next attempt exists at once,
+    # desired READY while it waits, and follows.
+    wait_until(
+        lambda: any(r["Desired State"] == "READY" for r in rows(swarmd, "ghost")),
+        what="a restart waiting out its delay",
+    )
     wait_until(lambda: failed_attempts() >= 2, timeout=30, what="a second attempt")
     assert swarmd.proc.poll() is None
 
@@ -151,7 +182,7 @@ def test_no_daemon_or_wrong_socket(short_tmp) -> None:  # type: ignore[no-untype
 def test_restart_policy_flags(swarmd) -> None:  # type: ignore[no-untyped-def]
     swarmd.sh(
         "service create --name flaky --command sh --args -c --args 'exit 7'"
-        " --restart-condition on-failure --restart-delay 0s --restart-max-attempts 2"
+        " --restart-condition on-failure --restart-delay 1s --restart-max-attempts 2"
         " --stop-grace-period 1s"
     )
     inspect = swarmd.ctl("service", "inspect", "flaky").stdout
@@ -164,6 +195,15 @@ def test_restart_policy_flags(swarmd) -> None:  # type: ignore[no-untyped-def]
 
     # The first run and two restarts, each failing with exit code 7.
     wait_until(lambda: failed() == 3, what="three failed attempts")
+    # Then nothing: once the third failure is handled no task of the service
+    # is meant to run, and none comes, well past the restart delay.
+    wait_until(lambda: not rows(swarmd, "flaky"), what="the last failure handled")
+    holds(
+        lambda: failed() == 3 and not rows(swarmd, "flaky"),
+        period=4.0,
+        what="no fourth attempt",
+    )
+    assert len(rows(swarmd, "flaky", "--all")) == 3
     task_id = swarmd.ctl("task", "ls", "--all").stdout.splitlines()[2].split()[0]
     assert "task: non-zero exit (7)" in swarmd.ctl("task", "inspect", task_id).stdout
     bad = swarmd.ctl(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -38,6 +39,9 @@ pytestmark = pytest.mark.unit
 
 SID = "svc000000000000000000000a"
 NO_DELAY = RestartPolicy(delay=0.0)
+# The wall clock reads far from the monotonic one, as on a real machine, so a
+# core that mixes the two up shows it.
+WALL = 1_700_000_000.0
 
 
 def spec(
@@ -61,18 +65,37 @@ class Swarm:
         counter = itertools.count(1)
         self.orch = orch or ReplicatedOrchestrator(id_gen=lambda: f"t{next(counter):024d}")
         self.batches: list[EventBatch] = []
+        # Tests speak in scenario time ``now``. The orchestrator's monotonic
+        # clock reads now + base (a new leader's process has another base); the
+        # wall clock reads now + offset (a test moves it to make it jump).
+        self.base = 0.0
+        self.offset = WALL
+        self.leaders = 0
+
+    def wall(self, now: float) -> float:
+        return now + self.offset
 
     def write(self, changes: list[Change], now: float) -> EventBatch:
-        batch = self.store.apply(changes, self.store.index + 1, now)
+        batch = self.store.apply(changes, self.store.index + 1, self.wall(now))
         self.batches.append(batch)
         self.orch.observe(batch)
         return batch
 
     def step(self, now: float) -> list[Change]:
-        changes = self.orch.step(self.store, now)
+        changes = self.orch.step(self.store, now + self.base, self.wall(now))
         if changes:
             self.write(changes, now)
         return changes
+
+    def new_leader(self, now: float, base: float = 5000.0) -> ReplicatedOrchestrator:
+        """Leadership moves to another manager, whose monotonic clock differs."""
+        self.leaders += 1
+        counter = itertools.count(1)
+        prefix = f"l{self.leaders}"
+        self.orch = ReplicatedOrchestrator(id_gen=lambda: f"{prefix}{next(counter):023d}")
+        self.base = base
+        self.orch.reset(self.store, now + base, self.wall(now))
+        return self.orch
 
     def settle(self, now: float) -> None:
         for _ in range(10):
@@ -123,7 +146,7 @@ class Swarm:
         """What the scheduler and an agent would write: placed on a node, now in ``state``."""
         t = self.store.get_task(task_id)
         assert t is not None
-        status = TaskStatus(timestamp=now, state=state)
+        status = TaskStatus(timestamp=self.wall(now), state=state)
         self.write([Change("update", replace(t, node_id=node, status=status))], now)
 
 
@@ -147,7 +170,8 @@ def test_a_new_service_gets_one_pending_task_per_slot() -> None:
         assert t.service_id == SID and t.service_name == "web"
         assert t.spec == swarm.service().spec.task
         assert t.spec_version == swarm.service().spec_version
-        assert t.status.timestamp == 10.0
+        # Stamped with the wall clock, not the monotonic one.
+        assert t.status.timestamp == WALL + 10.0
     assert len({t.id for t in tasks}) == 3
 
 
@@ -155,7 +179,7 @@ def test_repeated_steps_change_nothing_once_settled() -> None:
     swarm = started(3)
     index = swarm.store.index
     for now in (1.0, 2.0, 100.0):
-        assert swarm.orch.step(swarm.store, now) == []
+        assert swarm.orch.step(swarm.store, now, swarm.wall(now)) == []
     assert swarm.store.index == index
 
 
@@ -168,33 +192,89 @@ def test_scaling_up_adds_the_missing_slots() -> None:
     assert before <= {t.id for t in swarm.tasks()}
 
 
-def test_scaling_down_removes_the_highest_slots() -> None:
-    swarm = started(5)
+def test_scaling_down_removes_tasks_not_running_first() -> None:
+    # Each task on its own node, so only the running state tells them apart.
+    swarm = started(4)
     by_slot = {t.slot: t.id for t in swarm.tasks()}
-    swarm.report(by_slot[3], TaskState.RUNNING, 1.0)
-    swarm.report(by_slot[4], TaskState.RUNNING, 1.0)
-    swarm.scale(2, 2.0)
+    for slot in (1, 3, 4):
+        swarm.report(by_slot[slot], TaskState.RUNNING, 1.0, node=f"n{slot}")
+    swarm.report(by_slot[2], TaskState.ASSIGNED, 1.0, node="n2")
+    swarm.scale(3, 2.0)
     swarm.step(2.0)
     desired = {t.slot: t.desired_state for t in swarm.tasks()}
     assert desired == {
         1: TaskState.RUNNING,
-        2: TaskState.RUNNING,
-        3: TaskState.REMOVE,
-        4: TaskState.REMOVE,
-        5: TaskState.REMOVE,
+        2: TaskState.REMOVE,
+        3: TaskState.RUNNING,
+        4: TaskState.RUNNING,
     }
-    # A task that was never assigned goes at once; running ones wait for their agent.
+
+
+def test_scaling_down_removes_tasks_from_the_nodes_with_the_most_copies() -> None:
+    swarm = started(5)
+    by_slot = {t.slot: t.id for t in swarm.tasks()}
+    placement = {1: "n1", 2: "n1", 3: "n1", 4: "n2", 5: "n3"}
+    for slot, node in placement.items():
+        swarm.report(by_slot[slot], TaskState.RUNNING, 1.0, node=node)
+    swarm.scale(3, 2.0)
     swarm.settle(2.0)
-    assert sorted(t.slot for t in swarm.tasks()) == [1, 2, 3, 4]
-    swarm.report(by_slot[3], TaskState.SHUTDOWN, 3.0)
+    # n1 held three copies; two of them go, the highest slots there first.
+    assert swarm.live_slots() == [1, 4, 5]
+    removed = {t.slot for t in swarm.tasks() if t.desired_state == TaskState.REMOVE}
+    assert removed == {2, 3}
+
+
+def test_scaling_down_removes_unplaced_tasks_then_the_highest_slots() -> None:
+    swarm = started(5)
+    by_slot = {t.slot: t.id for t in swarm.tasks()}
+    swarm.report(by_slot[3], TaskState.RUNNING, 1.0, node="n1")
+    swarm.report(by_slot[4], TaskState.RUNNING, 1.0, node="n2")
+    swarm.scale(3, 2.0)
+    swarm.step(2.0)
+    # Slots 1, 2 and 5 were never placed: 5 and 2 go, 1 stays.
+    assert swarm.live_slots() == [1, 3, 4]
+    # A task that was never assigned is deleted at once.
+    swarm.settle(2.0)
+    assert sorted(t.slot for t in swarm.tasks()) == [1, 3, 4]
+    # With all equal, the highest slots go.
+    swarm.scale(1, 3.0)
     swarm.settle(3.0)
-    assert sorted(t.slot for t in swarm.tasks()) == [1, 2, 4]
-    swarm.report(by_slot[4], TaskState.FAILED, 4.0)
-    swarm.settle(4.0)
-    assert sorted(t.slot for t in swarm.tasks()) == [1, 2]
-    # Nothing comes back for the removed slots.
+    desired = {t.slot: t.desired_state for t in swarm.tasks()}
+    assert desired == {3: TaskState.RUNNING, 4: TaskState.REMOVE}
+
+
+def test_scaled_down_tasks_are_reaped_once_stopped_and_slots_are_reused() -> None:
+    swarm = started(3)
+    for t in swarm.tasks():
+        swarm.report(t.id, TaskState.RUNNING, 1.0, node=f"n{t.slot}")
+    by_slot = {t.slot: t.id for t in swarm.tasks()}
+    swarm.scale(1, 2.0)
+    swarm.settle(2.0)
+    assert sorted(t.slot for t in swarm.tasks()) == [1, 2, 3]
+    assert swarm.live_slots() == [1]
+    swarm.report(by_slot[2], TaskState.SHUTDOWN, 3.0, node="n2")
+    swarm.report(by_slot[3], TaskState.FAILED, 3.0, node="n3")
+    swarm.settle(3.0)
+    assert sorted(t.slot for t in swarm.tasks()) == [1]
+    # Nothing comes back on its own; scaling up fills the lowest free slots.
     swarm.settle(100.0)
-    assert swarm.live_slots() == [1, 2]
+    assert swarm.live_slots() == [1]
+    swarm.scale(3, 101.0)
+    swarm.settle(101.0)
+    assert swarm.live_slots() == [1, 2, 3]
+
+
+def test_scaling_up_fills_the_gaps_a_scale_down_left() -> None:
+    swarm = started(4)
+    by_slot = {t.slot: t.id for t in swarm.tasks()}
+    for slot in (1, 4):
+        swarm.report(by_slot[slot], TaskState.RUNNING, 1.0, node=f"n{slot}")
+    swarm.scale(2, 2.0)
+    swarm.settle(2.0)
+    assert swarm.live_slots() == [1, 4]
+    swarm.scale(3, 3.0)
+    swarm.settle(3.0)
+    assert swarm.live_slots() == [1, 2, 4]
 
 
 def test_scaling_to_zero_and_back() -> None:
@@ -210,25 +290,68 @@ def test_scaling_to_zero_and_back() -> None:
 # --- restarts ---------------------------------------------------------------------
 
 
-def test_a_failed_task_is_replaced_in_its_slot_after_the_restart_delay() -> None:
+def test_a_failed_task_is_replaced_at_once_by_a_task_that_waits_out_the_delay() -> None:
     swarm = started(2)
     failed = swarm.live_in(1)[0]
     swarm.report(failed.id, TaskState.RUNNING, 1.0)
     swarm.report(failed.id, TaskState.FAILED, 10.0)
     swarm.step(10.0)
     assert swarm.store.get_task(failed.id).desired_state == TaskState.SHUTDOWN  # type: ignore[union-attr]
-    assert swarm.live_slots() == [2]
+    # The replacement exists at once, desired READY: `task ls` shows it waiting,
+    # and the scheduler may place it and the agent prepare it meanwhile.
+    [replacement] = swarm.live_in(1)
+    assert replacement.id != failed.id
+    assert replacement.desired_state == TaskState.READY
+    assert replacement.status.state == TaskState.PENDING
+    assert replacement.meta.created_at == swarm.wall(10.0)
+    swarm.report(replacement.id, TaskState.READY, 12.0)
     swarm.settle(14.9)
-    assert swarm.live_slots() == [2]
+    assert swarm.store.get_task(replacement.id).desired_state == TaskState.READY  # type: ignore[union-attr]
     assert not swarm.orch.due(14.9)
     assert swarm.orch.due(15.0)
     swarm.settle(15.0)
+    assert [t.id for t in swarm.live_in(1)] == [replacement.id]
+    assert swarm.store.get_task(replacement.id).desired_state == TaskState.RUNNING  # type: ignore[union-attr]
     assert swarm.live_slots() == [1, 2]
-    replacement = swarm.live_in(1)[0]
-    assert replacement.id != failed.id
-    assert replacement.status.state == TaskState.PENDING
     # The failed task stays as history.
     assert swarm.store.get_task(failed.id) is not None
+    swarm.settle(100.0)
+    assert [t.id for t in swarm.live_in(1)] == [replacement.id]
+
+
+def test_restart_delays_run_on_the_monotonic_clock() -> None:
+    swarm = started(1)
+    failed = swarm.live()[0]
+    swarm.offset += 3600.0
+    swarm.report(failed.id, TaskState.FAILED, 10.0)
+    swarm.step(10.0)
+    [replacement] = swarm.live()
+    for jump in (3600.0, -7200.0):
+        swarm.offset += jump
+        swarm.settle(14.9)
+        assert swarm.store.get_task(replacement.id).desired_state == TaskState.READY  # type: ignore[union-attr]
+    swarm.settle(15.0)
+    assert swarm.store.get_task(replacement.id).desired_state == TaskState.RUNNING  # type: ignore[union-attr]
+
+
+def test_a_restart_that_fails_before_its_delay_ends_waits_for_it() -> None:
+    # The replacement cannot even be prepared: it is restarted again only
+    # when its own delay is over, never in a tight loop.
+    swarm = started(1)
+    swarm.report(swarm.live()[0].id, TaskState.FAILED, 10.0)
+    swarm.settle(10.0)
+    [waiting] = swarm.live()
+    swarm.report(waiting.id, TaskState.REJECTED, 11.0)
+    swarm.settle(11.0)
+    assert [t.id for t in swarm.live()] == [waiting.id]
+    swarm.settle(14.9)
+    assert [t.id for t in swarm.live()] == [waiting.id]
+    swarm.settle(15.0)
+    [again] = swarm.live()
+    assert again.id != waiting.id and again.desired_state == TaskState.READY
+    assert swarm.store.get_task(waiting.id).desired_state == TaskState.SHUTDOWN  # type: ignore[union-attr]
+    swarm.settle(20.0)
+    assert swarm.store.get_task(again.id).desired_state == TaskState.RUNNING  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -239,6 +362,9 @@ def test_a_failed_task_is_replaced_in_its_slot_after_the_restart_delay() -> None
         (RestartCondition.ON_FAILURE, TaskState.COMPLETE, False),
         (RestartCondition.ON_FAILURE, TaskState.FAILED, True),
         (RestartCondition.ON_FAILURE, TaskState.REJECTED, True),
+        # Stopped without being asked to: not a success either.
+        (RestartCondition.ON_FAILURE, TaskState.SHUTDOWN, True),
+        (RestartCondition.ON_FAILURE, TaskState.ORPHANED, True),
         (RestartCondition.NONE, TaskState.COMPLETE, False),
         (RestartCondition.NONE, TaskState.FAILED, False),
     ],
@@ -287,13 +413,45 @@ def test_restart_history_window_edges() -> None:
     policy = RestartPolicy(max_attempts=1, window=10.0)
     history = RestartHistory()
     key = ("s", 1)
-    assert history.allowed(policy, key, 0.0)
-    history.record(key, 0.0)
-    assert not history.allowed(policy, key, 9.9)
-    assert history.allowed(policy, key, 10.0)
-    assert history.allowed(policy, ("s", 2), 1.0)
+    assert history.allowed(policy, key, 1, 0.0)
+    history.record(policy, key, 1, 0.0)
+    assert not history.allowed(policy, key, 1, 9.9)
+    assert history.allowed(policy, key, 1, 10.0)
+    assert history.allowed(policy, ("s", 2), 1, 1.0)
     history.forget_service("s")
-    assert history.allowed(policy, key, 1.0)
+    assert history.allowed(policy, key, 1, 1.0)
+
+
+def test_restart_history_starts_afresh_for_a_new_spec_version() -> None:
+    policy = RestartPolicy(max_attempts=1)
+    history = RestartHistory()
+    key = ("s", 1)
+    history.record(policy, key, 1, 0.0)
+    assert not history.allowed(policy, key, 1, 1.0)
+    assert history.allowed(policy, key, 2, 1.0)
+    history.record(policy, key, 2, 1.0)
+    assert not history.allowed(policy, key, 2, 2.0)
+
+
+def test_restart_history_keeps_only_what_the_policy_can_look_at() -> None:
+    history = RestartHistory()
+    # No max attempts: nothing to count, nothing kept.
+    for i in range(100):
+        history.record(RestartPolicy(), ("s", 1), 1, float(i))
+    assert len(history) == 0
+    # A window: at most max attempts times, and none older than the window.
+    windowed = RestartPolicy(max_attempts=3, window=10.0)
+    for i in range(100):
+        history.record(windowed, ("s", 2), 1, float(i))
+    info = history.slots[("s", 2)]
+    assert list(info.recent) == [97.0, 98.0, 99.0]
+    assert history.allowed(windowed, ("s", 2), 1, 200.0)
+    assert len(info.recent) == 0
+    # No window: a count, no times.
+    lifetime = RestartPolicy(max_attempts=3)
+    for i in range(100):
+        history.record(lifetime, ("s", 3), 1, float(i))
+    assert (history.slots[("s", 3)].total, len(history.slots[("s", 3)].recent)) == (100, 0)
 
 
 def test_wants_restart_by_condition() -> None:
@@ -301,14 +459,43 @@ def test_wants_restart_by_condition() -> None:
         return Task(id="t", status=TaskStatus(state=state))
 
     on_failure = RestartPolicy(condition=RestartCondition.ON_FAILURE)
-    assert wants_restart(on_failure, finished(TaskState.FAILED))
-    assert wants_restart(on_failure, finished(TaskState.ORPHANED))
+    for state in (TaskState.FAILED, TaskState.REJECTED, TaskState.ORPHANED, TaskState.SHUTDOWN):
+        assert wants_restart(on_failure, finished(state)), state
     assert not wants_restart(on_failure, finished(TaskState.COMPLETE))
-    assert not wants_restart(on_failure, finished(TaskState.SHUTDOWN))
     assert wants_restart(RestartPolicy(), finished(TaskState.COMPLETE))
     assert not wants_restart(
         RestartPolicy(condition=RestartCondition.NONE), finished(TaskState.FAILED)
     )
+
+
+def test_a_spec_change_gives_the_slots_their_attempts_back() -> None:
+    swarm = started(1, RestartPolicy(delay=0.0, max_attempts=1))
+    assert _fail_current(swarm, 1.0)
+    assert not _fail_current(swarm, 2.0)
+    swarm.update(spec(1, "serve --v2", RestartPolicy(delay=0.0, max_attempts=1)), 3.0)
+    swarm.settle(3.0)
+    assert swarm.live_slots() == [1]
+    assert _fail_current(swarm, 4.0)
+    assert not _fail_current(swarm, 5.0)
+
+
+def test_restart_history_stays_bounded_under_churn() -> None:
+    swarm = started(2, RestartPolicy(delay=0.0, max_attempts=3, window=5.0))
+    for i in range(40):
+        for slot in (1, 2):
+            live = swarm.live_in(slot)
+            if live:
+                swarm.report(live[0].id, TaskState.FAILED, 10.0 * i)
+        swarm.settle(10.0 * i)
+    assert swarm.live_slots() == [1, 2]
+    assert all(len(info.recent) <= 1 for info in swarm.orch.restarts.slots.values())
+    assert len(swarm.orch.delayed) == 0
+    swarm.scale(1, 500.0)
+    swarm.settle(500.0)
+    assert len(swarm.orch.restarts) == 1
+    swarm.delete_service(501.0)
+    swarm.settle(501.0)
+    assert len(swarm.orch.restarts) == 0
 
 
 def test_scaling_down_cancels_a_pending_restart() -> None:
@@ -335,9 +522,8 @@ def test_a_task_that_must_not_restart_stays_finished(trigger: str) -> None:
         swarm.settle(3.0)
         assert swarm.live_slots() == [2]
     else:
-        leader = ReplicatedOrchestrator()
-        leader.reset(swarm.store)
-        assert leader.step(swarm.store, 3.0) == []
+        leader = swarm.new_leader(3.0)
+        assert leader.step(swarm.store, 3.0 + swarm.base, swarm.wall(3.0)) == []
 
 
 # --- spec changes and removal ------------------------------------------------------
@@ -406,14 +592,90 @@ def test_a_new_leader_takes_over_without_duplicates() -> None:
     swarm = started(3)
     failed = swarm.live_in(2)[0]
     swarm.report(failed.id, TaskState.FAILED, 1.0)
-    leader = ReplicatedOrchestrator(id_gen=lambda: "x" * 25)
-    swarm.orch = leader
-    leader.reset(swarm.store)
+    swarm.new_leader(1.0)
     swarm.settle(1.0)
-    assert swarm.live_slots() == [1, 3]
-    assert swarm.store.get_task(failed.id).desired_state == TaskState.SHUTDOWN  # type: ignore[union-attr]
-    swarm.settle(6.0)
     assert swarm.live_slots() == [1, 2, 3]
+    assert swarm.store.get_task(failed.id).desired_state == TaskState.SHUTDOWN  # type: ignore[union-attr]
+    [waiting] = swarm.live_in(2)
+    assert waiting.desired_state == TaskState.READY
+    swarm.settle(6.0)
+    assert swarm.store.get_task(waiting.id).desired_state == TaskState.RUNNING  # type: ignore[union-attr]
+    assert [len(swarm.live_in(slot)) for slot in (1, 2, 3)] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("handover", [12.0, 14.9])
+def test_a_restart_due_at_15_stays_due_at_15_across_a_leadership_change(
+    handover: float,
+) -> None:
+    swarm = started(1)
+    swarm.report(swarm.live()[0].id, TaskState.FAILED, 10.0)
+    swarm.settle(10.0)
+    [waiting] = swarm.live()
+    swarm.new_leader(handover)
+    swarm.settle(handover)
+    swarm.settle(14.9)
+    assert swarm.live() == [swarm.store.get_task(waiting.id)]
+    assert waiting.desired_state == TaskState.READY
+    assert not swarm.orch.due(14.9 + swarm.base)
+    assert swarm.orch.due(15.0 + swarm.base)
+    swarm.settle(15.0)
+    assert [(t.id, t.desired_state) for t in swarm.live()] == [(waiting.id, TaskState.RUNNING)]
+
+
+def test_a_new_leader_never_waits_longer_than_the_delay() -> None:
+    # The wall clock was set back an hour between the restart and the handover.
+    swarm = started(1)
+    swarm.report(swarm.live()[0].id, TaskState.FAILED, 10.0)
+    swarm.settle(10.0)
+    [waiting] = swarm.live()
+    swarm.offset -= 3600.0
+    swarm.new_leader(12.0)
+    swarm.settle(16.9)
+    assert swarm.store.get_task(waiting.id).desired_state == TaskState.READY  # type: ignore[union-attr]
+    swarm.settle(17.0)
+    assert swarm.store.get_task(waiting.id).desired_state == TaskState.RUNNING  # type: ignore[union-attr]
+
+
+def test_a_restart_overdue_at_the_handover_starts_at_once() -> None:
+    swarm = started(1)
+    swarm.report(swarm.live()[0].id, TaskState.FAILED, 10.0)
+    swarm.settle(10.0)
+    [waiting] = swarm.live()
+    swarm.new_leader(40.0)
+    swarm.settle(40.0)
+    assert swarm.store.get_task(waiting.id).desired_state == TaskState.RUNNING  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("window", [0.0, 100.0])
+def test_a_new_leader_counts_the_restarts_already_made(window: float) -> None:
+    swarm = started(1, RestartPolicy(delay=0.0, max_attempts=2, window=window))
+    assert _fail_current(swarm, 1.0)
+    assert _fail_current(swarm, 2.0)
+    swarm.new_leader(3.0)
+    assert not _fail_current(swarm, 3.0)
+    swarm.settle(50.0)
+    assert swarm.live_slots() == []
+
+
+def test_a_new_leader_counts_only_restarts_inside_the_window() -> None:
+    swarm = started(1, RestartPolicy(delay=0.0, max_attempts=2, window=10.0))
+    assert _fail_current(swarm, 1.0)
+    assert _fail_current(swarm, 6.0)
+    swarm.new_leader(7.0)
+    # The restart at 1.0 has left the window by 12.0; the one at 6.0 has not.
+    assert _fail_current(swarm, 12.0)
+    assert not _fail_current(swarm, 13.0)
+
+
+def test_a_new_leader_counts_only_the_current_spec_version() -> None:
+    policy = RestartPolicy(delay=0.0, max_attempts=1)
+    swarm = started(1, policy)
+    assert _fail_current(swarm, 1.0)
+    swarm.update(spec(1, "serve --v2", policy), 2.0)
+    swarm.settle(2.0)
+    swarm.new_leader(3.0)
+    assert _fail_current(swarm, 3.0)
+    assert not _fail_current(swarm, 4.0)
 
 
 # --- task history -------------------------------------------------------------------
@@ -456,6 +718,36 @@ def test_history_within_the_limit_is_kept() -> None:
     swarm = started(1, NO_DELAY)
     failed = _churn(swarm, 3)
     assert _history(swarm) == set(failed)
+
+
+def _limited(limit: int, restart: RestartPolicy) -> Swarm:
+    swarm = Swarm()
+    config = OrchestrationConfig(task_history_retention_limit=limit)
+    swarm.write([Change("create", Cluster(id="c", spec=ClusterSpec(orchestration=config)))], 0.0)
+    swarm.create(spec(1, restart=restart))
+    swarm.settle(0.0)
+    return swarm
+
+
+def test_a_slot_keeps_max_attempts_plus_one_tasks_when_that_is_more() -> None:
+    # Enough for a new leader to count the restarts again.
+    swarm = _limited(2, RestartPolicy(delay=0.0, max_attempts=4, window=1000.0))
+    failed = _churn(swarm, 4)
+    assert _history(swarm) == set(failed)
+    assert len([t for t in swarm.tasks() if t.slot == 1]) == 5
+
+
+def test_the_history_limit_wins_when_it_is_larger_than_max_attempts() -> None:
+    swarm = _limited(6, RestartPolicy(delay=0.0, max_attempts=2, window=1.0))
+    failed = _churn(swarm, 8)
+    assert _history(swarm) == set(failed[-5:])
+
+
+def test_a_negative_history_limit_keeps_everything() -> None:
+    for restart in (NO_DELAY, RestartPolicy(delay=0.0, max_attempts=100)):
+        swarm = _limited(-1, restart)
+        failed = _churn(swarm, 12)
+        assert _history(swarm) == set(failed)
 
 
 def test_a_slot_holds_at_most_the_retention_limit_in_all() -> None:
@@ -550,6 +842,7 @@ actions = st.lists(
             st.tuples(st.just("stopped"), st.integers(0, 5)),
             st.tuples(st.just("wait"), st.sampled_from([0.0, 1.0, 2.5, 5.0])),
             st.tuples(st.sampled_from(["drain", "activate"]), st.sampled_from(["n1", "n2"])),
+            st.tuples(st.just("leader"), st.just(0)),
         ),
         # Whether the orchestrator steps right after; if not, events pile up for one step.
         st.booleans(),
@@ -566,20 +859,26 @@ FINAL = {
 
 
 def _check(swarm: Swarm) -> None:
+    """At most one live task per slot (a restart waiting out its delay, desired
+    READY, is live), and never more live slots than replicas. Which slot
+    numbers stay after a scale down depends on where the tasks run."""
     replicas = swarm.service().spec.mode.replicas
     per_slot = Counter(t.slot for t in swarm.live())
     assert all(n == 1 for n in per_slot.values()), per_slot
-    assert set(per_slot) <= set(range(1, replicas + 1))
+    assert len(per_slot) <= replicas, per_slot
 
 
-@settings(max_examples=150, deadline=None)
-@given(delay=st.sampled_from([0.0, 5.0]), script=actions)
-def test_never_two_live_tasks_in_a_slot(
-    delay: float, script: list[tuple[tuple[str, object], bool]]
-) -> None:
-    restart = RestartPolicy(delay=delay)
-    swarm = started(3, restart)
-    _with_nodes(swarm, "n1", "n2")
+Script = list[tuple[tuple[str, object], bool]]
+
+
+def _play(
+    swarm: Swarm,
+    script: Script,
+    restart: RestartPolicy,
+    check: Callable[[Swarm], None] = lambda swarm: None,
+) -> tuple[float, set[str]]:
+    """Run a script, checking after each step; the scenario time it ends at and
+    the nodes left drained."""
     drained: set[str] = set()
     now = 0.0
     for (action, arg), step_now in script:
@@ -594,6 +893,8 @@ def test_never_two_live_tasks_in_a_slot(
         elif action == "spec":
             current = swarm.service().spec
             swarm.update(spec(current.mode.replicas, str(arg), restart), now)
+        elif action == "leader":
+            swarm.new_leader(now, base=swarm.base + 1000.0)
         elif action == "wait":
             now += float(arg)  # type: ignore[arg-type]
         elif action == "stopped":
@@ -603,6 +904,10 @@ def test_never_two_live_tasks_in_a_slot(
                 swarm.report(going[int(arg) % len(going)].id, TaskState.SHUTDOWN, now)  # type: ignore[call-overload]
         else:
             live = [t for t in swarm.live() if t.status.state < FINAL[action]]
+            if action in ("run", "complete"):
+                # An agent starts only what is desired RUNNING; a restart
+                # still desired READY can only fail to be prepared.
+                live = [t for t in live if t.desired_state == TaskState.RUNNING]
             nodes = [n for n in ("n1", "n2") if n not in drained]
             if live and nodes:
                 picked = live[int(arg) % len(live)]  # type: ignore[call-overload]
@@ -610,16 +915,86 @@ def test_never_two_live_tasks_in_a_slot(
                 swarm.report(picked.id, FINAL[action], now, node=node)
         if step_now:
             swarm.step(now)
-            _check(swarm)
+            check(swarm)
+    return now, drained
+
+
+@settings(max_examples=150, deadline=None)
+@given(delay=st.sampled_from([0.0, 5.0]), script=actions)
+def test_never_two_live_tasks_in_a_slot(delay: float, script: Script) -> None:
+    restart = RestartPolicy(delay=delay)
+    swarm = started(3, restart)
+    _with_nodes(swarm, "n1", "n2")
+    now, drained = _play(swarm, script, restart, _check)
     # Once every restart delay has passed, the service has exactly its slots.
     swarm.settle(now)
     _check(swarm)
-    swarm.settle(now + 10.0)
-    _check(swarm)
+    # A restart that failed while waiting is restarted when its delay ends,
+    # and its successor waits one delay more.
+    for later in (10.0, 20.0):
+        swarm.settle(now + later)
+        _check(swarm)
     service = swarm.service()
-    assert swarm.live_slots() == list(range(1, service.spec.mode.replicas + 1))
+    assert len(swarm.live_slots()) == service.spec.mode.replicas
     assert all(t.spec == service.spec.task for t in swarm.live())
+    assert all(t.desired_state == TaskState.RUNNING for t in swarm.live())
     assert not any(t.node_id in drained for t in swarm.live())
+
+
+def _counts(swarm: Swarm, policy: RestartPolicy, now: float) -> dict[int, tuple[int, list[float]]]:
+    """Per slot, what the restart check can see: the count up to max attempts and
+    the restart times inside the window, relative to the leader's clock base."""
+    service = swarm.service()
+    found = {}
+    for (_, slot), info in swarm.orch.restarts.slots.items():
+        if info.spec_version != service.spec_version:
+            continue
+        recent = [t - swarm.base for t in info.recent if t - swarm.base > now - policy.window]
+        counted = (min(info.total, policy.max_attempts), recent)
+        if counted != (0, []):
+            found[slot] = counted
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(window=st.sampled_from([0.0, 4.0]), delay=st.sampled_from([0.0, 2.5]), script=actions)
+def test_a_new_leader_rebuilds_the_restart_counts_the_old_one_kept(
+    window: float, delay: float, script: Script
+) -> None:
+    restart = RestartPolicy(delay=delay, max_attempts=2, window=window)
+    swarm = started(3, restart)
+    _with_nodes(swarm, "n1", "n2")
+    now, _ = _play(swarm, script, restart)
+    swarm.settle(now)
+    kept = _counts(swarm, restart, now)
+    swarm.new_leader(now, base=swarm.base + 1000.0)
+    assert _counts(swarm, restart, now) == kept
+
+
+def test_a_slot_reused_while_its_old_task_stops_starts_with_no_restarts() -> None:
+    policy = RestartPolicy(delay=0.0, max_attempts=1)
+    swarm = started(2, policy)
+    for t in swarm.tasks():
+        swarm.report(t.id, TaskState.RUNNING, 1.0, node="n1")
+    swarm.scale(1, 2.0)
+    swarm.settle(2.0)
+    # Slot 2's task is still stopping when the service grows again.
+    swarm.scale(2, 3.0)
+    swarm.settle(3.0)
+    assert len(swarm.live_in(2)) == 1
+    for leader in (False, True):
+        if leader:
+            swarm.new_leader(4.0)
+        assert swarm.orch.restarts.allowed(policy, (SID, 2), swarm.service().spec_version, 4.0)
+    assert _fail_current_in(swarm, 2, 4.0)
+    assert not _fail_current_in(swarm, 2, 5.0)
+
+
+def _fail_current_in(swarm: Swarm, slot: int, now: float) -> bool:
+    current = swarm.live_in(slot)[0]
+    swarm.report(current.id, TaskState.FAILED, now)
+    swarm.settle(now)
+    return bool(swarm.live_in(slot))
 
 
 def test_tasks_on_a_node_that_went_down_are_replaced() -> None:
@@ -630,9 +1005,7 @@ def test_tasks_on_a_node_that_went_down_are_replaced() -> None:
     swarm.report(second.id, TaskState.RUNNING, 1.0, node="n2")
     node = swarm.store.get_node("n1")
     assert node is not None
-    down = replace(
-        node, status=NodeStatus(state=NodeState.DOWN, message="heartbeat failure")
-    )
+    down = replace(node, status=NodeStatus(state=NodeState.DOWN, message="heartbeat failure"))
     swarm.write([Change("update", down)], 2.0)
     swarm.settle(2.0)
     live = {t.slot: t for t in swarm.live()}
@@ -647,9 +1020,7 @@ def test_tasks_stopped_before_reaching_a_node_are_history_and_trimmed() -> None:
     swarm = started(1)
     for i in range(8):
         current = swarm.service().spec
-        task = replace(
-            current.task, container=ContainerSpec(command=("run",), args=(str(i),))
-        )
+        task = replace(current.task, container=ContainerSpec(command=("run",), args=(str(i),)))
         swarm.update(replace(current, task=task), float(i + 1))
         swarm.settle(float(i + 1))
     slot_tasks = [t for t in swarm.tasks() if t.slot == 1]

@@ -3,10 +3,13 @@ the types of decoded request objects."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import (
+    Annotations,
     ContainerSpec,
     Node,
     NodeSpec,
@@ -19,6 +22,7 @@ from pyswarmkit.api.objects import (
 from pyswarmkit.api.states import NodeAvailability
 from pyswarmkit.api.typecheck import check
 from pyswarmkit.control import units
+from pyswarmkit.control.validate import validate_service_spec
 
 pytestmark = pytest.mark.unit
 
@@ -124,7 +128,7 @@ def test_typecheck_accepts_what_the_classes_declare() -> None:
         ),
         (
             ServiceSpec(task=TaskSpec(container=ContainerSpec(labels={"k": 1}))),  # type: ignore[dict-item]
-            "spec.task.container.labels['k'] must be str",
+            "spec.task.container.labels value must be str, not int",
         ),
         (ServiceSpec(task="x"), "spec.task must be TaskSpec"),  # type: ignore[arg-type]
     ],
@@ -135,12 +139,12 @@ def test_typecheck_names_the_wrong_field(spec: ServiceSpec, message: str) -> Non
     assert message in str(info.value)
 
 
-def test_typecheck_takes_ints_for_floats_and_enums_only_as_enums() -> None:
-    c = ContainerSpec(stop_grace_period=10)
-    check(c)
-    bad = replace(NodeSpec(), availability=2)
-    with pytest.raises(InvalidArgument, match="availability must be NodeAvailability"):
-        check(bad, "spec")
+def test_typecheck_takes_ints_for_floats_and_enums_by_their_values() -> None:
+    assert check(ContainerSpec(stop_grace_period=10)).stop_grace_period == 10.0
+    # On the wire an enum is its number: a known one reads as the enum, another is refused.
+    assert check(replace(NodeSpec(), availability=2)).availability is NodeAvailability.DRAIN
+    with pytest.raises(InvalidArgument, match="availability must be one of active, pause, drain"):
+        check(replace(NodeSpec(), availability=7), "spec")
 
 
 @pytest.mark.parametrize(
@@ -157,10 +161,23 @@ def test_typecheck_refuses_non_finite_durations(value: float, message: str) -> N
         check(spec, "spec")
 
 
-def test_typecheck_refuses_nul_and_huge_integers() -> None:
-    nul = ServiceSpec(task=TaskSpec(container=ContainerSpec(command=("sleep",), args=("10\0",))))
-    with pytest.raises(InvalidArgument, match=r"args\[0\] must not contain a NUL"):
-        check(nul, "spec")
+@pytest.mark.parametrize("where", ["command", "args", "env", "dir", "user", "image", "labels"])
+def test_a_spec_is_refused_with_nul_in_what_reaches_the_os(where: str) -> None:
+    values: dict[str, Any] = {"command": ("sleep",), "args": ("10",)}
+    if where == "labels":
+        values["labels"] = {"k": "v\0"}
+    elif where in ("command", "args", "env"):
+        values[where] = ("A=\0",)
+    else:
+        values[where] = "x\0y"
+    spec = ServiceSpec(
+        annotations=Annotations(name="web"), task=TaskSpec(container=ContainerSpec(**values))
+    )
+    with pytest.raises(InvalidArgument, match=f"container.{where} must not contain a NUL"):
+        validate_service_spec(spec)
+
+
+def test_typecheck_refuses_huge_integers() -> None:
     huge = ServiceSpec(mode=ServiceMode(replicas=2**64))
-    with pytest.raises(InvalidArgument, match="must fit in 64 bits"):
+    with pytest.raises(InvalidArgument, match="fit in 64 bits"):
         check(huge, "spec")
