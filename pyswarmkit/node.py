@@ -236,15 +236,13 @@ class SwarmNode:
     def _agent_actor(self) -> pykka.ActorRef[Any]:
         description = self.executor.describe()
         manager_id = self.config.manager_id or self.node_id
-        return AgentActor.start(self.registry, self.bus, manager_id, description, "127.0.0.1")
+        return AgentActor.start(self.registry, self.bus, manager_id, description)
 
     def _leader_factories(self) -> dict[str, Factory]:
         return {
             "orchestrator": lambda: OrchestratorActor.start(self.registry, self.store),
             "scheduler": lambda: SchedulerActor.start(self.registry, self.store),
-            "dispatcher": lambda: DispatcherActor.start(
-                self.registry, self.store, self.bus, self.config.heartbeat_period
-            ),
+            "dispatcher": lambda: DispatcherActor.start(self.registry, self.store, self.bus),
         }
 
     def _to_control(self, req: ControlRequest) -> None:

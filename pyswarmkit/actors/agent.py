@@ -7,78 +7,83 @@ import logging
 import random
 from typing import Any
 
-import pykka
-
 from pyswarmkit import clock
+from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.messages import Deliver, ExecutorEvent, Tick
 from pyswarmkit.actors.registry import Registry
-from pyswarmkit.agent.core import Agent, Effects
-from pyswarmkit.api.objects import NodeDescription, Task
+from pyswarmkit.agent.core import REGISTER_RETRY, Agent, Effects
+from pyswarmkit.api.objects import NodeDescription
+from pyswarmkit.api.protocol import Body, Error, Leave, Register, Registered
 from pyswarmkit.transport.bus import Bus, Envelope
 
 log = logging.getLogger(__name__)
 
 
-class AgentActor(pykka.ThreadingActor):
+class AgentActor(GuardedActor):
     name = "agent"
 
     def __init__(
-        self, registry: Registry, bus: Bus, manager_id: str, description: NodeDescription, addr: str
+        self, registry: Registry, bus: Bus, manager_id: str, description: NodeDescription
     ) -> None:
         super().__init__()
         self.registry = registry
         self.bus = bus
         self.manager_id = manager_id
-        self.core = Agent(description, random.Random(), addr)
+        self.core = Agent(description, random.Random())
+        # Messages dropped because they arrived after their deadline, or not from the manager.
+        self.dropped = 0
 
     def on_stop(self) -> None:
         if self.core.session_id:
-            self._send("leave", {"session_id": self.core.session_id})
+            self._send(Leave(self.core.session_id), clock.monotonic())
 
-    def on_receive(self, message: Any) -> Any:
+    def handle(self, message: Any) -> Any:
         if isinstance(message, Tick):
-            self._carry_out(self.core.tick(message.now))
+            self._carry_out(self.core.tick(message.now), message.now)
         elif isinstance(message, ExecutorEvent):
-            self._executor_event(message, clock.monotonic())
+            self._executor_event(message)
         elif isinstance(message, Deliver):
-            try:
-                self._dispatcher_message(message, clock.monotonic())
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("bad %s message from %s: %s", message.method, message.source, exc)
+            self._delivered(message)
         return None
 
-    def _executor_event(self, ev: ExecutorEvent, now: float) -> None:
+    def _executor_event(self, ev: ExecutorEvent) -> None:
+        wall = clock.wall()
         if ev.kind == "prepared":
-            self._carry_out(self.core.prepared(ev.task_id, ev.err, now))
+            self._carry_out(self.core.prepared(ev.task_id, ev.err, wall), clock.monotonic())
         elif ev.kind == "started":
-            self.core.started(ev.task_id, ev.pid, ev.err, now)
+            self.core.started(ev.task_id, ev.pid, ev.err, wall)
         elif ev.kind == "exited":
-            self.core.exited(ev.task_id, ev.exit_code, now)
+            self.core.exited(ev.task_id, ev.exit_code, wall)
 
-    def _dispatcher_message(self, msg: Deliver, now: float) -> None:
-        body = msg.body
-        if msg.method == "registered":
-            self.core.registered(str(body["session_id"]), float(body["heartbeat_period"]), now)
-            log.info("registered with dispatcher on %s", msg.source)
-        elif msg.method == "heartbeat_ack":
-            self.core.heartbeat_period = float(body["heartbeat_period"])
-        elif msg.method == "assignments":
-            tasks = [t for t in body["tasks"] if isinstance(t, Task)]
-            removed = [str(t) for t in body["removed"]]
-            fx = self.core.assignments(
-                str(body["session_id"]), bool(body["full"]), tasks, removed, now
-            )
-            self._carry_out(fx)
-        elif msg.method == "error":
-            log.warning("dispatcher refused %s: %s", body.get("request"), body.get("message"))
-            if body.get("code") == "not_found":
-                self.core.session_lost()
+    def _delivered(self, msg: Deliver) -> None:
+        env = msg.envelope
+        now = clock.monotonic()
+        if env.source != self.manager_id:
+            self.dropped += 1
+            log.warning("ignored %s from %s: not this node's manager", env.kind, env.source)
+            return
+        if env.expired(now):
+            self.dropped += 1
+            log.debug("dropped %s from %s: past its deadline", env.kind, env.source)
+            return
+        body = env.body
+        if isinstance(body, Error):
+            log.warning("dispatcher refused %s: %s", body.request or "a request", body.message)
+        fx = self.core.receive(body, now, clock.wall())
+        if isinstance(body, Registered) and self.core.session_id == body.session_id:
+            log.info("registered with dispatcher on %s", env.source)
+        self._carry_out(fx, now)
 
-    def _carry_out(self, fx: Effects) -> None:
+    def _carry_out(self, fx: Effects, now: float) -> None:
         for cmd in fx.commands:
             self.registry.tell("executor", cmd)
         for m in fx.messages:
-            self._send(m.method, m.body)
+            self._send(m, now)
 
-    def _send(self, method: str, body: dict[str, Any]) -> None:
-        self.bus.send(Envelope(self.registry.node_id, self.manager_id, "dispatcher", method, body))
+    def _send(self, body: Body, now: float) -> None:
+        # Past this, a newer request of the same kind is on its way: answering is useless.
+        ttl = REGISTER_RETRY if isinstance(body, Register) else self.core.heartbeat_period
+        env = Envelope(
+            self.registry.node_id, self.manager_id, "dispatcher", body, deadline=now + ttl
+        )
+        self.bus.send(env)

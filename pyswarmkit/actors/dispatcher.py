@@ -1,77 +1,103 @@
-"""Carries agent messages to the dispatcher core and its answers back."""
+"""Carries agent messages to the dispatcher core and its answers back, and
+its store writes to the store."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import pykka
-
 from pyswarmkit import clock
+from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.messages import Committed, Deliver, StoreEvents, Tick, Transact
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
-from pyswarmkit.dispatcher.core import Dispatcher, Effects
-from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
+from pyswarmkit.api.protocol import Error
+from pyswarmkit.dispatcher.core import Dispatcher, Effects, Outgoing, Write
+from pyswarmkit.store.memory import EventBatch, MemoryStore
 from pyswarmkit.transport.bus import Bus, Envelope
 
 log = logging.getLogger(__name__)
 
 
-class DispatcherActor(pykka.ThreadingActor):
+class DispatcherActor(GuardedActor):
     name = "dispatcher"
 
-    def __init__(
-        self, registry: Registry, store: MemoryStore, bus: Bus, heartbeat_period: float
-    ) -> None:
+    def __init__(self, registry: Registry, store: MemoryStore, bus: Bus) -> None:
         super().__init__()
         self.registry = registry
         self.store = store
         self.bus = bus
-        self.core = Dispatcher(heartbeat_period)
+        # The heartbeat period comes from the cluster object (read in start, followed after).
+        self.core = Dispatcher()
         self._cancel_watch: Any = None
+        # Messages dropped because they arrived after their deadline.
+        self.expired = 0
 
     def on_start(self) -> None:
         ref = self.actor_ref
         self._cancel_watch = self.store.watch(lambda batch: ref.tell(StoreEvents(batch)))
+        self._carry_out(self.core.start(self.store, clock.monotonic()))
 
     def on_stop(self) -> None:
         if self._cancel_watch is not None:
             self._cancel_watch()
 
-    def on_receive(self, message: Any) -> Any:
+    def handle(self, message: Any) -> Any:
         if isinstance(message, Deliver):
-            try:
-                now = clock.monotonic()
-                fx = self.core.handle(message.source, message.method, message.body, now)
-            except SwarmError as err:
-                log.warning("refused %s from %s: %s", message.method, message.source, err)
-                self._send(message.source, "error", {"request": message.method, **err.to_wire()})
-                return None
-            self._carry_out(fx, clock.monotonic())
+            self._delivered(message)
         elif isinstance(message, StoreEvents):
             self.core.observe(message.batch)
         elif isinstance(message, Tick):
-            self._carry_out(self.core.tick(self.store, message.now), message.now)
-        elif isinstance(message, Committed) and message.error is not None:
-            log.warning("dispatcher write refused: %s", message.error)
+            self._carry_out(self.core.tick(self.store, message.now))
+        elif isinstance(message, Committed):
+            self._committed(message)
         return None
 
-    def _carry_out(self, fx: Effects, now: float) -> None:
-        for build in fx.writes:
-            self._transact(build, now)
-        for out in fx.replies:
-            self._send(out.node_id, out.method, out.body)
+    def _delivered(self, msg: Deliver) -> None:
+        env = msg.envelope
+        now = clock.monotonic()
+        if env.expired(now):
+            self.expired += 1
+            log.debug("dropped %s from %s: past its deadline", env.kind, env.source)
+            return
+        try:
+            fx = self.core.handle(env.source, env.body, msg.addr, now, env.id)
+        except SwarmError as err:
+            log.warning("refused %s from %s: %s", env.kind, env.source, err)
+            session_id = getattr(env.body, "session_id", "")
+            error = Error.of(err, env.kind, session_id)
+            self._send(Outgoing(env.source, error, env.id))
+            return
+        self._carry_out(fx)
 
-    def _transact(self, build: Callable[[MemoryStore], Sequence[Change]], now: float) -> None:
+    def _committed(self, message: Committed) -> None:
+        write = message.context
+        if message.error is None:
+            if isinstance(write, Write):
+                for out in write.then:
+                    self._send(out)
+            return
+        log.warning("dispatcher write refused: %s", message.error)
+        if isinstance(write, Write) and write.node_id:
+            error = Error.of(message.error, write.request, write.session_id)
+            self._send(Outgoing(write.node_id, error))
+
+    def _carry_out(self, fx: Effects) -> None:
+        for write in fx.writes:
+            self._transact(write)
+        for out in fx.replies:
+            self._send(out)
+
+    def _transact(self, write: Write) -> None:
         ref = self.actor_ref
+        report = bool(write.then or write.node_id)
 
         def done(batch: EventBatch | None, err: SwarmError | None) -> None:
-            if err is not None:
-                ref.tell(Committed(batch, err))
+            if err is not None or report:
+                ref.tell(Committed(batch, err, write))
 
-        self.registry.tell("store", Transact(build, now, done))
+        self.registry.tell("store", Transact(write.build, clock.wall(), done))
 
-    def _send(self, node_id: str, method: str, body: dict[str, Any]) -> None:
-        self.bus.send(Envelope(self.registry.node_id, node_id, "agent", method, body))
+    def _send(self, out: Outgoing) -> None:
+        env = Envelope(self.registry.node_id, out.node_id, "agent", out.body, reply_to=out.reply_to)
+        self.bus.send(env)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyswarmkit.api.errors import SwarmError
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
+
+if TYPE_CHECKING:
+    from pyswarmkit.transport.bus import Envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +59,11 @@ class Committed:
 
 @dataclass(frozen=True, slots=True)
 class Deliver:
-    """A message from another node's (or this node's) actor, via the transport."""
+    """A message from another node's (or this node's) actor, via the transport,
+    decoded and checked; ``addr`` is the sender's address as its connection shows it."""
 
-    source: str
-    method: str
-    body: dict[str, Any]
+    envelope: Envelope
+    addr: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,42 @@
 """The worker's side: keep a session with the dispatcher, run what is assigned
-through the executor, and report every state a task reaches.
+through the executor, and report every state a task reaches until the
+dispatcher acknowledges it.
 
-Pure: the agent actor feeds it dispatcher messages, executor events and ticks,
-and carries out the effects it returns.
+Pure: the agent actor feeds it decoded dispatcher messages, executor events,
+monotonic ``now`` (for its timers) and wall time (for the statuses it
+records), and carries out the effects it returns. The protocol's rules are in
+``api/protocol.py``.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyswarmkit.api.objects import ContainerStatus, NodeDescription, Task, TaskStatus
+from pyswarmkit.api.protocol import (
+    Assignments,
+    AssignmentsRequest,
+    Body,
+    Error,
+    Heartbeat,
+    HeartbeatAck,
+    Message,
+    Register,
+    Registered,
+    StatusUpdate,
+    UpdateTaskStatus,
+    UpdateTaskStatusAck,
+)
 from pyswarmkit.api.states import TaskState
 
 # A registration with no answer is tried again after this long.
 REGISTER_RETRY = 2.0
+# A status report with no acknowledgement is sent again after this long.
+REPORT_RETRY = 2.0
+# A request for a full assignment set with no answer is repeated after this long.
+RESYNC_RETRY = 1.0
 HEARTBEAT_JITTER = 0.1
 
 
@@ -27,18 +48,10 @@ class Command:
     task: Task
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A message for the dispatcher."""
-
-    method: str
-    body: dict[str, Any]
-
-
 @dataclass(slots=True)
 class Effects:
     commands: list[Command] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
+    messages: list[Body] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -48,23 +61,34 @@ class Entry:
     started: bool = False
     stopping: bool = False
     pid: int = 0
-    # The last status reported, error and exit code included, to send again
+    # The last status reached, error and exit code included, to report again
     # whole when a new session starts.
     status: TaskStatus | None = None
 
 
 class Agent:
-    def __init__(self, description: NodeDescription, rng: random.Random, addr: str = "") -> None:
+    def __init__(self, description: NodeDescription, rng: random.Random) -> None:
         self.description = description
-        # The address managers should reach this node at, sent on registration.
-        self.addr = addr
         self.rng = rng
         self.session_id = ""
+        # Names this attempt to get a session; a new one after each lost session.
+        self.token = self._new_token()
         self.heartbeat_period = 5.0
         self.next_heartbeat = 0.0
         self.register_sent_at: float | None = None
         self.tasks: dict[str, Entry] = {}
-        self.reports: dict[str, TaskStatus] = {}
+        # Reports the dispatcher has not acknowledged: the newest per task.
+        self.pending: dict[str, TaskStatus] = {}
+        # Of those, the ones to send at the next tick; and when each was last sent.
+        self.unsent: set[str] = set()
+        self.sent_at: dict[str, float] = {}
+        self.next_resend = 0.0
+        # The assignment sequence held in this session (0: no set yet).
+        self.seq = 0
+        self.full_requested_at: float | None = None
+
+    def _new_token(self) -> int:
+        return self.rng.getrandbits(62) + 1
 
     # --- time ------------------------------------------------------------
 
@@ -73,19 +97,21 @@ class Agent:
         if not self.session_id:
             if self.register_sent_at is None or now - self.register_sent_at >= REGISTER_RETRY:
                 self.register_sent_at = now
-                fx.messages.append(
-                    Message("register", {"description": self.description, "addr": self.addr})
-                )
+                fx.messages.append(Register(self.token, self.description))
             return fx
         if now >= self.next_heartbeat:
             self._schedule_heartbeat(now)
-            fx.messages.append(Message("heartbeat", {"session_id": self.session_id}))
-        if self.reports:
-            updates = sorted(self.reports.items())
-            self.reports = {}
-            fx.messages.append(
-                Message("update_task_status", {"session_id": self.session_id, "updates": updates})
-            )
+            fx.messages.append(Heartbeat(self.session_id))
+        if now >= self.next_resend:
+            self.next_resend = now + REPORT_RETRY
+            due = now - REPORT_RETRY
+            self.unsent.update(t for t in self.pending if self.sent_at.get(t, -math.inf) <= due)
+        if self.unsent:
+            updates = tuple(StatusUpdate(t, self.pending[t]) for t in sorted(self.unsent))
+            for t in self.unsent:
+                self.sent_at[t] = now
+            self.unsent.clear()
+            fx.messages.append(UpdateTaskStatus(self.session_id, updates))
         return fx
 
     def _schedule_heartbeat(self, now: float) -> None:
@@ -94,39 +120,100 @@ class Agent:
 
     # --- dispatcher messages ---------------------------------------------------
 
-    def registered(self, session_id: str, heartbeat_period: float, now: float) -> None:
-        self.session_id = session_id
-        self.heartbeat_period = heartbeat_period
+    def receive(self, msg: Message, now: float, wall: float) -> Effects:
+        """One message from the dispatcher."""
+        if isinstance(msg, Registered):
+            self.registered(msg, now, wall)
+        elif isinstance(msg, HeartbeatAck):
+            return self.heartbeat_ack(msg, now)
+        elif isinstance(msg, Assignments):
+            return self.assignments(msg, now, wall)
+        elif isinstance(msg, UpdateTaskStatusAck):
+            self.acknowledged(msg)
+        elif isinstance(msg, Error):
+            self.refused(msg)
+        return Effects()
+
+    def registered(self, msg: Registered, now: float, wall: float) -> None:
+        if msg.token != self.token or msg.session_id == self.session_id:
+            return  # an answer to an older attempt, or a duplicate
+        self.session_id = msg.session_id
+        self._set_period(msg.heartbeat_period)
         self.register_sent_at = None
+        self.seq = 0
+        self.full_requested_at = None
         self._schedule_heartbeat(now)
         # A new session may follow a lost one: tell the dispatcher everything again.
         for tid, entry in self.tasks.items():
-            if tid not in self.reports:
-                self.reports[tid] = entry.status or self._status(entry, entry.state, "", now)
+            if tid not in self.pending:
+                self.pending[tid] = entry.status or self._status(entry, entry.state, "", wall)
+        self.unsent = set(self.pending)
+
+    def heartbeat_ack(self, msg: HeartbeatAck, now: float) -> Effects:
+        fx = Effects()
+        self._set_period(msg.heartbeat_period)
+        if self.session_id and msg.assignments_seq > self.seq:
+            self._request_full(now, fx)
+        return fx
+
+    def _set_period(self, period: float) -> None:
+        # A period that is not a positive number would stop heartbeats or spin.
+        if math.isfinite(period) and period > 0:
+            self.heartbeat_period = period
+
+    def acknowledged(self, msg: UpdateTaskStatusAck) -> None:
+        for ack in msg.acked:
+            status = self.pending.get(ack.task_id)
+            if status is not None and status.state <= ack.state:
+                self._forget_report(ack.task_id)
+
+    def refused(self, msg: Error) -> None:
+        if msg.code == "not_found" and self.session_id and msg.session_id == self.session_id:
+            self.session_lost()
 
     def session_lost(self) -> None:
         self.session_id = ""
+        self.token = self._new_token()
         self.register_sent_at = None
 
-    def assignments(
-        self, session_id: str, full: bool, tasks: list[Task], removed: list[str], now: float
-    ) -> Effects:
+    def assignments(self, msg: Assignments, now: float, wall: float) -> Effects:
         fx = Effects()
-        if session_id != self.session_id:
+        if msg.session_id != self.session_id or not self.session_id:
             return fx
-        if full:
-            keep = {t.id for t in tasks}
+        if msg.full:
+            if msg.results_in <= self.seq:
+                return fx  # older than what is held
+            keep = {t.id for t in msg.tasks}
             removed = [tid for tid in self.tasks if tid not in keep]
+            self.full_requested_at = None
+        elif msg.applies_to == self.seq:
+            removed = list(msg.removed)
+        elif msg.applies_to < self.seq:
+            return fx  # a duplicate or a late one: already applied or superseded
+        else:
+            self._request_full(now, fx)  # a set was lost
+            return fx
+        self.seq = msg.results_in
         for tid in removed:
             entry = self.tasks.pop(tid, None)
-            self.reports.pop(tid, None)
+            self._forget_report(tid)
             if entry is not None:
                 fx.commands.append(Command("remove", entry.task))
-        for task in tasks:
-            self._assign(task, now, fx)
+        for task in msg.tasks:
+            self._assign(task, wall, fx)
         return fx
 
-    def _assign(self, task: Task, now: float, fx: Effects) -> None:
+    def _request_full(self, now: float, fx: Effects) -> None:
+        if self.full_requested_at is None or now - self.full_requested_at >= RESYNC_RETRY:
+            self.full_requested_at = now
+            fx.messages.append(AssignmentsRequest(self.session_id))
+
+    def _forget_report(self, tid: str) -> None:
+        self.pending.pop(tid, None)
+        self.unsent.discard(tid)
+        self.sent_at.pop(tid, None)
+
+    def _assign(self, task: Task, wall: float, fx: Effects) -> None:
         entry = self.tasks.get(task.id)
         if entry is None:
             if task.status.state.terminal:
@@ -134,60 +221,72 @@ class Agent:
             entry = Entry(task, TaskState.ASSIGNED)
             self.tasks[task.id] = entry
             if task.desired_state <= TaskState.RUNNING:
-                self._move(entry, TaskState.ACCEPTED, "accepted", now)
-                self._move(entry, TaskState.PREPARING, "preparing", now)
+                self._move(entry, TaskState.ACCEPTED, "accepted", wall)
+                self._move(entry, TaskState.PREPARING, "preparing", wall)
                 fx.commands.append(Command("prepare", task))
         entry.task = task
         if task.desired_state > TaskState.RUNNING:
-            self._stop(entry, now, fx)
+            self._stop(entry, wall, fx)
+        else:
+            self._start_if_wanted(entry, wall, fx)
 
-    def _stop(self, entry: Entry, now: float, fx: Effects) -> None:
+    def _start_if_wanted(self, entry: Entry, wall: float, fx: Effects) -> None:
+        """Start a prepared task once the manager wants it running: a task may
+        wait prepared while its desired state is READY (e.g. a restart delay)."""
+        if (
+            entry.state == TaskState.READY
+            and not entry.started
+            and not entry.stopping
+            and entry.task.desired_state == TaskState.RUNNING
+        ):
+            entry.started = True
+            self._move(entry, TaskState.STARTING, "starting", wall)
+            fx.commands.append(Command("start", entry.task))
+
+    def _stop(self, entry: Entry, wall: float, fx: Effects) -> None:
         if entry.state.terminal or entry.stopping:
             return
         if entry.started:
             entry.stopping = True
             fx.commands.append(Command("shutdown", entry.task))
         else:
-            self._move(entry, TaskState.SHUTDOWN, "shutdown", now)
+            self._move(entry, TaskState.SHUTDOWN, "shutdown", wall)
 
     # --- executor events -------------------------------------------------------
 
-    def prepared(self, task_id: str, err: str, now: float) -> Effects:
+    def prepared(self, task_id: str, err: str, wall: float) -> Effects:
         fx = Effects()
         entry = self.tasks.get(task_id)
         if entry is None or entry.state.terminal:
             return fx
         if err:
-            self._move(entry, TaskState.REJECTED, "preparing failed", now, err)
+            self._move(entry, TaskState.REJECTED, "preparing failed", wall, err)
             return fx
-        self._move(entry, TaskState.READY, "prepared", now)
-        if entry.task.desired_state <= TaskState.RUNNING and not entry.stopping:
-            entry.started = True
-            self._move(entry, TaskState.STARTING, "starting", now)
-            fx.commands.append(Command("start", entry.task))
+        self._move(entry, TaskState.READY, "prepared", wall)
+        self._start_if_wanted(entry, wall, fx)
         return fx
 
-    def started(self, task_id: str, pid: int, err: str, now: float) -> None:
+    def started(self, task_id: str, pid: int, err: str, wall: float) -> None:
         entry = self.tasks.get(task_id)
         if entry is None or entry.state.terminal:
             return
         if err:
-            self._move(entry, TaskState.FAILED, "starting failed", now, err)
+            self._move(entry, TaskState.FAILED, "starting failed", wall, err)
             return
         entry.pid = pid
-        self._move(entry, TaskState.RUNNING, "started", now)
+        self._move(entry, TaskState.RUNNING, "started", wall)
 
-    def exited(self, task_id: str, exit_code: int, now: float) -> None:
+    def exited(self, task_id: str, exit_code: int, wall: float) -> None:
         entry = self.tasks.get(task_id)
         if entry is None or entry.state.terminal:
             return
         if entry.stopping:
-            self._move(entry, TaskState.SHUTDOWN, "shutdown", now, exit_code=exit_code)
+            self._move(entry, TaskState.SHUTDOWN, "shutdown", wall, exit_code=exit_code)
         elif exit_code == 0:
-            self._move(entry, TaskState.COMPLETE, "finished", now, exit_code=exit_code)
+            self._move(entry, TaskState.COMPLETE, "finished", wall, exit_code=exit_code)
         else:
             err = f"task: non-zero exit ({exit_code})"
-            self._move(entry, TaskState.FAILED, "failed", now, err, exit_code)
+            self._move(entry, TaskState.FAILED, "failed", wall, err, exit_code)
 
     # --- bookkeeping -------------------------------------------------------
 
@@ -196,12 +295,12 @@ class Agent:
         entry: Entry,
         state: TaskState,
         message: str,
-        now: float,
+        wall: float,
         err: str = "",
         exit_code: int = 0,
     ) -> TaskStatus:
         return TaskStatus(
-            timestamp=now,
+            timestamp=wall,
             state=state,
             message=message or entry.task.status.message,
             err=err,
@@ -213,12 +312,14 @@ class Agent:
         entry: Entry,
         state: TaskState,
         message: str,
-        now: float,
+        wall: float,
         err: str = "",
         exit_code: int = 0,
     ) -> None:
         if state <= entry.state:
             return
         entry.state = state
-        entry.status = self._status(entry, state, message, now, err, exit_code)
-        self.reports[entry.task.id] = entry.status
+        entry.status = self._status(entry, state, message, wall, err, exit_code)
+        tid = entry.task.id
+        self.pending[tid] = entry.status
+        self.unsent.add(tid)

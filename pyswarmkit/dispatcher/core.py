@@ -1,23 +1,50 @@
 """The manager's side of agent sessions: registration, heartbeats and their
-expiry, task status reports, and the assignments each node should hold.
+expiry, task status reports and their acknowledgements, and the numbered
+assignment sets each node should hold.
 
-Pure: the dispatcher actor feeds it agent messages, store events and ``now``,
-and carries out what it returns (store changes to propose, messages to send).
+Pure: the dispatcher actor feeds it decoded protocol messages, store events,
+monotonic ``now`` (for expiry) and wall time (for what it records), and carries
+out what it returns (store writes, messages to send).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyswarmkit.api.errors import InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Node, NodeDescription, NodeStatus, Task, TaskStatus, replace
+from pyswarmkit.api.objects import (
+    Cluster,
+    Node,
+    NodeDescription,
+    NodeStatus,
+    Task,
+    TaskStatus,
+    replace,
+)
+from pyswarmkit.api.protocol import (
+    Acked,
+    Assignments,
+    AssignmentsRequest,
+    Body,
+    Heartbeat,
+    HeartbeatAck,
+    Leave,
+    Message,
+    Register,
+    Registered,
+    UpdateTaskStatus,
+    UpdateTaskStatusAck,
+)
 from pyswarmkit.api.states import NodeState, TaskState
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 HEARTBEAT_GRACE_MULTIPLIER = 3
+DEFAULT_HEARTBEAT_PERIOD = 5.0
+
+UNKNOWN_MESSAGE = 'Node moved to "unknown" state due to leadership change in cluster'
+UNKNOWN_EXPIRED_MESSAGE = 'heartbeat failure for node in "unknown" state'
 
 
 @dataclass(slots=True)
@@ -25,31 +52,44 @@ class Session:
     node_id: str
     session_id: str
     last_seen: float
+    # The registration token that opened it: a duplicate register gets this session again.
+    token: int = 0
     # What the node was last told: task id -> (desired state, spec version).
     sent: dict[str, tuple[int, int]] = field(default_factory=dict)
     needs_full: bool = True
+    # The sequence the last assignment set sent results in.
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message for one node's agent."""
+    """A message for one node's agent; ``reply_to`` the id of the envelope it answers."""
 
     node_id: str
-    method: str
-    body: dict[str, Any]
+    body: Body
+    reply_to: int = 0
 
 
 Build = Callable[[MemoryStore], list[Change]]
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Changes to build from the newest store state (where the store is
+    written), the messages to send once they are committed, and whom to tell if
+    they are refused."""
+
+    build: Build
+    then: tuple[Outgoing, ...] = ()
+    node_id: str = ""
+    request: str = ""
+    session_id: str = ""
+
+
 @dataclass(slots=True)
 class Effects:
-    """What handling one agent message asks for: replies to send, and writes to
-    make against the newest store state (each ``build`` runs where the store is
-    written)."""
-
     replies: list[Outgoing] = field(default_factory=list)
-    writes: list[Build] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
 
 
 def assignable(task: Task) -> bool:
@@ -61,68 +101,126 @@ def assignable(task: Task) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, heartbeat_period: float = 5.0, id_gen: Callable[[], str] = new_id) -> None:
+    def __init__(
+        self,
+        heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD,
+        id_gen: Callable[[], str] = new_id,
+    ) -> None:
         self.heartbeat_period = heartbeat_period
         self.id_gen = id_gen
         self.sessions: dict[str, Session] = {}
+        # Nodes marked UNKNOWN when this dispatcher started, with when they expire.
+        self.unknown: dict[str, float] = {}
         self._dirty_nodes: set[str] = set()
+
+    @property
+    def grace(self) -> float:
+        return self.heartbeat_period * HEARTBEAT_GRACE_MULTIPLIER
+
+    # --- start ---------------------------------------------------------------
+
+    def start(self, store: MemoryStore, now: float) -> Effects:
+        """A newly started dispatcher knows no session: every node not already
+        DOWN becomes UNKNOWN, and DOWN if it does not register within the grace."""
+        fx = Effects()
+        cluster = first_cluster(store)
+        if cluster is not None:
+            self.heartbeat_period = cluster.spec.dispatcher.heartbeat_period
+        known = set(self.sessions)
+        for node in store.nodes():
+            if node.id not in known and node.status.state != NodeState.DOWN:
+                self.unknown[node.id] = now + self.grace
+        fx.writes.append(Write(lambda st: mark_unknown(st, known)))
+        return fx
 
     # --- agent requests ------------------------------------------------------
 
-    def handle(self, node_id: str, method: str, body: dict[str, Any], now: float) -> Effects:
-        """One message from a node's agent. Raises SwarmError for a request to
-        refuse (the caller answers with an error message), InvalidArgument for a
-        malformed one."""
+    def handle(
+        self, node_id: str, msg: Message, addr: str, now: float, reply_to: int = 0
+    ) -> Effects:
+        """One message from a node's agent, ``addr`` its address as the
+        connection shows it. Raises SwarmError for a request to refuse (the
+        caller answers with an Error message)."""
         fx = Effects()
-        try:
-            if method == "register":
-                self._on_register(node_id, body, now, fx)
-            elif method == "heartbeat":
-                period = self.heartbeat(node_id, str(body["session_id"]), now)
-                fx.replies.append(Outgoing(node_id, "heartbeat_ack", {"heartbeat_period": period}))
-            elif method == "update_task_status":
-                updates = [(str(tid), status) for tid, status in body["updates"]]
-                self.update_task_status(node_id, str(body["session_id"]), now)
-                fx.writes.append(lambda store: task_status_changes(store, node_id, updates))
-            elif method == "leave":
-                self.close_session(node_id)
-                fx.writes.append(lambda store: self.mark_down(store, [node_id], "node shut down"))
-            else:
-                raise InvalidArgument(f"unknown dispatcher method {method!r}")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidArgument(f"malformed {method} message: {exc}") from None
+        if isinstance(msg, Register):
+            self._on_register(node_id, msg, addr, now, reply_to, fx)
+        elif isinstance(msg, Heartbeat):
+            self.heartbeat(node_id, msg.session_id, now)
+            session = self.sessions[node_id]
+            beat = HeartbeatAck(self.heartbeat_period, session.seq)
+            fx.replies.append(Outgoing(node_id, beat, reply_to))
+        elif isinstance(msg, UpdateTaskStatus):
+            self.update_task_status(node_id, msg.session_id, now)
+            updates = [(u.task_id, u.status) for u in msg.updates]
+            acked = tuple(Acked(u.task_id, u.status.state) for u in msg.updates)
+            ack = Outgoing(node_id, UpdateTaskStatusAck(msg.session_id, acked), reply_to)
+            fx.writes.append(
+                Write(
+                    lambda store: task_status_changes(store, node_id, updates),
+                    (ack,),
+                    node_id,
+                    msg.kind,
+                    msg.session_id,
+                )
+            )
+        elif isinstance(msg, AssignmentsRequest):
+            session = self.session(node_id, msg.session_id)
+            session.last_seen = now
+            session.needs_full = True
+            self._dirty_nodes.add(node_id)
+        elif isinstance(msg, Leave):
+            self.session(node_id, msg.session_id)
+            self.close_session(node_id)
+            fx.writes.append(
+                Write(lambda store: self.mark_down(store, [node_id], "node shut down"))
+            )
+        else:
+            raise InvalidArgument(f"a dispatcher does not take {msg.kind} messages")
         return fx
 
-    def _on_register(self, node_id: str, body: dict[str, Any], now: float, fx: Effects) -> None:
-        description = body["description"]
-        if not isinstance(description, NodeDescription):
-            raise InvalidArgument("register needs a node description")
-        addr = str(body.get("addr", ""))
-        session_id = self.open_session(node_id, now)
-        fx.writes.append(lambda store: self.register(store, node_id, description, addr))
-        fx.replies.append(
-            Outgoing(
-                node_id,
-                "registered",
-                {"session_id": session_id, "heartbeat_period": self.heartbeat_period},
-            )
-        )
+    def _on_register(
+        self, node_id: str, msg: Register, addr: str, now: float, reply_to: int, fx: Effects
+    ) -> None:
+        session = self.sessions.get(node_id)
+        if session is not None and session.token == msg.token:
+            # A duplicate, or a retry whose answer was lost: the same session again.
+            session.last_seen = now
+            session.needs_full = True
+            self._dirty_nodes.add(node_id)
+        else:
+            session = self._open(node_id, now, msg.token)
+        self.unknown.pop(node_id, None)
+        description = msg.description
+        fx.writes.append(Write(lambda store: self.register(store, node_id, description, addr)))
+        reply = Registered(msg.token, session.session_id, self.heartbeat_period)
+        fx.replies.append(Outgoing(node_id, reply, reply_to))
 
     def tick(self, store: MemoryStore, now: float) -> Effects:
-        """Expire silent sessions and send each node what changed in its assignments."""
+        """Expire silent sessions and UNKNOWN nodes, and send each node what
+        changed in its assignments."""
         fx = Effects()
         expired = self.expire(now)
         if expired:
-            fx.writes.append(lambda st: self.mark_down(st, expired, "heartbeat failure"))
+            fx.writes.append(Write(lambda st: self.mark_down(st, expired, "heartbeat failure")))
+        lapsed = [n for n, deadline in self.unknown.items() if now > deadline]
+        if lapsed:
+            for node_id in lapsed:
+                del self.unknown[node_id]
+            fx.writes.append(
+                Write(lambda st: mark_unknown_down(st, lapsed, UNKNOWN_EXPIRED_MESSAGE))
+            )
         fx.replies.extend(self.assignments(store))
         return fx
 
     def open_session(self, node_id: str, now: float) -> str:
         """A new session for the node, replacing any older one; returns its id."""
-        session = Session(node_id, self.id_gen(), now)
+        return self._open(node_id, now, 0).session_id
+
+    def _open(self, node_id: str, now: float, token: int) -> Session:
+        session = Session(node_id, self.id_gen(), now, token)
         self.sessions[node_id] = session
         self._dirty_nodes.add(node_id)
-        return session.session_id
+        return session
 
     def close_session(self, node_id: str) -> None:
         self.sessions.pop(node_id, None)
@@ -131,7 +229,8 @@ class Dispatcher:
     def register(
         store: MemoryStore, node_id: str, description: NodeDescription, addr: str
     ) -> list[Change]:
-        """Changes recording a node's registration: its description, and READY."""
+        """Changes recording a node's registration: its description, the
+        address its connection came from, and READY."""
         status = NodeStatus(state=NodeState.READY, addr=addr)
         node = store.get_node(node_id)
         if node is None:
@@ -157,6 +256,9 @@ class Dispatcher:
 
     def observe(self, batch: EventBatch) -> None:
         for ev in batch.events:
+            if ev.kind == "cluster" and isinstance(ev.obj, Cluster):
+                self.heartbeat_period = ev.obj.spec.dispatcher.heartbeat_period
+                continue
             if ev.kind != "task":
                 continue
             for t in (ev.obj, ev.old):
@@ -165,7 +267,7 @@ class Dispatcher:
 
     def expire(self, now: float) -> list[str]:
         """Close sessions silent for longer than the grace; returns their nodes."""
-        grace = self.heartbeat_period * HEARTBEAT_GRACE_MULTIPLIER
+        grace = self.grace
         expired = [n for n, s in self.sessions.items() if now - s.last_seen > grace]
         for node_id in expired:
             del self.sessions[node_id]
@@ -182,7 +284,8 @@ class Dispatcher:
         return changes
 
     def assignments(self, store: MemoryStore) -> list[Outgoing]:
-        """For each node whose tasks changed: the difference from what it was last told."""
+        """For each node whose tasks changed: a full set when it needs one, else
+        the difference from what it was last told, numbered so a lost set shows."""
         out: list[Outgoing] = []
         for node_id in sorted(self._dirty_nodes):
             session = self.sessions.get(node_id)
@@ -196,24 +299,51 @@ class Dispatcher:
             ]
             removed = [tid for tid in session.sent if tid not in current]
             if session.needs_full or changed or removed:
-                out.append(
-                    Outgoing(
-                        node_id,
-                        "assignments",
-                        {
-                            "session_id": session.session_id,
-                            "full": session.needs_full,
-                            "tasks": changed if not session.needs_full else list(current.values()),
-                            "removed": removed,
-                        },
-                    )
+                full = session.needs_full
+                tasks = tuple(current.values()) if full else tuple(changed)
+                msg = Assignments(
+                    session.session_id,
+                    full,
+                    0 if full else session.seq,
+                    session.seq + 1,
+                    tasks,
+                    () if full else tuple(removed),
                 )
+                out.append(Outgoing(node_id, msg))
+                session.seq += 1
                 session.needs_full = False
                 session.sent = {
                     t.id: (int(t.desired_state), t.spec_version) for t in current.values()
                 }
         self._dirty_nodes.clear()
         return out
+
+
+def first_cluster(store: MemoryStore) -> Cluster | None:
+    clusters = store.clusters()
+    return clusters[0] if clusters else None
+
+
+def mark_unknown(store: MemoryStore, keep: set[str]) -> list[Change]:
+    """Every node but those in ``keep`` and those already DOWN becomes UNKNOWN."""
+    changes: list[Change] = []
+    for node in store.nodes():
+        if node.id in keep or node.status.state in (NodeState.DOWN, NodeState.UNKNOWN):
+            continue
+        status = replace(node.status, state=NodeState.UNKNOWN, message=UNKNOWN_MESSAGE)
+        changes.append(Change("update", replace(node, status=status)))
+    return changes
+
+
+def mark_unknown_down(store: MemoryStore, node_ids: Iterable[str], message: str) -> list[Change]:
+    """Nodes still UNKNOWN become DOWN; one that registered meanwhile is left alone."""
+    changes: list[Change] = []
+    for node_id in node_ids:
+        node = store.get_node(node_id)
+        if node is not None and node.status.state == NodeState.UNKNOWN:
+            status = replace(node.status, state=NodeState.DOWN, message=message)
+            changes.append(Change("update", replace(node, status=status)))
+    return changes
 
 
 def task_status_changes(

@@ -139,11 +139,6 @@ def test_no_node_goes_down_when_the_wall_clock_jumps(
             time.sleep(0.02)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="until the typed-protocol agent lands, the agent starts a restart desired READY "
-    "at once instead of waiting for desired RUNNING",
-)
 def test_a_restart_delay_takes_its_seconds_across_jumps(
     swarm: tuple[SwarmNode, SwarmNode, ControlClient], wall: WallClock
 ) -> None:

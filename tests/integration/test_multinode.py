@@ -1,29 +1,46 @@
 """A manager and two workers in one process, talking over the LocalBus: spread,
-drain, a worker leaving, and a worker going silent (heartbeat failure)."""
+drain, a worker leaving, a worker going silent (heartbeat failure), a
+restarted dispatcher, hostile messages, and a bus that loses, duplicates and
+reorders."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 from helpers import wait_until
 
+from pyswarmkit.actors.base import GuardedActor
+from pyswarmkit.actors.dispatcher import DispatcherActor
+from pyswarmkit.actors.messages import Deliver
+from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.objects import (
     Annotations,
     ContainerSpec,
+    Node,
+    NodeDescription,
+    NodeStatus,
+    Resources,
     ServiceMode,
     ServiceSpec,
     TaskSpec,
     replace,
 )
+from pyswarmkit.api.protocol import PROTOCOL_VERSION, Register, Registered
 from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
+from pyswarmkit.dispatcher.core import UNKNOWN_EXPIRED_MESSAGE, UNKNOWN_MESSAGE
 from pyswarmkit.node import NodeConfig, SwarmNode
+from pyswarmkit.store import Change
 from pyswarmkit.ticker import Ticker
-from pyswarmkit.transport.bus import LocalBus
+from pyswarmkit.transport.bus import Envelope, LocalBus
 from pyswarmkit.transport.control import ControlClient
 
 pytestmark = pytest.mark.integration
@@ -31,9 +48,37 @@ pytestmark = pytest.mark.integration
 HEARTBEAT = 0.3
 
 
+class LossyBus(LocalBus):
+    """Loses, duplicates and holds back (so reorders) messages, from one seed."""
+
+    def __init__(self, seed: int, drop: float = 0.2, dup: float = 0.1, hold: float = 0.2) -> None:
+        super().__init__()
+        self.rng = random.Random(seed)
+        self.drop, self.dup, self.hold = drop, dup, hold
+        self.held: list[Envelope] = []
+        self.lost = 0
+        self._rng_lock = threading.Lock()
+
+    def send(self, envelope: Envelope) -> bool:
+        with self._rng_lock:
+            if self.rng.random() < self.drop:
+                self.lost += 1
+                return True
+            copies = 2 if self.rng.random() < self.dup else 1
+            if self.rng.random() < self.hold:
+                self.held.append(envelope)
+                return True
+            release, self.held = self.held, []
+        for _ in range(copies):
+            super().send(envelope)
+        for env in release:  # behind a message sent after them
+            super().send(env)
+        return True
+
+
 class Swarm:
-    def __init__(self, tmp: Path) -> None:
-        self.bus = LocalBus()
+    def __init__(self, tmp: Path, bus: LocalBus | None = None) -> None:
+        self.bus = bus or LocalBus()
         self.manager = SwarmNode(self._config(tmp, "node-1", control=str(tmp / "s.sock")), self.bus)
         self.manager.start()
         self.workers: dict[str, SwarmNode] = {}
@@ -78,6 +123,17 @@ class Swarm:
         )
         self.client.call("service.create", {"spec": spec})
 
+    def scale(self, name: str, replicas: int) -> None:
+        (service,) = [s for s in self.store.services() if s.name == name]
+        spec = replace(service.spec, mode=ServiceMode(replicas=replicas))
+        self.client.call(
+            "service.update", {"ref": service.id, "version": service.meta.version, "spec": spec}
+        )
+
+    def node(self, name: str) -> Node:
+        (node,) = [n for n in self.store.nodes() if n.name == name]
+        return node
+
     def stop(self) -> None:
         self.client.close()
         for w in self.workers.values():
@@ -86,14 +142,19 @@ class Swarm:
 
 
 @pytest.fixture
-def swarm() -> Iterator[Swarm]:
-    tmp = Path(tempfile.mkdtemp(prefix="swk-"))
+def tmp() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="swk-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def swarm(tmp: Path) -> Iterator[Swarm]:
     s = Swarm(tmp)
     try:
         yield s
     finally:
         s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_spread_drain_and_activate(swarm: Swarm) -> None:
@@ -172,3 +233,111 @@ def test_a_silent_worker_is_marked_down_and_comes_back(swarm: Swarm) -> None:
         ),
         what="its old task stopped",
     )
+
+
+def test_every_node_answers_to_a_restarted_dispatcher_or_goes_down(swarm: Swarm) -> None:
+    """A new dispatcher (as after a leadership change) marks every node it has no
+    session for UNKNOWN; those that register are READY again, a node that never
+    talks to it is DOWN after the grace."""
+    ghost = Node(id="ghost", status=NodeStatus(state=NodeState.READY, addr="10.0.0.9"))
+    swarm.manager.write([Change("create", ghost)])
+    registry = swarm.manager.registry
+    old = registry.remove("dispatcher")
+    assert old is not None
+    old.stop()
+    seen: list[tuple[NodeState, str]] = []
+    cancel = swarm.store.watch(
+        lambda batch: seen.extend(
+            (e.obj.status.state, e.obj.status.message)
+            for e in batch.events
+            if isinstance(e.obj, Node) and e.obj.id == "ghost"
+        )
+    )
+    try:
+        registry.add("dispatcher", DispatcherActor.start(registry, swarm.store, swarm.bus))
+        wait_until(lambda: (NodeState.UNKNOWN, UNKNOWN_MESSAGE) in seen, what="ghost UNKNOWN")
+        wait_until(
+            lambda: (
+                swarm.store.get_node("ghost").status  # type: ignore[union-attr]
+                == NodeStatus(NodeState.DOWN, UNKNOWN_EXPIRED_MESSAGE, "10.0.0.9")
+            ),
+            what="ghost DOWN after the grace",
+        )
+    finally:
+        cancel()
+    wait_until(lambda: swarm.ready_nodes() == 3, what="the real nodes READY again")
+
+
+class Inbox(GuardedActor):
+    name = "agent"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: list[Any] = []
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Deliver):
+            self.got.append(message.envelope.body)
+        return list(self.got)
+
+
+def test_bad_input_is_refused_at_the_bus_and_the_address_is_the_connections(
+    swarm: Swarm,
+) -> None:
+    manager = swarm.manager.node_id
+    stranger = Registry("stranger")
+    inbox = Inbox.start()
+    stranger.add("agent", inbox)
+    swarm.bus.attach(stranger, addr="10.0.0.7")
+    try:
+        # A register whose description has a string for a number: refused where it
+        # arrives, once, and counted; the dispatcher never sees it.
+        lots = NodeDescription(hostname="x", resources=Resources(nano_cpus="lots"))  # type: ignore[arg-type]
+        bad = Envelope("stranger", manager, "dispatcher", Register(1, lots))
+        assert not swarm.bus.send(bad)
+        assert swarm.bus.refused == 1
+        # A register claiming an address of its own in an extra field: the field is
+        # ignored, the node gets the address its connection shows.
+        desc = msgspec.to_builtins(NodeDescription(hostname="stranger"))
+        body = [Register.__struct_config__.tag, 2, desc, "10.9.9.9"]
+        wire = [PROTOCOL_VERSION, 1, 0, "stranger", manager, "dispatcher", 5.0, body]
+        assert swarm.bus.deliver(msgspec.msgpack.encode(wire), "stranger")
+        wait_until(lambda: swarm.store.get_node("stranger"), what="stranger registered")
+        node = swarm.store.get_node("stranger")
+        assert node is not None
+        assert (node.status.state, node.status.addr) == (NodeState.READY, "10.0.0.7")
+        wait_until(
+            lambda: any(isinstance(b, Registered) for b in inbox.ask("inbox")),
+            what="registered answer",
+        )
+        # The dispatcher carried on, and the others' nodes kept their bus addresses.
+        swarm.create("after", 3)
+        wait_until(lambda: sum(swarm.running_by_node().values()) == 3, what="3 running")
+        assert swarm.node("node-2").status.addr == "127.0.0.1"
+    finally:
+        swarm.bus.detach("stranger")
+        inbox.stop()
+
+
+def test_a_lossy_bus_still_converges(tmp: Path) -> None:
+    """Real actors over a bus that loses 20%, duplicates 10% and reorders 20%
+    of messages: services still reach their replicas and scale down cleanly."""
+    bus = LossyBus(seed=7)
+    s = Swarm(tmp, bus)
+    try:
+        s.create("web", 6)
+        wait_until(lambda: sum(s.running_by_node().values()) == 6, timeout=60, what="6 running")
+        s.scale("web", 2)
+
+        def settled() -> bool:
+            live = [t for t in s.store.tasks() if t.status.state <= TaskState.RUNNING]
+            return sum(s.running_by_node().values()) == 2 and all(
+                t.desired_state == TaskState.RUNNING and t.status.state == TaskState.RUNNING
+                for t in live
+            )
+
+        wait_until(settled, timeout=60, what="2 running and every other task stopped")
+        assert bus.lost > 0
+        wait_until(lambda: s.ready_nodes() == 3, what="every node READY")
+    finally:
+        s.stop()

@@ -6,8 +6,20 @@ import random
 
 import pytest
 
-from pyswarmkit.agent.core import REGISTER_RETRY, Agent, Command, Effects, Message
+from pyswarmkit.agent.core import REGISTER_RETRY, REPORT_RETRY, Agent, Command, Effects
 from pyswarmkit.api.objects import NodeDescription, Task, TaskStatus, replace
+from pyswarmkit.api.protocol import (
+    Acked,
+    Assignments,
+    AssignmentsRequest,
+    Error,
+    Heartbeat,
+    HeartbeatAck,
+    Register,
+    Registered,
+    UpdateTaskStatus,
+    UpdateTaskStatusAck,
+)
 from pyswarmkit.api.states import TaskState
 
 pytestmark = pytest.mark.unit
@@ -19,10 +31,10 @@ def agent() -> Agent:
     return Agent(DESC, random.Random(0))
 
 
-def connected(now: float = 0.0, period: float = 5.0) -> Agent:
+def connected(now: float = 0.0, period: float = 5.0, sid: str = "s1") -> Agent:
     a = agent()
     a.tick(now)
-    a.registered("s1", period, now)
+    a.registered(Registered(a.token, sid, period), now, now)
     return a
 
 
@@ -36,13 +48,16 @@ def task(tid: str = "t1", desired: TaskState = TaskState.RUNNING) -> Task:
 
 
 def assign(a: Agent, *tasks: Task, now: float = 1.0, full: bool = False) -> Effects:
-    return a.assignments(a.session_id, full, list(tasks), [], now)
+    """The next set in sequence."""
+    applies_to = 0 if full else a.seq
+    msg = Assignments(a.session_id, full, applies_to, a.seq + 1, tuple(tasks), ())
+    return a.assignments(msg, now, now)
 
 
 def reports(fx: Effects) -> dict[str, TaskStatus]:
-    msgs = [m for m in fx.messages if m.method == "update_task_status"]
+    msgs = [m for m in fx.messages if isinstance(m, UpdateTaskStatus)]
     assert len(msgs) <= 1, "reports go out once per tick"
-    return dict(msgs[0].body["updates"]) if msgs else {}
+    return {u.task_id: u.status for u in msgs[0].updates} if msgs else {}
 
 
 def states(fx: Effects) -> dict[str, TaskState]:
@@ -53,11 +68,23 @@ def ops(fx: Effects) -> list[tuple[str, str]]:
     return [(c.op, c.task.id) for c in fx.commands]
 
 
+def kinds(fx: Effects) -> list[str]:
+    return [m.kind for m in fx.messages]
+
+
+def ack(a: Agent, fx: Effects) -> None:
+    """The dispatcher acknowledges every report in ``fx``."""
+    for m in fx.messages:
+        if isinstance(m, UpdateTaskStatus):
+            acked = tuple(Acked(u.task_id, u.status.state) for u in m.updates)
+            a.acknowledged(UpdateTaskStatusAck(m.session_id, acked))
+
+
 def running(a: Agent, tid: str = "t1", pid: int = 42) -> None:
     assign(a, task(tid))
     a.prepared(tid, "", 2.0)
     a.started(tid, pid, "", 3.0)
-    a.tick(3.0)
+    ack(a, a.tick(3.0))
 
 
 # --- session ---------------------------------------------------------------------
@@ -66,11 +93,11 @@ def running(a: Agent, tid: str = "t1", pid: int = 42) -> None:
 def test_before_a_session_the_agent_registers_and_retries() -> None:
     a = agent()
     first = a.tick(0.0)
-    assert first.messages == [Message("register", {"description": DESC, "addr": ""})]
+    assert first.messages == [Register(a.token, DESC)]
     assert first.commands == []
     assert a.tick(1.0).messages == []
     assert a.tick(REGISTER_RETRY - 0.01).messages == []
-    assert [m.method for m in a.tick(REGISTER_RETRY).messages] == ["register"]
+    assert kinds(a.tick(REGISTER_RETRY)) == ["register"]
     assert a.tick(REGISTER_RETRY + 1.0).messages == []
 
 
@@ -80,8 +107,7 @@ def test_after_registering_the_agent_heartbeats_at_about_the_period() -> None:
     for i in range(1, 1001):
         now = i / 10
         for m in a.tick(now).messages:
-            assert m.method == "heartbeat", "no more registering once a session is open"
-            assert m.body == {"session_id": "s1"}
+            assert m == Heartbeat("s1"), "no more registering once a session is open"
             beats.append(now)
     gaps = [b - a for a, b in zip([0.0, *beats], beats, strict=False)]
     assert all(4.5 - 1e-9 <= g <= 5.6 + 1e-9 for g in gaps), gaps
@@ -99,7 +125,7 @@ def test_the_period_comes_from_the_dispatcher() -> None:
 def test_a_lost_session_registers_again_at_once() -> None:
     a = connected(now=0.0)
     a.session_lost()
-    assert [m.method for m in a.tick(0.5).messages] == ["register"]
+    assert kinds(a.tick(0.5)) == ["register"]
 
 
 # --- a task's life ----------------------------------------------------------------
@@ -110,7 +136,9 @@ def test_a_new_task_is_accepted_and_prepared() -> None:
     fx = assign(a, task())
     assert ops(fx) == [("prepare", "t1")]
     assert fx.commands[0].task == task()
-    assert states(a.tick(1.0)) == {"t1": TaskState.PREPARING}
+    fx = a.tick(1.0)
+    assert states(fx) == {"t1": TaskState.PREPARING}
+    ack(a, fx)
     assert reports(a.tick(1.1)) == {}
 
 
@@ -210,10 +238,10 @@ def test_reports_are_batched_per_tick() -> None:
     assign(a, task("t2"), task("t1"))
     a.prepared("t1", "", 1.5)
     fx = a.tick(2.0)
-    msgs = [m for m in fx.messages if m.method == "update_task_status"]
+    msgs = [m for m in fx.messages if isinstance(m, UpdateTaskStatus)]
     assert len(msgs) == 1
-    assert msgs[0].body["session_id"] == "s1"
-    assert [tid for tid, _ in msgs[0].body["updates"]] == ["t1", "t2"]
+    assert msgs[0].session_id == "s1"
+    assert [u.task_id for u in msgs[0].updates] == ["t1", "t2"]
     assert states(fx) == {"t1": TaskState.STARTING, "t2": TaskState.PREPARING}
     assert reports(a.tick(2.1)) == {}
 
@@ -253,14 +281,14 @@ def test_a_full_set_removes_tasks_it_does_not_list() -> None:
 def test_removed_tasks_are_removed() -> None:
     a = connected()
     assign(a, task("t1"), task("t2"))
-    fx = a.assignments("s1", False, [], ["t2", "unknown"], 1.0)
+    fx = a.assignments(Assignments("s1", False, a.seq, a.seq + 1, (), ("t2", "unknown")), 1.0, 1.0)
     assert ops(fx) == [("remove", "t2")]
     assert set(a.tasks) == {"t1"}
 
 
 def test_assignments_for_another_session_are_ignored() -> None:
     a = connected()
-    fx = a.assignments("old-session", True, [task()], [], 1.0)
+    fx = a.assignments(Assignments("old-session", True, 0, 9, (task(),)), 1.0, 1.0)
     assert fx == Effects()
     assert a.tasks == {}
 
@@ -271,11 +299,11 @@ def test_reregistering_reports_every_task_again() -> None:
     assign(a, task("t2"))
     a.tick(4.0)
     a.session_lost()
-    assert [m.method for m in a.tick(5.0).messages] == ["register"]
-    a.registered("s2", 5.0, 5.0)
+    assert kinds(a.tick(5.0)) == ["register"]
+    a.registered(Registered(a.token, "s2", 5.0), 5.0, 5.0)
     fx = a.tick(5.0)
-    msgs = [m for m in fx.messages if m.method == "update_task_status"]
-    assert msgs[0].body["session_id"] == "s2"
+    msgs = [m for m in fx.messages if isinstance(m, UpdateTaskStatus)]
+    assert msgs[0].session_id == "s2"
     assert states(fx) == {"t1": TaskState.RUNNING, "t2": TaskState.PREPARING}
     assert reports(fx)["t1"].container.pid == 42
 
@@ -286,7 +314,7 @@ def test_reregistering_keeps_the_error_of_an_unsent_failure() -> None:
     a.exited("t1", 1, 6.0)
     a.session_lost()  # the report above never went out
     a.tick(6.5)
-    a.registered("s2", 5.0, 7.0)
+    a.registered(Registered(a.token, "s2", 5.0), 7.0, 7.0)
     report = reports(a.tick(7.0))["t1"]
     assert report.state == TaskState.FAILED
     assert (report.err, report.container.exit_code) == ("task: non-zero exit (1)", 1)
@@ -299,3 +327,131 @@ def test_commands_carry_the_newest_task() -> None:
     assign(a, newer)
     fx = a.prepared("t1", "", 2.0)
     assert fx.commands == [Command("start", newer)]
+
+
+# --- acknowledgements --------------------------------------------------------------------
+
+
+def test_a_report_is_sent_again_until_acknowledged() -> None:
+    a = connected()
+    assign(a, task())
+    assert states(a.tick(1.0)) == {"t1": TaskState.PREPARING}
+    assert reports(a.tick(1.0 + REPORT_RETRY / 2)) == {}
+    again = a.tick(1.0 + REPORT_RETRY + 0.1)
+    assert states(again) == {"t1": TaskState.PREPARING}
+    ack(a, again)
+    assert a.pending == {}
+    assert reports(a.tick(10.0)) == {}
+
+
+def test_an_ack_of_an_older_state_keeps_the_newer_report() -> None:
+    a = connected()
+    assign(a, task())
+    first = a.tick(1.0)
+    a.prepared("t1", "", 1.5)
+    ack(a, first)  # acknowledges PREPARING; STARTING is not yet acknowledged
+    assert states(a.tick(1.6)) == {"t1": TaskState.STARTING}
+    assert a.pending["t1"].state == TaskState.STARTING
+    a.acknowledged(UpdateTaskStatusAck("s1", (Acked("t1", TaskState.RUNNING),)))
+    assert a.pending == {}
+
+
+def test_unacknowledged_reports_go_out_again_on_a_new_session() -> None:
+    a = connected()
+    assign(a, task("t1"), task("t2"))
+    fx = a.tick(1.0)
+    a.acknowledged(UpdateTaskStatusAck("s1", (Acked("t1", TaskState.PREPARING),)))
+    a.refused(Error("not_found", "session invalid: register again", "heartbeat", "s1"))
+    assert kinds(a.tick(1.1)) == ["register"]
+    assert states(fx) == {"t1": TaskState.PREPARING, "t2": TaskState.PREPARING}
+    a.registered(Registered(a.token, "s2", 5.0), 1.2, 1.2)
+    # Everything again on a new session: the new dispatcher may have lost state.
+    assert set(states(a.tick(1.2))) == {"t1", "t2"}
+
+
+def test_an_error_about_another_session_does_not_drop_this_one() -> None:
+    a = connected()
+    a.refused(Error("not_found", "session invalid: register again", "heartbeat", "s0"))
+    assert a.session_id == "s1"
+    a.refused(Error("invalid_argument", "bad", "update_task_status", "s1"))
+    assert a.session_id == "s1"
+
+
+# --- registration ---------------------------------------------------------------------
+
+
+def test_only_the_answer_to_the_current_attempt_opens_a_session() -> None:
+    a = agent()
+    a.tick(0.0)
+    old_token = a.token
+    a.registered(Registered(old_token + 1, "stranger", 5.0), 0.1, 0.1)
+    assert a.session_id == ""
+    a.registered(Registered(old_token, "s1", 5.0), 0.2, 0.2)
+    assert a.session_id == "s1"
+    a.session_lost()
+    assert a.token != old_token
+    a.registered(Registered(old_token, "s1", 5.0), 0.3, 0.3)  # late duplicate
+    assert a.session_id == ""
+
+
+def test_a_heartbeat_period_that_is_not_a_positive_number_is_ignored() -> None:
+    a = connected(period=2.0)
+    for bad in (float("nan"), 0.0, -1.0, float("inf")):
+        a.heartbeat_ack(HeartbeatAck(bad, 0), 1.0)
+        assert a.heartbeat_period == 2.0
+
+
+# --- assignment sequence -----------------------------------------------------------------
+
+
+def test_sets_apply_in_sequence_and_a_gap_asks_for_a_full_set() -> None:
+    a = connected()
+    assign(a, task("t1"), full=True)
+    assert a.seq == 1
+    # Applies to 2, but this agent holds 1: the set for 1 -> 2 was lost.
+    gap = a.assignments(Assignments("s1", False, 2, 3, (task("t3"),)), 2.0, 2.0)
+    assert ops(gap) == []
+    assert gap.messages == [AssignmentsRequest("s1")]
+    assert "t3" not in a.tasks
+    # Asked once; not again at once.
+    assert a.assignments(Assignments("s1", False, 2, 3, (task("t3"),)), 2.1, 2.1).messages == []
+    full = a.assignments(Assignments("s1", True, 0, 4, (task("t1"), task("t3"))), 2.2, 2.2)
+    assert ops(full) == [("prepare", "t3")]
+    assert a.seq == 4
+    # A late full set and a late incremental one change nothing.
+    stale_full = Assignments("s1", True, 0, 2, ())
+    stale_inc = Assignments("s1", False, 1, 2, (), ("t1",))
+    assert a.assignments(stale_full, 3.0, 3.0) == Effects()
+    assert a.assignments(stale_inc, 3.0, 3.0) == Effects()
+    assert set(a.tasks) == {"t1", "t3"}
+
+
+def test_a_heartbeat_ack_naming_a_newer_set_asks_for_a_full_set() -> None:
+    a = connected()
+    assign(a, task("t1"), full=True)
+    assert a.heartbeat_ack(HeartbeatAck(5.0, 1), 1.0).messages == []
+    assert a.heartbeat_ack(HeartbeatAck(5.0, 2), 1.0).messages == [AssignmentsRequest("s1")]
+
+
+# --- desired state READY --------------------------------------------------------------------
+
+
+def test_a_task_desired_ready_is_prepared_but_started_only_when_desired_running() -> None:
+    a = connected()
+    waiting = task(desired=TaskState.READY)
+    assert ops(assign(a, waiting)) == [("prepare", "t1")]
+    assert ops(a.prepared("t1", "", 2.0)) == []
+    assert a.tasks["t1"].state == TaskState.READY
+    assert ops(assign(a, waiting, now=3.0)) == []
+    fx = assign(a, task(desired=TaskState.RUNNING), now=4.0)
+    assert ops(fx) == [("start", "t1")]
+    assert states(a.tick(4.0)) == {"t1": TaskState.STARTING}
+    # Told to run again: not a second start.
+    assert ops(assign(a, task(desired=TaskState.RUNNING), now=5.0)) == []
+
+
+def test_a_task_desired_running_before_it_is_prepared_starts_when_prepared() -> None:
+    a = connected()
+    assign(a, task(desired=TaskState.READY))
+    assign(a, task(desired=TaskState.RUNNING), now=1.5)
+    assert ops(a.prepared("t1", "", 2.0)) == [("start", "t1")]

@@ -10,6 +10,9 @@ import pytest
 
 from pyswarmkit.api.errors import InvalidArgument, NotFound
 from pyswarmkit.api.objects import (
+    Cluster,
+    ClusterSpec,
+    DispatcherConfig,
     ManagerStatus,
     Node,
     NodeDescription,
@@ -19,8 +22,28 @@ from pyswarmkit.api.objects import (
     TaskStatus,
     replace,
 )
+from pyswarmkit.api.protocol import (
+    Acked,
+    Assignments,
+    AssignmentsRequest,
+    Heartbeat,
+    HeartbeatAck,
+    Leave,
+    Register,
+    Registered,
+    StatusUpdate,
+    UpdateTaskStatus,
+    UpdateTaskStatusAck,
+)
 from pyswarmkit.api.states import NodeRole, NodeState, Reachability, TaskState
-from pyswarmkit.dispatcher.core import Dispatcher, Outgoing, assignable, task_status_changes
+from pyswarmkit.dispatcher.core import (
+    UNKNOWN_EXPIRED_MESSAGE,
+    UNKNOWN_MESSAGE,
+    Dispatcher,
+    Outgoing,
+    assignable,
+    task_status_changes,
+)
 from pyswarmkit.store import Change, EventBatch, MemoryStore
 
 pytestmark = pytest.mark.unit
@@ -274,7 +297,14 @@ class Harness:
 
 
 def _ids(msg: Outgoing) -> tuple[list[str], list[str]]:
-    return sorted(t.id for t in msg.body["tasks"]), sorted(msg.body["removed"])
+    body = msg.body
+    assert isinstance(body, Assignments)
+    return sorted(t.id for t in body.tasks), sorted(body.removed)
+
+
+def _body(msg: Outgoing) -> Assignments:
+    assert isinstance(msg.body, Assignments)
+    return msg.body
 
 
 def test_a_new_session_gets_a_full_set_first() -> None:
@@ -290,16 +320,16 @@ def test_a_new_session_gets_a_full_set_first() -> None:
     out = c.send()
     assert len(out) == 1
     msg = out[0]
-    assert (msg.node_id, msg.method) == ("n1", "assignments")
-    assert msg.body["session_id"] == c.sid
-    assert msg.body["full"] is True
+    assert msg.node_id == "n1"
+    assert _body(msg).session_id == c.sid
+    assert _body(msg).full is True
     assert _ids(msg) == (["t1", "t2"], [])
 
 
 def test_a_node_with_no_tasks_still_gets_an_empty_full_set() -> None:
     c = Harness()
     out = c.send()
-    assert [(m.body["full"], m.body["tasks"], m.body["removed"]) for m in out] == [(True, [], [])]
+    assert [(_body(m).full, _body(m).tasks, _body(m).removed) for m in out] == [(True, (), ())]
 
 
 def test_after_the_full_set_only_differences_are_sent() -> None:
@@ -315,9 +345,9 @@ def test_after_the_full_set_only_differences_are_sent() -> None:
     c.set("t1", desired_state=TaskState.SHUTDOWN)
     c.write([Change("create", placed("t3"))])
     (msg,) = c.send()
-    assert msg.body["full"] is False
+    assert _body(msg).full is False
     assert _ids(msg) == (["t1", "t3"], [])
-    assert [t.desired_state for t in msg.body["tasks"] if t.id == "t1"] == [TaskState.SHUTDOWN]
+    assert [t.desired_state for t in _body(msg).tasks if t.id == "t1"] == [TaskState.SHUTDOWN]
 
     c.set("t2", spec_version=2)
     (msg,) = c.send()
@@ -356,7 +386,7 @@ def test_a_task_moved_to_another_node_leaves_the_first() -> None:
     c.set("t1", node_id="n2")
     out = {m.node_id: m for m in c.send()}
     assert _ids(out["n1"]) == ([], ["t1"])
-    assert out["n2"].body["session_id"] == sid2
+    assert _body(out["n2"]).session_id == sid2
     assert _ids(out["n2"]) == (["t1"], [])
 
 
@@ -366,8 +396,8 @@ def test_a_new_session_starts_over_with_a_full_set() -> None:
     c.send()
     sid = c.d.open_session("n1", 5.0)
     (msg,) = c.send()
-    assert msg.body["full"] is True
-    assert msg.body["session_id"] == sid
+    assert _body(msg).full is True
+    assert _body(msg).session_id == sid
     assert _ids(msg) == (["t1"], [])
 
 
@@ -396,22 +426,128 @@ def test_assignable(state: TaskState, desired: TaskState, expected: bool) -> Non
 def test_handle_speaks_the_agent_protocol() -> None:
     d = Dispatcher(heartbeat_period=5.0, id_gen=lambda: "s1")
     store = MemoryStore()
-    fx = d.handle("n1", "register", {"description": NodeDescription(hostname="h")}, 0.0)
+    fx = d.handle("n1", Register(7, NodeDescription(hostname="h")), "10.1.2.3", 0.0, reply_to=99)
 
-    assert [(o.node_id, o.method) for o in fx.replies] == [("n1", "registered")]
-    assert fx.replies[0].body == {"session_id": "s1", "heartbeat_period": 5.0}
-    (build,) = fx.writes
-    (change,) = build(store)
+    assert fx.replies == [Outgoing("n1", Registered(7, "s1", 5.0), 99)]
+    (write,) = fx.writes
+    (change,) = write.build(store)
     assert change.op == "create" and change.obj.id == "n1"
-    ack = d.handle("n1", "heartbeat", {"session_id": "s1"}, 1.0)
-    assert ack.replies[0].method == "heartbeat_ack" and not ack.writes
-    for method, body, message in [
-        ("register", {}, "malformed register message"),
-        ("register", {"description": "x"}, "needs a node description"),
-        ("heartbeat", {}, "malformed heartbeat message"),
-        ("explode", {}, "unknown dispatcher method 'explode'"),
-    ]:
-        with pytest.raises(InvalidArgument, match=message):
-            d.handle("n1", method, body, 2.0)
+    assert change.obj.status.addr == "10.1.2.3"  # type: ignore[union-attr]
+    beat = d.handle("n1", Heartbeat("s1"), "10.1.2.3", 1.0)
+    assert beat.replies == [Outgoing("n1", HeartbeatAck(5.0, 0))] and not beat.writes
+    with pytest.raises(InvalidArgument, match="does not take registered messages"):
+        d.handle("n1", Registered(1, "s1", 5.0), "", 2.0)
+    for stale in (Heartbeat("stale"), AssignmentsRequest("stale"), Leave("stale")):
+        with pytest.raises(NotFound):
+            d.handle("n1", stale, "", 2.0)
     with pytest.raises(NotFound):
-        d.handle("n1", "heartbeat", {"session_id": "stale"}, 2.0)
+        d.handle("n1", UpdateTaskStatus("stale", ()), "", 2.0)
+
+
+def test_a_duplicate_register_gets_the_same_session_and_a_new_attempt_a_new_one() -> None:
+    d = dispatcher()
+    first = d.handle("n1", Register(7, DESC), "a", 0.0).replies[0].body
+    again = d.handle("n1", Register(7, DESC), "a", 0.5).replies[0].body
+    assert first == again == Registered(7, "session-1", 5.0)
+    assert d.sessions["n1"].last_seen == 0.5
+    other = d.handle("n1", Register(8, DESC), "a", 1.0).replies[0].body
+    assert other == Registered(8, "session-2", 5.0)
+
+
+def test_a_status_report_is_acknowledged_once_committed() -> None:
+    d = dispatcher()
+    sid = d.open_session("n1", 0.0)
+    store = MemoryStore()
+    apply(store, [Change("create", placed("t1")), Change("create", placed("t2", node="n2"))])
+    report = UpdateTaskStatus(
+        sid,
+        (
+            StatusUpdate("t1", status(TaskState.RUNNING)),
+            StatusUpdate("ghost", status(TaskState.RUNNING)),
+        ),
+    )
+    fx = d.handle("n1", report, "", 1.0, reply_to=5)
+    assert fx.replies == []  # nothing before the store holds it
+    (write,) = fx.writes
+    acked = (Acked("t1", TaskState.RUNNING), Acked("ghost", TaskState.RUNNING))
+    assert write.then == (Outgoing("n1", UpdateTaskStatusAck(sid, acked), 5),)
+    assert (write.node_id, write.request, write.session_id) == ("n1", "update_task_status", sid)
+    apply(store, write.build(store))
+    t1 = store.get_task("t1")
+    assert t1 is not None and t1.status.state == TaskState.RUNNING
+    # A report about another node's task is refused as a whole, and not acknowledged.
+    bad = UpdateTaskStatus(sid, (StatusUpdate("t2", status(TaskState.RUNNING)),))
+    (write,) = d.handle("n1", bad, "", 1.0).writes
+    with pytest.raises(InvalidArgument):
+        write.build(store)
+
+
+def test_assignment_sets_are_numbered_and_a_request_gets_a_full_set() -> None:
+    c = Harness()
+    c.write([Change("create", placed("t1"))])
+    (full,) = c.send()
+    assert (_body(full).full, _body(full).results_in) == (True, 1)
+    c.write([Change("create", placed("t2"))])
+    (inc,) = c.send()
+    assert (_body(inc).full, _body(inc).applies_to, _body(inc).results_in) == (False, 1, 2)
+    beat = c.d.handle("n1", Heartbeat(c.sid), "", 1.0).replies[0].body
+    assert beat == HeartbeatAck(5.0, 2)
+    assert c.d.handle("n1", AssignmentsRequest(c.sid), "", 1.0).replies == []
+    (again,) = c.send()
+    assert (_body(again).full, _body(again).results_in) == (True, 3)
+    assert _ids(again) == (["t1", "t2"], [])
+
+
+# --- a newly started dispatcher ------------------------------------------------------------------
+
+
+def _nodes(store: MemoryStore, *states: tuple[str, NodeState]) -> None:
+    apply(
+        store,
+        [Change("create", Node(id=n, status=NodeStatus(state=s, addr="x"))) for n, s in states],
+    )
+
+
+def test_a_new_dispatcher_marks_nodes_unknown_and_down_after_the_grace() -> None:
+    store = MemoryStore()
+    _nodes(
+        store,
+        ("ready", NodeState.READY),
+        ("back", NodeState.READY),
+        ("down", NodeState.DOWN),
+    )
+    d = dispatcher(period=2.0)
+    (write,) = d.start(store, 100.0).writes
+    apply(store, write.build(store))
+    for n in ("ready", "back"):
+        node = store.get_node(n)
+        assert node is not None
+        assert (node.status.state, node.status.message) == (NodeState.UNKNOWN, UNKNOWN_MESSAGE)
+    down = store.get_node("down")
+    assert down is not None and down.status.state == NodeState.DOWN
+    # One node comes back within the grace; the other never talks to this dispatcher.
+    for w in d.handle("back", Register(1, DESC), "10.0.0.9", 101.0).writes:
+        apply(store, w.build(store))
+    assert d.tick(store, 106.0).writes == []  # grace = 3 periods = 6 s
+    d.heartbeat("back", d.sessions["back"].session_id, 106.0)
+    (expire,) = d.tick(store, 106.1).writes
+    apply(store, expire.build(store))
+    ready, back = store.get_node("ready"), store.get_node("back")
+    assert ready is not None and back is not None
+    assert (ready.status.state, ready.status.message) == (NodeState.DOWN, UNKNOWN_EXPIRED_MESSAGE)
+    assert back.status.state == NodeState.READY
+
+
+def test_the_heartbeat_period_comes_from_the_cluster_and_follows_it() -> None:
+    store = MemoryStore()
+    cluster = Cluster(id="c1", spec=ClusterSpec(dispatcher=DispatcherConfig(heartbeat_period=1.5)))
+    apply(store, [Change("create", cluster)])
+    d = dispatcher(period=5.0)
+    d.start(store, 0.0)
+    assert d.heartbeat_period == 1.5
+    sid = d.open_session("n1", 0.0)
+    faster = replace(cluster, spec=ClusterSpec(dispatcher=DispatcherConfig(heartbeat_period=0.5)))
+    d.observe(apply(store, [Change("update", replace(faster, meta=store.clusters()[0].meta))]))
+    assert d.heartbeat("n1", sid, 1.0) == 0.5
+    assert d.expire(2.4) == []
+    assert d.expire(2.6) == ["n1"]

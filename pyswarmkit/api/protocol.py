@@ -1,0 +1,168 @@
+"""The messages agents and dispatchers exchange, as typed values.
+
+Each is a frozen ``msgspec.Struct`` encoded as a MessagePack array whose first
+element is the class's tag, so one typed decoder turns bytes into exactly one
+of these classes, fields checked, or refuses them. Tags and field orders are
+append-only: a new field goes at the end with a default, so an older peer
+ignores it and a newer one fills it in.
+
+The rules the two sides follow (``agent/core.py``, ``dispatcher/core.py``):
+
+- Anything may be lost, duplicated or reordered.
+- A registration carries a token the agent picks once per attempt to get a
+  session; the dispatcher answers a duplicate with the same session, and the
+  agent takes only the answer that echoes its current token.
+- A status report stays with the agent until an ``UpdateTaskStatusAck`` names
+  its task with the reported state (or a later one); unacknowledged reports are
+  sent again after a while and after every new session.
+- Assignment sets are numbered per session: a full set results in sequence N;
+  an incremental set applies to N and results in N+1. An agent that sees a
+  set applying to a sequence it does not hold (or a heartbeat
+  acknowledgement naming a newer sequence) asks for a full set.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+
+from pyswarmkit.api.errors import SwarmError, error_from_wire
+from pyswarmkit.api.objects import FLOAT_LIMIT, Int, NodeDescription, Task, TaskStatus
+from pyswarmkit.api.states import TaskState
+
+PROTOCOL_VERSION = 1
+
+# A heartbeat period must be a positive, finite number of seconds: zero or NaN
+# would make an agent spin or never beat.
+Period = Annotated[float, msgspec.Meta(gt=0, le=FLOAT_LIMIT)]
+
+ErrorCode = Literal[
+    "not_found",
+    "invalid_argument",
+    "already_exists",
+    "failed_precondition",
+    "permission_denied",
+    "unavailable",
+    "deadline_exceeded",
+    "internal",
+]
+
+
+class Message(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Base of every protocol message; ``kind`` names it in logs. Messages are
+    trees of values, never cycles, hence ``gc=False`` (as the objects)."""
+
+    kind: ClassVar[str] = "message"
+
+
+# --- agent -> dispatcher -------------------------------------------------------
+
+
+class Register(Message, frozen=True, array_like=True, tag=1):
+    # Picked by the agent for one attempt to get a session, echoed in Registered.
+    token: Int
+    description: NodeDescription
+    kind: ClassVar[str] = "register"
+
+
+class Heartbeat(Message, frozen=True, array_like=True, tag=3):
+    session_id: str
+    kind: ClassVar[str] = "heartbeat"
+
+
+class StatusUpdate(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    task_id: str
+    status: TaskStatus
+
+
+class UpdateTaskStatus(Message, frozen=True, array_like=True, tag=5):
+    session_id: str
+    updates: tuple[StatusUpdate, ...]
+    kind: ClassVar[str] = "update_task_status"
+
+
+class AssignmentsRequest(Message, frozen=True, array_like=True, tag=8):
+    """The agent lost track of its assignments: send a full set."""
+
+    session_id: str
+    kind: ClassVar[str] = "assignments_request"
+
+
+class Leave(Message, frozen=True, array_like=True, tag=9):
+    session_id: str
+    kind: ClassVar[str] = "leave"
+
+
+# --- dispatcher -> agent -------------------------------------------------------
+
+
+class Registered(Message, frozen=True, array_like=True, tag=2):
+    token: Int
+    session_id: str
+    heartbeat_period: Period
+    kind: ClassVar[str] = "registered"
+
+
+class HeartbeatAck(Message, frozen=True, array_like=True, tag=4):
+    heartbeat_period: Period
+    # The sequence the node's latest assignment set results in.
+    assignments_seq: Int = 0
+    kind: ClassVar[str] = "heartbeat_ack"
+
+
+class Acked(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    task_id: str
+    state: TaskState
+
+
+class UpdateTaskStatusAck(Message, frozen=True, array_like=True, tag=6):
+    """The reports the store now holds (or has settled: unknown tasks, backward moves)."""
+
+    session_id: str
+    acked: tuple[Acked, ...]
+    kind: ClassVar[str] = "update_task_status_ack"
+
+
+class Assignments(Message, frozen=True, array_like=True, tag=7):
+    session_id: str
+    full: bool
+    # Incremental sets apply to the sequence the agent holds; full sets ignore it.
+    applies_to: Int
+    results_in: Int
+    tasks: tuple[Task, ...] = ()
+    removed: tuple[str, ...] = ()
+    kind: ClassVar[str] = "assignments"
+
+
+class Error(Message, frozen=True, array_like=True, tag=10):
+    code: ErrorCode
+    message: str
+    # What was refused: the request's kind and the session it named.
+    request: str = ""
+    session_id: str = ""
+    kind: ClassVar[str] = "error"
+
+    def to_error(self) -> SwarmError:
+        return error_from_wire({"code": self.code, "message": self.message})
+
+    @classmethod
+    def of(cls, err: SwarmError, request: str = "", session_id: str = "") -> Error:
+        code = err.code if err.code in _CODES else "internal"
+        return cls(code, err.message, request, session_id)  # type: ignore[arg-type]
+
+
+_CODES = frozenset(ErrorCode.__args__)  # type: ignore[attr-defined]
+
+Body = (
+    Register
+    | Registered
+    | Heartbeat
+    | HeartbeatAck
+    | UpdateTaskStatus
+    | UpdateTaskStatusAck
+    | Assignments
+    | AssignmentsRequest
+    | Leave
+    | Error
+)
