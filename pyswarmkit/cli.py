@@ -18,7 +18,7 @@ import typer
 
 from pyswarmkit import display
 from pyswarmkit.api import typecheck
-from pyswarmkit.api.errors import InvalidArgument, SwarmError
+from pyswarmkit.api.errors import Internal, InvalidArgument, SwarmError
 from pyswarmkit.api.objects import (
     Annotations,
     Cluster,
@@ -57,8 +57,9 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def wait_for_signal() -> int:
-    """Block until SIGINT or SIGTERM; returns the signal number."""
+def wait_for_signal(until: threading.Event | None = None) -> int:
+    """Block until SIGINT or SIGTERM (returns the signal number), or until
+    ``until`` is set (returns 0)."""
     got: list[int] = []
     stop = threading.Event()
 
@@ -69,7 +70,8 @@ def wait_for_signal() -> int:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     while not stop.wait(0.5):
-        pass
+        if until is not None and until.is_set():
+            return 0
     return got[0]
 
 
@@ -127,9 +129,11 @@ def swarmd(
         "node %s is up; control socket %s", node.node_id, os.path.abspath(socket_path)
     )
     try:
-        wait_for_signal()
+        wait_for_signal(node.stopped)
     finally:
         node.stop()
+    if node.failure:
+        raise Internal(node.failure)
 
 
 @swarmd_app.command("up")

@@ -11,7 +11,6 @@ import fcntl
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -19,11 +18,12 @@ from typing import IO, Any
 import pykka
 import zmq
 
+from pyswarmkit import clock
 from pyswarmkit.actors.agent import AgentActor
-from pyswarmkit.actors.control import ControlActor
+from pyswarmkit.actors.control import ControlActor, answer, failed
 from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
-from pyswarmkit.actors.messages import Propose
+from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
 from pyswarmkit.actors.orchestrator import OrchestratorActor
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.actors.scheduler import SchedulerActor
@@ -38,6 +38,7 @@ from pyswarmkit.api.objects import (
     Node,
     NodeSpec,
     Resources,
+    replace,
 )
 from pyswarmkit.api.states import NodeRole, Reachability
 from pyswarmkit.control.handlers import Handlers
@@ -45,7 +46,8 @@ from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
 from pyswarmkit.executor.sim import SimExecutor
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
-from pyswarmkit.store.proposer import LocalProposer
+from pyswarmkit.store.proposer import LocalProposer, Proposer
+from pyswarmkit.supervisor import Factory, Supervisor
 from pyswarmkit.ticker import Ticker
 from pyswarmkit.transport.bus import LocalBus
 from pyswarmkit.transport.control import ControlServer, check_socket_path
@@ -53,6 +55,10 @@ from pyswarmkit.transport.control import ControlServer, check_socket_path
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("process", "sim")
+# Started when this manager gains leadership, stopped (in reverse) when it loses it.
+LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher")
+# The actors that keep time, in tick order.
+TICKED = ("orchestrator", "scheduler", "dispatcher", "agent", "executor")
 
 
 @dataclass(slots=True)
@@ -72,6 +78,10 @@ class NodeConfig:
     # default a node is its own manager. Reaching a manager over the network
     # (joining) is the secure transport's work; in process, the LocalBus does it.
     manager_id: str | None = None
+    # An actor group that stops more than this many times within the window
+    # (seconds) stops the node instead of being restarted again.
+    max_restarts: int = 5
+    restart_window: float = 60.0
 
 
 def load_node_id(state_dir: Path) -> str:
@@ -152,10 +162,26 @@ class SwarmNode:
         self.bus = bus or LocalBus()
         self.registry = Registry(self.node_id)
         self.store = MemoryStore()
+        # One manager with no Raft behind it commits at once and always leads.
+        self.proposer: Proposer = LocalProposer(self.store)
         self.handlers = Handlers()
         self.control_server: ControlServer | None = None
         self.ticker: Ticker | None = None
-        self._started: list[str] = []
+        self.supervisor = Supervisor(
+            self.registry,
+            self._fatal,
+            limit=config.max_restarts,
+            window=config.restart_window,
+            interval=max(config.tick_interval, 0.05),
+        )
+        # Why the node stopped on its own (an actor that kept stopping), if it did.
+        self.failure: str | None = None
+        # Set once the node has stopped, whoever stopped it.
+        self.stopped = threading.Event()
+        self._leader = False
+        self._leader_lock = threading.Lock()
+        self._stop_lock = threading.Lock()
+        self._stopping = False
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -172,62 +198,114 @@ class SwarmNode:
     def is_manager(self) -> bool:
         return self.config.manager_id is None
 
+    @property
+    def is_leader(self) -> bool:
+        return self._leader
+
     def _start(self) -> None:
         self.bus.attach(self.registry)
         if self.is_manager:
-            self._spawn("store", StoreActor.start(self.store, LocalProposer(self.store)))
+            self.supervisor.start_group("store", [("store", self._store_actor)])
             self._bootstrap()
-            self._spawn("control", ControlActor.start(self.registry, self.store, self.handlers))
-            self._start_leader_actors()
-        description = self.executor.describe()
-        manager_id = self.config.manager_id or self.node_id
-        self._spawn("executor", ExecutorActor.start(self.registry, self.executor))
-        self._spawn(
-            "agent",
-            AgentActor.start(self.registry, self.bus, manager_id, description),
+            self.supervisor.start_group("control", [("control", self._control_actor)])
+            # Today the only manager always leads; Raft will call set_leader on
+            # each leadership change instead.
+            self.set_leader(True)
+        self.supervisor.start_group(
+            "worker", [("executor", self._executor_actor), ("agent", self._agent_actor)]
         )
         if self.config.control_socket and self.is_manager:
-            control = self.registry.get("control")
-            assert control is not None
-            self.control_server = ControlServer(self.config.control_socket, control.tell)
+            self.control_server = ControlServer(self.config.control_socket, self._to_control)
             self.control_server.start()
-        self.ticker = Ticker(
-            self.registry,
-            [
-                n
-                for n in ("orchestrator", "scheduler", "dispatcher", "agent", "executor")
-                if n in self._started
-            ],
-            self.config.tick_interval,
-        )
+        self.ticker = Ticker(self.registry, TICKED, self.config.tick_interval)
         self.ticker.start()
+        self.supervisor.start()
         log.info("node %s (%s) started", self.node_id, self.config.hostname)
 
-    def _start_leader_actors(self) -> None:
-        # One manager is always its own leader; the Raft issue starts and stops
-        # these on leadership changes.
-        self._spawn("orchestrator", OrchestratorActor.start(self.registry, self.store))
-        self._spawn("scheduler", SchedulerActor.start(self.registry, self.store))
-        self._spawn(
-            "dispatcher",
-            DispatcherActor.start(self.registry, self.store, self.bus),
-        )
+    # --- factories: how each actor is (re)built --------------------------------
 
-    def _spawn(self, name: str, ref: pykka.ActorRef[Any]) -> None:
-        self.registry.add(name, ref)
-        self._started.append(name)
+    def _store_actor(self) -> pykka.ActorRef[Any]:
+        return StoreActor.start(self.store, self.proposer)
+
+    def _control_actor(self) -> pykka.ActorRef[Any]:
+        return ControlActor.start(self.registry, self.store, self.handlers)
+
+    def _executor_actor(self) -> pykka.ActorRef[Any]:
+        return ExecutorActor.start(self.registry, self.executor)
+
+    def _agent_actor(self) -> pykka.ActorRef[Any]:
+        description = self.executor.describe()
+        manager_id = self.config.manager_id or self.node_id
+        return AgentActor.start(self.registry, self.bus, manager_id, description)
+
+    def _leader_factories(self) -> dict[str, Factory]:
+        return {
+            "orchestrator": lambda: OrchestratorActor.start(self.registry, self.store),
+            "scheduler": lambda: SchedulerActor.start(self.registry, self.store),
+            "dispatcher": lambda: DispatcherActor.start(self.registry, self.store, self.bus),
+        }
+
+    def _to_control(self, req: ControlRequest) -> None:
+        if not self.registry.tell("control", req):
+            answer(req, failed(Unavailable("the control service is restarting: try again")))
+
+    # --- leadership --------------------------------------------------------------
+
+    def set_leader(self, leader: bool) -> None:
+        """Start the leader's subsystems on gaining leadership, stop them on
+        losing it; any number of times. Called from whatever decides who leads
+        (today: start-up, since a lone manager always leads)."""
+        if not self.is_manager:
+            raise InvalidArgument("a worker-only node cannot lead the swarm")
+        with self._leader_lock:
+            if leader == self._leader or self._stopping:
+                return
+            self._leader = leader
+            factories = self._leader_factories()
+            if leader:
+                log.info("node %s leads: starting %s", self.node_id, ", ".join(LEADER_ACTORS))
+                for name in LEADER_ACTORS:
+                    self.supervisor.start_group(name, [(name, factories[name])])
+                self._record_leader()
+            else:
+                log.info("node %s is no longer the leader: stopping its subsystems", self.node_id)
+                for name in reversed(LEADER_ACTORS):
+                    self.supervisor.stop_group(name)
+
+    def _record_leader(self) -> None:
+        """ManagerStatus.leader follows who leads: written by the new leader."""
+        me = self.node_id
+
+        def build(store: MemoryStore) -> list[Change]:
+            changes = []
+            for node in store.nodes():
+                status = node.manager_status
+                if status is not None and status.leader != (node.id == me):
+                    status = replace(status, leader=node.id == me)
+                    changes.append(Change("update", replace(node, manager_status=status)))
+            return changes
+
+        def done(batch: EventBatch | None, err: SwarmError | None) -> None:
+            if err is not None:
+                log.warning("could not record this node as the leader: %s", err)
+
+        if not self.registry.tell("store", Transact(build, clock.wall(), done)):
+            log.warning("could not record this node as the leader: the store is not running")
+
+    # --- start-up and writes -------------------------------------------------------
 
     def _bootstrap(self) -> None:
         """Make sure the cluster object and this manager's node object exist."""
         changes: list[Change] = []
         if not self.store.clusters():
+            # The dispatcher reads the heartbeat period from the cluster object.
             dispatcher = DispatcherConfig(heartbeat_period=self.config.heartbeat_period)
-            changes.append(
-                Change("create", Cluster(id=new_id(), spec=ClusterSpec(dispatcher=dispatcher)))
-            )
+            cluster = Cluster(id=new_id(), spec=ClusterSpec(dispatcher=dispatcher))
+            changes.append(Change("create", cluster))
         if self.store.get_node(self.node_id) is None:
             spec = NodeSpec(desired_role=NodeRole.MANAGER)
-            status = ManagerStatus(leader=True, reachability=Reachability.REACHABLE)
+            # Not the leader yet: set_leader records that when it happens.
+            status = ManagerStatus(leader=False, reachability=Reachability.REACHABLE)
             node = Node(
                 id=self.node_id,
                 spec=spec,
@@ -240,7 +318,8 @@ class SwarmNode:
             self.write(changes)
 
     def write(self, changes: list[Change], timeout: float = 10.0) -> EventBatch | None:
-        """Commit a batch from outside the actors (start-up, tests); blocks."""
+        """Commit a batch from outside the actors (start-up, tests); blocks
+        at most ``timeout`` seconds (measured on the monotonic clock)."""
         done = threading.Event()
         outcome: list[Any] = []
 
@@ -248,7 +327,7 @@ class SwarmNode:
             outcome.extend((batch, err))
             done.set()
 
-        if not self.registry.tell("store", Propose(changes, time.time(), on_done)):
+        if not self.registry.tell("store", Propose(changes, clock.wall(), on_done)):
             raise Unavailable("the store is not running")
         if not done.wait(timeout):
             raise Unavailable("the store did not commit in time")
@@ -257,7 +336,26 @@ class SwarmNode:
             raise err
         return batch  # type: ignore[no-any-return]
 
+    # --- stopping ------------------------------------------------------------
+
+    def _fatal(self, message: str) -> None:
+        """An actor kept stopping: a half-dead node must not run on."""
+        self.failure = message
+        log.error("%s", message)
+        threading.Thread(target=self.stop, name=f"stop-{self.node_id}").start()
+
     def stop(self) -> None:
+        with self._stop_lock:
+            if self._stopping:
+                return
+            self._stopping = True
+        try:
+            self._stop()
+        finally:
+            self.stopped.set()
+
+    def _stop(self) -> None:
+        self.supervisor.stop()
         if self.ticker is not None:
             self.ticker.stop()
             self.ticker = None
@@ -265,17 +363,10 @@ class SwarmNode:
             self.control_server.stop()
             self.control_server = None
         # Workers first (the agent says goodbye, the executor stops every task),
-        # then the managers' actors, the store last.
-        order = ["agent", "executor", "dispatcher", "scheduler", "orchestrator", "control", "store"]
-        for name in order:
-            ref = self.registry.remove(name)
-            if ref is not None:
-                try:
-                    ref.stop(block=True, timeout=30)
-                except pykka.ActorDeadError:
-                    pass
-                except pykka.Timeout:
-                    log.warning("actor %s did not stop in time", name)
+        # then the leader's actors, control, the store last.
+        for group in ("worker", *reversed(LEADER_ACTORS), "control", "store"):
+            self.supervisor.stop_group(group)
+        self._leader = False
         self.bus.detach(self.node_id)
         self._lock.close()
         log.info("node %s stopped", self.node_id)

@@ -176,9 +176,11 @@ def _node_main(entry: NodeEntry) -> None:
     )
     node.start()
     try:
-        wait_for_signal()
+        wait_for_signal(node.stopped)
     finally:
         node.stop()
+    if node.failure:
+        raise SystemExit(f"{entry.hostname}: {node.failure}")
 
 
 def _wait_ready(sock: Path, proc: multiprocessing.process.BaseProcess) -> None:

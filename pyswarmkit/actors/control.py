@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-import pykka
-
+from pyswarmkit import clock
+from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.messages import ControlRequest, Transact
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import Internal, SwarmError, Unavailable
@@ -25,7 +24,7 @@ def failed(err: SwarmError) -> dict[str, Any]:
     return {"ok": False, "error": err.to_wire()}
 
 
-class ControlActor(pykka.ThreadingActor):
+class ControlActor(GuardedActor):
     name = "control"
 
     def __init__(self, registry: Registry, store: MemoryStore, handlers: Handlers) -> None:
@@ -34,7 +33,7 @@ class ControlActor(pykka.ThreadingActor):
         self.store = store
         self.handlers = handlers
 
-    def on_receive(self, message: Any) -> Any:
+    def handle(self, message: Any) -> Any:
         if isinstance(message, ControlRequest):
             self._request(message)
         return None
@@ -64,7 +63,7 @@ class ControlActor(pykka.ThreadingActor):
                 return
             answer(req, ok(result))
 
-        if not self.registry.tell("store", Transact(outcome.build, time.time(), done)):
+        if not self.registry.tell("store", Transact(outcome.build, clock.wall(), done)):
             answer(req, failed(Unavailable("the store is not running: is the node shutting down?")))
 
 

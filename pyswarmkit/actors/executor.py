@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import pykka
-
 from pyswarmkit import clock
+from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.messages import ExecutorEvent, Tick
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import Command
@@ -25,7 +24,7 @@ SHUTDOWN_WAIT_LIMIT = 10.0
 R = TypeVar("R")
 
 
-class ExecutorActor(pykka.ThreadingActor):
+class ExecutorActor(GuardedActor):
     name = "executor"
 
     def __init__(self, registry: Registry, executor: Executor) -> None:
@@ -36,7 +35,7 @@ class ExecutorActor(pykka.ThreadingActor):
         self.running: set[str] = set()
         self.stops = StopDeadlines()
 
-    def on_receive(self, message: Any) -> Any:
+    def handle(self, message: Any) -> Any:
         if isinstance(message, Command):
             self._command(message, clock.monotonic())
         elif isinstance(message, Tick):
@@ -119,8 +118,8 @@ class ExecutorActor(pykka.ThreadingActor):
         """Stop every task: SIGTERM to all, a bounded wait, then SIGKILL."""
         for tid in self.running:
             self._quietly(tid, self.controllers[tid].shutdown)
-        deadline = time.monotonic() + SHUTDOWN_WAIT_LIMIT
-        while self.running and time.monotonic() < deadline:
+        deadline = clock.monotonic() + SHUTDOWN_WAIT_LIMIT
+        while self.running and clock.monotonic() < deadline:
             for tid in list(self.running):
                 try:
                     exited = self.controllers[tid].poll() is not None

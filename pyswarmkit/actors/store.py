@@ -1,46 +1,76 @@
 """The store actor: the one writer. It hands batches to the proposer and
-reports each outcome; reads go straight to the shared MemoryStore."""
+reports each outcome; reads go straight to the shared MemoryStore.
+
+A bad batch (a build function that raises, an object the store does not know)
+fails only its own proposal, with the error handed back to whoever proposed
+it; the next batch is applied as if nothing happened."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-import pykka
-
+from pyswarmkit.actors.base import GuardedActor, shown
 from pyswarmkit.actors.messages import Propose, Transact
 from pyswarmkit.api.errors import Internal, SwarmError
-from pyswarmkit.store.memory import MemoryStore
-from pyswarmkit.store.proposer import Proposer
+from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
+from pyswarmkit.store.proposer import Done, Proposer
 
 log = logging.getLogger(__name__)
 
 
-class StoreActor(pykka.ThreadingActor):
+class StoreActor(GuardedActor):
+    name = "store"
+
     def __init__(self, store: MemoryStore, proposer: Proposer) -> None:
         super().__init__()
         self.store = store
         self.proposer = proposer
 
-    def on_receive(self, message: Any) -> Any:
+    def handle(self, message: Any) -> Any:
         if isinstance(message, Transact):
+            done = _once(message.on_done, message)
             try:
-                changes = message.build(self.store)
+                changes: Sequence[Change] = message.build(self.store)
             except SwarmError as err:
-                message.on_done(None, err)
+                done(None, err)
                 return None
             except Exception as exc:
-                log.exception("building a transaction failed")
-                message.on_done(None, Internal(f"store write failed: {exc}"))
+                self.failures += 1
+                self.log_failure(message, exc, "building a transaction")
+                done(None, Internal(f"store write failed: {type(exc).__name__}: {exc}"))
                 return None
             if not changes:
-                message.on_done(None, None)
+                done(None, None)
                 return None
-            message = Propose(changes, message.now, message.on_done)
-        if isinstance(message, Propose):
-            try:
-                self.proposer.propose(message.changes, message.now, message.on_done)
-            except Exception as exc:  # a bug must not take the only writer down
-                log.exception("proposal failed")
-                message.on_done(None, Internal(f"store write failed: {exc}"))
+            self._propose(changes, message.now, done, message)
+        elif isinstance(message, Propose):
+            self._propose(message.changes, message.now, _once(message.on_done, message), message)
         return None
+
+    def _propose(self, changes: Sequence[Change], now: float, done: Done, message: Any) -> None:
+        try:
+            self.proposer.propose(changes, now, done)
+        except Exception as exc:  # a bug must not take the only writer down
+            self.failures += 1
+            self.log_failure(message, exc, "proposing")
+            done(None, Internal(f"store write failed: {type(exc).__name__}: {exc}"))
+
+
+def _once(on_done: Done, message: Any) -> Done:
+    """The proposer's answer, delivered at most once and never raising here: a
+    caller's callback that fails is its own bug, not the store's."""
+    called = False
+
+    def done(batch: EventBatch | None, err: SwarmError | None) -> None:
+        nonlocal called
+        if called:
+            return
+        called = True
+        try:
+            on_done(batch, err)
+        except Exception:
+            log.exception("the outcome of %s could not be handed back", shown(message))
+
+    return done

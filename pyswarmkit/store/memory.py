@@ -13,13 +13,14 @@ immutable a reader can keep what it got after the lock is released.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
-from pyswarmkit.api.errors import AlreadyExists, Conflict, NotFound
+from pyswarmkit.api.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from pyswarmkit.api.objects import (
     KIND_OF,
     Cluster,
@@ -32,7 +33,10 @@ from pyswarmkit.api.objects import (
     replace,
 )
 
+log = logging.getLogger(__name__)
+
 Op = Literal["create", "update", "delete"]
+OPS = ("create", "update", "delete")
 KINDS: tuple[Kind, ...] = ("node", "service", "task", "cluster")
 T = TypeVar("T", Node, Service, Task, Cluster)
 
@@ -188,7 +192,12 @@ class MemoryStore:
             batch = EventBatch(index, events)
             watchers = list(self._watchers)
         for w in watchers:
-            w(batch)
+            # The batch is committed whatever a watcher does: one that raises
+            # must neither fail the write nor starve the watchers after it.
+            try:
+                w(batch)
+            except Exception:
+                log.exception("a store watcher failed on batch %d", index)
         return batch
 
     def _validate(self, changes: Sequence[Change]) -> None:
@@ -197,6 +206,10 @@ class MemoryStore:
         seen: dict[tuple[Kind, str], StoreObject | None] = {}
         names: dict[str, str | None] = {}
         for ch in changes:
+            # A malformed batch is refused whole, the same way on every
+            # manager, before anything is touched.
+            if not isinstance(ch, Change) or ch.op not in OPS or type(ch.obj) not in KIND_OF:
+                raise InvalidArgument(f"not a store change: {str(ch)[:200]}")
             obj = ch.obj
             kind = KIND_OF[type(obj)]
             key = (kind, obj.id)

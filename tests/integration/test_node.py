@@ -128,3 +128,15 @@ def test_malformed_requests_do_not_hurt_the_daemon(node: tuple[SwarmNode, Contro
         client.call("service.explode", {})
     client.call("service.create", {"spec": spec("still-fine", 1)})
     wait_until(lambda: running(client, "still-fine") == 1, what="the daemon still works")
+
+
+def test_the_cluster_records_the_heartbeat_period_in_force(tmp_path: Path) -> None:
+    n = SwarmNode(
+        NodeConfig(state_dir=tmp_path / "n", hostname="n", executor="sim", heartbeat_period=0.7)
+    )
+    n.start()
+    try:
+        (cluster,) = n.store.clusters()
+        assert cluster.spec.dispatcher.heartbeat_period == 0.7
+    finally:
+        n.stop()
