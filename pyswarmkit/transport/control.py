@@ -40,10 +40,33 @@ MAX_IPC_PATH = 107
 
 
 def check_socket_path(path: str) -> None:
+    """Refuse a path we could not bind, before anything else is set up."""
     if len(os.fsencode(path)) > MAX_IPC_PATH:
         raise InvalidArgument(
             f"control socket path {path} is longer than {MAX_IPC_PATH} bytes: choose a shorter one"
         )
+    _claimable(path)
+
+
+def _claimable(path: str) -> bool:
+    """Whether a stale socket sits at ``path`` (True) or nothing does (False).
+
+    Only a unix socket nobody answers on may be replaced: anything else at the
+    path (a file, a directory, a live socket) is someone's, and is refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise InvalidArgument(f"cannot use {path} as the control socket: {exc.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a socket"
+        raise InvalidArgument(
+            f"{path} exists and is {kind}: choose another --listen-control-api path"
+        )
+    if _answers(path):
+        raise Unavailable(f"another swarmd is already serving {path}")
+    return True
 
 
 class ControlServer:
@@ -75,9 +98,7 @@ class ControlServer:
 
     def _bind(self) -> zmq.Socket[bytes]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        if os.path.exists(self.path):
-            if _answers(self.path):
-                raise Unavailable(f"another swarmd is already serving {self.path}")
+        if _claimable(self.path):
             os.unlink(self.path)
         sock: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
