@@ -39,12 +39,16 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_IPC_PATH = 107
 
 
-def check_socket_path(path: str) -> None:
-    """Refuse a path we could not bind, before anything else is set up."""
+def check_socket_length(path: str) -> None:
     if len(os.fsencode(path)) > MAX_IPC_PATH:
         raise InvalidArgument(
             f"control socket path {path} is longer than {MAX_IPC_PATH} bytes: choose a shorter one"
         )
+
+
+def check_socket_path(path: str) -> None:
+    """Refuse a path a server could not bind, before anything else is set up."""
+    check_socket_length(path)
     _claimable(path)
 
 
@@ -209,7 +213,7 @@ class ControlClient:
 
     def _connect(self) -> zmq.Socket[bytes]:
         if self._sock is None:
-            check_socket_path(self.path)
+            check_socket_length(self.path)
             if not _answers(self.path):
                 raise Unavailable(f"cannot connect to swarmd at {self.path}: is it running?")
             sock: zmq.Socket[bytes] = self._ctx.socket(zmq.DEALER)
