@@ -74,8 +74,10 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def wait_for_signal() -> int:
-    """Block until SIGINT or SIGTERM; returns the signal number."""
+def wait_for_signal(parent: int | None = None) -> int:
+    """Block until SIGINT or SIGTERM, or, given ``parent``, until that process
+    is no longer our parent (it died: we were re-parented). Returns the signal
+    number, or 0 when the parent went."""
     got: list[int] = []
     stop = threading.Event()
 
@@ -86,7 +88,8 @@ def wait_for_signal() -> int:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     while not stop.wait(0.5):
-        pass
+        if parent is not None and os.getppid() != parent:
+            return 0
     return got[0]
 
 

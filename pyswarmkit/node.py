@@ -87,18 +87,30 @@ def load_node_id(state_dir: Path) -> str:
     return node_id
 
 
+# Set in a node process that `swarmd up` started: the parent holds the lock.
+PARENT_HOLDS_LOCK = False
+
+
 def lock_state_dir(state_dir: Path) -> IO[str]:
     """Hold ``<state-dir>/lock`` for the node's life: two nodes on one state dir
-    would run each other's tasks and overwrite each other's files."""
+    would run each other's tasks and overwrite each other's files.
+
+    The file names the pid a user would signal to stop the node. ``swarmd up``
+    takes the lock itself before it starts a node's process (so a second ``up``
+    is refused before it touches anything); that child then runs under its
+    parent's lock (``PARENT_HOLDS_LOCK``)."""
     f = open(state_dir / "lock", "a+")  # noqa: SIM115 - held until the process ends
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         f.seek(0)
-        owner = f.read().strip() or "another process"
+        owner = f.read().strip()
+        if PARENT_HOLDS_LOCK and owner == str(os.getppid()):
+            return f  # our parent holds it for us
         f.close()
         raise Unavailable(
-            f"state dir {state_dir} is in use by swarmd pid {owner}: stop it or use another -d"
+            f"state dir {state_dir} is in use by swarmd pid {owner or 'unknown'}: "
+            "stop it or use another -d"
         ) from None
     f.seek(0)
     f.truncate()
