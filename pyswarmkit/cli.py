@@ -466,17 +466,45 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
     lines.append(" Container")
     lines.extend(_container_lines(c))
     lines.extend(_placement_lines(svc.spec.task))
-    live = sorted(
-        (t for t in result["tasks"] if t.desired_state.name in ("RUNNING", "READY")),
-        key=lambda t: t.slot,
-    )
-    pending = [t for t in live if t.status.state.name == "PENDING" and t.status.message]
-    if pending:
+    if result.get("pending"):
         lines.append("")
-        lines.append(f"Pending tasks: {pending[0].status.message}")
+        lines.append(f"Pending tasks: {result['pending']}")
+    errors = result.get("errors") or []
+    if errors:
+        now = time.time()
+        failing = int(result.get("failing_slots", len(errors)))
+        lines.append("")
+        lines.append(f"Failing slots: {failing}")
+        for e in errors:
+            when = display.ago(float(e["timestamp"]), now)
+            lines.append(f"  slot {e['slot']}: {e['state']} {when}: {e['error']}")
+        if failing > len(errors):
+            lines.append(f"  ... and {failing - len(errors)} more")
     _echo("\n".join(lines))
     _echo("")
-    _echo(display.table(TASK_HEADERS, _task_rows(live, result["nodes"], time.time())))
+    _print_tasks(TASK_HEADERS, {"service": svc.id}, _task_rows)
+
+
+TaskRows = Callable[[list[Task], dict[str, str], float], list[list[str]]]
+
+
+def _print_tasks(headers: list[str], body: dict[str, Any], rows: TaskRows) -> None:
+    """Print a task listing page by page, as swarmd streams it."""
+    table = display.PagedTable(headers)
+    nodes: dict[str, str] = {}
+    printed = False
+    client = STATE.client()
+    try:
+        for page in client.stream("task.list", body):
+            nodes.update(page.get("nodes") or {})
+            lines = table.page(rows(list(page.get("tasks") or ()), nodes, time.time()))
+            if lines:
+                _echo("\n".join(lines))
+            printed = True
+    finally:
+        client.close()
+    if not printed:
+        _echo("\n".join(table.page([])))
 
 
 def _container_lines(c: ContainerSpec) -> list[str]:
@@ -593,23 +621,22 @@ def task_ls(
 ) -> None:
     """List tasks."""
     body = {"service": service or "", "node": node or "", "all": all_tasks}
-    result = STATE.call("task.list", body)
-    rows = [
+    headers = ["ID", "Name", "Image", "Desired State", "Last State", "Node"]
+    _print_tasks(headers, body, _task_ls_rows)
+
+
+def _task_ls_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[list[str]]:
+    return [
         [
-            r[0],
+            t.id,
             display.task_name(t),
-            r[3],
-            r[4],
-            r[5],
-            r[6],
+            display.task_image(t),
+            t.desired_state.name,
+            display.last_state(t, now),
+            nodes.get(t.node_id, t.node_id),
         ]
-        for t, r in zip(
-            result["tasks"],
-            _task_rows(list(result["tasks"]), result["nodes"], time.time()),
-            strict=True,
-        )
+        for t in tasks
     ]
-    _echo(display.table(["ID", "Name", "Image", "Desired State", "Last State", "Node"], rows))
 
 
 @task_app.command("inspect")
@@ -629,7 +656,7 @@ def task_inspect(task: Annotated[str, typer.Argument(help="ID or unique ID prefi
         ("Error", t.status.err),
         ("Node", result["nodes"].get(t.node_id, t.node_id)),
         ("PID", str(t.status.container.pid) if t.status.container.pid else ""),
-        ("Exit Code", str(t.status.container.exit_code) if t.status.state.terminal else ""),
+        ("Exit Code", display.exit_code(t)),
     ]
     lines = [f"{k:<18}: {v}" for k, v in fields if v]
     lines.append("Spec")

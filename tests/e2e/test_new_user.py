@@ -169,3 +169,26 @@ def test_a_killed_swarmd_leaves_no_task_running_for_long(short_tmp: Path, procs:
     )
     wait_until(lambda: "READY" in ctl(sock, "node", "ls").stdout, what="node READY again")
     assert second.poll() is None
+
+
+def test_a_task_that_cannot_run_shows_its_error(swarmd) -> None:  # type: ignore[no-untyped-def]
+    # The process executor needs a command: --image alone cannot run.
+    swarmd.ctl("service", "create", "--name", "ghost", "--image", "busybox")
+
+    def inspect() -> str:
+        return str(swarmd.ctl("service", "inspect", "ghost").stdout)
+
+    shown = wait_until(lambda: "Failing slots: 1" in inspect() and inspect(), what="the error")
+    line = next(x for x in shown.splitlines() if x.strip().startswith("slot 1:"))
+    assert "REJECTED" in line
+    assert "no command to run" in line
+    task_id = next(
+        row.split()[0]
+        for row in swarmd.ctl("task", "ls", "--all").stdout.splitlines()
+        if "REJECTED" in row
+    )
+    detail = swarmd.ctl("task", "inspect", task_id).stdout
+    assert "no command to run" in detail
+    # It never started, so it has no exit code (not "Exit Code: 0").
+    assert "Exit Code" not in detail
+

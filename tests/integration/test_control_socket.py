@@ -7,6 +7,7 @@ import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,4 +80,33 @@ def test_a_stale_socket_is_replaced(short_dir: Path) -> None:
         assert stat.S_ISSOCK(os.lstat(path).st_mode)
         assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
     finally:
+        server.stop()
+
+
+def test_a_long_listing_streams_in_pages(short_dir: Path) -> None:
+    from pyswarmkit.transport.control import ControlClient
+
+    items = list(range(2500))
+
+    def deliver(req: Any) -> None:
+        req.reply({"ok": True, "result": {"tasks": items, "nodes": {"n1": "node-1"}}})
+
+    server = ControlServer(str(short_dir / "s.sock"), deliver)
+    server.start()
+    client = ControlClient(str(short_dir / "s.sock"))
+    try:
+        pages = list(client.stream("task.list", {"page_size": 1000}))
+        assert [len(p["tasks"]) for p in pages] == [1000, 1000, 500]
+        # Fields beside the list come once, with the first page.
+        assert pages[0]["nodes"] == {"n1": "node-1"} and "nodes" not in pages[1]
+        assert [t for p in pages for t in p["tasks"]] == items
+        # A plain call gets the whole result, pages joined.
+        whole = client.call("task.list")
+        assert list(whole["tasks"]) == items and whole["nodes"] == {"n1": "node-1"}
+        # A tiny page size cannot flood the socket: pages grow to stay few.
+        tiny = list(client.stream("task.list", {"page_size": 1}))
+        assert len(tiny) <= 200
+        assert [t for p in tiny for t in p["tasks"]] == items
+    finally:
+        client.close()
         server.stop()
