@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 
+# Seconds after the last task is gone at which memory is measured as settled.
+SETTLE = 20.0
+
+
 def tool(name: str) -> str:
     path = Path(sys.executable).parent / name
     found = str(path) if path.exists() else shutil.which(name)
@@ -144,8 +148,11 @@ def run(n: int, timeout: float) -> dict[str, Any]:
         ctl(sock, "service", "rm", "many")
         wait(lambda: ctl(sock, "task", "ls", "--all").stdout.count("\n") <= 2, timeout, "no task")
         out["rss_peak_mib"] = round(peak.stop(), 1)
-        # Give the node a few ticks to let go of what it no longer needs.
+        # The workers' side lets go after the store does (the agent removes each
+        # task, stop deadlines lapse): sample shortly after and once settled.
         time.sleep(3)
+        out["rss_3s_after_removal_mib"] = round(rss_mib(proc.pid), 1)
+        time.sleep(SETTLE - 3)
         out["rss_after_removal_mib"] = round(rss_mib(proc.pid), 1)
     finally:
         proc.send_signal(signal.SIGTERM)
