@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 # Seconds after the last task is gone at which memory is measured as settled.
 SETTLE = 20.0
 
