@@ -16,9 +16,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from pyswarmkit import display
+from pyswarmkit import __version__, display
 from pyswarmkit.api import typecheck
-from pyswarmkit.api.errors import Internal, InvalidArgument, SwarmError
+from pyswarmkit.api.errors import Internal, InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.objects import (
     Annotations,
     Cluster,
@@ -37,13 +37,30 @@ from pyswarmkit.control import units
 from pyswarmkit.transport.control import ControlClient
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# SwarmKit's defaults: state in the working directory, the control socket inside it.
+DEFAULT_STATE_DIR = "./swarmkitstate"
+DEFAULT_SOCKET = "./swarmkitstate/swarm.sock"
+
+
+def _app(help_text: str, **kwargs: Any) -> typer.Typer:
+    # Plain click help: rich's boxes cut long option names at 80 columns.
+    return typer.Typer(add_completion=False, rich_markup_mode=None, help=help_text, **kwargs)
+
+
+def _show_version(prog: str) -> Callable[[bool], None]:
+    def callback(value: bool) -> None:
+        if value:
+            typer.echo(f"{prog} {__version__}")
+            raise typer.Exit()
+
+    return callback
+
 
 # --- swarmd -------------------------------------------------------------------
 
-swarmd_app = typer.Typer(
-    add_completion=False,
+swarmd_app = _app(
+    "Run a swarm node (manager and worker), or a whole topology with `swarmd up`.",
     invoke_without_command=True,
-    help="Run a swarm node (manager and worker), or a whole topology with `swarmd up`.",
 )
 
 
@@ -57,9 +74,10 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def wait_for_signal(until: threading.Event | None = None) -> int:
-    """Block until SIGINT or SIGTERM (returns the signal number), or until
-    ``until`` is set (returns 0)."""
+def wait_for_signal(until: threading.Event | None = None, parent: int | None = None) -> int:
+    """Block until SIGINT or SIGTERM (returns the signal number), until
+    ``until`` is set, or, given ``parent``, until that process is no longer our
+    parent (it died: we were re-parented); those two return 0."""
     got: list[int] = []
     stop = threading.Event()
 
@@ -72,6 +90,8 @@ def wait_for_signal(until: threading.Event | None = None) -> int:
     while not stop.wait(0.5):
         if until is not None and until.is_set():
             return 0
+        if parent is not None and os.getppid() != parent:
+            return 0
     return got[0]
 
 
@@ -79,11 +99,17 @@ def wait_for_signal(until: threading.Event | None = None) -> int:
 def swarmd(
     ctx: typer.Context,
     state_dir: Annotated[
-        Path, typer.Option("--state-dir", "-d", help="Where the node keeps its state.")
-    ] = Path("./swarmkitstate"),
+        Path,
+        typer.Option(
+            "--state-dir",
+            "-d",
+            help=f"Where the node keeps its state [default: {DEFAULT_STATE_DIR}].",
+            show_default=False,
+        ),
+    ] = Path(DEFAULT_STATE_DIR),
     listen_control_api: Annotated[
         str | None,
-        typer.Option(help="Path of the control socket (default: <state-dir>/swarm.sock)."),
+        typer.Option(help="Path of the control socket [default: <state-dir>/swarm.sock]."),
     ] = None,
     hostname: Annotated[str | None, typer.Option(help="The node's name in the swarm.")] = None,
     executor: Annotated[str, typer.Option(help="Task executor: process or sim.")] = "process",
@@ -103,6 +129,16 @@ def swarmd(
     engine_label: Annotated[
         list[str] | None, typer.Option(help="Engine label KEY=VALUE (repeatable).")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-v",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_show_version("swarmd"),
+        ),
+    ] = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -138,7 +174,7 @@ def swarmd(
 
 @swarmd_app.command("up")
 def swarmd_up(
-    file: Annotated[Path, typer.Argument(help="A TOML topology file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A TOML topology file.")],
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Launch every node of a topology file, create its services, run until Ctrl-C."""
@@ -150,11 +186,11 @@ def swarmd_up(
 
 # --- swarmctl -----------------------------------------------------------------
 
-swarmctl_app = typer.Typer(add_completion=False, help="Control a swarm through a manager's socket.")
-service_app = typer.Typer(add_completion=False, help="Manage services.")
-task_app = typer.Typer(add_completion=False, help="Inspect tasks.")
-node_app = typer.Typer(add_completion=False, help="Manage nodes.")
-cluster_app = typer.Typer(add_completion=False, help="Inspect the cluster.")
+swarmctl_app = _app("Control a swarm through a manager's socket.")
+service_app = _app("Manage services.")
+task_app = _app("Inspect tasks.")
+node_app = _app("Manage nodes.")
+cluster_app = _app("Inspect the cluster.")
 swarmctl_app.add_typer(service_app, name="service")
 swarmctl_app.add_typer(task_app, name="task")
 swarmctl_app.add_typer(node_app, name="node")
@@ -168,6 +204,11 @@ class CtlState:
     def client(self) -> ControlClient:
         if not self.socket:
             raise InvalidArgument("no control socket: pass -s/--socket or set SWARM_SOCKET")
+        if self.socket == DEFAULT_SOCKET and not os.path.exists(self.socket):
+            raise Unavailable(
+                f"no swarmd socket at {DEFAULT_SOCKET} (the default): "
+                "pass -s/--socket or set SWARM_SOCKET"
+            )
         return ControlClient(self.socket)
 
     def call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -186,7 +227,17 @@ def swarmctl(
     socket_path: Annotated[
         str,
         typer.Option("--socket", "-s", envvar="SWARM_SOCKET", help="The manager's control socket."),
-    ] = "",
+    ] = DEFAULT_SOCKET,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-v",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_show_version("swarmctl"),
+        ),
+    ] = False,
 ) -> None:
     STATE.socket = socket_path
 
@@ -257,15 +308,11 @@ class SpecFlags:
         if self.restart_condition is not None:
             r = replace(r, condition=_restart_condition(self.restart_condition))
         if self.restart_delay is not None:
-            r = replace(
-                r, delay=units.parse_duration(self.restart_delay, "--restart-delay")
-            )
+            r = replace(r, delay=units.parse_duration(self.restart_delay, "--restart-delay"))
         if self.restart_max_attempts is not None:
             r = replace(r, max_attempts=self.restart_max_attempts)
         if self.restart_window is not None:
-            r = replace(
-                r, window=units.parse_duration(self.restart_window, "--restart-window")
-            )
+            r = replace(r, window=units.parse_duration(self.restart_window, "--restart-window"))
         c = task.container
         if self.stop_grace_period is not None:
             grace = units.parse_duration(self.stop_grace_period, "--stop-grace-period")
@@ -423,17 +470,45 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
     lines.append(" Container")
     lines.extend(_container_lines(c))
     lines.extend(_placement_lines(svc.spec.task))
-    live = sorted(
-        (t for t in result["tasks"] if t.desired_state.name in ("RUNNING", "READY")),
-        key=lambda t: t.slot,
-    )
-    pending = [t for t in live if t.status.state.name == "PENDING" and t.status.message]
-    if pending:
+    if result.get("pending"):
         lines.append("")
-        lines.append(f"Pending tasks: {pending[0].status.message}")
+        lines.append(f"Pending tasks: {result['pending']}")
+    errors = result.get("errors") or []
+    if errors:
+        now = time.time()
+        failing = int(result.get("failing_slots", len(errors)))
+        lines.append("")
+        lines.append(f"Failing slots: {failing}")
+        for e in errors:
+            when = display.ago(float(e["timestamp"]), now)
+            lines.append(f"  slot {e['slot']}: {e['state']} {when}: {e['error']}")
+        if failing > len(errors):
+            lines.append(f"  ... and {failing - len(errors)} more")
     _echo("\n".join(lines))
     _echo("")
-    _echo(display.table(TASK_HEADERS, _task_rows(live, result["nodes"], time.time())))
+    _print_tasks(TASK_HEADERS, {"service": svc.id}, _task_rows)
+
+
+TaskRows = Callable[[list[Task], dict[str, str], float], list[list[str]]]
+
+
+def _print_tasks(headers: list[str], body: dict[str, Any], rows: TaskRows) -> None:
+    """Print a task listing page by page, as swarmd streams it."""
+    table = display.PagedTable(headers)
+    nodes: dict[str, str] = {}
+    printed = False
+    client = STATE.client()
+    try:
+        for page in client.stream("task.list", body):
+            nodes.update(page.get("nodes") or {})
+            lines = table.page(rows(list(page.get("tasks") or ()), nodes, time.time()))
+            if lines:
+                _echo("\n".join(lines))
+            printed = True
+    finally:
+        client.close()
+    if not printed:
+        _echo("\n".join(table.page([])))
 
 
 def _container_lines(c: ContainerSpec) -> list[str]:
@@ -550,23 +625,22 @@ def task_ls(
 ) -> None:
     """List tasks."""
     body = {"service": service or "", "node": node or "", "all": all_tasks}
-    result = STATE.call("task.list", body)
-    rows = [
+    headers = ["ID", "Name", "Image", "Desired State", "Last State", "Node"]
+    _print_tasks(headers, body, _task_ls_rows)
+
+
+def _task_ls_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[list[str]]:
+    return [
         [
-            r[0],
+            t.id,
             display.task_name(t),
-            r[3],
-            r[4],
-            r[5],
-            r[6],
+            display.task_image(t),
+            t.desired_state.name,
+            display.last_state(t, now),
+            nodes.get(t.node_id, t.node_id),
         ]
-        for t, r in zip(
-            result["tasks"],
-            _task_rows(list(result["tasks"]), result["nodes"], time.time()),
-            strict=True,
-        )
+        for t in tasks
     ]
-    _echo(display.table(["ID", "Name", "Image", "Desired State", "Last State", "Node"], rows))
 
 
 @task_app.command("inspect")
@@ -586,7 +660,7 @@ def task_inspect(task: Annotated[str, typer.Argument(help="ID or unique ID prefi
         ("Error", t.status.err),
         ("Node", result["nodes"].get(t.node_id, t.node_id)),
         ("PID", str(t.status.container.pid) if t.status.container.pid else ""),
-        ("Exit Code", str(t.status.container.exit_code) if t.status.state.terminal else ""),
+        ("Exit Code", display.exit_code(t)),
     ]
     lines = [f"{k:<18}: {v}" for k, v in fields if v]
     lines.append("Spec")
@@ -686,9 +760,7 @@ def node_update(
                 raise InvalidArgument(f"node has no label {key!r} to remove")
             del labels[key]
         labels.update(adds)
-        spec = replace(
-            spec, annotations=replace(spec.annotations, labels=labels)
-        )
+        spec = replace(spec, annotations=replace(spec.annotations, labels=labels))
         if new_availability is not None:
             spec = replace(spec, availability=new_availability)
         return spec
@@ -755,10 +827,38 @@ def _fail(prog: str, message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+# Value names in --help, as click spells them; typer's own are Python types (<str>).
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH"}
+
+
+def command(app: typer.Typer) -> Any:
+    """The click command of an app (typer's click, vendored or not), with plain
+    value names in its help."""
+    root = typer.main.get_command(app)
+
+    def tidy(cmd: Any) -> None:
+        for param in cmd.params:
+            if param.param_type_name == "argument":
+                # The name says it all (FILE, SERVICE); no type beside it.
+                param.display_type_rich = lambda ctx: None
+                if param.metavar is None and param.name:
+                    param.metavar = param.name.upper()
+            elif param.metavar is None and not getattr(param, "is_flag", False):
+                bare = getattr(param, "bare_type", None)
+                name = bare() if callable(bare) else ""
+                name = name.removeprefix("list[").removesuffix("]")
+                param.metavar = _METAVARS.get(name, "VALUE")
+        for sub in getattr(cmd, "commands", {}).values():
+            tidy(sub)
+
+    tidy(root)
+    return root
+
+
 def _run(app: typer.Typer, prog: str) -> NoReturn:
-    command = typer.main.get_command(app)
+    command_ = command(app)
     try:
-        code = command.main(args=sys.argv[1:], prog_name=prog, standalone_mode=False)
+        code = command_.main(args=sys.argv[1:], prog_name=prog, standalone_mode=False)
     except SwarmError as err:
         _fail(prog, str(err), 1)
     except (KeyboardInterrupt, typer.Abort):

@@ -18,6 +18,39 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+class PagedTable:
+    """A table printed page by page as a listing streams in: the columns are
+    as wide as the headers and the first page need (a later, wider cell pushes
+    its row out rather than holding the whole listing back)."""
+
+    def __init__(self, headers: Sequence[str]) -> None:
+        self.headers = list(headers)
+        self.widths: list[int] | None = None
+
+    def page(self, rows: Sequence[Sequence[str]]) -> list[str]:
+        """The lines to print for the next page (the first adds the headers)."""
+        out: list[str] = []
+        if self.widths is None:
+            head = [self.headers, ["-" * len(h) for h in self.headers]]
+            self.widths = [max(len(r[i]) for r in [*head, *rows]) for i in range(len(self.headers))]
+            out.extend(self._line(r) for r in head)
+        out.extend(self._line(r) for r in rows)
+        return out
+
+    def _line(self, row: Sequence[str]) -> str:
+        assert self.widths is not None
+        return "  ".join(cell.ljust(self.widths[i]) for i, cell in enumerate(row)).rstrip()
+
+
+def exit_code(task: Task) -> str:
+    """A task's exit code, only when a process of it ran and exited: a task
+    rejected before it started has none (not 0)."""
+    status = task.status
+    if status.state.terminal and status.container.pid:
+        return str(status.container.exit_code)
+    return ""
+
+
 def human_duration(seconds: float) -> str:
     """Docker's wording: 'Less than a second', '5 seconds', 'About a minute', ..."""
     s = int(seconds)

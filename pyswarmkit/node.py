@@ -82,6 +82,8 @@ class NodeConfig:
     # (seconds) stops the node instead of being restarted again.
     max_restarts: int = 5
     restart_window: float = 60.0
+    # A node process that `swarmd up` started runs under the lock up holds.
+    lock_held_by_parent: bool = False
 
 
 def load_node_id(state_dir: Path) -> str:
@@ -99,18 +101,26 @@ def load_node_id(state_dir: Path) -> str:
     return node_id
 
 
-def lock_state_dir(state_dir: Path) -> IO[str]:
+def lock_state_dir(state_dir: Path, held_by_parent: bool = False) -> IO[str]:
     """Hold ``<state-dir>/lock`` for the node's life: two nodes on one state dir
-    would run each other's tasks and overwrite each other's files."""
+    would run each other's tasks and overwrite each other's files.
+
+    The file names the pid a user would signal to stop the node. ``swarmd up``
+    takes the lock itself before it starts a node's process (so a second ``up``
+    is refused before it touches anything); that child then runs under its
+    parent's lock (``held_by_parent``)."""
     f = open(state_dir / "lock", "a+")  # noqa: SIM115 - held until the process ends
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         f.seek(0)
-        owner = f.read().strip() or "another process"
+        owner = f.read().strip()
+        if held_by_parent and owner == str(os.getppid()):
+            return f  # our parent holds it for us
         f.close()
         raise Unavailable(
-            f"state dir {state_dir} is in use by swarmd pid {owner}: stop it or use another -d"
+            f"state dir {state_dir} is in use by swarmd pid {owner or 'unknown'}: "
+            "stop it or use another -d"
         ) from None
     f.seek(0)
     f.truncate()
@@ -155,7 +165,7 @@ class SwarmNode:
             raise InvalidArgument(
                 f"cannot create state dir {config.state_dir}: {exc.strerror}"
             ) from None
-        self._lock = lock_state_dir(config.state_dir)
+        self._lock = lock_state_dir(config.state_dir, config.lock_held_by_parent)
         (config.state_dir / "worker").mkdir(exist_ok=True)
         self.node_id = load_node_id(config.state_dir)
         self.executor = make_executor(config)

@@ -16,19 +16,20 @@ node, create the file's services, and run until Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
 from pyswarmkit.control.validate import validate_service_spec
-from pyswarmkit.transport.control import ControlClient
+from pyswarmkit.transport.control import ControlClient, check_socket_path
 
 NODE_KEYS = {"hostname", "state_dir", "listen_control_api", "executor", "heartbeat_period"}
 SERVICE_KEYS = {"name", "image", "command", "args", "env", "replicas"}
@@ -156,31 +157,63 @@ def _service(where: str, s: dict[str, Any]) -> ServiceSpec:
     return spec
 
 
-def _node_main(entry: NodeEntry) -> None:
+def _node_main(entry: NodeEntry, parent: int) -> None:
     import logging
+    import os
 
+    from pyswarmkit import node as node_module
     from pyswarmkit.cli import wait_for_signal
-    from pyswarmkit.node import NodeConfig, SwarmNode
+    from pyswarmkit.executor.process import set_parent_death_signal
 
+    # If `swarmd up` dies, even by SIGKILL, this node stops its tasks and exits
+    # rather than running on headless. The signal follows the thread that
+    # started us: up's main thread, which lives as long as up does.
+    set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent:
+        return  # up died before the signal was armed
     logging.basicConfig(
         level=logging.WARNING, format=f"%(asctime)s {entry.hostname} %(levelname)s %(message)s"
     )
-    node = SwarmNode(
-        NodeConfig(
-            state_dir=entry.state_dir,
-            hostname=entry.hostname,
-            control_socket=str(entry.socket),
-            executor=entry.executor,
-            heartbeat_period=entry.heartbeat_period,
-        )
-    )
-    node.start()
     try:
-        wait_for_signal(node.stopped)
+        node = node_module.SwarmNode(
+            node_module.NodeConfig(
+                state_dir=entry.state_dir,
+                hostname=entry.hostname,
+                control_socket=str(entry.socket),
+                executor=entry.executor,
+                heartbeat_period=entry.heartbeat_period,
+                lock_held_by_parent=True,
+            )
+        )
+        node.start()
+    except SwarmError as err:
+        print(f"swarmd: error: {entry.hostname}: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    try:
+        wait_for_signal(node.stopped, parent)
     finally:
         node.stop()
     if node.failure:
         raise SystemExit(f"{entry.hostname}: {node.failure}")
+
+
+def _claim(entry: NodeEntry) -> IO[str]:
+    """Refuse a node whose state dir or socket is in use, before starting
+    anything; hold its state dir's lock for as long as ``up`` runs."""
+    from pyswarmkit.node import lock_state_dir
+
+    check_socket_path(str(entry.socket))
+    try:
+        entry.state_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InvalidArgument(
+            f"state dir {entry.state_dir} exists and is not a directory: choose another state_dir"
+        ) from None
+    except OSError as exc:
+        raise InvalidArgument(
+            f"cannot create state dir {entry.state_dir}: {exc.strerror}"
+        ) from None
+    return lock_state_dir(entry.state_dir)
 
 
 def _wait_ready(sock: Path, proc: multiprocessing.process.BaseProcess) -> None:
@@ -201,6 +234,17 @@ def _wait_ready(sock: Path, proc: multiprocessing.process.BaseProcess) -> None:
 
 def run(path: Path) -> None:
     topo = parse(path)
+    locks: list[IO[str]] = []
+    try:
+        for entry in topo.nodes:
+            locks.append(_claim(entry))
+        _launch(topo)
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def _launch(topo: Topology) -> None:
     ctx = multiprocessing.get_context("spawn")
     procs = []
     stop = {"now": False}
@@ -212,7 +256,7 @@ def run(path: Path) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         for entry in topo.nodes:
-            proc = ctx.Process(target=_node_main, args=(entry,), name=entry.hostname)
+            proc = ctx.Process(target=_node_main, args=(entry, os.getpid()), name=entry.hostname)
             proc.start()
             procs.append(proc)
             _wait_ready(entry.socket, proc)

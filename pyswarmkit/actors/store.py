@@ -7,7 +7,10 @@ it; the next batch is applied as if nothing happened."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +22,22 @@ from pyswarmkit.store.proposer import Done, Proposer
 
 log = logging.getLogger(__name__)
 
+# After a batch this large, let go of it at once (see _Release).
+RELEASE_AFTER = 1000
+
+
+class _Release:
+    """Sent to itself after a large batch: pykka keeps the last message an
+    actor handled until the next one arrives, and the store may get none for
+    a long time, which would pin a whole batch (and the memory around it)."""
+
+
+def _trim_heap() -> None:
+    """Hand freed memory back to the system (glibc keeps it otherwise)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)
+
 
 class StoreActor(GuardedActor):
     name = "store"
@@ -29,6 +48,9 @@ class StoreActor(GuardedActor):
         self.proposer = proposer
 
     def handle(self, message: Any) -> Any:
+        if isinstance(message, _Release):
+            _trim_heap()
+            return None
         if isinstance(message, Transact):
             done = _once(message.on_done, message)
             try:
@@ -56,6 +78,8 @@ class StoreActor(GuardedActor):
             self.failures += 1
             self.log_failure(message, exc, "proposing")
             done(None, Internal(f"store write failed: {type(exc).__name__}: {exc}"))
+        if len(changes) >= RELEASE_AFTER:
+            self.actor_ref.tell(_Release())
 
 
 def _once(on_done: Done, message: Any) -> Done:

@@ -26,13 +26,6 @@ class TaskState(IntEnum):
         """Past RUNNING: the task will never run again."""
         return self > TaskState.RUNNING
 
-    def may_move_to(self, new: TaskState) -> bool:
-        return new > self
-
-
-def is_forward(old: TaskState, new: TaskState) -> bool:
-    return new > old
-
 
 class NodeState(IntEnum):
     UNKNOWN = 0

@@ -52,6 +52,51 @@ def _running(tasks: list[Task]) -> int:
     )
 
 
+# service inspect shows the latest error of this many failing slots at most.
+MAX_SLOT_ERRORS = 10
+
+
+def _pending_message(tasks: list[Task]) -> str:
+    """Why the lowest waiting slot is not placed (the scheduler says it)."""
+    waiting = [
+        t
+        for t in tasks
+        if t.status.state == TaskState.PENDING
+        and t.status.message
+        and t.desired_state <= TaskState.RUNNING
+    ]
+    return min(waiting, key=lambda t: t.slot).status.message if waiting else ""
+
+
+def slot_errors(tasks: list[Task]) -> list[dict[str, Any]]:
+    """The latest error of each failing slot, lowest slot first.
+
+    A slot fails when its newest task is not running and its latest attempt
+    that finished carries an error (rejected, failed to start, exited
+    non-zero): the replacement waiting for its restart delay hides nothing."""
+    slots: dict[tuple[int, str], list[Task]] = {}
+    for t in tasks:
+        slots.setdefault((t.slot, t.node_id if t.slot == 0 else ""), []).append(t)
+    out: list[dict[str, Any]] = []
+    for (slot, _), group in sorted(slots.items()):
+        group.sort(key=lambda t: t.meta.created_at, reverse=True)
+        if group[0].status.state == TaskState.RUNNING:
+            continue
+        finished = next((t for t in group if t.status.state.terminal), None)
+        if finished is None or not finished.status.err:
+            continue
+        out.append(
+            {
+                "slot": slot,
+                "task": finished.id,
+                "state": finished.status.state.name,
+                "timestamp": finished.status.timestamp,
+                "error": finished.status.err,
+            }
+        )
+    return out
+
+
 def _node_names(store: MemoryStore) -> dict[str, str]:
     return {n.id: n.name for n in store.nodes()}
 
@@ -110,14 +155,18 @@ class Handlers:
         return Reply({"services": services, "running": running})
 
     def service_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        """The service and a summary of its tasks; the tasks themselves come
+        from ``task.list``, page by page (a service may have 100,000)."""
         service = resolve("service", _arg(body, "ref", str), store.services())
         tasks = store.tasks_by_service(service.id)
+        failing = slot_errors(tasks)
         return Reply(
             {
                 "service": service,
-                "tasks": tasks,
                 "running": _running(tasks),
-                "nodes": _node_names(store),
+                "pending": _pending_message(tasks),
+                "errors": failing[:MAX_SLOT_ERRORS],
+                "failing_slots": len(failing),
             }
         )
 

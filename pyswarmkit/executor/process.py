@@ -1,19 +1,32 @@
 """The default executor: each task is a local process in its own process group.
 
-Output goes to files under ``<state-dir>/worker/tasks/<task-id>/``. A stop sends
-SIGTERM to the whole group; whoever drives the controller sends SIGKILL after
-the task's stop grace period.
+Output goes to files under ``<state-dir>/worker/tasks/<task-id>/``, removed with
+the task. A stop sends SIGTERM to the whole group; whoever drives the controller
+sends SIGKILL after the task's stop grace period.
+
+Tasks must not outlive their node unnoticed. Each task process gets SIGKILL
+from the kernel when the thread that started it exits (PR_SET_PDEATHSIG): that
+is the executor actor's thread, which ends only after it has stopped every
+task, or when the node dies. Only the group's leader gets that signal, so each
+task also records ``<pid> <start time>`` in its directory, and the next
+executor on the same state dir kills the groups a previous run left (the start
+time from /proc tells a reused pid from ours) before it starts anything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import logging
 import os
 import platform
+import shutil
 import signal
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pyswarmkit.api.objects import (
     EngineDescription,
@@ -23,6 +36,8 @@ from pyswarmkit.api.objects import (
     Task,
 )
 from pyswarmkit.executor.base import ExecutorError
+
+log = logging.getLogger(__name__)
 
 
 def machine_resources() -> Resources:
@@ -50,9 +65,113 @@ def describe_node(
     )
 
 
+_PR_SET_PDEATHSIG = 1
+_libc: ctypes.CDLL | None = None
+
+
+def _prctl() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc.prctl
+
+
+def set_parent_death_signal(sig: signal.Signals) -> bool:
+    """Have the kernel send ``sig`` to this process when the thread that forked
+    it exits (Linux's PR_SET_PDEATHSIG). False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(_prctl()(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _die_with_parent_thread() -> Callable[[], None] | None:
+    """What the forked child runs before exec: arm SIGKILL for when the
+    starting thread exits. The libc function is looked up here, not after the
+    fork, so the child only makes one system call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = _prctl()
+    except (OSError, AttributeError):
+        return None
+    kill = int(signal.SIGKILL)
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
+
+    return arm
+
+
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Whether the group had a process to signal."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (/proc/<pid>/stat
+    field 22); None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces or parentheses: split after the last ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19])
+
+
+PID_FILE = "pid"
+
+
+def stop_leftovers(tasks_dir: Path, log: logging.Logger) -> int:
+    """Kill the task processes a previous run recorded under ``tasks_dir`` and
+    remove their directories (the store that knew those tasks is gone).
+    Returns how many process groups were signalled."""
+    if not tasks_dir.is_dir():
+        return 0
+    killed = 0
+    for workdir in sorted(tasks_dir.iterdir()):
+        if not workdir.is_dir():
+            continue
+        record = _read_pid_record(workdir / PID_FILE)
+        if record is not None:
+            pid, started = record
+            now_started = start_time(pid)
+            # A live pid with another start time was reused: the old group is
+            # empty (Linux keeps a pid number while any group uses it). A
+            # vanished leader may have left members in its group: kill that too.
+            if (now_started is None or now_started == started) and _signal_group(
+                pid, signal.SIGKILL
+            ):
+                log.warning(
+                    "stopped task %s (process group %d) left running by a previous run",
+                    workdir.name,
+                    pid,
+                )
+                killed += 1
+        shutil.rmtree(workdir, ignore_errors=True)
+    return killed
+
+
+def _read_pid_record(path: Path) -> tuple[int, int] | None:
+    try:
+        pid_text, started_text = path.read_text().split()
+        pid, started = int(pid_text), int(started_text)
+    except (OSError, ValueError):
+        return None
+    return (pid, started) if pid > 1 else None
 
 
 class ProcessController:
@@ -95,12 +214,18 @@ class ProcessController:
                 cwd=self.task.spec.container.dir or None,
                 env=env,
                 start_new_session=True,
+                preexec_fn=_die_with_parent_thread(),
             )
         except OSError as exc:
             self._close()
             reason = exc.strerror or str(exc)
             raise ExecutorError(f"starting {self.argv[0]!r} failed: {reason}") from exc
-        return self.proc.pid
+        pid = self.proc.pid
+        started = start_time(pid)
+        if started is not None:
+            record = self.workdir / PID_FILE
+            record.write_text(f"{pid} {started}\n")
+        return pid
 
     def poll(self) -> int | None:
         if self.proc is None:
@@ -128,6 +253,7 @@ class ProcessController:
             if self.proc.poll() is None:
                 self.proc.wait(timeout=5)
         self._close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def logs(self) -> list[Path]:
         return [self.workdir / "stdout.log", self.workdir / "stderr.log"]
@@ -149,6 +275,9 @@ class ProcessExecutor:
         engine_labels: dict[str, str] | None = None,
     ) -> None:
         self.tasks_dir = state_dir / "worker" / "tasks"
+        # Whoever made this executor holds the state dir: what is recorded
+        # there is a previous run's, and no one else's.
+        stop_leftovers(self.tasks_dir, log)
         self.hostname = hostname
         self.resources = resources or machine_resources()
         self.engine_labels = dict(engine_labels or {})

@@ -19,6 +19,11 @@ class StopDeadlines:
 
     def cancel(self, task_id: str) -> None:
         self._due.pop(task_id, None)
+        # Cancelled entries stay in the heap until due; with many stops at once
+        # (a service of 100,000 removed) rebuild it rather than hold them all.
+        if len(self._heap) > 2 * len(self._due) + 64:
+            self._heap = [(when, tid) for tid, when in self._due.items()]
+            heapq.heapify(self._heap)
 
     def pop_due(self, now: float) -> list[str]:
         """Tasks whose grace ran out by ``now``; each is returned once."""

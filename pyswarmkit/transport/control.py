@@ -15,7 +15,7 @@ import queue
 import socket
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +35,49 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# A long list in a reply goes as a stream of pages (each reply frame but the
+# last says "more"), so a client shows the first page while the rest is encoded
+# and sent. A request may ask for a page size with "page_size".
+DEFAULT_PAGE_SIZE = 1000
+# ROUTER drops what exceeds its send high-water mark (1000 frames per peer):
+# pages grow so no stream needs more frames than this.
+MAX_PAGES = 200
 # Linux's sun_path holds 108 bytes including the terminating NUL.
 MAX_IPC_PATH = 107
 
 
-def check_socket_path(path: str) -> None:
+def check_socket_length(path: str) -> None:
     if len(os.fsencode(path)) > MAX_IPC_PATH:
         raise InvalidArgument(
             f"control socket path {path} is longer than {MAX_IPC_PATH} bytes: choose a shorter one"
         )
+
+
+def check_socket_path(path: str) -> None:
+    """Refuse a path a server could not bind, before anything else is set up."""
+    check_socket_length(path)
+    _claimable(path)
+
+
+def _claimable(path: str) -> bool:
+    """Whether a stale socket sits at ``path`` (True) or nothing does (False).
+
+    Only a unix socket nobody answers on may be replaced: anything else at the
+    path (a file, a directory, a live socket) is someone's, and is refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise InvalidArgument(f"cannot use {path} as the control socket: {exc.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a socket"
+        raise InvalidArgument(
+            f"{path} exists and is {kind}: choose another --listen-control-api path"
+        )
+    if _answers(path):
+        raise Unavailable(f"another swarmd is already serving {path}")
+    return True
 
 
 class ControlServer:
@@ -75,9 +109,7 @@ class ControlServer:
 
     def _bind(self) -> zmq.Socket[bytes]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        if os.path.exists(self.path):
-            if _answers(self.path):
-                raise Unavailable(f"another swarmd is already serving {self.path}")
+        if _claimable(self.path):
             os.unlink(self.path)
         sock: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
@@ -146,8 +178,15 @@ class ControlServer:
             self._send(ident, {"v": PROTOCOL_VERSION, "id": 0, "ok": False, "error": err.to_wire()})
             return
 
+        page_size = body.get("page_size")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            page_size = DEFAULT_PAGE_SIZE
+
         def reply(result: dict[str, Any]) -> None:
-            self._send(ident, {"v": PROTOCOL_VERSION, "id": msg_id, **result})
+            pages = paginate(result, page_size)
+            last = len(pages) - 1
+            for i, page in enumerate(pages):
+                self._send(ident, {"v": PROTOCOL_VERSION, "id": msg_id, **page, "more": i < last})
 
         try:
             self.deliver(ControlRequest(method, body, reply))
@@ -160,6 +199,41 @@ class ControlServer:
         self._outbox.put((ident, codec.packb(msg)))
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+
+
+def paginate(reply: dict[str, Any], page_size: int) -> list[dict[str, Any]]:
+    """Split a successful reply whose result holds one long list into pages:
+    the first page carries every other field, each page a slice of the list."""
+    result = reply.get("result")
+    if not reply.get("ok") or not isinstance(result, dict):
+        return [reply]
+    long_lists = [
+        k for k, v in result.items() if isinstance(v, list | tuple) and len(v) > page_size
+    ]
+    if len(long_lists) != 1:
+        return [reply]
+    key = long_lists[0]
+    items: Sequence[Any] = result[key]
+    size = max(page_size, -(-len(items) // MAX_PAGES))
+    pages = [{**reply, "result": {**result, key: items[:size]}}]
+    for start in range(size, len(items), size):
+        pages.append({"ok": True, "result": {key: items[start : start + size]}})
+    return pages
+
+
+def merge_pages(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result a paged reply stands for: lists joined, other fields kept.
+    A single page is returned as it came."""
+    if len(pages) == 1:
+        return pages[0]
+    merged: dict[str, Any] = {}
+    for page in pages:
+        for key, value in page.items():
+            if isinstance(value, list | tuple) and isinstance(merged.get(key), list):
+                merged[key].extend(value)
+            else:
+                merged[key] = list(value) if isinstance(value, list | tuple) else value
+    return merged
 
 
 def _answers(path: str) -> bool:
@@ -188,7 +262,7 @@ class ControlClient:
 
     def _connect(self) -> zmq.Socket[bytes]:
         if self._sock is None:
-            check_socket_path(self.path)
+            check_socket_length(self.path)
             if not _answers(self.path):
                 raise Unavailable(f"cannot connect to swarmd at {self.path}: is it running?")
             sock: zmq.Socket[bytes] = self._ctx.socket(zmq.DEALER)
@@ -198,6 +272,11 @@ class ControlClient:
         return self._sock
 
     def call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request, its whole result (pages joined)."""
+        return merge_pages(list(self.stream(method, body)))
+
+    def stream(self, method: str, body: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """One request; yields its result page by page as the pages arrive."""
         sock = self._connect()
         msg_id = next(self._ids)
         sock.send(
@@ -216,7 +295,9 @@ class ControlClient:
             if not reply.get("ok"):
                 raise error_from_wire(reply.get("error"))
             result = reply.get("result", {})
-            return result if isinstance(result, dict) else {}
+            yield result if isinstance(result, dict) else {}
+            if not reply.get("more"):
+                return
 
     def close(self) -> None:
         if self._sock is not None:

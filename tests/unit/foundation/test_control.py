@@ -13,6 +13,7 @@ from pyswarmkit.api.objects import (
     Annotations,
     Cluster,
     ContainerSpec,
+    Meta,
     Node,
     NodeDescription,
     NodeSpec,
@@ -30,10 +31,11 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, TaskState
-from pyswarmkit.control.handlers import Handlers, Reply, Write
+from pyswarmkit.control.handlers import Handlers, Reply, Write, slot_errors
 from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.validate import validate_service_spec
 from pyswarmkit.store import Change, MemoryStore
+from pyswarmkit.transport.control import merge_pages, paginate
 
 pytestmark = pytest.mark.unit
 
@@ -124,9 +126,7 @@ def test_tasks_resolve_by_id_and_prefix_only() -> None:
 
 def _with_container(**kw: Any) -> ServiceSpec:
     s = spec()
-    return replace(
-        s, task=replace(s.task, container=replace(s.task.container, **kw))
-    )
+    return replace(s, task=replace(s.task, container=replace(s.task.container, **kw)))
 
 
 def _with_task(**kw: Any) -> ServiceSpec:
@@ -216,9 +216,7 @@ def test_bad_specs_are_refused_on_create(bad: ServiceSpec, message: str) -> None
         spec(name="Web-2"),
         spec(replicas=0),
         spec(replicas=100_000),
-        replace(
-            spec(command=()), task=TaskSpec(container=ContainerSpec(image="nginx"))
-        ),
+        replace(spec(command=()), task=TaskSpec(container=ContainerSpec(image="nginx"))),
         _with_container(env=("A=", "B=c=d", "PATH=/bin:/usr/bin")),
         _with_task(ports=(PortConfig(80, 8080), PortConfig(80, 8080, protocol="udp"))),
         _with_task(resources=ResourceRequirements(reservations=Resources(nano_cpus=10**9))),
@@ -376,7 +374,65 @@ def test_service_list_counts_running_tasks(one_service: Any) -> None:
     inspect = read(store, "service.inspect", {"ref": svc.id[:6]})
     assert inspect["service"] == store.get_service(svc.id)
     assert inspect["running"] == 1
-    assert {t.id for t in inspect["tasks"]} == {"t1", "t2", "t3"}
+    # A service may have 100,000 tasks: inspect sends a summary, task.list the tasks.
+    assert "tasks" not in inspect
+    assert inspect["errors"] == [] and inspect["failing_slots"] == 0
+
+
+def _attempt(
+    tid: str,
+    slot: int,
+    created: float,
+    state: TaskState,
+    err: str = "",
+    desired: TaskState = TaskState.SHUTDOWN,
+) -> Task:
+    return Task(
+        id=tid,
+        service_id="s1",
+        slot=slot,
+        desired_state=desired,
+        meta=Meta(created_at=created),
+        status=TaskStatus(state=state, err=err, timestamp=created + 0.5),
+    )
+
+
+def test_service_inspect_shows_the_latest_error_of_each_failing_slot() -> None:
+    tasks = [
+        # Slot 1 is rejected over and over; its replacement waits for the restart delay.
+        _attempt("a1", 1, 1.0, TaskState.REJECTED, "no command to run"),
+        _attempt("a2", 1, 2.0, TaskState.REJECTED, "no command to run: again"),
+        _attempt("a3", 1, 3.0, TaskState.READY, desired=TaskState.RUNNING),
+        # Slot 2 failed once and runs now: not failing.
+        _attempt("b1", 2, 1.0, TaskState.FAILED, "task: non-zero exit (1)"),
+        _attempt("b2", 2, 2.0, TaskState.RUNNING, desired=TaskState.RUNNING),
+        # Slot 3 completed without an error: nothing to show.
+        _attempt("c1", 3, 1.0, TaskState.COMPLETE),
+        # Slot 4 failed last; an older failure is not the latest.
+        _attempt("d1", 4, 1.0, TaskState.FAILED, "old"),
+        _attempt("d2", 4, 2.0, TaskState.FAILED, "task: non-zero exit (7)"),
+    ]
+    errors = slot_errors(tasks)
+    assert [(e["slot"], e["task"], e["state"], e["error"]) for e in errors] == [
+        (1, "a2", "REJECTED", "no command to run: again"),
+        (4, "d2", "FAILED", "task: non-zero exit (7)"),
+    ]
+    assert errors[0]["timestamp"] == 2.5
+
+
+def test_service_inspect_caps_the_errors_it_sends(one_service: Any) -> None:
+    store, svc = one_service
+    rejected = TaskStatus(state=TaskState.REJECTED, err="no command to run")
+    apply(
+        store,
+        [
+            Change("create", Task(id=f"t{i}", service_id=svc.id, slot=i, status=rejected))
+            for i in range(1, 31)
+        ],
+    )
+    inspect = read(store, "service.inspect", {"ref": "web"})
+    assert inspect["failing_slots"] == 30
+    assert [e["slot"] for e in inspect["errors"]] == list(range(1, 11))
 
 
 def test_task_list_hides_tasks_no_longer_wanted_unless_all(one_service: Any) -> None:
@@ -456,3 +512,20 @@ def test_request_fields_of_the_wrong_type_are_invalid_argument(
     store, _ = one_service
     with pytest.raises(InvalidArgument, match=f"request field '{field}' must be a"):
         Handlers().handle(store, method, body)
+
+
+def test_paginate_splits_the_one_long_list_and_merge_joins_it() -> None:
+    reply = {"ok": True, "result": {"tasks": list(range(5)), "nodes": {"a": "b"}}}
+    pages = paginate(reply, 2)
+    assert [p["result"] for p in pages] == [
+        {"tasks": [0, 1], "nodes": {"a": "b"}},
+        {"tasks": [2, 3]},
+        {"tasks": [4]},
+    ]
+    assert merge_pages([p["result"] for p in pages]) == reply["result"]
+    # Short lists, errors and replies with two long lists go whole.
+    assert paginate(reply, 10) == [reply]
+    error = {"ok": False, "error": {"code": "internal", "message": "x"}}
+    assert paginate(error, 1) == [error]
+    two = {"ok": True, "result": {"a": [1, 2, 3], "b": [1, 2, 3]}}
+    assert paginate(two, 1) == [two]

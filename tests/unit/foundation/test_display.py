@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarmkit.api.objects import ManagerStatus, Node, Task, TaskStatus
+from pyswarmkit.api.objects import ContainerStatus, ManagerStatus, Node, Task, TaskStatus
 from pyswarmkit.api.states import NodeRole, Reachability, TaskState
 from pyswarmkit.display import (
+    PagedTable,
     ago,
     duration,
+    exit_code,
     human_duration,
     last_state,
     manager_status,
@@ -146,3 +148,36 @@ def test_task_name_and_last_state() -> None:
 )
 def test_size_in_binary_units(n: int, text: str) -> None:
     assert size(n) == text
+
+
+def test_paged_table_prints_headers_once_and_keeps_first_page_widths() -> None:
+    table = PagedTable(["ID", "Name"])
+    assert table.page([["a1", "web"], ["a2", "database"]]) == [
+        "ID  Name",
+        "--  ----",
+        "a1  web",
+        "a2  database",
+    ]
+    assert table.page([["a3", "x"]]) == ["a3  x"]
+    # A wider cell later pushes its own row only.
+    assert table.page([["a-long-id", "y"]]) == ["a-long-id  y"]
+    assert PagedTable(["ID", "Name"]).page([]) == ["ID  Name", "--  ----"]
+
+
+def test_exit_code_only_when_a_process_exited() -> None:
+    never_started = Task(id="t", status=TaskStatus(state=TaskState.REJECTED, err="no command"))
+    assert exit_code(never_started) == ""
+    exited = Task(
+        id="t",
+        status=TaskStatus(state=TaskState.FAILED, container=ContainerStatus(pid=42, exit_code=7)),
+    )
+    assert exit_code(exited) == "7"
+    clean = Task(
+        id="t",
+        status=TaskStatus(state=TaskState.COMPLETE, container=ContainerStatus(pid=42, exit_code=0)),
+    )
+    assert exit_code(clean) == "0"
+    still_running = Task(
+        id="t", status=TaskStatus(state=TaskState.RUNNING, container=ContainerStatus(pid=42))
+    )
+    assert exit_code(still_running) == ""

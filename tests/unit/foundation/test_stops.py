@@ -37,3 +37,14 @@ def test_a_negative_grace_is_due_at_once() -> None:
     d = StopDeadlines()
     d.start("a", 5.0, -1.0)
     assert d.pop_due(5.0) == ["a"]
+
+
+def test_cancelled_stops_do_not_pile_up() -> None:
+    """100,000 tasks stopped and exited at once hold no memory for their grace."""
+    d = StopDeadlines()
+    for i in range(100_000):
+        d.start(f"t{i}", 0.0, 10.0)
+        d.cancel(f"t{i}")
+    d.start("last", 0.0, 10.0)
+    assert len(d._heap) <= 100
+    assert d.pop_due(10.0) == ["last"]
