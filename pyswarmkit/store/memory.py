@@ -256,10 +256,12 @@ class MemoryStore:
             return Event("delete", kind, old, old)
         created = old.meta.created_at if old is not None else now
         new = replace(obj, meta=Meta(index, created, now))
-        if old is not None:
-            self._unindex(kind, old)
         table[obj.id] = new
-        self._index(kind, new)
+        if old is None:
+            self._index(kind, new)
+        elif not _same_index_keys(kind, old, new):
+            self._unindex(kind, old)
+            self._index(kind, new)
         return Event(ch.op, kind, new, old)
 
     def _index(self, kind: Kind, obj: StoreObject) -> None:
@@ -283,6 +285,17 @@ class MemoryStore:
                 _discard(self._tasks_by_node, t.node_id, t.id)
         elif kind == "service":
             self._service_by_name.pop(cast(Service, obj).name, None)
+
+
+def _same_index_keys(kind: Kind, old: StoreObject, new: StoreObject) -> bool:
+    """Whether an update leaves the object's index entries as they are (most
+    task updates only change a status), so re-indexing can be skipped."""
+    if kind == "task":
+        a, b = cast(Task, old), cast(Task, new)
+        return a.node_id == b.node_id and a.service_id == b.service_id and a.slot == b.slot
+    if kind == "service":
+        return cast(Service, old).name == cast(Service, new).name
+    return True
 
 
 def _discard(index: dict[Any, set[str]], key: Any, obj_id: str) -> None:
