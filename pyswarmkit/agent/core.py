@@ -48,6 +48,13 @@ class Command:
     task: Task
 
 
+@dataclass(frozen=True, slots=True)
+class Commands:
+    """The commands one agent step produced, in order, sent as one message."""
+
+    commands: tuple[Command, ...]
+
+
 @dataclass(slots=True)
 class Effects:
     commands: list[Command] = field(default_factory=list)
