@@ -95,9 +95,11 @@ class Effects:
 def assignable(task: Task) -> bool:
     """Whether a node should hold this task: placed on it, and not yet finished
     with (a task stays until it is terminal and no longer wanted running)."""
-    if task.status.state < TaskState.ASSIGNED:
+    state = task.status.state
+    if state < TaskState.ASSIGNED:
         return False
-    return not (task.status.state.terminal and task.desired_state > TaskState.RUNNING)
+    # Runs for every task event: ``state.terminal`` spelled out.
+    return not (state > TaskState.RUNNING and task.desired_state > TaskState.RUNNING)
 
 
 class Dispatcher:
@@ -402,18 +404,20 @@ def task_status_changes(
 
     Meant to run where the store is written, so it reads the newest tasks and
     never loses to a concurrent write of another field."""
+    updates = list(updates)
+    for _, status in updates:
+        if not isinstance(status, TaskStatus):
+            raise InvalidArgument("task status update carries no status")
+    # One read of the store for the whole report, not one per task.
+    tasks = store.get_tasks(task_id for task_id, _ in updates)
     latest: dict[str, Task] = {}
-    # One lock for the whole report, not one per task read.
-    with store.reading():
-        for task_id, status in updates:
-            if not isinstance(status, TaskStatus):
-                raise InvalidArgument("task status update carries no status")
-            task = latest.get(task_id) or store.get_task(task_id)
-            if task is None:
-                continue
-            if task.node_id != node_id:
-                raise InvalidArgument(f"task {task_id} is not assigned to node {node_id}")
-            if status.state <= task.status.state:
-                continue
-            latest[task_id] = replace(task, status=status)
+    for task_id, status in updates:
+        task = latest.get(task_id) or tasks.get(task_id)
+        if task is None:
+            continue
+        if task.node_id != node_id:
+            raise InvalidArgument(f"task {task_id} is not assigned to node {node_id}")
+        if status.state <= task.status.state:
+            continue
+        latest[task_id] = replace(task, status=status)
     return [Change("update", t) for t in latest.values()]

@@ -105,6 +105,13 @@ class MemoryStore:
     def get_task(self, obj_id: str) -> Task | None:
         return cast(Task | None, self.get("task", obj_id))
 
+    def get_tasks(self, ids: Iterable[str]) -> dict[str, Task]:
+        """The tasks of ``ids`` that exist, read under one lock."""
+        with self._lock:
+            table = self._tables["task"]
+            found = {i: table.get(i) for i in ids}
+        return {i: cast(Task, t) for i, t in found.items() if t is not None}
+
     def objects(self, kind: Kind) -> list[StoreObject]:
         with self._lock:
             return list(self._tables[kind].values())
