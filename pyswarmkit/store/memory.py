@@ -66,6 +66,10 @@ class EventBatch:
     events: tuple[Event, ...]
 
 
+# Marks "not looked up yet" where None means "deleted".
+_ABSENT: Any = object()
+
+
 def _with_meta(obj: Any, meta: Meta) -> Any:
     return replace(obj, meta=meta)
 
@@ -215,12 +219,15 @@ class MemoryStore:
         for ch in changes:
             # A malformed batch is refused whole, the same way on every
             # manager, before anything is touched.
-            if not isinstance(ch, Change) or ch.op not in OPS or type(ch.obj) not in KIND_OF:
+            kind = KIND_OF.get(type(ch.obj)) if isinstance(ch, Change) else None
+            if kind is None or ch.op not in OPS:
                 raise InvalidArgument(f"not a store change: {str(ch)[:200]}")
             obj = ch.obj
-            kind = KIND_OF[type(obj)]
             key = (kind, obj.id)
-            current = seen[key] if key in seen else self._tables[kind].get(obj.id)
+            current = seen.get(key, _ABSENT)
+            fresh = current is _ABSENT
+            if fresh:
+                current = self._tables[kind].get(obj.id)
             if ch.op == "create":
                 if current is not None:
                     raise AlreadyExists(f"{kind} {obj.id} already exists")
@@ -228,7 +235,7 @@ class MemoryStore:
             else:
                 if current is None:
                     raise NotFound(f"{kind} {obj.id} not found")
-                if key not in seen and current.meta.version != obj.meta.version:
+                if fresh and current.meta.version != obj.meta.version:
                     raise Conflict(
                         f"{kind} {obj.id} changed since it was read "
                         f"(version {obj.meta.version}, now {current.meta.version})"
