@@ -9,9 +9,9 @@ from typing import Any
 
 from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor
-from pyswarmkit.actors.messages import Deliver, ExecutorEvent, Tick
+from pyswarmkit.actors.messages import Deliver, ExecutorEvent, ExecutorEvents, Tick
 from pyswarmkit.actors.registry import Registry
-from pyswarmkit.agent.core import REGISTER_RETRY, Agent, Effects
+from pyswarmkit.agent.core import REGISTER_RETRY, Agent, Commands, Effects
 from pyswarmkit.api.objects import NodeDescription
 from pyswarmkit.api.protocol import Body, Error, Leave, Register, Registered
 from pyswarmkit.transport.bus import Bus, Envelope
@@ -40,16 +40,31 @@ class AgentActor(GuardedActor):
     def handle(self, message: Any) -> Any:
         if isinstance(message, Tick):
             self._carry_out(self.core.tick(message.now), message.now)
+        elif isinstance(message, ExecutorEvents):
+            fx = Effects()
+            for ev in message.events:
+                # One bad event must not cost the others their turn.
+                try:
+                    self._executor_event(ev, fx)
+                except Exception as exc:
+                    self.failures += 1
+                    self.log_failure(ev, exc)
+            self._carry_out(fx, clock.monotonic())
         elif isinstance(message, ExecutorEvent):
-            self._executor_event(message)
+            fx = Effects()
+            self._executor_event(message, fx)
+            self._carry_out(fx, clock.monotonic())
         elif isinstance(message, Deliver):
             self._delivered(message)
         return None
 
-    def _executor_event(self, ev: ExecutorEvent) -> None:
+    def _executor_event(self, ev: ExecutorEvent, fx: Effects) -> None:
+        """Feed one executor event to the core, adding what it asks for to ``fx``."""
         wall = clock.wall()
         if ev.kind == "prepared":
-            self._carry_out(self.core.prepared(ev.task_id, ev.err, wall), clock.monotonic())
+            more = self.core.prepared(ev.task_id, ev.err, wall)
+            fx.commands.extend(more.commands)
+            fx.messages.extend(more.messages)
         elif ev.kind == "started":
             self.core.started(ev.task_id, ev.pid, ev.err, wall)
         elif ev.kind == "exited":
@@ -75,8 +90,8 @@ class AgentActor(GuardedActor):
         self._carry_out(fx, now)
 
     def _carry_out(self, fx: Effects, now: float) -> None:
-        for cmd in fx.commands:
-            self.registry.tell("executor", cmd)
+        if fx.commands:
+            self.registry.tell("executor", Commands(tuple(fx.commands)))
         for m in fx.messages:
             self._send(m, now)
 

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from pyswarmkit import clock
-from pyswarmkit.actors.base import GuardedActor
+from pyswarmkit.actors.base import GuardedActor, watch_store
 from pyswarmkit.actors.messages import Committed, Deliver, StoreEvents, Tick, Transact
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
@@ -35,7 +35,7 @@ class DispatcherActor(GuardedActor):
 
     def on_start(self) -> None:
         ref = self.actor_ref
-        self._cancel_watch = self.store.watch(lambda batch: ref.tell(StoreEvents(batch)))
+        self._cancel_watch = watch_store(self.store, ref)
         self._carry_out(self.core.start(self.store, clock.monotonic()))
 
     def on_stop(self) -> None:

@@ -82,3 +82,12 @@ class ExecutorEvent:
     pid: int = 0
     exit_code: int = 0
     err: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorEvents:
+    """The executor's events from handling one message, in order: one message
+    per batch rather than per task, since at scale the per-message cost of the
+    mailboxes dominates."""
+
+    events: tuple[ExecutorEvent, ...]

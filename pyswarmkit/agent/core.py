@@ -35,6 +35,11 @@ from pyswarmkit.api.states import TaskState
 REGISTER_RETRY = 2.0
 # A status report with no acknowledgement is sent again after this long.
 REPORT_RETRY = 2.0
+# ...but not while acknowledgements of other reports keep arriving (the
+# dispatcher is working through a backlog: at 100 000 tasks one batch of reports
+# takes longer than REPORT_RETRY to commit, and resending adds to the backlog),
+# unless it has waited this long.
+REPORT_RETRY_MAX = 10.0
 # A request for a full assignment set with no answer is repeated after this long.
 RESYNC_RETRY = 1.0
 HEARTBEAT_JITTER = 0.1
@@ -46,6 +51,13 @@ class Command:
 
     op: str
     task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class Commands:
+    """The commands one agent step produced, in order, sent as one message."""
+
+    commands: tuple[Command, ...]
 
 
 @dataclass(slots=True)
@@ -83,6 +95,8 @@ class Agent:
         self.unsent: set[str] = set()
         self.sent_at: dict[str, float] = {}
         self.next_resend = 0.0
+        # When the last acknowledgement of a report arrived.
+        self.last_ack_at = -math.inf
         # The assignment sequence held in this session (0: no set yet).
         self.seq = 0
         self.full_requested_at: float | None = None
@@ -104,7 +118,10 @@ class Agent:
             fx.messages.append(Heartbeat(self.session_id))
         if now >= self.next_resend:
             self.next_resend = now + REPORT_RETRY
-            due = now - REPORT_RETRY
+            if now - self.last_ack_at >= REPORT_RETRY:
+                due = now - REPORT_RETRY
+            else:
+                due = now - REPORT_RETRY_MAX
             self.unsent.update(t for t in self.pending if self.sent_at.get(t, -math.inf) <= due)
         if self.unsent:
             updates = tuple(StatusUpdate(t, self.pending[t]) for t in sorted(self.unsent))
@@ -129,7 +146,7 @@ class Agent:
         elif isinstance(msg, Assignments):
             return self.assignments(msg, now, wall)
         elif isinstance(msg, UpdateTaskStatusAck):
-            self.acknowledged(msg)
+            self.acknowledged(msg, now)
         elif isinstance(msg, Error):
             self.refused(msg)
         return Effects()
@@ -161,7 +178,9 @@ class Agent:
         if math.isfinite(period) and period > 0:
             self.heartbeat_period = period
 
-    def acknowledged(self, msg: UpdateTaskStatusAck) -> None:
+    def acknowledged(self, msg: UpdateTaskStatusAck, now: float = -math.inf) -> None:
+        if msg.acked:
+            self.last_ack_at = max(self.last_ack_at, now)
         for ack in msg.acked:
             status = self.pending.get(ack.task_id)
             if status is not None and status.state <= ack.state:

@@ -10,15 +10,25 @@ _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _BITS = 128
 
 
+# Five base36 digits at a time: a chunk below 36**5 fits one machine word, so
+# the big-integer divisions are five rather than twenty-five, and each chunk is
+# spelled by two table lookups (3 + 2 digits).
+_CHUNK = 36**5
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_TRIPLES = [a + b for a in _ALPHABET for b in _PAIRS]
+
+
 def to_base36(value: int, width: int) -> str:
     """Encode a non-negative integer in base36, zero-padded to `width` characters."""
     if value < 0:
         raise ValueError("base36 takes non-negative integers")
-    digits: list[str] = []
+    parts: list[str] = []
     while value:
-        value, rem = divmod(value, 36)
-        digits.append(_ALPHABET[rem])
-    text = "".join(reversed(digits)) or "0"
+        value, chunk = divmod(value, _CHUNK)
+        high, low = divmod(chunk, 1296)
+        parts.append(_TRIPLES[high] + _PAIRS[low])
+    parts.reverse()
+    text = "".join(parts).lstrip("0") or "0"
     if len(text) > width:
         raise ValueError(f"value does not fit in {width} base36 digits")
     return text.rjust(width, "0")

@@ -95,9 +95,11 @@ class Effects:
 def assignable(task: Task) -> bool:
     """Whether a node should hold this task: placed on it, and not yet finished
     with (a task stays until it is terminal and no longer wanted running)."""
-    if task.status.state < TaskState.ASSIGNED:
+    state = task.status.state
+    if state < TaskState.ASSIGNED:
         return False
-    return not (task.status.state.terminal and task.desired_state > TaskState.RUNNING)
+    # Runs for every task event: ``state.terminal`` spelled out.
+    return not (state > TaskState.RUNNING and task.desired_state > TaskState.RUNNING)
 
 
 class Dispatcher:
@@ -112,6 +114,10 @@ class Dispatcher:
         # Nodes marked UNKNOWN when this dispatcher started, with when they expire.
         self.unknown: dict[str, float] = {}
         self._dirty_nodes: set[str] = set()
+        # Per node with a session: the tasks whose assignment may have changed
+        # since its last set, with their newest object (None: deleted or moved
+        # off the node). A node needing a full set is scanned in the store instead.
+        self._changed: dict[str, dict[str, Task | None]] = {}
 
     @property
     def grace(self) -> float:
@@ -261,9 +267,29 @@ class Dispatcher:
                 continue
             if ev.kind != "task":
                 continue
-            for t in (ev.obj, ev.old):
-                if isinstance(t, Task) and t.node_id in self.sessions:
-                    self._dirty_nodes.add(t.node_id)
+            new, old = ev.obj, ev.old
+            if not isinstance(new, Task):
+                continue
+            if ev.op == "delete":
+                self._note(new.node_id, new.id, None)
+                continue
+            if isinstance(old, Task):
+                if old.node_id == new.node_id and _same_assignment(old, new):
+                    # A status report (usually the node's own): nothing it holds
+                    # changes, but a set still to go out carries the newest object.
+                    pending = self._changed.get(new.node_id)
+                    if pending is not None and new.id in pending:
+                        pending[new.id] = new
+                    continue
+                if old.node_id != new.node_id:
+                    self._note(old.node_id, old.id, None)
+            self._note(new.node_id, new.id, new)
+
+    def _note(self, node_id: str, task_id: str, task: Task | None) -> None:
+        if node_id not in self.sessions:
+            return
+        self._dirty_nodes.add(node_id)
+        self._changed.setdefault(node_id, {})[task_id] = task
 
     def expire(self, now: float) -> list[str]:
         """Close sessions silent for longer than the grace; returns their nodes."""
@@ -288,35 +314,59 @@ class Dispatcher:
         the difference from what it was last told, numbered so a lost set shows."""
         out: list[Outgoing] = []
         for node_id in sorted(self._dirty_nodes):
+            pending = self._changed.pop(node_id, {})
             session = self.sessions.get(node_id)
             if session is None:
                 continue
-            current = {t.id: t for t in store.tasks_by_node(node_id) if assignable(t)}
-            changed = [
-                t
-                for t in current.values()
-                if session.sent.get(t.id) != (int(t.desired_state), t.spec_version)
-            ]
-            removed = [tid for tid in session.sent if tid not in current]
-            if session.needs_full or changed or removed:
-                full = session.needs_full
-                tasks = tuple(current.values()) if full else tuple(changed)
+            if session.needs_full:
+                out.append(self._full_set(store, session))
+                continue
+            # Only the tasks whose events arrived since the last set can differ
+            # from what the node was told.
+            changed: list[Task] = []
+            removed: list[str] = []
+            sent = session.sent
+            for task_id, task in pending.items():
+                if task is not None and task.node_id == node_id and assignable(task):
+                    key = (int(task.desired_state), task.spec_version)
+                    if sent.get(task_id) != key:
+                        sent[task_id] = key
+                        changed.append(task)
+                elif task_id in sent:
+                    del sent[task_id]
+                    removed.append(task_id)
+            if changed or removed:
                 msg = Assignments(
                     session.session_id,
-                    full,
-                    0 if full else session.seq,
+                    False,
+                    session.seq,
                     session.seq + 1,
-                    tasks,
-                    () if full else tuple(removed),
+                    tuple(changed),
+                    tuple(removed),
                 )
                 out.append(Outgoing(node_id, msg))
                 session.seq += 1
-                session.needs_full = False
-                session.sent = {
-                    t.id: (int(t.desired_state), t.spec_version) for t in current.values()
-                }
         self._dirty_nodes.clear()
+        self._changed.clear()
         return out
+
+    def _full_set(self, store: MemoryStore, session: Session) -> Outgoing:
+        current = [t for t in store.tasks_by_node(session.node_id) if assignable(t)]
+        msg = Assignments(session.session_id, True, 0, session.seq + 1, tuple(current), ())
+        session.seq += 1
+        session.needs_full = False
+        session.sent = {t.id: (int(t.desired_state), t.spec_version) for t in current}
+        return Outgoing(session.node_id, msg)
+
+
+def _same_assignment(old: Task, new: Task) -> bool:
+    """Whether a task update leaves what its node should hold as it was: same
+    desired state and spec, and still (or still not) assignable."""
+    return (
+        old.desired_state == new.desired_state
+        and old.spec_version == new.spec_version
+        and assignable(old) == assignable(new)
+    )
 
 
 def first_cluster(store: MemoryStore) -> Cluster | None:
@@ -354,11 +404,15 @@ def task_status_changes(
 
     Meant to run where the store is written, so it reads the newest tasks and
     never loses to a concurrent write of another field."""
-    latest: dict[str, Task] = {}
-    for task_id, status in updates:
+    updates = list(updates)
+    for _, status in updates:
         if not isinstance(status, TaskStatus):
             raise InvalidArgument("task status update carries no status")
-        task = latest.get(task_id) or store.get_task(task_id)
+    # One read of the store for the whole report, not one per task.
+    tasks = store.get_tasks(task_id for task_id, _ in updates)
+    latest: dict[str, Task] = {}
+    for task_id, status in updates:
+        task = latest.get(task_id) or tasks.get(task_id)
         if task is None:
             continue
         if task.node_id != node_id:

@@ -55,7 +55,10 @@ class ReplicatedOrchestrator:
         self._timers: list[tuple[float, str]] = []
         self._dirty_services: set[str] = set()
         self._finished: set[str] = set()
-        self._removing: set[str] = set()
+        # Tasks desired REMOVE to look at in the next reap: those whose events
+        # arrived since the last one. Whether a task can be deleted depends only
+        # on its own fields, so one that did not change need not be looked at again.
+        self._reap_next: set[str] = set()
         self._trim: set[SlotKey] = set()
         self._deleted_services: set[str] = set()
         self._drained_nodes: set[str] = set()
@@ -119,17 +122,22 @@ class ReplicatedOrchestrator:
                 assert isinstance(ev.obj, Task)
                 if ev.op == "delete":
                     self.delayed.pop(ev.obj.id, None)
+                    self._reap_next.discard(ev.obj.id)
                 else:
                     self._note_task(ev.obj)
             elif ev.kind == "node" and isinstance(ev.obj, Node) and _drained(ev.op, ev.obj):
                 self._drained_nodes.add(ev.obj.id)
 
     def _note_task(self, t: Task) -> None:
-        if is_live(t) and t.status.state.terminal:
-            self._finished.add(t.id)
+        # Runs for every task event: is_live, terminal and is_history inlined.
+        state = t.status.state
+        if t.desired_state <= TaskState.RUNNING:
+            if state > TaskState.RUNNING:
+                self._finished.add(t.id)
+            return
         if t.desired_state == TaskState.REMOVE:
-            self._removing.add(t.id)
-        if t.service_id and is_history(t):
+            self._reap_next.add(t.id)
+        if t.service_id and (state > TaskState.RUNNING or state < TaskState.ASSIGNED):
             self._trim.add((t.service_id, t.slot))
 
     def due(self, now: float) -> bool:
@@ -319,7 +327,7 @@ class ReplicatedOrchestrator:
             current = self._current(tx, t.id)
             if current is not None and current.desired_state < TaskState.REMOVE:
                 tx.update(with_desired(current, TaskState.REMOVE))
-                self._removing.add(t.id)
+                self._reap_next.add(t.id)
         if tasks:
             self.restarts.forget_slot((service_id, tasks[0].slot))
 
@@ -328,19 +336,20 @@ class ReplicatedOrchestrator:
             current = self._current(tx, t.id)
             if current is not None and current.desired_state < TaskState.REMOVE:
                 tx.update(with_desired(current, TaskState.REMOVE))
-                self._removing.add(t.id)
+                self._reap_next.add(t.id)
         self.restarts.forget_service(service_id)
 
     def _reap(self, store: MemoryStore, tx: Tx) -> None:
-        for tid in sorted(self._removing):
+        """Delete the tasks desired REMOVE that are done with: never placed, or
+        finished. One that is not yet is looked at again when it changes."""
+        for tid in sorted(self._reap_next):
             task = self._current(tx, tid)
             if task is None or task.desired_state != TaskState.REMOVE:
-                self._removing.discard(tid)
                 continue
             unassigned = not task.node_id or task.status.state < TaskState.ASSIGNED
             if unassigned or task.status.state.terminal:
                 tx.delete(task)
-                self._removing.discard(tid)
+        self._reap_next.clear()
 
     def _trim_history(self, store: MemoryStore, tx: Tx) -> None:
         limit = DEFAULT_HISTORY

@@ -66,6 +66,10 @@ class EventBatch:
     events: tuple[Event, ...]
 
 
+# Marks "not looked up yet" where None means "deleted".
+_ABSENT: Any = object()
+
+
 def _with_meta(obj: Any, meta: Meta) -> Any:
     return replace(obj, meta=meta)
 
@@ -104,6 +108,13 @@ class MemoryStore:
 
     def get_task(self, obj_id: str) -> Task | None:
         return cast(Task | None, self.get("task", obj_id))
+
+    def get_tasks(self, ids: Iterable[str]) -> dict[str, Task]:
+        """The tasks of ``ids`` that exist, read under one lock."""
+        with self._lock:
+            table = self._tables["task"]
+            found = {i: table.get(i) for i in ids}
+        return {i: cast(Task, t) for i, t in found.items() if t is not None}
 
     def objects(self, kind: Kind) -> list[StoreObject]:
         with self._lock:
@@ -208,12 +219,15 @@ class MemoryStore:
         for ch in changes:
             # A malformed batch is refused whole, the same way on every
             # manager, before anything is touched.
-            if not isinstance(ch, Change) or ch.op not in OPS or type(ch.obj) not in KIND_OF:
+            kind = KIND_OF.get(type(ch.obj)) if isinstance(ch, Change) else None
+            if kind is None or ch.op not in OPS:
                 raise InvalidArgument(f"not a store change: {str(ch)[:200]}")
             obj = ch.obj
-            kind = KIND_OF[type(obj)]
             key = (kind, obj.id)
-            current = seen[key] if key in seen else self._tables[kind].get(obj.id)
+            current = seen.get(key, _ABSENT)
+            fresh = current is _ABSENT
+            if fresh:
+                current = self._tables[kind].get(obj.id)
             if ch.op == "create":
                 if current is not None:
                     raise AlreadyExists(f"{kind} {obj.id} already exists")
@@ -221,7 +235,7 @@ class MemoryStore:
             else:
                 if current is None:
                     raise NotFound(f"{kind} {obj.id} not found")
-                if key not in seen and current.meta.version != obj.meta.version:
+                if fresh and current.meta.version != obj.meta.version:
                     raise Conflict(
                         f"{kind} {obj.id} changed since it was read "
                         f"(version {obj.meta.version}, now {current.meta.version})"
@@ -256,10 +270,12 @@ class MemoryStore:
             return Event("delete", kind, old, old)
         created = old.meta.created_at if old is not None else now
         new = replace(obj, meta=Meta(index, created, now))
-        if old is not None:
-            self._unindex(kind, old)
         table[obj.id] = new
-        self._index(kind, new)
+        if old is None:
+            self._index(kind, new)
+        elif not _same_index_keys(kind, old, new):
+            self._unindex(kind, old)
+            self._index(kind, new)
         return Event(ch.op, kind, new, old)
 
     def _index(self, kind: Kind, obj: StoreObject) -> None:
@@ -283,6 +299,17 @@ class MemoryStore:
                 _discard(self._tasks_by_node, t.node_id, t.id)
         elif kind == "service":
             self._service_by_name.pop(cast(Service, obj).name, None)
+
+
+def _same_index_keys(kind: Kind, old: StoreObject, new: StoreObject) -> bool:
+    """Whether an update leaves the object's index entries as they are (most
+    task updates only change a status), so re-indexing can be skipped."""
+    if kind == "task":
+        a, b = cast(Task, old), cast(Task, new)
+        return a.node_id == b.node_id and a.service_id == b.service_id and a.slot == b.slot
+    if kind == "service":
+        return cast(Service, old).name == cast(Service, new).name
+    return True
 
 
 def _discard(index: dict[Any, set[str]], key: Any, obj_id: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 from helpers import alive, wait_until
 
 from pyswarmkit.actors.executor import ExecutorActor
-from pyswarmkit.actors.messages import ExecutorEvent, Tick
+from pyswarmkit.actors.messages import ExecutorEvent, ExecutorEvents, Tick
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import Command
 from pyswarmkit.api.objects import ContainerSpec, Task, TaskSpec
@@ -89,9 +89,9 @@ class Collector(pykka.ThreadingActor):
         self.lock = threading.Lock()
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ExecutorEvent):
+        if isinstance(message, ExecutorEvents):
             with self.lock:
-                self.events.append(message)
+                self.events.extend(message.events)
         return None
 
 

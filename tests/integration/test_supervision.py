@@ -25,6 +25,7 @@ from pyswarmkit.actors.messages import (
     Committed,
     ControlRequest,
     ExecutorEvent,
+    ExecutorEvents,
     Propose,
     StoreEvents,
     Tick,
@@ -168,8 +169,8 @@ class Events(pykka.ThreadingActor):
         self.events: list[ExecutorEvent] = []
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ExecutorEvent):
-            self.events.append(message)
+        if isinstance(message, ExecutorEvents):
+            self.events.extend(message.events)
 
 
 def test_executor_actor_serves_after_a_handler_raises() -> None:

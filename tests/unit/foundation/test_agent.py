@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from pyswarmkit.agent.core import REGISTER_RETRY, REPORT_RETRY, Agent, Command, Effects
+from pyswarmkit.agent.core import (
+    REGISTER_RETRY,
+    REPORT_RETRY,
+    REPORT_RETRY_MAX,
+    Agent,
+    Command,
+    Effects,
+)
 from pyswarmkit.api.objects import NodeDescription, Task, TaskStatus, replace
 from pyswarmkit.api.protocol import (
     Acked,
@@ -342,6 +349,29 @@ def test_a_report_is_sent_again_until_acknowledged() -> None:
     ack(a, again)
     assert a.pending == {}
     assert reports(a.tick(10.0)) == {}
+
+
+def test_reports_wait_while_the_dispatcher_acknowledges_others() -> None:
+    a = connected()
+    assign(a, task("t1"))
+    assert states(a.tick(1.0)) == {"t1": TaskState.PREPARING}
+    # A backlog: other reports keep being acknowledged, t1's answer is still to come.
+    now = 1.0
+    while now < 1.0 + REPORT_RETRY_MAX - 0.5:
+        now += 0.5
+        a.acknowledged(UpdateTaskStatusAck(a.session_id, (Acked("other", TaskState.RUNNING),)), now)
+        assert reports(a.tick(now)) == {}, f"sent again at {now}"
+    # It is sent again once it has waited the longest a report waits...
+    assert states(a.tick(1.0 + REPORT_RETRY_MAX + 0.1)) == {"t1": TaskState.PREPARING}
+
+
+def test_reports_are_sent_again_soon_once_acknowledgements_stop() -> None:
+    a = connected()
+    assign(a, task("t1"))
+    assert states(a.tick(1.0)) == {"t1": TaskState.PREPARING}
+    a.acknowledged(UpdateTaskStatusAck(a.session_id, (Acked("other", TaskState.RUNNING),)), 1.5)
+    assert reports(a.tick(1.0 + REPORT_RETRY + 0.1)) == {}
+    assert states(a.tick(1.5 + 2 * REPORT_RETRY + 0.1)) == {"t1": TaskState.PREPARING}
 
 
 def test_an_ack_of_an_older_state_keeps_the_newer_report() -> None:

@@ -16,6 +16,7 @@ from pyswarmkit.api.objects import (
     Cluster,
     ClusterSpec,
     ContainerSpec,
+    Kind,
     Node,
     NodeSpec,
     NodeStatus,
@@ -24,6 +25,7 @@ from pyswarmkit.api.objects import (
     Service,
     ServiceMode,
     ServiceSpec,
+    StoreObject,
     Task,
     TaskSpec,
     TaskStatus,
@@ -1026,3 +1028,38 @@ def test_tasks_stopped_before_reaching_a_node_are_history_and_trimmed() -> None:
     slot_tasks = [t for t in swarm.tasks() if t.slot == 1]
     assert len(slot_tasks) == 5
     assert len(swarm.live_in(1)) == 1
+
+
+class CountingStore(MemoryStore):
+    """Counts the task reads by id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_reads = 0
+
+    def get(self, kind: Kind, obj_id: str) -> StoreObject | None:
+        if kind == "task":
+            self.task_reads += 1
+        return super().get(kind, obj_id)
+
+
+def test_the_reaper_looks_again_only_at_tasks_that_changed() -> None:
+    swarm = Swarm()
+    swarm.store = CountingStore()
+    swarm.create(spec(20), 0.0)
+    swarm.settle(0.0)
+    for t in swarm.live():
+        swarm.report(t.id, TaskState.RUNNING, 1.0)
+    swarm.delete_service(2.0)
+    swarm.settle(2.0)
+    waiting = swarm.tasks()
+    assert len(waiting) == 20 and all(t.desired_state == TaskState.REMOVE for t in waiting)
+    # One task's agent reports it stopped: only that one is looked at again.
+    store = swarm.store
+    assert isinstance(store, CountingStore)
+    store.task_reads = 0
+    swarm.report(waiting[0].id, TaskState.SHUTDOWN, 3.0)
+    reads = store.task_reads
+    swarm.step(3.0)
+    assert store.task_reads - reads <= 2
+    assert [t.id for t in swarm.tasks()] == [t.id for t in waiting[1:]]
