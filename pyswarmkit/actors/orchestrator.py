@@ -36,6 +36,7 @@ class OrchestratorActor(ReconcilerActor):
         return self.core.step(self.store, now, wall)
 
     def refused(self, changes: list[Change], error: SwarmError) -> None:
-        # Somebody wrote first; the store is the truth, so look at it all again.
+        # Somebody wrote first; the store is the truth, so look at it all again,
+        # keeping the restart times this leader holds on its monotonic clock.
         log.debug("orchestrator batch refused: %s", error)
-        self.reset()
+        self.core.reset(self.store, clock.monotonic(), clock.wall(), resync=True)

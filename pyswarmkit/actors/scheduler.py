@@ -97,11 +97,6 @@ class SchedulerActor(ReconcilerActor):
         if self.waker is not None:
             self.waker.stop()
 
-    def on_failure(self, *exc_info: Any) -> None:
-        # pykka skips on_stop when an actor dies of an exception.
-        if self.waker is not None:
-            self.waker.stop()
-
     def on_receive(self, message: Any) -> Any:
         try:
             return super().on_receive(message)
@@ -112,6 +107,12 @@ class SchedulerActor(ReconcilerActor):
         """Ask to be woken when the core has work due, unless a batch of its
         decisions is still in flight (its commit wakes us again)."""
         if self.waker is None or getattr(self, "busy", False):
+            return
+        if self._stale:
+            # Backing off after a core failure: the core is not asked (it may
+            # be broken), and the next try is at the back-off's time, not in a
+            # loop of wake-ups that each return at once.
+            self.waker.at(self._retry_at)
             return
         when = self.core.wake_at()
         if when is not None:

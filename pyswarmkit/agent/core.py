@@ -237,6 +237,9 @@ class Agent:
         if entry is None:
             if task.status.state.terminal:
                 return
+            if task.status.state > TaskState.ASSIGNED:
+                self._lost(task, wall)
+                return
             entry = Entry(task, TaskState.ASSIGNED)
             self.tasks[task.id] = entry
             if task.desired_state <= TaskState.RUNNING:
@@ -248,6 +251,19 @@ class Agent:
             self._stop(entry, wall, fx)
         else:
             self._start_if_wanted(entry, wall, fx)
+
+    def _lost(self, task: Task, wall: float) -> None:
+        """A task this node took on before, which this agent knows nothing of:
+        the agent and its executor were restarted and the process is gone. A
+        task never runs twice under one ID, so report it ended and let the
+        orchestrator replace it per its restart policy."""
+        entry = Entry(task, task.status.state)
+        self.tasks[task.id] = entry
+        if task.desired_state > TaskState.RUNNING:
+            self._move(entry, TaskState.SHUTDOWN, "shutdown", wall)
+        else:
+            err = "task lost: the node's agent restarted while it ran"
+            self._move(entry, TaskState.FAILED, "failed", wall, err)
 
     def _start_if_wanted(self, entry: Entry, wall: float, fx: Effects) -> None:
         """Start a prepared task once the manager wants it running: a task may

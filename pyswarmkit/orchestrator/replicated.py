@@ -71,8 +71,13 @@ class ReplicatedOrchestrator:
 
     # --- input ------------------------------------------------------------
 
-    def reset(self, store: MemoryStore, now: float, wall: float) -> None:
+    def reset(self, store: MemoryStore, now: float, wall: float, resync: bool = False) -> None:
         """Look at everything again (start, leadership gain, a refused batch).
+
+        ``resync`` is for the same leader looking again (a refused batch): the
+        restart times it already holds run on its own monotonic clock and are
+        kept, so a wall clock set meanwhile moves none of them; only a waiting
+        task it does not know yet is timed from the store.
 
         Restart counts and pending delays are rebuilt from the tasks, as
         SwarmKit's orchestrator does at start: in a slot, every task of the
@@ -82,6 +87,8 @@ class ReplicatedOrchestrator:
         the offset between the two clocks now; a wait never grows past the
         delay, so a wall clock set back cannot stretch it."""
         self._poked = True
+        known = self.delayed if resync else {}
+        kept = self.restarts if resync else None
         self.restarts = RestartHistory()
         self.delayed = {}
         self._timers = []
@@ -99,9 +106,15 @@ class ReplicatedOrchestrator:
                 if t.desired_state != TaskState.REMOVE:
                     slots.setdefault((t.service_id, t.slot), []).append(t)
                 if t.desired_state == TaskState.READY:
+                    if t.id in known:
+                        self._delay(t.id, known[t.id])
+                        continue
                     delay = t.spec.restart.delay
                     left = min(delay, _created(t) + delay - wall)
                     self._delay(t.id, now + left)
+        if kept is not None:
+            self.restarts = kept
+            return
         for key, tasks in slots.items():
             newest = max(t.spec_version for t in tasks)
             current = sorted((t for t in tasks if t.spec_version == newest), key=_created)

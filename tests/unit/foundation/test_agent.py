@@ -219,6 +219,26 @@ def test_a_task_the_manager_already_sees_finished_is_not_taken_on() -> None:
     assert reports(a.tick(1.0)) == {}
 
 
+@pytest.mark.parametrize(
+    ("desired", "ends"),
+    [(TaskState.RUNNING, TaskState.FAILED), (TaskState.SHUTDOWN, TaskState.SHUTDOWN)],
+)
+def test_a_task_an_earlier_agent_ran_is_never_run_again_under_its_id(
+    desired: TaskState, ends: TaskState
+) -> None:
+    # The node's agent and executor were restarted: the store says RUNNING, but
+    # the process went with the old executor. Running it again would reuse the
+    # task's ID and dodge its restart policy; it is reported ended instead.
+    a = connected()
+    seen = replace(task(desired=desired), status=TaskStatus(state=TaskState.RUNNING))
+    fx = assign(a, seen, full=True)
+    assert ops(fx) == []
+    report = reports(a.tick(1.0))
+    assert report["t1"].state == ends
+    if ends == TaskState.FAILED:
+        assert "agent restarted" in report["t1"].err
+
+
 def test_a_prepare_error_rejects_the_task() -> None:
     a = connected()
     assign(a, task())

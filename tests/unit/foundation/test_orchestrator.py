@@ -1063,3 +1063,32 @@ def test_the_reaper_looks_again_only_at_tasks_that_changed() -> None:
     swarm.step(3.0)
     assert store.task_reads - reads <= 2
     assert [t.id for t in swarm.tasks()] == [t.id for t in waiting[1:]]
+
+
+# --- a refused batch looks again without moving restart times --------------
+
+
+
+
+def test_a_refused_batch_after_a_wall_clock_jump_keeps_the_restart_delay() -> None:
+    # Same leader, same monotonic clock: its batch is refused (it lost to an
+    # agent's status write) and it looks at the store again, while the wall
+    # clock was set an hour forward. The waiting restart is still not due.
+    swarm = started(1)
+    swarm.report(swarm.live()[0].id, TaskState.FAILED, 10.0)
+    swarm.settle(10.0)
+    [waiting] = swarm.live()
+    assert waiting.desired_state == TaskState.READY
+    swarm.offset += 3600.0
+    swarm.orch.reset(swarm.store, 11.0 + swarm.base, swarm.wall(11.0), resync=True)
+    swarm.settle(11.0)
+    assert swarm.store.get_task(waiting.id).desired_state == TaskState.READY
+
+
+def test_a_refused_batch_after_a_wall_clock_jump_keeps_the_restart_window() -> None:
+    swarm = started(1, RestartPolicy(delay=0.0, max_attempts=2, window=100.0))
+    assert _fail_current(swarm, 1.0)
+    assert _fail_current(swarm, 2.0)
+    swarm.offset += 3600.0
+    swarm.orch.reset(swarm.store, 3.0 + swarm.base, swarm.wall(3.0), resync=True)
+    assert not _fail_current(swarm, 3.0)
