@@ -73,6 +73,9 @@ class Meta(Object, frozen=True):
     version: Int = 0
     created_at: Float = 0.0
     updated_at: Float = 0.0
+    # The store index of the object's creation: orders objects by age whatever
+    # the wall clock said when they were made (0 until first committed).
+    created_index: Int = 0
 
 
 class Annotations(Object, frozen=True):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Node, Service, Task
+from pyswarmkit.api.objects import INT64_MAX, Node, Service, Task
 from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
 from pyswarmkit.orchestrator.restart import RestartHistory, SlotKey, wants_restart
 from pyswarmkit.orchestrator.tasks import (
@@ -117,7 +117,7 @@ class ReplicatedOrchestrator:
             return
         for key, tasks in slots.items():
             newest = max(t.spec_version for t in tasks)
-            current = sorted((t for t in tasks if t.spec_version == newest), key=_created)
+            current = sorted((t for t in tasks if t.spec_version == newest), key=_age)
             for t in current[1:]:
                 when = min(now, now + _created(t) - wall)
                 self.restarts.record(t.spec.restart, key, t.spec_version, when)
@@ -283,7 +283,7 @@ class ReplicatedOrchestrator:
         it stays finished: the slot counts as filled (SwarmKit's dead slot)."""
         if not tasks:
             return None
-        newest = max(tasks, key=lambda t: (_created(t), t.status.timestamp))
+        newest = max(tasks, key=_age)
         if is_live(newest) or not newest.status.state.terminal or is_dirty(newest, service):
             return None
         if newest.desired_state != TaskState.SHUTDOWN:
@@ -379,7 +379,7 @@ class ReplicatedOrchestrator:
             old = [t for t in tasks if is_history(t)]
             excess = len(tasks) - keep
             if excess > 0:
-                old.sort(key=lambda t: (t.status.timestamp, t.meta.version))
+                old.sort(key=_age)
                 for t in old[:excess]:
                     tx.delete(t)
         self._trim.clear()
@@ -416,6 +416,13 @@ def _scale_down_order(slots: list[_Slot]) -> list[_Slot]:
             copy[s.number] = per_node[node]
     # Stable: equal copy numbers keep the running-then-slot order.
     return sorted(ordered, key=lambda s: (s.number not in copy, copy.get(s.number, 0)))
+
+
+def _age(task: Task) -> int:
+    """Orders a slot's tasks oldest first by when the store created them, not
+    by wall-clock times, which move when the clock is set. A task not yet
+    committed (made in this step) is the newest."""
+    return task.meta.created_index or INT64_MAX
 
 
 def _created(task: Task) -> float:

@@ -268,8 +268,11 @@ class MemoryStore:
             del table[obj.id]
             self._unindex(kind, old)
             return Event("delete", kind, old, old)
-        created = old.meta.created_at if old is not None else now
-        new = replace(obj, meta=Meta(index, created, now))
+        if old is None:
+            meta = Meta(index, now, now, index)
+        else:
+            meta = Meta(index, old.meta.created_at, now, old.meta.created_index)
+        new = replace(obj, meta=meta)
         table[obj.id] = new
         if old is None:
             self._index(kind, new)

@@ -1092,3 +1092,24 @@ def test_a_refused_batch_after_a_wall_clock_jump_keeps_the_restart_window() -> N
     swarm.offset += 3600.0
     swarm.orch.reset(swarm.store, 3.0 + swarm.base, swarm.wall(3.0), resync=True)
     assert not _fail_current(swarm, 3.0)
+
+
+def test_a_wall_clock_set_back_does_not_make_an_older_task_look_newer() -> None:
+    # on-failure: A fails after the clock was set back an hour, its replacement B
+    # completes cleanly. B is the slot's newest task (the store created it
+    # later), so the slot is done; by wall-clock times A would look newer and
+    # the slot would get a third task.
+    swarm = started(1, RestartPolicy(condition=RestartCondition.ON_FAILURE, delay=0.0))
+    [a] = swarm.live()
+    swarm.report(a.id, TaskState.RUNNING, 1.0)
+    swarm.offset -= 3600.0
+    swarm.report(a.id, TaskState.FAILED, 10.0)
+    swarm.settle(10.0)
+    [b] = swarm.live()
+    assert b.id != a.id
+    swarm.report(b.id, TaskState.RUNNING, 11.0)
+    swarm.report(b.id, TaskState.COMPLETE, 12.0)
+    swarm.settle(12.0)
+    swarm.scale(1, 13.0)  # any service event makes it reconcile the slot
+    swarm.settle(13.0)
+    assert swarm.live() == []

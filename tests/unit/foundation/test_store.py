@@ -48,7 +48,7 @@ def test_create_stamps_version_and_times(store: MemoryStore) -> None:
     batch = store.apply([Change("create", svc("s1", "web"))], 7, 100.0)
     stored = store.get_service("s1")
     assert stored is not None
-    assert stored.meta == Meta(version=7, created_at=100.0, updated_at=100.0)
+    assert stored.meta == Meta(version=7, created_at=100.0, updated_at=100.0, created_index=7)
     assert store.index == 7
     assert batch.index == 7
     assert [(e.op, e.kind, e.obj, e.old) for e in batch.events] == [
@@ -64,13 +64,13 @@ def test_update_bumps_version_keeps_created_at(store: MemoryStore) -> None:
     stored = store.get_service("s1")
     assert stored is not None
     assert stored.spec_version == 2
-    assert stored.meta == Meta(version=2, created_at=100.0, updated_at=150.0)
+    assert stored.meta == Meta(version=2, created_at=100.0, updated_at=150.0, created_index=1)
 
 
 def test_the_meta_a_writer_sends_is_replaced(store: MemoryStore) -> None:
     odd = Meta(version=0, created_at=1.0, updated_at=2.0)
     store.apply([Change("create", replace(task("t1"), meta=odd))], 3, 30.0)
-    assert store.get_task("t1").meta == Meta(3, 30.0, 30.0)  # type: ignore[union-attr]
+    assert store.get_task("t1").meta == Meta(3, 30.0, 30.0, 3)  # type: ignore[union-attr]
 
 
 def test_delete_removes_and_reports_the_old_object(store: MemoryStore) -> None:
@@ -181,7 +181,7 @@ def test_delete_then_recreate_in_one_batch_restarts_created_at(store: MemoryStor
     assert current is not None
     store.apply([Change("delete", current), Change("create", task("t1", slot=9))], 2, 20.0)
     assert store.get_task("t1").slot == 9  # type: ignore[union-attr]
-    assert store.get_task("t1").meta == Meta(2, 20.0, 20.0)  # type: ignore[union-attr]
+    assert store.get_task("t1").meta == Meta(2, 20.0, 20.0, 2)  # type: ignore[union-attr]
 
 
 # --- service names --------------------------------------------------------------
@@ -421,7 +421,7 @@ def test_local_proposer_commits_at_the_next_index() -> None:
     proposer.propose([Change("create", task("t2"))], 6.0, lambda b, e: done.append((b, e)))
     assert [(b.index if b else None, e) for b, e in done] == [(1, None), (2, None)]
     assert store.index == 2
-    assert store.get_task("t2").meta == Meta(2, 6.0, 6.0)  # type: ignore[union-attr]
+    assert store.get_task("t2").meta == Meta(2, 6.0, 6.0, 2)  # type: ignore[union-attr]
 
 
 def test_local_proposer_reports_a_refused_batch() -> None:
