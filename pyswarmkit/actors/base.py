@@ -35,6 +35,9 @@ def shown(message: Any) -> str:
 
 class GuardedActor(pykka.ThreadingActor):
     name = "actor"
+    # The node stops its actors in order; an actor that failed to stop must
+    # not also keep the process from exiting.
+    use_daemon_thread = True
     # Handler failures so far; tests and the supervisor read it.
     failures = 0
 

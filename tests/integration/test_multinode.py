@@ -253,8 +253,9 @@ def test_every_node_answers_to_a_restarted_dispatcher_or_goes_down(swarm: Swarm)
             if isinstance(e.obj, Node) and e.obj.id == "ghost"
         )
     )
+    new = DispatcherActor.start(registry, swarm.store, swarm.bus)
     try:
-        registry.add("dispatcher", DispatcherActor.start(registry, swarm.store, swarm.bus))
+        registry.add("dispatcher", new)
         wait_until(lambda: (NodeState.UNKNOWN, UNKNOWN_MESSAGE) in seen, what="ghost UNKNOWN")
         wait_until(
             lambda: (
@@ -263,9 +264,14 @@ def test_every_node_answers_to_a_restarted_dispatcher_or_goes_down(swarm: Swarm)
             ),
             what="ghost DOWN after the grace",
         )
+        wait_until(lambda: swarm.ready_nodes() == 3, what="the real nodes READY again")
     finally:
         cancel()
-    wait_until(lambda: swarm.ready_nodes() == 3, what="the real nodes READY again")
+        # Started here, not by the node's supervisor: the node would not stop it,
+        # and its thread would keep the test process from exiting.
+        if registry.get("dispatcher") is new:
+            registry.remove("dispatcher")
+        new.stop()
 
 
 class Inbox(GuardedActor):
