@@ -145,8 +145,7 @@ def swarmd(
     from pyswarmkit.node import NodeConfig, SwarmNode
 
     _setup_logging(log_level)
-    if heartbeat_period <= 0:
-        raise InvalidArgument("--heartbeat-period must be more than 0 seconds")
+    units.check_heartbeat_period(heartbeat_period, "--heartbeat-period")
     socket_path = listen_control_api or str(state_dir / "swarm.sock")
     config = NodeConfig(
         state_dir=state_dir,

@@ -28,6 +28,7 @@ from typing import IO, Any
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
+from pyswarmkit.control.units import check_heartbeat_period
 from pyswarmkit.control.validate import validate_service_spec
 from pyswarmkit.transport.control import ControlClient, check_socket_path
 
@@ -120,9 +121,7 @@ def _node(where: str, n: dict[str, Any], i: int, base: Path) -> NodeEntry:
 
     _check_keys(where, n, NODE_KEYS)
     hostname = _string(where, n, "hostname", f"node-{i}")
-    period = n.get("heartbeat_period", 5.0)
-    if isinstance(period, bool) or not isinstance(period, int | float) or not 0 < period < 3600:
-        raise InvalidArgument(f"{where}: heartbeat_period must be a number of seconds above 0")
+    period = check_heartbeat_period(n.get("heartbeat_period", 5.0), f"{where}: heartbeat_period")
     executor = _string(where, n, "executor", "process")
     if executor not in EXECUTORS:
         raise InvalidArgument(

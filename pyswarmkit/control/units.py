@@ -84,6 +84,22 @@ def parse_generic(text: str) -> dict[str, int]:
     return out
 
 
+# Below this, heartbeats and their expiry outrun the ticks that drive them and
+# every node flaps DOWN; above it, a dead node goes unnoticed for hours.
+MIN_HEARTBEAT, MAX_HEARTBEAT = 0.1, 3600.0
+
+
+def check_heartbeat_period(value: object, what: str = "heartbeat period") -> float:
+    """A heartbeat period in seconds, or InvalidArgument saying what is allowed."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not MIN_HEARTBEAT <= value <= MAX_HEARTBEAT:  # type: ignore[operator]
+        raise InvalidArgument(
+            f"{what} must be between {MIN_HEARTBEAT:g} and {MAX_HEARTBEAT:g} seconds, "
+            f"not {value!r}"
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
 def parse_duration(text: str, what: str = "duration") -> float:
     """Go's spelling, as SwarmKit's flags take it: '10s', '1m30s', '500ms' -> seconds.
     A bare number is seconds. Nothing negative, infinite or not a number."""

@@ -93,13 +93,12 @@ class Effects:
 
 
 def assignable(task: Task) -> bool:
-    """Whether a node should hold this task: placed on it, and not yet finished
-    with (a task stays until it is terminal and no longer wanted running)."""
-    state = task.status.state
-    if state < TaskState.ASSIGNED:
-        return False
-    # Runs for every task event: ``state.terminal`` spelled out.
-    return not (state > TaskState.RUNNING and task.desired_state > TaskState.RUNNING)
+    """Whether a node should hold this task: placed on it and not yet deleted.
+
+    A finished task stays in its node's set until the store deletes it (the
+    history limit), as in SwarmKit, so the node keeps what the task left (its
+    output) for as long as `task ls -a` lists it, and removes it after."""
+    return task.status.state >= TaskState.ASSIGNED
 
 
 class Dispatcher:

@@ -366,14 +366,20 @@ def test_deleted_tasks_are_sent_as_removed() -> None:
     assert c.send() == []
 
 
-def test_finished_tasks_no_longer_wanted_drop_out() -> None:
+def test_a_finished_task_stays_with_its_node_until_the_store_deletes_it() -> None:
+    # As in SwarmKit: the node keeps a finished task (and what it left, its
+    # output) for as long as it is history, and removes it once deleted.
     c = Harness()
     c.write([Change("create", placed("t1", state=TaskState.RUNNING))])
     c.send()
-    # Finished but still desired running: the node keeps it until told otherwise.
     c.set("t1", status=status(TaskState.FAILED))
     assert c.send() == []
     c.set("t1", desired_state=TaskState.SHUTDOWN)
+    (msg,) = c.send()
+    assert _ids(msg) == (["t1"], [])
+    task = c.store.get_task("t1")
+    assert task is not None
+    c.write([Change("delete", task)])
     (msg,) = c.send()
     assert _ids(msg) == ([], ["t1"])
 
@@ -415,8 +421,8 @@ def test_nodes_without_a_session_get_nothing() -> None:
         (TaskState.ASSIGNED, TaskState.RUNNING, True),
         (TaskState.RUNNING, TaskState.SHUTDOWN, True),
         (TaskState.COMPLETE, TaskState.RUNNING, True),
-        (TaskState.COMPLETE, TaskState.SHUTDOWN, False),
-        (TaskState.FAILED, TaskState.REMOVE, False),
+        (TaskState.COMPLETE, TaskState.SHUTDOWN, True),
+        (TaskState.FAILED, TaskState.REMOVE, True),
     ],
 )
 def test_assignable(state: TaskState, desired: TaskState, expected: bool) -> None:

@@ -181,3 +181,14 @@ def test_typecheck_refuses_huge_integers() -> None:
     huge = ServiceSpec(mode=ServiceMode(replicas=2**64))
     with pytest.raises(InvalidArgument, match="fit in 64 bits"):
         check(huge, "spec")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0, 0.001, 1e9, True, "5"])
+def test_a_heartbeat_period_nodes_cannot_keep_is_refused(value: Any) -> None:
+    with pytest.raises(InvalidArgument, match=r"--heartbeat-period must be between 0.1 and 3600"):
+        units.check_heartbeat_period(value, "--heartbeat-period")
+
+
+def test_a_workable_heartbeat_period_is_taken() -> None:
+    assert units.check_heartbeat_period(5) == 5.0
+    assert units.check_heartbeat_period(0.1) == 0.1
