@@ -4,27 +4,21 @@ one process, and the ticker follows them."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import wait_until
+from nodes import one_node, running, spec
 
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import (
-    Annotations,
-    ContainerSpec,
     ManagerStatus,
     Node,
-    ServiceMode,
-    ServiceSpec,
-    TaskSpec,
     replace,
 )
-from pyswarmkit.api.states import NodeRole, TaskState
+from pyswarmkit.api.states import NodeRole
 from pyswarmkit.node import LEADER_ACTORS, NodeConfig, SwarmNode
 from pyswarmkit.store.memory import Change
 from pyswarmkit.transport.bus import LocalBus
@@ -38,44 +32,8 @@ LEADER_THREADS = ("OrchestratorActor", "SchedulerActor", "DispatcherActor")
 
 @pytest.fixture
 def node() -> Iterator[tuple[SwarmNode, ControlClient]]:
-    tmp = Path(tempfile.mkdtemp(prefix="swk-"))
-    n = SwarmNode(
-        NodeConfig(
-            state_dir=tmp / "n1",
-            hostname="node-1",
-            control_socket=str(tmp / "s.sock"),
-            executor="sim",
-            tick_interval=0.02,
-            heartbeat_period=0.5,
-        )
-    )
-    n.start()
-    client = ControlClient(str(tmp / "s.sock"))
-    try:
-        yield n, client
-    finally:
-        client.close()
-        n.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def spec(name: str, replicas: int) -> ServiceSpec:
-    return ServiceSpec(
-        annotations=Annotations(name=name),
-        task=TaskSpec(container=ContainerSpec(command=("serve",))),
-        mode=ServiceMode(replicas=replicas),
-    )
-
-
-def running(n: SwarmNode, name: str) -> int:
-    ids = {s.id for s in n.store.services() if s.name == name}
-    return sum(
-        1
-        for t in n.store.tasks()
-        if t.service_id in ids
-        and t.status.state == TaskState.RUNNING
-        and t.desired_state == TaskState.RUNNING
-    )
+    with one_node(heartbeat_period=0.5) as pair:
+        yield pair
 
 
 def leader_threads() -> list[str]:

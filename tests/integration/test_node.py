@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import wait_until
+from nodes import one_node, spec
 
 from pyswarmkit.api.errors import InvalidArgument, NotFound
-from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
+from pyswarmkit.api.objects import ContainerSpec, ServiceSpec, TaskSpec
 from pyswarmkit.api.states import TaskState
 from pyswarmkit.node import NodeConfig, SwarmNode
 from pyswarmkit.transport.control import ControlClient
@@ -21,32 +20,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def node() -> Iterator[tuple[SwarmNode, ControlClient]]:
-    tmp = Path(tempfile.mkdtemp(prefix="swk-"))
-    n = SwarmNode(
-        NodeConfig(
-            state_dir=tmp / "n1",
-            hostname="node-1",
-            control_socket=str(tmp / "s.sock"),
-            executor="sim",
-            tick_interval=0.02,
-        )
-    )
-    n.start()
-    client = ControlClient(str(tmp / "s.sock"))
-    try:
-        yield n, client
-    finally:
-        client.close()
-        n.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def spec(name: str, replicas: int) -> ServiceSpec:
-    return ServiceSpec(
-        annotations=Annotations(name=name),
-        task=TaskSpec(container=ContainerSpec(command=("serve",))),
-        mode=ServiceMode(replicas=replicas),
-    )
+    with one_node() as pair:
+        yield pair
 
 
 def running(client: ControlClient, name: str) -> int:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import pykka
 import pytest
 from helpers import wait_until
+from nodes import one_node, running, spec
 
 from pyswarmkit.actors.control import ControlActor
 from pyswarmkit.actors.executor import ExecutorActor
@@ -45,10 +44,9 @@ from pyswarmkit.api.objects import (
     Task,
     TaskSpec,
 )
-from pyswarmkit.api.states import TaskState
 from pyswarmkit.control.handlers import Handlers, Reply
 from pyswarmkit.executor.sim import SimExecutor
-from pyswarmkit.node import NodeConfig, SwarmNode
+from pyswarmkit.node import SwarmNode
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import LocalProposer
 from pyswarmkit.transport.control import ControlClient
@@ -381,44 +379,8 @@ def test_a_lost_proposal_does_not_wedge_a_reconciler() -> None:
 
 @pytest.fixture
 def node() -> Iterator[tuple[SwarmNode, ControlClient]]:
-    tmp = Path(tempfile.mkdtemp(prefix="swk-"))
-    n = SwarmNode(
-        NodeConfig(
-            state_dir=tmp / "n1",
-            hostname="node-1",
-            control_socket=str(tmp / "s.sock"),
-            executor="sim",
-            tick_interval=0.02,
-            max_restarts=3,
-        )
-    )
-    n.start()
-    client = ControlClient(str(tmp / "s.sock"))
-    try:
-        yield n, client
-    finally:
-        client.close()
-        n.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def spec(name: str, replicas: int) -> ServiceSpec:
-    return ServiceSpec(
-        annotations=Annotations(name=name),
-        task=TaskSpec(container=ContainerSpec(command=("serve",))),
-        mode=ServiceMode(replicas=replicas),
-    )
-
-
-def running(n: SwarmNode, name: str) -> int:
-    ids = {s.id for s in n.store.services() if s.name == name}
-    return sum(
-        1
-        for t in n.store.tasks()
-        if t.service_id in ids
-        and t.status.state == TaskState.RUNNING
-        and t.desired_state == TaskState.RUNNING
-    )
+    with one_node(max_restarts=3) as pair:
+        yield pair
 
 
 def kill(n: SwarmNode, name: str) -> pykka.ActorRef[Any]:
