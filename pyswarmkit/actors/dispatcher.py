@@ -99,5 +99,14 @@ class DispatcherActor(GuardedActor):
         self.registry.tell("store", Transact(write.build, clock.wall(), done))
 
     def _send(self, out: Outgoing) -> None:
-        env = Envelope(self.registry.node_id, out.node_id, "agent", out.body, reply_to=out.reply_to)
+        # Past the session grace the agent has registered afresh (or is gone),
+        # and whatever this says has been said again since.
+        env = Envelope(
+            self.registry.node_id,
+            out.node_id,
+            "agent",
+            out.body,
+            reply_to=out.reply_to,
+            deadline=clock.monotonic() + self.core.grace,
+        )
         self.bus.send(env)

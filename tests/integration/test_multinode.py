@@ -280,10 +280,12 @@ class Inbox(GuardedActor):
     def __init__(self) -> None:
         super().__init__()
         self.got: list[Any] = []
+        self.deadlines: list[float | None] = []
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Deliver):
             self.got.append(message.envelope.body)
+            self.deadlines.append(message.envelope.deadline)
         return list(self.got)
 
 
@@ -316,6 +318,9 @@ def test_bad_input_is_refused_at_the_bus_and_the_address_is_the_connections(
             lambda: any(isinstance(b, Registered) for b in inbox.ask("inbox")),
             what="registered answer",
         )
+        # What the dispatcher sends carries a deadline, as what agents send does.
+        deadlines = inbox.proxy().deadlines.get()
+        assert deadlines and all(d is not None for d in deadlines)
         # The dispatcher carried on, and the others' nodes kept their bus addresses.
         swarm.create("after", 3)
         wait_until(lambda: sum(swarm.running_by_node().values()) == 3, what="3 running")
