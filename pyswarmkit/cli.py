@@ -47,13 +47,17 @@ def _app(help_text: str, **kwargs: Any) -> typer.Typer:
     return typer.Typer(add_completion=False, rich_markup_mode=None, help=help_text, **kwargs)
 
 
-def _show_version(prog: str) -> Callable[[bool], None]:
+def _version_option(prog: str) -> Any:
+    """``--version``/``-v`` for ``prog``: print the version and exit."""
+
     def callback(value: bool) -> None:
         if value:
             typer.echo(f"{prog} {__version__}")
             raise typer.Exit()
 
-    return callback
+    return typer.Option(
+        "--version", "-v", help="Print the version and exit.", is_eager=True, callback=callback
+    )
 
 
 # --- swarmd -------------------------------------------------------------------
@@ -129,16 +133,7 @@ def swarmd(
     engine_label: Annotated[
         list[str] | None, typer.Option(help="Engine label KEY=VALUE (repeatable).")
     ] = None,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            "-v",
-            help="Print the version and exit.",
-            is_eager=True,
-            callback=_show_version("swarmd"),
-        ),
-    ] = False,
+    version: Annotated[bool, _version_option("swarmd")] = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -227,16 +222,7 @@ def swarmctl(
         str,
         typer.Option("--socket", "-s", envvar="SWARM_SOCKET", help="The manager's control socket."),
     ] = DEFAULT_SOCKET,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            "-v",
-            help="Print the version and exit.",
-            is_eager=True,
-            callback=_show_version("swarmctl"),
-        ),
-    ] = False,
+    version: Annotated[bool, _version_option("swarmctl")] = False,
 ) -> None:
     STATE.socket = socket_path
 

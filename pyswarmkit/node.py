@@ -101,6 +101,18 @@ def load_node_id(state_dir: Path) -> str:
     return node_id
 
 
+def make_state_dir(state_dir: Path, flag: str) -> None:
+    """Create the state dir, or say in one line why it cannot be one."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InvalidArgument(
+            f"state dir {state_dir} exists and is not a directory: choose another {flag}"
+        ) from None
+    except OSError as exc:
+        raise InvalidArgument(f"cannot create state dir {state_dir}: {exc.strerror}") from None
+
+
 def lock_state_dir(state_dir: Path, held_by_parent: bool = False) -> IO[str]:
     """Hold ``<state-dir>/lock`` for the node's life: two nodes on one state dir
     would run each other's tasks and overwrite each other's files.
@@ -155,16 +167,7 @@ class SwarmNode:
         self.config = config
         if config.control_socket:
             check_socket_path(os.path.abspath(config.control_socket))
-        try:
-            config.state_dir.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise InvalidArgument(
-                f"state dir {config.state_dir} exists and is not a directory: choose another -d"
-            ) from None
-        except OSError as exc:
-            raise InvalidArgument(
-                f"cannot create state dir {config.state_dir}: {exc.strerror}"
-            ) from None
+        make_state_dir(config.state_dir, "-d")
         self._lock = lock_state_dir(config.state_dir, config.lock_held_by_parent)
         (config.state_dir / "worker").mkdir(exist_ok=True)
         self.node_id = load_node_id(config.state_dir)

@@ -199,19 +199,10 @@ def _node_main(entry: NodeEntry, parent: int) -> None:
 def _claim(entry: NodeEntry) -> IO[str]:
     """Refuse a node whose state dir or socket is in use, before starting
     anything; hold its state dir's lock for as long as ``up`` runs."""
-    from pyswarmkit.node import lock_state_dir
+    from pyswarmkit.node import lock_state_dir, make_state_dir
 
     check_socket_path(str(entry.socket))
-    try:
-        entry.state_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise InvalidArgument(
-            f"state dir {entry.state_dir} exists and is not a directory: choose another state_dir"
-        ) from None
-    except OSError as exc:
-        raise InvalidArgument(
-            f"cannot create state dir {entry.state_dir}: {exc.strerror}"
-        ) from None
+    make_state_dir(entry.state_dir, "state_dir")
     return lock_state_dir(entry.state_dir)
 
 
