@@ -101,8 +101,18 @@ def load_node_id(state_dir: Path) -> str:
     return node_id
 
 
+def refuse_non_dir(state_dir: Path, flag: str) -> None:
+    """A file where the state dir should be is named as such, before any path
+    inside it (the default control socket) is looked at."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise InvalidArgument(
+            f"state dir {state_dir} exists and is not a directory: choose another {flag}"
+        )
+
+
 def make_state_dir(state_dir: Path, flag: str) -> None:
     """Create the state dir, or say in one line why it cannot be one."""
+    refuse_non_dir(state_dir, flag)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -165,6 +175,7 @@ def make_executor(config: NodeConfig) -> Executor:
 class SwarmNode:
     def __init__(self, config: NodeConfig, bus: LocalBus | None = None) -> None:
         self.config = config
+        refuse_non_dir(config.state_dir, "-d")
         if config.control_socket:
             check_socket_path(os.path.abspath(config.control_socket))
         make_state_dir(config.state_dir, "-d")

@@ -115,3 +115,14 @@ def test_the_cluster_records_the_heartbeat_period_in_force(tmp_path: Path) -> No
         assert cluster.spec.dispatcher.heartbeat_period == 0.7
     finally:
         n.stop()
+
+
+def test_a_file_where_the_state_dir_belongs_is_named_as_such(tmp_path: Path) -> None:
+    # The default control socket lies inside the state dir; the error must be
+    # about the state dir, not about a socket path under a file.
+    where = tmp_path / "state"
+    where.write_text("not a directory")
+    config = NodeConfig(state_dir=where, hostname="n", control_socket=str(where / "swarm.sock"))
+    with pytest.raises(InvalidArgument, match="state dir .* exists and is not a directory"):
+        SwarmNode(config)
+    assert where.read_text() == "not a directory"
