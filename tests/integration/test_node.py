@@ -123,6 +123,6 @@ def test_a_file_where_the_state_dir_belongs_is_named_as_such(tmp_path: Path) -> 
     where = tmp_path / "state"
     where.write_text("not a directory")
     config = NodeConfig(state_dir=where, hostname="n", control_socket=str(where / "swarm.sock"))
-    with pytest.raises(InvalidArgument, match="state dir .* exists and is not a directory"):
+    with pytest.raises(InvalidArgument, match=r"state dir .* exists and is not a directory"):
         SwarmNode(config)
     assert where.read_text() == "not a directory"
