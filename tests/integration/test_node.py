@@ -60,8 +60,15 @@ def test_scale_update_remove(node: tuple[SwarmNode, ControlClient]) -> None:
         )
 
     wait_until(replaced, what="every task on the new spec")
+    # The new tasks may run before the last old one's stop is reported: wait for
+    # the reports, then none of the old tasks may have ended any other way.
     old = [t for t in n.store.tasks() if t.desired_state == TaskState.SHUTDOWN]
-    assert old and all(t.status.state == TaskState.SHUTDOWN for t in old)
+    assert old
+    wait_until(
+        lambda: all(n.store.get_task(t.id).status.state.terminal for t in old),  # type: ignore[union-attr]
+        what="every old task stopped",
+    )
+    assert all(n.store.get_task(t.id).status.state == TaskState.SHUTDOWN for t in old)  # type: ignore[union-attr]
 
     client.call("service.remove", {"ref": "web"})
     wait_until(lambda: n.store.count("task") == 0, what="every task removed")
