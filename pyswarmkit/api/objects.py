@@ -256,6 +256,17 @@ class ManagerStatus(Object, frozen=True):
     reachability: Reachability = Reachability.UNKNOWN
 
 
+class NodeCertificate(Object, frozen=True):
+    """What the swarm CA issued to a node, as the transport needs it: the key a
+    message's sender must hold (its CurveZMQ public key, raw 32 bytes), the
+    role and the end of validity (wall seconds), and the PEM itself."""
+
+    curve_key: bytes = b""
+    role: NodeRole = NodeRole.WORKER
+    not_after: Float = 0.0
+    pem: bytes = b""
+
+
 class Node(Object, frozen=True):
     id: str
     spec: NodeSpec = NodeSpec()
@@ -264,6 +275,8 @@ class Node(Object, frozen=True):
     role: NodeRole = NodeRole.WORKER
     manager_status: ManagerStatus | None = None
     meta: Meta = Meta()
+    # None until the CA issues one (nodes of an in-process swarm have none).
+    certificate: NodeCertificate | None = None
 
     @property
     def name(self) -> str:
@@ -306,11 +319,29 @@ class JoinTokens(Object, frozen=True):
     manager: str = ""
 
 
+class RootCA(Object, frozen=True):
+    """The swarm's root CA: its certificate and signing key (PEM). The key is
+    a secret: it never leaves the managers (control replies redact it)."""
+
+    cert_pem: bytes = b""
+    key_pem: bytes = b""
+
+
+class CurveKeyPair(Object, frozen=True):
+    """The CurveZMQ server keypair all managers share (raw 32-byte keys); join
+    tokens pin its public half. The secret half never leaves the managers."""
+
+    public: bytes = b""
+    secret: bytes = b""
+
+
 class Cluster(Object, frozen=True):
     id: str
     spec: ClusterSpec = ClusterSpec()
     join_tokens: JoinTokens = JoinTokens()
     meta: Meta = Meta()
+    root_ca: RootCA = RootCA()
+    server_key: CurveKeyPair = CurveKeyPair()
 
     @property
     def name(self) -> str:

@@ -135,6 +135,44 @@ class Assignments(Message, frozen=True, array_like=True, tag=7):
     kind: ClassVar[str] = "assignments"
 
 
+# --- joining and certificates (to a manager's CA) ----------------------------------
+#
+# A joiner holds no certificate yet: the CurveZMQ handshake proves its key (the
+# connection's User-Id), the join token in the request proves it may join, and
+# the certificate is issued for the key the handshake proved. A renewal asks
+# for a certificate for a new key, over the connection the current one proves.
+
+CurveKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Pem = Annotated[bytes, msgspec.Meta(max_length=64 * 1024)]
+
+
+class JoinRequest(Message, frozen=True, array_like=True, tag=11):
+    token: Annotated[str, msgspec.Meta(max_length=256)]
+    description: NodeDescription
+    kind: ClassVar[str] = "join"
+
+
+class JoinAccepted(Message, frozen=True, array_like=True, tag=12):
+    node_id: str
+    certificate: Pem
+    root_ca: Pem
+    # The manager that answered: the dispatcher the agent registers with.
+    manager_id: str
+    kind: ClassVar[str] = "join_accepted"
+
+
+class RenewCertificate(Message, frozen=True, array_like=True, tag=13):
+    # The public half of the node's new CurveZMQ keypair.
+    curve_key: CurveKey
+    kind: ClassVar[str] = "renew_certificate"
+
+
+class CertificateIssued(Message, frozen=True, array_like=True, tag=14):
+    certificate: Pem
+    root_ca: Pem
+    kind: ClassVar[str] = "certificate_issued"
+
+
 class Error(Message, frozen=True, array_like=True, tag=10):
     code: ErrorCode
     message: str
@@ -165,4 +203,8 @@ Body = (
     | AssignmentsRequest
     | Leave
     | Error
+    | JoinRequest
+    | JoinAccepted
+    | RenewCertificate
+    | CertificateIssued
 )
