@@ -63,6 +63,9 @@ _CLASSES: tuple[type[o.Object], ...] = (
     o.JoinTokens,
     o.Cluster,
     o.RaftMember,
+    o.NodeCertificate,
+    o.RootCA,
+    o.CurveKeyPair,
 )
 
 # Codes 0..31 are left for the transport's own types.

@@ -71,6 +71,8 @@ def _for_hint(hint: Any) -> st.SearchStrategy[Any]:
         return INTS
     if hint is float:
         return FLOATS
+    if hint is bytes:
+        return st.binary(max_size=40)
     if isinstance(hint, type) and issubclass(hint, objects.Object):
         # Nested objects are often left at their defaults, which keeps examples small.
         return st.one_of(st.builds(hint), instances(hint))
