@@ -34,6 +34,7 @@ from pyswarmkit.api.objects import (
 )
 from pyswarmkit.api.states import NodeAvailability, RestartCondition
 from pyswarmkit.control import units
+from pyswarmkit.network import DEFAULT_REMOTE_API
 from pyswarmkit.transport.control import ControlClient
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -133,6 +134,28 @@ def swarmd(
     engine_label: Annotated[
         list[str] | None, typer.Option(help="Engine label KEY=VALUE (repeatable).")
     ] = None,
+    listen_remote_api: Annotated[
+        str,
+        typer.Option(help="HOST:PORT where a manager serves other nodes (CurveZMQ)."),
+    ] = DEFAULT_REMOTE_API,
+    advertise_remote_api: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT other nodes dial, if not --listen-remote-api."),
+    ] = None,
+    join_addr: Annotated[
+        str | None, typer.Option(help="HOST:PORT of a manager of the swarm to join.")
+    ] = None,
+    join_token: Annotated[
+        str | None,
+        typer.Option(
+            help="The swarm's worker join token (or set SWARM_JOIN_TOKEN).",
+            envvar="SWARM_JOIN_TOKEN",
+            show_envvar=False,
+        ),
+    ] = None,
+    cert_renewal_scale: Annotated[
+        float, typer.Option(hidden=True, help="Testing only: scale certificate renewal delays.")
+    ] = 1.0,
     version: Annotated[bool, _version_option("swarmd")] = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
@@ -152,6 +175,11 @@ def swarmd(
         memory_bytes=None if memory is None else units.parse_memory(memory, "--memory"),
         generic_resources=units.parse_generic(generic_node_resources),
         engine_labels=dict(units.parse_label(item) for item in engine_label or ()),
+        listen_remote_api=listen_remote_api,
+        advertise_remote_api=advertise_remote_api,
+        join_addr=join_addr,
+        join_token=join_token,
+        cert_renewal_scale=_renewal_scale(cert_renewal_scale),
     )
     node = SwarmNode(config)
     node.start()
@@ -164,6 +192,12 @@ def swarmd(
         node.stop()
     if node.failure:
         raise Internal(node.failure)
+
+
+def _renewal_scale(value: float) -> float:
+    if not 1e-6 <= value <= 1:
+        raise InvalidArgument("--cert-renewal-scale must be between 0.000001 and 1")
+    return value
 
 
 @swarmd_app.command("up")
@@ -184,7 +218,7 @@ swarmctl_app = _app("Control a swarm through a manager's socket.")
 service_app = _app("Manage services.")
 task_app = _app("Inspect tasks.")
 node_app = _app("Manage nodes.")
-cluster_app = _app("Inspect the cluster.")
+cluster_app = _app("Inspect and configure the cluster.")
 swarmctl_app.add_typer(service_app, name="service")
 swarmctl_app.add_typer(task_app, name="task")
 swarmctl_app.add_typer(node_app, name="node")
@@ -802,6 +836,47 @@ def cluster_inspect(cluster: Annotated[str, typer.Argument(help="Name or ID.")])
         lines.append(f"    Worker: {c.join_tokens.worker}")
         lines.append(f"    Manager: {c.join_tokens.manager}")
     _echo("\n".join(lines))
+
+
+@cluster_app.command("update")
+def cluster_update(
+    cluster: Annotated[str, typer.Argument(help="Name or ID.")],
+    cert_expiry: Annotated[
+        str | None,
+        typer.Option(help="Validity of node certificates issued from now on, e.g. 2160h."),
+    ] = None,
+    heartbeat_period: Annotated[
+        str | None, typer.Option(help="How often agents beat, e.g. 5s.")
+    ] = None,
+    task_history_limit: Annotated[
+        int | None, typer.Option(help="Finished tasks kept per slot.")
+    ] = None,
+    rotate_join_token: Annotated[
+        list[str] | None,
+        typer.Option(help="Replace the worker or manager join token (repeatable)."),
+    ] = None,
+) -> None:
+    """Change the cluster's settings or rotate a join token."""
+    body: dict[str, Any] = {"ref": cluster}
+    if cert_expiry is not None:
+        body["cert_expiry"] = units.parse_duration(cert_expiry, "--cert-expiry")
+    if heartbeat_period is not None:
+        body["heartbeat_period"] = units.parse_duration(heartbeat_period, "--heartbeat-period")
+    if task_history_limit is not None:
+        body["task_history"] = task_history_limit
+    for which in rotate_join_token or ():
+        if which not in ("worker", "manager"):
+            raise InvalidArgument(
+                f"invalid --rotate-join-token {which!r}: choose worker or manager"
+            )
+    body["rotate"] = list(rotate_join_token or ())
+    if len(body) == 2 and not body["rotate"]:
+        raise InvalidArgument(
+            "nothing to change: give --cert-expiry, --heartbeat-period, "
+            "--task-history-limit or --rotate-join-token"
+        )
+    STATE.call("cluster.update", body)
+    _echo(cluster)
 
 
 # --- entry points -------------------------------------------------------------

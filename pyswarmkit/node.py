@@ -18,14 +18,16 @@ from typing import IO, Any
 import pykka
 import zmq
 
-from pyswarmkit import clock
+from pyswarmkit import clock, network
 from pyswarmkit.actors.agent import AgentActor
+from pyswarmkit.actors.ca import CAActor
 from pyswarmkit.actors.control import ControlActor, answer, failed
 from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
 from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
 from pyswarmkit.actors.orchestrator import OrchestratorActor
 from pyswarmkit.actors.registry import Registry
+from pyswarmkit.actors.renewer import RenewerActor
 from pyswarmkit.actors.scheduler import SchedulerActor
 from pyswarmkit.actors.store import StoreActor
 from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
@@ -41,6 +43,9 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeRole, Reachability
+from pyswarmkit.ca import authz, certs, files, signer
+from pyswarmkit.ca.authz import AuthTable
+from pyswarmkit.ca.files import Identity
 from pyswarmkit.control.handlers import Handlers
 from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
@@ -49,16 +54,17 @@ from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import LocalProposer, Proposer
 from pyswarmkit.supervisor import Factory, Supervisor
 from pyswarmkit.ticker import Ticker
-from pyswarmkit.transport.bus import LocalBus
+from pyswarmkit.transport.bus import Envelope, LocalBus
+from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
 from pyswarmkit.transport.control import ControlServer, check_socket_path
 
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("process", "sim")
 # Started when this manager gains leadership, stopped (in reverse) when it loses it.
-LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher")
+LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher", "ca")
 # The actors that keep time, in tick order.
-TICKED = ("orchestrator", "scheduler", "dispatcher", "agent", "executor")
+TICKED = ("orchestrator", "scheduler", "dispatcher", "agent", "executor", "renewer")
 
 
 @dataclass(slots=True)
@@ -84,6 +90,27 @@ class NodeConfig:
     restart_window: float = 60.0
     # A node process that `swarmd up` started runs under the lock up holds.
     lock_held_by_parent: bool = False
+    # HOST:PORT where a manager serves other nodes over CurveZMQ; None: nodes
+    # reach it only in process (a LocalBus).
+    listen_remote_api: str | None = None
+    # The address other nodes dial, when it differs from the one listened on.
+    advertise_remote_api: str | None = None
+    # Join the swarm whose manager listens at join_addr, with a join token.
+    join_addr: str | None = None
+    join_token: str | None = None
+    # Shrinks the certificate renewal delays (tests only; 1 in real use).
+    cert_renewal_scale: float = 1.0
+
+
+def save_node_id(state_dir: Path, node_id: str) -> None:
+    path = state_dir / "node-id"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(node_id + "\n")
+    tmp.replace(path)
+
+
+def replace_upstream(upstream: network.Upstream, addr: str) -> network.Upstream:
+    return network.Upstream(upstream.manager_id, addr, upstream.server_key)
 
 
 def load_node_id(state_dir: Path) -> str:
@@ -95,9 +122,7 @@ def load_node_id(state_dir: Path) -> str:
             raise InvalidArgument(f"{path} does not hold a node ID: remove it to start afresh")
         return node_id
     node_id = new_id()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(node_id + "\n")
-    tmp.replace(path)
+    save_node_id(state_dir, node_id)
     return node_id
 
 
@@ -178,17 +203,37 @@ class SwarmNode:
         refuse_non_dir(config.state_dir, "-d")
         if config.control_socket:
             check_socket_path(os.path.abspath(config.control_socket))
+        if config.listen_remote_api:
+            network.parse_addr(config.listen_remote_api, "--listen-remote-api")
+        if config.advertise_remote_api:
+            network.parse_addr(config.advertise_remote_api, "--advertise-remote-api")
         make_state_dir(config.state_dir, "-d")
         self._lock = lock_state_dir(config.state_dir, config.lock_held_by_parent)
-        (config.state_dir / "worker").mkdir(exist_ok=True)
-        self.node_id = load_node_id(config.state_dir)
-        self.executor = make_executor(config)
-        self.bus = bus or LocalBus()
+        try:
+            (config.state_dir / "worker").mkdir(exist_ok=True)
+            self.executor = make_executor(config)
+            # A worker that joined over the network: its identity (and ID)
+            # come from the swarm's CA, and it reports to a remote manager.
+            self.identity: Identity | None = None
+            self.upstream: network.Upstream | None = None
+            self._join_or_resume()
+            if self.identity is not None and self.upstream is not None:
+                self.node_id = self.identity.node_id
+                save_node_id(config.state_dir, self.node_id)
+            else:
+                self.node_id = load_node_id(config.state_dir)
+        except BaseException:
+            self._lock.close()
+            raise
+        self.bus: LocalBus | ZmqBus = bus or LocalBus()
         self.registry = Registry(self.node_id)
         self.store = MemoryStore()
         # One manager with no Raft behind it commits at once and always leads.
         self.proposer: Proposer = LocalProposer(self.store)
         self.handlers = Handlers()
+        self.auth = AuthTable()
+        self._certified: dict[str, Node] = {}
+        self._unwatch: Any = None
         self.control_server: ControlServer | None = None
         self.ticker: Ticker | None = None
         self.supervisor = Supervisor(
@@ -207,6 +252,41 @@ class SwarmNode:
         self._stop_lock = threading.Lock()
         self._stopping = False
 
+    def _join_or_resume(self) -> None:
+        """A worker that joined before resumes with its saved identity; one
+        given --join-addr and --join-token with none joins now."""
+        config = self.config
+        if config.manager_id is not None:
+            return  # an in-process worker: its manager is in this process
+        identity = files.load_identity(config.state_dir, clock.wall())
+        joining = config.join_addr is not None or config.join_token is not None
+        if identity is not None and identity.role == NodeRole.WORKER:
+            upstream = network.load_upstream(config.state_dir)
+            if upstream is None:
+                raise InvalidArgument(
+                    f"{config.state_dir} holds a worker's certificate but not its manager's "
+                    f"address: remove {config.state_dir / 'certificates'} and join again"
+                )
+            if config.join_addr is not None:
+                network.parse_addr(config.join_addr, "--join-addr")
+                upstream = replace_upstream(upstream, config.join_addr)
+            self.identity, self.upstream = identity, upstream
+            if joining:
+                log.info("this node joined before as %s: reusing its identity", identity.node_id)
+            return
+        if not joining:
+            return  # a manager
+        if config.join_addr is None or config.join_token is None:
+            raise InvalidArgument("--join-addr and --join-token go together: give both to join")
+        if identity is not None:
+            raise InvalidArgument(
+                f"{config.state_dir} belongs to a manager: use another -d to join a swarm"
+            )
+        network.parse_addr(config.join_addr, "--join-addr")
+        self.identity, self.upstream = network.join_swarm(
+            config.state_dir, config.join_addr, config.join_token, self.executor.describe()
+        )
+
     # --- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
@@ -214,23 +294,39 @@ class SwarmNode:
             self._start()
         except BaseException as exc:
             self.stop()
+            if isinstance(exc, zmq.ZMQError) and self.config.listen_remote_api:
+                raise Unavailable(
+                    f"cannot listen on {self.config.listen_remote_api}: {exc}: "
+                    "is another swarmd using it? choose another --listen-remote-api"
+                ) from exc
             if isinstance(exc, OSError | zmq.ZMQError):
                 raise Unavailable(f"swarmd could not start: {exc}") from exc
             raise
 
     @property
     def is_manager(self) -> bool:
-        return self.config.manager_id is None
+        return self.config.manager_id is None and self.upstream is None
+
+    @property
+    def manager_id(self) -> str:
+        if self.upstream is not None:
+            return self.upstream.manager_id
+        return self.config.manager_id or self.node_id
 
     @property
     def is_leader(self) -> bool:
         return self._leader
 
     def _start(self) -> None:
-        self.bus.attach(self.registry)
         if self.is_manager:
             self.supervisor.start_group("store", [("store", self._store_actor)])
             self._bootstrap()
+            if self.config.listen_remote_api:
+                self._serve_remote()
+        elif self.upstream is not None:
+            self._dial_manager(self.upstream)
+        self.bus.attach(self.registry)
+        if self.is_manager:
             self.supervisor.start_group("control", [("control", self._control_actor)])
             # Today the only manager always leads; Raft will call set_leader on
             # each leadership change instead.
@@ -238,6 +334,8 @@ class SwarmNode:
         self.supervisor.start_group(
             "worker", [("executor", self._executor_actor), ("agent", self._agent_actor)]
         )
+        if self.identity is not None and isinstance(self.bus, ZmqBus):
+            self.supervisor.start_group("renewer", [("renewer", self._renewer_actor)])
         if self.config.control_socket and self.is_manager:
             self.control_server = ControlServer(self.config.control_socket, self._to_control)
             self.control_server.start()
@@ -245,6 +343,86 @@ class SwarmNode:
         self.ticker.start()
         self.supervisor.start()
         log.info("node %s (%s) started", self.node_id, self.config.hostname)
+
+    # --- the network -------------------------------------------------------------
+
+    def _serve_remote(self) -> None:
+        """A manager: hold a certificate of this swarm's CA and serve other
+        nodes over CurveZMQ, authorizing every message by its sender's key."""
+        assert self.config.listen_remote_api is not None
+        cluster = self.store.clusters()[0]
+        wall = clock.wall()
+        try:
+            identity = files.load_identity(self.config.state_dir, wall)
+        except SwarmError:
+            identity = None  # expired or damaged: this manager gets a new one anyway
+        keypair = (
+            identity.keypair
+            if identity is not None and identity.root_pem == cluster.root_ca.cert_pem
+            else certs.new_curve_keypair()
+        )
+        cert = signer.issue_node(cluster, self.node_id, keypair.public, NodeRole.MANAGER, wall)
+        files.save_identity(self.config.state_dir, keypair, cert.pem, cluster.root_ca.cert_pem)
+        self.identity = files.load_identity(self.config.state_dir, wall)
+        node = self.store.get_node(self.node_id)
+        assert node is not None
+        self.write([Change("update", replace(node, certificate=cert))])
+        self._certified = {n.id: n for n in self.store.nodes() if n.certificate is not None}
+        self.auth.rebuild(self._certified.values())
+        self._unwatch = self.store.watch(self._nodes_changed)
+        server = cluster.server_key
+        bus = ZmqBus(
+            self.node_id,
+            CurveKeys(keypair.public, keypair.secret),
+            listen=self.config.listen_remote_api,
+            server=CurveKeys(server.public, server.secret),
+            authorize=self._authorize,
+        )
+        bus.start()
+        self.bus = bus
+        host, _ = network.parse_addr(self.config.listen_remote_api, "--listen-remote-api")
+        listening = network.join_addr(host, bus.port or 0)
+        advertised = self.config.advertise_remote_api or listening
+        self._record_manager_addr(advertised)
+        log.info("serving other nodes on %s (advertised as %s)", listening, advertised)
+
+    def _dial_manager(self, upstream: network.Upstream) -> None:
+        assert self.identity is not None
+        keypair = self.identity.keypair
+        bus = ZmqBus(self.node_id, CurveKeys(keypair.public, keypair.secret))
+        bus.start()
+        bus.dial(upstream.manager_id, upstream.addr, upstream.server_key)
+        bus.set_default_route(upstream.manager_id)
+        self.bus = bus
+        log.info("reporting to manager %s at %s", upstream.manager_id, upstream.addr)
+
+    def _authorize(self, key: bytes, env: Envelope) -> str:
+        peer = self.auth.lookup(key)
+        return authz.authorize(peer, key, env.dest_actor, env.kind, env.source, clock.wall())
+
+    def _nodes_changed(self, batch: EventBatch) -> None:
+        """Keep the authorization table in step with the nodes' certificates:
+        a removed node's key, or a renewed node's old key, is refused at once."""
+        touched = False
+        for ev in batch.events:
+            if ev.kind != "node":
+                continue
+            node = ev.obj
+            assert isinstance(node, Node)
+            old = self._certified.get(node.id)
+            if ev.op == "delete" or node.certificate is None:
+                touched |= self._certified.pop(node.id, None) is not None
+            elif old is None or old.certificate != node.certificate:
+                self._certified[node.id] = node
+                touched = True
+        if touched:
+            self.auth.rebuild(self._certified.values())
+
+    def _record_manager_addr(self, addr: str) -> None:
+        node = self.store.get_node(self.node_id)
+        if node is None or node.manager_status is None or node.manager_status.addr == addr:
+            return
+        self.write([Change("update", replace(node, manager_status=replace(node.manager_status, addr=addr)))])
 
     # --- factories: how each actor is (re)built --------------------------------
 
@@ -259,14 +437,29 @@ class SwarmNode:
 
     def _agent_actor(self) -> pykka.ActorRef[Any]:
         description = self.executor.describe()
-        manager_id = self.config.manager_id or self.node_id
-        return AgentActor.start(self.registry, self.bus, manager_id, description)
+        return AgentActor.start(self.registry, self.bus, self.manager_id, description)
+
+    def _renewer_actor(self) -> pykka.ActorRef[Any]:
+        assert self.identity is not None and isinstance(self.bus, ZmqBus)
+        return RenewerActor.start(
+            self.node_id,
+            self.manager_id,
+            self.config.state_dir,
+            self.identity,
+            self.bus,
+            self.config.cert_renewal_scale,
+            self._renewed,
+        )
+
+    def _renewed(self, identity: Identity) -> None:
+        self.identity = identity
 
     def _leader_factories(self) -> dict[str, Factory]:
         return {
             "orchestrator": lambda: OrchestratorActor.start(self.registry, self.store),
             "scheduler": lambda: SchedulerActor.start(self.registry, self.store),
             "dispatcher": lambda: DispatcherActor.start(self.registry, self.store, self.bus),
+            "ca": lambda: CAActor.start(self.registry, self.store, self.bus),
         }
 
     def _to_control(self, req: ControlRequest) -> None:
@@ -325,7 +518,9 @@ class SwarmNode:
             # The dispatcher reads the heartbeat period from the cluster object.
             dispatcher = DispatcherConfig(heartbeat_period=self.config.heartbeat_period)
             cluster = Cluster(id=new_id(), spec=ClusterSpec(dispatcher=dispatcher))
-            changes.append(Change("create", cluster))
+            # A new swarm: its root CA, the managers' server key, the join tokens.
+            changes.append(Change("create", signer.bootstrap(cluster, clock.wall())))
+            log.info("starting a new swarm %s", cluster.id)
         if self.store.get_node(self.node_id) is None:
             spec = NodeSpec(desired_role=NodeRole.MANAGER)
             # Not the leader yet: set_leader records that when it happens.
@@ -388,9 +583,13 @@ class SwarmNode:
             self.control_server = None
         # Workers first (the agent says goodbye, the executor stops every task),
         # then the leader's actors, control, the store last.
-        for group in ("worker", *reversed(LEADER_ACTORS), "control", "store"):
+        for group in ("renewer", "worker", *reversed(LEADER_ACTORS), "control", "store"):
             self.supervisor.stop_group(group)
         self._leader = False
+        if self._unwatch is not None:
+            self._unwatch()
         self.bus.detach(self.node_id)
+        if isinstance(self.bus, ZmqBus):
+            self.bus.stop()
         self._lock.close()
         log.info("node %s stopped", self.node_id)

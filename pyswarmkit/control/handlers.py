@@ -11,15 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pyswarmkit import display
 from pyswarmkit.api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Node, NodeSpec, Service, ServiceSpec, Task, replace
+from pyswarmkit.api.objects import Cluster, Node, NodeSpec, Service, ServiceSpec, Task, replace
 from pyswarmkit.api.states import TaskState
+from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
+from pyswarmkit.ca.tokens import rotate
 from pyswarmkit.control.resolve import resolve
+from pyswarmkit.control.units import check_heartbeat_period
 from pyswarmkit.control.validate import validate_service_spec
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 V = TypeVar("V")
+
+# As SwarmKit's bound on --task-history-limit's cousin settings: generous, finite.
+MAX_TASK_HISTORY = 10_000
+# X.509 dates end in 9999; a century is plenty.
+MAX_CERT_EXPIRY = 100 * 365 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,7 @@ class Handlers:
             "node.update": self.node_update,
             "cluster.list": self.cluster_list,
             "cluster.inspect": self.cluster_inspect,
+            "cluster.update": self.cluster_update,
         }
 
     def handle(self, store: MemoryStore, method: str, body: dict[str, Any]) -> Outcome:
@@ -253,10 +263,101 @@ class Handlers:
         return Write(build, lambda _: {})
 
     def cluster_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
-        return Reply({"clusters": store.clusters()})
+        return Reply({"clusters": [redacted(c) for c in store.clusters()]})
 
     def cluster_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
-        clusters = store.clusters()
-        if not clusters:
-            raise NotFound("the swarm has no cluster object yet: is the manager still starting?")
-        return Reply({"cluster": resolve("cluster", _arg(body, "ref", str), clusters)})
+        return Reply({"cluster": redacted(_cluster(store, _arg(body, "ref", str)))})
+
+    def cluster_update(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        """Change settings and rotate join tokens. Each change applies to the
+        newest cluster object, so two updates of different settings never
+        undo each other."""
+        ref = _arg(body, "ref", str)
+        edit = ClusterEdit.from_body(body)
+        _cluster(store, ref)  # an unknown name fails before anything is written
+
+        def build(st: MemoryStore) -> list[Change]:
+            current = _cluster(st, ref)
+            updated = edit.apply(current)
+            return [] if updated == current else [Change("update", updated)]
+
+        return Write(build, lambda _: {})
+
+
+def _cluster(store: MemoryStore, ref: str) -> Cluster:
+    clusters = store.clusters()
+    if not clusters:
+        raise NotFound("the swarm has no cluster object yet: is the manager still starting?")
+    found: Cluster = resolve("cluster", ref, clusters)
+    return found
+
+
+def redacted(cluster: Cluster) -> Cluster:
+    """The cluster as a control reply may show it: without the root CA's
+    signing key or the managers' CurveZMQ secret key."""
+    return replace(
+        cluster,
+        root_ca=replace(cluster.root_ca, key_pem=b""),
+        server_key=replace(cluster.server_key, secret=b""),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterEdit:
+    """What ``cluster.update`` asks for; None leaves a setting as it is."""
+
+    cert_expiry: float | None = None
+    heartbeat_period: float | None = None
+    task_history: int | None = None
+    rotate: tuple[str, ...] = ()
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ClusterEdit:
+        cert_expiry = _opt(body, "cert_expiry", float)
+        if cert_expiry is not None and not MIN_CERT_EXPIRY <= cert_expiry <= MAX_CERT_EXPIRY:
+            raise InvalidArgument(
+                f"--cert-expiry must be between {display.duration(MIN_CERT_EXPIRY)} and "
+                f"{display.duration(MAX_CERT_EXPIRY)}"
+            )
+        heartbeat = _opt(body, "heartbeat_period", float)
+        if heartbeat is not None:
+            heartbeat = check_heartbeat_period(heartbeat, "--heartbeat-period")
+        history = _opt(body, "task_history", int)
+        if history is not None and not 0 <= history <= MAX_TASK_HISTORY:
+            raise InvalidArgument(
+                f"--task-history-limit must be between 0 and {MAX_TASK_HISTORY}, not {history}"
+            )
+        rotate = body.get("rotate", [])
+        if not isinstance(rotate, list) or not all(r in ("worker", "manager") for r in rotate):
+            raise InvalidArgument("--rotate-join-token takes worker or manager")
+        return cls(cert_expiry, heartbeat, history, tuple(dict.fromkeys(rotate)))
+
+    def apply(self, cluster: Cluster) -> Cluster:
+        spec = cluster.spec
+        if self.cert_expiry is not None:
+            spec = replace(spec, ca=replace(spec.ca, node_cert_expiry=self.cert_expiry))
+        if self.heartbeat_period is not None:
+            dispatcher = replace(spec.dispatcher, heartbeat_period=self.heartbeat_period)
+            spec = replace(spec, dispatcher=dispatcher)
+        if self.task_history is not None:
+            orchestration = replace(
+                spec.orchestration, task_history_retention_limit=self.task_history
+            )
+            spec = replace(spec, orchestration=orchestration)
+        tokens = cluster.join_tokens
+        for which in self.rotate:
+            if not cluster.server_key.public:
+                raise FailedPrecondition(
+                    "this swarm has no join tokens: its manager was started without "
+                    "a remote API"
+                )
+            tokens = rotate(tokens, which, cluster.server_key.public)
+        return replace(cluster, spec=spec, join_tokens=tokens)
+
+
+def _opt(body: dict[str, Any], name: str, kind: type[V]) -> V | None:
+    if body.get(name) is None:
+        return None
+    if kind is float and isinstance(body[name], int) and not isinstance(body[name], bool):
+        return float(body[name])  # type: ignore[return-value]
+    return _arg(body, name, kind)

@@ -57,7 +57,10 @@ def swarmd(short_tmp: Path) -> Iterator[Swarmd]:
     sock = str(state / "swarm.sock")
     log = open(short_tmp / "swarmd.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [tool("swarmd"), "-d", str(state), "--listen-control-api", sock, "--hostname", "node-1"],
+        [
+            tool("swarmd"), "-d", str(state), "--listen-control-api", sock,
+            "--hostname", "node-1", "--listen-remote-api", "127.0.0.1:0",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -137,7 +137,10 @@ def test_a_second_up_is_refused_and_a_killed_up_takes_its_node_along(
 def test_a_killed_swarmd_leaves_no_task_running_for_long(short_tmp: Path, procs: Procs) -> None:
     state = short_tmp / "n1"
     sock = str(state / "swarm.sock")
-    argv = [tool("swarmd"), "-d", str(state), "--listen-control-api", sock]
+    argv = [
+        tool("swarmd"), "-d", str(state), "--listen-control-api", sock,
+        "--listen-remote-api", "127.0.0.1:0",
+    ]
     log = short_tmp / "swarmd.log"
     first = procs.popen(argv, log)
     wait_until(lambda: "READY" in ctl(sock, "node", "ls").stdout, what="node READY")

@@ -1,0 +1,149 @@
+"""The CA signer: answers joins and certificate renewals on the leader.
+
+Each answer is decided by the pure functions of ``ca/signer.py`` inside a
+store transaction, so two joins with the same key, or a renewal racing a
+join, see each other's writes; the reply goes out only once the node (and its
+certificate) is committed, so a node never holds a certificate the store does
+not know.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyswarmkit import clock
+from pyswarmkit.actors.base import GuardedActor
+from pyswarmkit.actors.messages import Deliver, Transact
+from pyswarmkit.actors.registry import Registry
+from pyswarmkit.api.errors import FailedPrecondition, NotFound, PermissionDenied, SwarmError
+from pyswarmkit.api.ids import new_id
+from pyswarmkit.api.objects import Cluster, Node
+from pyswarmkit.api.protocol import Body, Error, JoinRequest, RenewCertificate
+from pyswarmkit.ca import signer
+from pyswarmkit.ca.authz import key_of_anonymous
+from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
+from pyswarmkit.transport.bus import Bus, Envelope
+
+log = logging.getLogger(__name__)
+
+# A joiner waits for its answer about this long before it asks again.
+REPLY_TTL = 30.0
+
+
+def _cluster(store: MemoryStore) -> Cluster:
+    clusters = store.clusters()
+    if not clusters:
+        raise FailedPrecondition("the swarm has no cluster object yet: try again")
+    return clusters[0]
+
+
+def node_with_key(store: MemoryStore, key: bytes) -> Node | None:
+    for node in store.nodes():
+        if node.certificate is not None and node.certificate.curve_key == key:
+            return node
+    return None
+
+
+class CAActor(GuardedActor):
+    name = "ca"
+
+    def __init__(self, registry: Registry, store: MemoryStore, bus: Bus) -> None:
+        super().__init__()
+        self.registry = registry
+        self.store = store
+        self.bus = bus
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Deliver):
+            body = message.envelope.body
+            if isinstance(body, JoinRequest):
+                self._join(message, body)
+            elif isinstance(body, RenewCertificate):
+                self._renew(message, body)
+            else:
+                log.warning(
+                    "ignored %s from %s: not a CA request", message.envelope.kind,
+                    message.envelope.source,
+                )
+        return None
+
+    def _join(self, msg: Deliver, req: JoinRequest) -> None:
+        env, addr = msg.envelope, msg.addr
+        key = key_of_anonymous(env.source)
+        if key is None:
+            # A node that holds a certificate already is one: it has nothing to join.
+            self._reply(env, Error.of(FailedPrecondition("this node is already part of the swarm")))
+            return
+        me = self.registry.node_id
+        wall = clock.wall()
+        answer: list[Body] = []
+        joined: list[Node] = []
+
+        def build(store: MemoryStore) -> list[Change]:
+            existing = node_with_key(store, key)
+            node, accepted = signer.join(
+                _cluster(store), existing, key, req, new_id(), me, addr, wall
+            )
+            answer.append(accepted)
+            if node is None:
+                return []
+            joined.append(node)
+            return [Change("create", node)]
+
+        def done(batch: EventBatch | None, err: SwarmError | None) -> None:
+            if err is not None:
+                if isinstance(err, PermissionDenied):
+                    log.warning("refused a join from %s: %s", addr, err)
+                else:
+                    log.warning("a join from %s failed: %s", addr, err)
+                self._reply(env, Error.of(err, "join"))
+                return
+            for node in joined:
+                log.info(
+                    "node %s (%s) joined from %s as a %s", node.id,
+                    node.description.hostname, addr, node.role.name.lower(),
+                )
+            self._reply(env, answer[0])
+
+        self._transact(build, wall, done)
+
+    def _renew(self, msg: Deliver, req: RenewCertificate) -> None:
+        env = msg.envelope
+        wall = clock.wall()
+        answer: list[Body] = []
+
+        def build(store: MemoryStore) -> list[Change]:
+            node = store.get_node(env.source)
+            if node is None:
+                raise NotFound(f"node {env.source} is not part of the swarm")
+            renewed, issued = signer.renew(
+                _cluster(store), node, req.curve_key, node_with_key(store, req.curve_key), wall
+            )
+            answer.append(issued)
+            return [Change("update", renewed)]
+
+        def done(batch: EventBatch | None, err: SwarmError | None) -> None:
+            if err is not None:
+                log.warning("could not renew the certificate of node %s: %s", env.source, err)
+                self._reply(env, Error.of(err, "renew_certificate"))
+                return
+            log.info("renewed the certificate of node %s", env.source)
+            self._reply(env, answer[0])
+
+        self._transact(build, wall, done)
+
+    def _transact(self, build: Any, wall: float, done: Any) -> None:
+        if not self.registry.tell("store", Transact(build, wall, done)):
+            done(None, FailedPrecondition("the store is restarting: try again"))
+
+    def _reply(self, env: Envelope, body: Body) -> None:
+        out = Envelope(
+            self.registry.node_id,
+            env.source,
+            "ca",
+            body,
+            reply_to=env.id,
+            deadline=clock.monotonic() + REPLY_TTL,
+        )
+        self.bus.send(out)

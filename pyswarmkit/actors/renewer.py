@@ -1,0 +1,117 @@
+"""Renews this node's certificate before it expires, with a fresh keypair.
+
+The renewer asks the CA (over the bus, like any other request), checks what
+comes back, saves it, and switches the transport to the new key. The node's
+work and its dispatcher session carry on: sessions belong to the node ID, not
+to the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pyswarmkit import clock
+from pyswarmkit.actors.base import GuardedActor
+from pyswarmkit.actors.messages import Tick
+from pyswarmkit.api.errors import Internal, SwarmError
+from pyswarmkit.api.objects import CurveKeyPair
+from pyswarmkit.api.protocol import Body, CertificateIssued, RenewCertificate
+from pyswarmkit.ca import certs, files
+from pyswarmkit.ca.files import Identity
+from pyswarmkit.ca.renewal import Renewal
+from pyswarmkit.transport.bus import Envelope
+from pyswarmkit.transport.zmq_bus import CurveKeys
+
+log = logging.getLogger(__name__)
+
+# How long one renewal request may take before it counts as failed.
+REQUEST_TIMEOUT = 30.0
+
+
+class RenewingBus(Protocol):
+    def request(self, envelope: Envelope, timeout: float) -> Future[Body]: ...
+
+    def rekey(self, keys: CurveKeys) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    keypair: CurveKeyPair
+    future: Future[Body]
+
+
+class RenewerActor(GuardedActor):
+    name = "renewer"
+
+    def __init__(
+        self,
+        node_id: str,
+        manager_id: str,
+        state_dir: Path,
+        identity: Identity,
+        bus: RenewingBus,
+        scale: float = 1.0,
+        on_renewed: Any = None,
+    ) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.manager_id = manager_id
+        self.state_dir = state_dir
+        self.identity = identity
+        self.bus = bus
+        self.on_renewed = on_renewed
+        self.timer = Renewal(random.Random(), scale)
+        self.renewals = 0
+
+    def on_start(self) -> None:
+        info = self.identity.info
+        delay = self.timer.schedule(info.not_before, info.not_after, clock.wall(), clock.monotonic())
+        log.info("certificate valid until %s; renewal in %.0fs", certs.iso(info.not_after), delay)
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            if self.timer.start(message.now):
+                self._ask()
+        elif isinstance(message, _Outcome):
+            self._answered(message)
+        return None
+
+    def _ask(self) -> None:
+        keypair = certs.new_curve_keypair()
+        env = Envelope(self.node_id, self.manager_id, "ca", RenewCertificate(keypair.public))
+        future = self.bus.request(env, REQUEST_TIMEOUT)
+        ref = self.actor_ref
+        future.add_done_callback(lambda f: ref.tell(_Outcome(keypair, f)))
+
+    def _answered(self, outcome: _Outcome) -> None:
+        now = clock.monotonic()
+        try:
+            body = outcome.future.result(timeout=0)
+            if not isinstance(body, CertificateIssued):
+                raise Internal(f"the CA answered a renewal with {body.kind}")
+            wall = clock.wall()
+            info = certs.verify(body.certificate, body.root_ca, wall)
+            if info.curve_key != outcome.keypair.public or info.node_id != self.node_id:
+                raise Internal("the CA issued a certificate for another key or node")
+            files.save_identity(
+                self.state_dir, outcome.keypair, body.certificate, body.root_ca
+            )
+        except (SwarmError, OSError, CancelledError) as exc:
+            pause = self.timer.failed(now)
+            log.warning("certificate renewal failed: %s; trying again in %.0fs", exc, pause)
+            return
+        self.identity = Identity(outcome.keypair, body.certificate, body.root_ca, info)
+        self.bus.rekey(CurveKeys(outcome.keypair.public, outcome.keypair.secret))
+        self.renewals += 1
+        delay = self.timer.schedule(info.not_before, info.not_after, wall, now)
+        log.info(
+            "certificate renewed: valid until %s; next renewal in %.0fs",
+            certs.iso(info.not_after), delay,
+        )
+        if self.on_renewed is not None:
+            self.on_renewed(self.identity)

@@ -1,0 +1,162 @@
+"""Where a node meets the network: remote API addresses, the manager a worker
+reports to, and joining a swarm with a token."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq.utils.z85 as z85
+
+from pyswarmkit import clock
+from pyswarmkit.api.errors import (
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    SwarmError,
+    Unavailable,
+)
+from pyswarmkit.api.objects import NodeDescription
+from pyswarmkit.api.protocol import JoinAccepted, JoinRequest
+from pyswarmkit.ca import certs, files
+from pyswarmkit.ca.files import Identity
+from pyswarmkit.ca.tokens import parse_token
+from pyswarmkit.transport.bus import Envelope
+from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REMOTE_API = "0.0.0.0:4242"
+UPSTREAM_FILE = "manager.json"
+# One join attempt waits this long for an answer; pauses between attempts
+# double from the first to the last.
+JOIN_ATTEMPT_TIMEOUT = 5.0
+JOIN_PAUSE_FIRST = 1.0
+JOIN_PAUSE_MAX = 30.0
+# The joiner does not know the manager's node ID yet: "" reaches whichever
+# manager answers on the address.
+ANY_MANAGER = ""
+
+
+class JoinRefused(SwarmError):
+    """The manager answered, and said no: retrying would not help."""
+
+    code = "permission_denied"
+
+
+def parse_addr(text: str, flag: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise InvalidArgument(f"invalid {flag} {text!r}: use HOST:PORT, e.g. 127.0.0.1:4242")
+    return host, int(port_text)
+
+
+def join_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """The manager a worker reports to, and the server key it pins."""
+
+    manager_id: str
+    addr: str
+    server_key: bytes
+
+
+def save_upstream(state_dir: Path, up: Upstream) -> None:
+    data = {"manager_id": up.manager_id, "addr": up.addr, "server_key": z85.encode(up.server_key).decode()}
+    path = state_dir / UPSTREAM_FILE
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def load_upstream(state_dir: Path) -> Upstream | None:
+    path = state_dir / UPSTREAM_FILE
+    try:
+        data = json.loads(path.read_text())
+        key = z85.decode(data["server_key"].encode())
+        up = Upstream(str(data["manager_id"]), str(data["addr"]), key)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise InvalidArgument(
+            f"{path} is damaged: remove {state_dir} and join the swarm again with a token"
+        ) from None
+    parse_addr(up.addr, str(path))
+    if len(up.server_key) != 32:
+        raise InvalidArgument(f"{path} holds no valid server key: remove {state_dir} and join again")
+    return up
+
+
+def join_swarm(
+    state_dir: Path,
+    addr: str,
+    token: str,
+    description: NodeDescription,
+    stop: threading.Event | None = None,
+) -> tuple[Identity, Upstream]:
+    """Join through the manager at ``addr`` with ``token``; save and return the
+    identity it issues. A refusal raises JoinRefused at once; a manager that
+    does not answer is asked again, with growing pauses, until ``stop`` is set."""
+    pinned = parse_token(token).server_key
+    keypair = certs.new_curve_keypair()
+    bus = ZmqBus(ANY_MANAGER, CurveKeys(keypair.public, keypair.secret))
+    bus.start()
+    try:
+        bus.dial(ANY_MANAGER, addr, pinned)
+        accepted = _ask(bus, addr, token, description, stop or threading.Event())
+    finally:
+        bus.stop()
+    try:
+        info = certs.verify(accepted.certificate, accepted.root_ca, clock.wall())
+    except SwarmError as err:
+        raise Internal(f"the manager at {addr} issued an unusable certificate: {err}") from None
+    if info.curve_key != keypair.public or info.node_id != accepted.node_id:
+        raise Internal(f"the manager at {addr} issued a certificate for another key")
+    files.save_identity(state_dir, keypair, accepted.certificate, accepted.root_ca)
+    upstream = Upstream(accepted.manager_id, addr, pinned)
+    save_upstream(state_dir, upstream)
+    identity = files.load_identity(state_dir, clock.wall())
+    if identity is None:
+        raise Internal(f"the identity just saved under {state_dir} cannot be read back")
+    log.info("joined the swarm as node %s (%s)", info.node_id, info.role.name.lower())
+    return identity, upstream
+
+
+def _ask(
+    bus: ZmqBus, addr: str, token: str, description: NodeDescription, stop: threading.Event
+) -> JoinAccepted:
+    pause = JOIN_PAUSE_FIRST
+    attempt = 1
+    while True:
+        env = Envelope(ANY_MANAGER, ANY_MANAGER, "ca", JoinRequest(token, description))
+        future = bus.request(env, JOIN_ATTEMPT_TIMEOUT)
+        try:
+            body = future.result(timeout=JOIN_ATTEMPT_TIMEOUT + 5)
+        except (DeadlineExceeded, Unavailable, TimeoutError):
+            log.warning(
+                "no answer from a manager at %s (attempt %d): trying again in %.0fs",
+                addr, attempt, pause,
+            )
+        except SwarmError as err:
+            raise JoinRefused(f"join refused: {err}") from None
+        else:
+            if isinstance(body, JoinAccepted):
+                return body
+            raise Internal(f"the manager at {addr} answered a join with {body.kind}")
+        if stop.wait(pause):
+            raise Unavailable("stopped while joining the swarm")
+        pause = min(JOIN_PAUSE_MAX, pause * 2)
+        attempt += 1
