@@ -1,0 +1,134 @@
+"""Who may send what: per-message authorization on the wire.
+
+A node's identity on the wire is its CurveZMQ public key. The managers'
+certificates (``Node.certificate`` in the store) map each key to a node ID
+and a role; the transport asks ``authorize`` about every message it
+receives, with the sender's key and the envelope's addressing. The rules:
+
+- an unknown key may only ask the CA to join (its ``source`` is empty, and it
+  gets the id ``curve:<z85 of its key>`` so the answer finds its way back);
+- a worker may call the dispatcher's session methods and renew its
+  certificate, nothing else;
+- a manager may call anything;
+- a sender's ``source`` must be the node its key belongs to;
+- a key whose certificate expired, or whose node was removed, is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from zmq.utils import z85
+
+from pyswarmkit.api.errors import PermissionDenied
+from pyswarmkit.api.objects import Node
+from pyswarmkit.api.states import NodeRole
+from pyswarmkit.ca.certs import iso
+
+ANONYMOUS_PREFIX = "curve:"
+
+# (destination actor, message kind) pairs. Managers are not listed: they may
+# send anything.
+WITHOUT_CERTIFICATE: frozenset[tuple[str, str]] = frozenset({("ca", "join")})
+WORKER_MAY_CALL: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("dispatcher", "register"),
+        ("dispatcher", "heartbeat"),
+        ("dispatcher", "update_task_status"),
+        ("dispatcher", "assignments_request"),
+        ("dispatcher", "leave"),
+        ("ca", "renew_certificate"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Peer:
+    node_id: str
+    role: NodeRole
+    not_after: float
+
+
+def anonymous_id(key: bytes) -> str:
+    """The id of a sender that holds no certificate: its key, spelled in z85."""
+    return ANONYMOUS_PREFIX + z85.encode(key).decode("ascii")
+
+
+def _short(key: bytes) -> str:
+    # Enough of a key to tell two apart in a log line.
+    try:
+        return z85.encode(key)[:8].decode("ascii")
+    except ValueError:
+        return key[:6].hex()
+
+
+def _said(source: str) -> str:
+    # A peer's claim, shown bounded and quoted: it is whatever the peer sent.
+    return repr(source[:64] + ("..." if len(source) > 64 else ""))
+
+
+class AuthTable:
+    """Curve key -> Peer, from the certificates in the store.
+
+    ``lookup`` runs on the transport's I/O thread while ``rebuild`` runs
+    wherever the store is watched: a rebuild makes a whole new dict and then
+    swaps one attribute, so a lookup sees the old mapping or the new one,
+    never half of each (assigning an attribute is atomic in CPython)."""
+
+    def __init__(self, nodes: Iterable[Node] = ()) -> None:
+        self._peers: dict[bytes, Peer] = {}
+        self.rebuild(nodes)
+
+    def lookup(self, key: bytes) -> Peer | None:
+        return self._peers.get(key)
+
+    def rebuild(self, nodes: Iterable[Node]) -> None:
+        peers: dict[bytes, Peer] = {}
+        shared: set[bytes] = set()
+        for node in nodes:
+            cert = node.certificate
+            if cert is None or not cert.curve_key:
+                continue
+            if cert.curve_key in peers:
+                shared.add(cert.curve_key)
+            peers[cert.curve_key] = Peer(node.id, cert.role, cert.not_after)
+        # A key two nodes claim speaks for neither: the CA never issues one
+        # twice, so this is damage, and guessing would hand one node's rights
+        # to the other.
+        for key in shared:
+            del peers[key]
+        self._peers = peers
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+
+def authorize(
+    peer: Peer | None, key: bytes, dest_actor: str, kind: str, source: str, now: float
+) -> str:
+    """The sender's id if it may send ``kind`` to ``dest_actor``; otherwise
+    PermissionDenied with one line saying why."""
+    if (dest_actor, kind) in WITHOUT_CERTIFICATE and source == "":
+        # Joining needs no certificate (the token is the proof); a node whose
+        # join answer was lost retries with the key it already holds.
+        return anonymous_id(key)
+    if peer is None:
+        if source:
+            raise PermissionDenied(
+                f"unknown node key {_short(key)} claims to be node {_said(source)}"
+            )
+        raise PermissionDenied(
+            f"unknown node key {_short(key)}: only join is allowed without a certificate"
+        )
+    if now >= peer.not_after:
+        raise PermissionDenied(
+            f"certificate of node {peer.node_id} expired at {iso(peer.not_after)}: join again"
+        )
+    if source != peer.node_id:
+        raise PermissionDenied(f"node {peer.node_id} claims to be {_said(source)}")
+    if peer.role == NodeRole.MANAGER:
+        return peer.node_id
+    if (dest_actor, kind) in WORKER_MAY_CALL:
+        return peer.node_id
+    raise PermissionDenied(f"node {peer.node_id} is a worker and may not call {dest_actor}.{kind}")
