@@ -165,3 +165,14 @@ def test_removed_node_is_refused_on_its_next_message() -> None:
     table.rebuild([])
     with pytest.raises(PermissionDenied, match="unknown node key"):
         authorize(table.lookup(k), k, "dispatcher", "heartbeat", "w1", NOW)
+
+
+def test_table_authorize_looks_the_sender_up() -> None:
+    k = os.urandom(32)
+    table = AuthTable([_node("w1", k)])
+    assert table.authorize(k, "dispatcher", "heartbeat", "w1", NOW) == "w1"
+    with pytest.raises(PermissionDenied, match=r"worker and may not call store\.remove_node"):
+        table.authorize(k, "store", "remove_node", "w1", NOW)
+    with pytest.raises(PermissionDenied, match="unknown node key"):
+        table.authorize(os.urandom(32), "dispatcher", "heartbeat", "w1", NOW)
+    assert table.authorize(KEY, "ca", "join", "", NOW) == anonymous_id(KEY)
