@@ -103,6 +103,11 @@ class AuthTable:
     def __len__(self) -> int:
         return len(self._peers)
 
+    def authorize(self, key: bytes, dest_actor: str, kind: str, source: str, now: float) -> str:
+        """``authorize`` with the sender looked up here: what a transport's
+        hook calls for each message, with the envelope's fields and wall time."""
+        return authorize(self.lookup(key), key, dest_actor, kind, source, now)
+
 
 def authorize(
     peer: Peer | None, key: bytes, dest_actor: str, kind: str, source: str, now: float
