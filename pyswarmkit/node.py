@@ -43,7 +43,7 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeRole, Reachability
-from pyswarmkit.ca import authz, certs, files, signer
+from pyswarmkit.ca import certs, files, signer
 from pyswarmkit.ca.authz import AuthTable
 from pyswarmkit.ca.files import Identity
 from pyswarmkit.control.handlers import Handlers
@@ -397,8 +397,7 @@ class SwarmNode:
         log.info("reporting to manager %s at %s", upstream.manager_id, upstream.addr)
 
     def _authorize(self, key: bytes, env: Envelope) -> str:
-        peer = self.auth.lookup(key)
-        return authz.authorize(peer, key, env.dest_actor, env.kind, env.source, clock.wall())
+        return self.auth.authorize(key, env.dest_actor, env.kind, env.source, clock.wall())
 
     def _nodes_changed(self, batch: EventBatch) -> None:
         """Keep the authorization table in step with the nodes' certificates:

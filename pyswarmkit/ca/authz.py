@@ -55,6 +55,17 @@ def anonymous_id(key: bytes) -> str:
     return ANONYMOUS_PREFIX + z85.encode(key).decode("ascii")
 
 
+def key_of_anonymous(sender: str) -> bytes | None:
+    """The key inside an ``anonymous_id``; None for any other sender."""
+    if not sender.startswith(ANONYMOUS_PREFIX):
+        return None
+    try:
+        key = z85.decode(sender[len(ANONYMOUS_PREFIX) :].encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return key if len(key) == 32 else None
+
+
 def _short(key: bytes) -> str:
     # Enough of a key to tell two apart in a log line.
     try:

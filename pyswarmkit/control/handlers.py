@@ -17,6 +17,7 @@ from pyswarmkit.api.ids import new_id
 from pyswarmkit.api.objects import Cluster, Node, NodeSpec, Service, ServiceSpec, Task, replace
 from pyswarmkit.api.states import TaskState
 from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
+from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
 from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.units import check_heartbeat_period
@@ -290,16 +291,6 @@ def _cluster(store: MemoryStore, ref: str) -> Cluster:
         raise NotFound("the swarm has no cluster object yet: is the manager still starting?")
     found: Cluster = resolve("cluster", ref, clusters)
     return found
-
-
-def redacted(cluster: Cluster) -> Cluster:
-    """The cluster as a control reply may show it: without the root CA's
-    signing key or the managers' CurveZMQ secret key."""
-    return replace(
-        cluster,
-        root_ca=replace(cluster.root_ca, key_pem=b""),
-        server_key=replace(cluster.server_key, secret=b""),
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,3 +51,12 @@ def test_scale_shrinks_every_delay() -> None:
     )
     fast.start(fast.due)
     assert fast.failed(fast.due) == pytest.approx(RETRY_FIRST * 0.01)
+
+
+def test_an_anonymous_id_gives_back_its_key_and_nothing_else_does() -> None:
+    from pyswarmkit.ca.authz import anonymous_id, key_of_anonymous
+
+    key = bytes(range(32))
+    assert key_of_anonymous(anonymous_id(key)) == key
+    for other in ("", "node-1", "curve:", "curve:!!!!!", "curve:" + "0" * 45, "curve:é"):
+        assert key_of_anonymous(other) is None
