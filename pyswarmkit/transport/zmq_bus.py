@@ -201,6 +201,8 @@ class ZmqBus:
         self._routes: dict[str, bytes] = {}
         self._anonymous: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._keys_of: dict[str, bytes] = {}
+        # What this pass of the I/O thread received, by (node, actor).
+        self._inbound: dict[tuple[str, str], list[Deliver]] = {}
         # Connections the listener accepted whose handshake has not been seen
         # (by file descriptor, oldest first).
         self._fresh: dict[int, None] = {}
@@ -516,17 +518,14 @@ class ZmqBus:
         wake = self._wake
         router = self._router
         zap = self._zap
+        timeout = IDLE_POLL
         while not self._stopping:
-            wait = self._expire(clock.monotonic())
-            timeout = IDLE_POLL if wait is None else min(wait, IDLE_POLL)
             events = poller.poll(math.ceil(timeout * 1000))
             if self._stopping:
                 return
+            woken = False
             for sock, _ in events:
-                if sock == wake:
-                    with contextlib.suppress(BlockingIOError):
-                        os.eventfd_read(wake)
-                elif sock is router:
+                if sock is router:
                     self._on_router()
                 elif sock is zap:
                     self._on_zap()
@@ -536,7 +535,24 @@ class ZmqBus:
                     dialed = self._by_socket.get(sock)
                     if dialed is not None:
                         self._on_dealer(dialed)
+                    elif sock == wake:
+                        woken = True
             self._flush()
+            if woken:
+                # After sending, not before: a read lets other threads run
+                # (any system call does), and the queued message should be on
+                # its way first. What was queued after the flush but woke the
+                # thread before this read is sent now, or it would wait.
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(wake)
+                if self._out:
+                    self._flush()
+            wait = self._expire(clock.monotonic()) if self._deadlines else None
+            timeout = IDLE_POLL if wait is None else min(wait, IDLE_POLL)
+            # Last, just before blocking in poll: a woken actor then finds the
+            # interpreter free rather than waiting for this thread.
+            if self._inbound:
+                self._deliver()
 
     def _close_all(self) -> None:
         for dialed in list(self._dialed.values()):
@@ -606,6 +622,21 @@ class ZmqBus:
         router = self._router
         stats = self._stats
         for target, items in groups.items():
+            if len(items) == 1 and len(items[0][0]) < self.max_frame:
+                # The usual case at low load: one envelope, no batching work.
+                data, tag = items[0]
+                try:
+                    if type(target) is bytes:
+                        assert router is not None
+                        router.send_multipart((target, b"\x91" + data), zmq.NOBLOCK)
+                    else:
+                        target.send(b"\x91" + data, zmq.NOBLOCK)
+                except zmq.ZMQError as exc:
+                    self._send_failed(target, [tag], exc)
+                    continue
+                stats["frames_out"] += 1
+                stats["sent"] += 1
+                continue
             for chunk in batches(items, self.max_frame):
                 if isinstance(chunk, Oversize):
                     dest, kind, msg_id = cast(tuple[str, str, int], chunk.item)
@@ -693,10 +724,10 @@ class ZmqBus:
         authorize = self._authorize
         stats = self._stats
         for _ in range(RECV_PER_PASS):
-            try:
-                parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
+            # Asking is cheaper than the exception an empty socket raises.
+            if not cast(int, router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 return
+            parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
             frame = parts[-1]
             try:
                 user_id = str(frame.get("User-Id"))
@@ -718,7 +749,7 @@ class ZmqBus:
                 continue
             stats["frames_in"] += 1
             rid = parts[0].bytes
-            out: dict[tuple[str, str], list[Deliver]] = {}
+            out = self._inbound
             for env in envs:
                 try:
                     sender = authorize(key, env)
@@ -760,7 +791,6 @@ class ZmqBus:
                 if group is None:
                     group = out[dest, env.dest_actor] = []
                 group.append(Deliver(env, addr))
-            self._deliver(out)
 
     def _refused(self, key: bytes, rid: bytes, addr: str, env: Envelope, exc: Exception) -> None:
         self._stats["refused"] += 1
@@ -790,10 +820,10 @@ class ZmqBus:
         sock = dialed.sock
         stats = self._stats
         for _ in range(RECV_PER_PASS):
-            try:
-                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
+            # Asking is cheaper than the exception an empty socket raises.
+            if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 return
+            parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             frame = parts[-1]
             try:
                 addr = str(frame.get("Peer-Address"))
@@ -810,7 +840,7 @@ class ZmqBus:
             if envs is None:
                 continue
             stats["frames_in"] += 1
-            out: dict[tuple[str, str], list[Deliver]] = {}
+            out = self._inbound
             for env in envs:
                 # A reply to this node's request is this node's, whatever it is addressed to.
                 if env.reply_to and self._resolve_reply(env):
@@ -832,9 +862,10 @@ class ZmqBus:
                 if group is None:
                     group = out[dest, env.dest_actor] = []
                 group.append(Deliver(env, addr))
-            self._deliver(out)
 
-    def _deliver(self, out: dict[tuple[str, str], list[Deliver]]) -> None:
+    def _deliver(self) -> None:
+        out = self._inbound
+        self._inbound = {}
         for (node, actor), items in out.items():
             registry = self._registries.get(node)
             message = items[0] if len(items) == 1 else DeliverBatch(tuple(items))
