@@ -723,11 +723,15 @@ class ZmqBus:
         assert router is not None and self._authorize is not None
         authorize = self._authorize
         stats = self._stats
-        for _ in range(RECV_PER_PASS):
-            # Asking is cheaper than the exception an empty socket raises.
-            if not cast(int, router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        # Poll said there is a message; after it, asking is cheaper than the
+        # exception an empty socket raises.
+        for i in range(RECV_PER_PASS):
+            if i and not cast(int, router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 return
-            parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            try:
+                parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
             frame = parts[-1]
             try:
                 user_id = str(frame.get("User-Id"))
@@ -791,6 +795,9 @@ class ZmqBus:
                 if group is None:
                     group = out[dest, env.dest_actor] = []
                 group.append(Deliver(env, addr))
+            if len(envs) > 1:
+                # A batch: its actors can start on it while the next is read.
+                self._deliver()
 
     def _refused(self, key: bytes, rid: bytes, addr: str, env: Envelope, exc: Exception) -> None:
         self._stats["refused"] += 1
@@ -819,11 +826,15 @@ class ZmqBus:
     def _on_dealer(self, dialed: _Dialed) -> None:
         sock = dialed.sock
         stats = self._stats
-        for _ in range(RECV_PER_PASS):
-            # Asking is cheaper than the exception an empty socket raises.
-            if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        # Poll said there is a message; after it, asking is cheaper than the
+        # exception an empty socket raises.
+        for i in range(RECV_PER_PASS):
+            if i and not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 return
-            parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
             frame = parts[-1]
             try:
                 addr = str(frame.get("Peer-Address"))
@@ -862,6 +873,9 @@ class ZmqBus:
                 if group is None:
                     group = out[dest, env.dest_actor] = []
                 group.append(Deliver(env, addr))
+            if len(envs) > 1:
+                # A batch: its actors can start on it while the next is read.
+                self._deliver()
 
     def _deliver(self) -> None:
         out = self._inbound
