@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -177,6 +178,9 @@ class ZmqBus:
         self._out: collections.deque[Any] = collections.deque()
         self._woken = False
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # Closed only when nothing can write to it any more: a sender racing
+        # with stop() must not write into a descriptor number reused since.
+        weakref.finalize(self, os.close, self._wake)
 
         # Requests waiting for their reply: id -> (future, kind, dest).
         self._pending: dict[int, tuple[concurrent.futures.Future[Body], str, str]] = {}
@@ -251,7 +255,6 @@ class ZmqBus:
                 log.error("the transport's I/O thread did not stop within 10 s")
                 return
         self._fail_pending(Unavailable("the transport stopped"))
-        os.close(self._wake)
 
     def dial(self, node_id: str, addr: str, server_public: bytes) -> None:
         """Keep a connection to the manager ``node_id`` at ``addr`` (HOST:PORT),
