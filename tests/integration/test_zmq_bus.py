@@ -546,3 +546,12 @@ def test_the_user_id_is_the_curve_key(manager: Node, server_keys: CurveKeys, hoo
         raw.close(0)
     assert seen == [keys.public]
     assert anonymous_id(keys.public) == ANONYMOUS_PREFIX + z85.encode(keys.public).decode()
+
+
+def test_managers_do_not_forward(manager: Node, worker: Node) -> None:
+    # Routed to the manager by default, but for another node: dropped there.
+    assert worker.bus.send(beat("worker-1", "node-elsewhere", "fwd"))
+    wait_until(lambda: manager.bus.stats()["misdirected"] == 1, 10)
+    worker.bus.send(beat("worker-1", MANAGER, "direct"))
+    wait_until(lambda: "direct" in sessions(manager), 10)
+    assert "fwd" not in sessions(manager)
