@@ -117,6 +117,10 @@ class CurveKeys:
     public: bytes
     secret: bytes
 
+    def __post_init__(self) -> None:
+        if len(self.public) != 32 or len(self.secret) != 32:
+            raise ValueError("a CurveZMQ key is 32 raw bytes")
+
     @classmethod
     def generate(cls) -> CurveKeys:
         public, secret = zmq.curve_keypair()
@@ -260,6 +264,8 @@ class ZmqBus:
         """Keep a connection to the manager ``node_id`` at ``addr`` (HOST:PORT),
         pinning its server key; envelopes for ``node_id`` go over it."""
         split_hostport(addr)
+        if len(server_public) != 32:
+            raise ValueError("the server's public key is 32 raw bytes")
         self._command(lambda: self._do_dial(node_id, addr, server_public))
 
     def set_default_route(self, node_id: str) -> None:
@@ -587,7 +593,11 @@ class ZmqBus:
                 if groups:
                     self._send_groups(groups)
                     groups = {}
-                item()
+                try:
+                    item()
+                except Exception:
+                    # A failed dial or rekey must not end the thread serving the rest.
+                    log.exception("transport command failed")
                 continue
             dest, data, kind, msg_id = item
             target = self._target(dest)

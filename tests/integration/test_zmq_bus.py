@@ -555,3 +555,31 @@ def test_managers_do_not_forward(manager: Node, worker: Node) -> None:
     worker.bus.send(beat("worker-1", MANAGER, "direct"))
     wait_until(lambda: "direct" in sessions(manager), 10)
     assert "fwd" not in sessions(manager)
+
+
+def test_a_port_in_use_is_reported(manager: Node, server_keys: CurveKeys, hook: Hook) -> None:
+    bus = ZmqBus(
+        "other",
+        CurveKeys.generate(),
+        listen=f"127.0.0.1:{manager.bus.port}",
+        server=server_keys,
+        authorize=hook,
+    )
+    with pytest.raises(Unavailable, match="cannot listen on 127.0.0.1"):
+        bus.start()
+    bus.stop()
+    assert not [t for t in threading.enumerate() if t.name == "zmq-bus-other"]
+
+
+def test_bad_keys_are_refused_before_any_socket() -> None:
+    with pytest.raises(ValueError, match="32 raw bytes"):
+        CurveKeys(b"short", b"x" * 32)
+    bus = ZmqBus("w", CurveKeys.generate())
+    bus.start()
+    try:
+        with pytest.raises(ValueError, match="32 raw bytes"):
+            bus.dial(MANAGER, "127.0.0.1:1", b"z85-text-is-not-raw")
+        with pytest.raises(ValueError, match="HOST:PORT"):
+            bus.dial(MANAGER, "127.0.0.1", b"k" * 32)
+    finally:
+        bus.stop()
