@@ -565,7 +565,7 @@ def test_a_port_in_use_is_reported(manager: Node, server_keys: CurveKeys, hook: 
         server=server_keys,
         authorize=hook,
     )
-    with pytest.raises(Unavailable, match="cannot listen on 127.0.0.1"):
+    with pytest.raises(Unavailable, match=r"cannot listen on 127\.0\.0\.1"):
         bus.start()
     bus.stop()
     assert not [t for t in threading.enumerate() if t.name == "zmq-bus-other"]
