@@ -16,7 +16,7 @@ from typing import Any
 import pykka
 
 from pyswarmkit import clock
-from pyswarmkit.actors.messages import StoreEvents
+from pyswarmkit.actors.messages import DeliverBatch, StoreEvents
 from pyswarmkit.store.memory import EventBatch, MemoryStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ class GuardedActor(pykka.ThreadingActor):
     failures = 0
 
     def on_receive(self, message: Any) -> Any:
+        if type(message) is DeliverBatch:
+            for item in message.items:
+                self.on_receive(item)
+            return None
         try:
             return self.handle(message)
         except Exception as exc:

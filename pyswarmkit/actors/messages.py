@@ -67,6 +67,15 @@ class Deliver:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliverBatch:
+    """Several ``Deliver`` for one actor that arrived together (one network
+    frame): one mailbox put for all of them. A ``GuardedActor`` handles each
+    in turn, as if it had been sent alone."""
+
+    items: tuple[Deliver, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ControlRequest:
     method: str
     body: dict[str, Any]

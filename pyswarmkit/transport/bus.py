@@ -111,6 +111,10 @@ def decode_envelope(data: bytes, now: float) -> Envelope:
         wire = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ProtocolError(str(exc)) from None
+    return _envelope_of(wire, now)
+
+
+def _envelope_of(wire: _Wire, now: float) -> Envelope:
     if wire.version != PROTOCOL_VERSION:
         raise ProtocolError(
             f"protocol version {wire.version} from {wire.source}"
@@ -121,6 +125,20 @@ def decode_envelope(data: bytes, now: float) -> Envelope:
     return Envelope(
         wire.source, wire.dest_node, wire.dest_actor, wire.body, wire.id, wire.reply_to, deadline
     )
+
+
+_batch_decoder = msgspec.msgpack.Decoder(list[_Wire])
+
+
+def decode_envelopes(data: bytes | memoryview, now: float) -> list[Envelope]:
+    """The envelopes of a frame holding a MessagePack array of encoded
+    envelopes (several ``encode_envelope`` outputs behind one array header).
+    The frame is refused whole if any of them is not valid."""
+    try:
+        wires = _batch_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ProtocolError(str(exc)) from None
+    return [_envelope_of(w, now) for w in wires]
 
 
 class Bus(Protocol):
