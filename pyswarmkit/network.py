@@ -72,7 +72,11 @@ class Upstream:
 
 
 def save_upstream(state_dir: Path, up: Upstream) -> None:
-    data = {"manager_id": up.manager_id, "addr": up.addr, "server_key": z85.encode(up.server_key).decode()}
+    data = {
+        "manager_id": up.manager_id,
+        "addr": up.addr,
+        "server_key": z85.encode(up.server_key).decode(),
+    }
     path = state_dir / UPSTREAM_FILE
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w") as f:
@@ -96,7 +100,9 @@ def load_upstream(state_dir: Path) -> Upstream | None:
         ) from None
     parse_addr(up.addr, str(path))
     if len(up.server_key) != 32:
-        raise InvalidArgument(f"{path} holds no valid server key: remove {state_dir} and join again")
+        raise InvalidArgument(
+            f"{path} holds no valid server key: remove {state_dir} and join again"
+        )
     return up
 
 
@@ -148,7 +154,9 @@ def _ask(
         except (DeadlineExceeded, Unavailable, TimeoutError):
             log.warning(
                 "no answer from a manager at %s (attempt %d): trying again in %.0fs",
-                addr, attempt, pause,
+                addr,
+                attempt,
+                pause,
             )
         except SwarmError as err:
             raise JoinRefused(f"join refused: {err}") from None

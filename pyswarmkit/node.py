@@ -55,8 +55,8 @@ from pyswarmkit.store.proposer import LocalProposer, Proposer
 from pyswarmkit.supervisor import Factory, Supervisor
 from pyswarmkit.ticker import Ticker
 from pyswarmkit.transport.bus import Envelope, LocalBus
-from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
 from pyswarmkit.transport.control import ControlServer, check_socket_path
+from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,7 @@ class SwarmNode:
             self.identity: Identity | None = None
             self.upstream: network.Upstream | None = None
             self._join_or_resume()
+            self.node_id: str
             if self.identity is not None and self.upstream is not None:
                 self.node_id = self.identity.node_id
                 save_node_id(config.state_dir, self.node_id)
@@ -421,7 +422,13 @@ class SwarmNode:
         node = self.store.get_node(self.node_id)
         if node is None or node.manager_status is None or node.manager_status.addr == addr:
             return
-        self.write([Change("update", replace(node, manager_status=replace(node.manager_status, addr=addr)))])
+        self.write(
+            [
+                Change(
+                    "update", replace(node, manager_status=replace(node.manager_status, addr=addr))
+                )
+            ]
+        )
 
     # --- factories: how each actor is (re)built --------------------------------
 

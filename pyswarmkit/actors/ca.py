@@ -63,7 +63,8 @@ class CAActor(GuardedActor):
                 self._renew(message, body)
             else:
                 log.warning(
-                    "ignored %s from %s: not a CA request", message.envelope.kind,
+                    "ignored %s from %s: not a CA request",
+                    message.envelope.kind,
                     message.envelope.source,
                 )
         return None
@@ -101,8 +102,11 @@ class CAActor(GuardedActor):
                 return
             for node in joined:
                 log.info(
-                    "node %s (%s) joined from %s as a %s", node.id,
-                    node.description.hostname, addr, node.role.name.lower(),
+                    "node %s (%s) joined from %s as a %s",
+                    node.id,
+                    node.description.hostname,
+                    addr,
+                    node.role.name.lower(),
                 )
             self._reply(env, answer[0])
 

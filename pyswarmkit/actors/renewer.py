@@ -70,7 +70,9 @@ class RenewerActor(GuardedActor):
 
     def on_start(self) -> None:
         info = self.identity.info
-        delay = self.timer.schedule(info.not_before, info.not_after, clock.wall(), clock.monotonic())
+        delay = self.timer.schedule(
+            info.not_before, info.not_after, clock.wall(), clock.monotonic()
+        )
         log.info("certificate valid until %s; renewal in %.0fs", certs.iso(info.not_after), delay)
 
     def handle(self, message: Any) -> Any:
@@ -98,9 +100,7 @@ class RenewerActor(GuardedActor):
             info = certs.verify(body.certificate, body.root_ca, wall)
             if info.curve_key != outcome.keypair.public or info.node_id != self.node_id:
                 raise Internal("the CA issued a certificate for another key or node")
-            files.save_identity(
-                self.state_dir, outcome.keypair, body.certificate, body.root_ca
-            )
+            files.save_identity(self.state_dir, outcome.keypair, body.certificate, body.root_ca)
         except (SwarmError, OSError, CancelledError) as exc:
             pause = self.timer.failed(now)
             log.warning("certificate renewal failed: %s; trying again in %.0fs", exc, pause)
@@ -111,7 +111,8 @@ class RenewerActor(GuardedActor):
         delay = self.timer.schedule(info.not_before, info.not_after, wall, now)
         log.info(
             "certificate renewed: valid until %s; next renewal in %.0fs",
-            certs.iso(info.not_after), delay,
+            certs.iso(info.not_after),
+            delay,
         )
         if self.on_renewed is not None:
             self.on_renewed(self.identity)

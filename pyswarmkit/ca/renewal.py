@@ -49,6 +49,6 @@ class Renewal:
         """The attempt failed: the pause before the next one."""
         self.in_flight = False
         self.failures += 1
-        pause = min(RETRY_MAX, RETRY_FIRST * 2 ** (self.failures - 1)) * self.scale
+        pause: float = min(RETRY_MAX, RETRY_FIRST * 2.0 ** (self.failures - 1)) * self.scale
         self.due = now + pause
         return pause
