@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from pyswarmkit.api.errors import (
     Unavailable,
 )
 from pyswarmkit.api.objects import NodeDescription
-from pyswarmkit.api.protocol import JoinAccepted, JoinRequest
+from pyswarmkit.api.protocol import Body, JoinAccepted, JoinRequest
 from pyswarmkit.ca import certs, files
 from pyswarmkit.ca.files import Identity
 from pyswarmkit.ca.tokens import parse_token
@@ -37,6 +38,9 @@ UPSTREAM_FILE = "manager.json"
 JOIN_ATTEMPT_TIMEOUT = 5.0
 JOIN_PAUSE_FIRST = 1.0
 JOIN_PAUSE_MAX = 30.0
+# A joiner gives up after this many failed CurveZMQ handshakes with no
+# successful one: the listener is there but is not the swarm the token names.
+HANDSHAKE_FAILURES_TO_REFUSE = 3
 # The joiner does not know the manager's node ID yet: "" reaches whichever
 # manager answers on the address.
 ANY_MANAGER = ""
@@ -150,14 +154,16 @@ def _ask(
         env = Envelope(ANY_MANAGER, ANY_MANAGER, "ca", JoinRequest(token, description))
         future = bus.request(env, JOIN_ATTEMPT_TIMEOUT)
         try:
-            body = future.result(timeout=JOIN_ATTEMPT_TIMEOUT + 5)
-        except (DeadlineExceeded, Unavailable, TimeoutError):
+            body = _answer(bus, future, addr)
+        except (DeadlineExceeded, Unavailable):
             log.warning(
                 "no answer from a manager at %s (attempt %d): trying again in %.0fs",
                 addr,
                 attempt,
                 pause,
             )
+        except JoinRefused:
+            raise
         except SwarmError as err:
             raise JoinRefused(f"join refused: {err}") from None
         else:
@@ -168,3 +174,21 @@ def _ask(
             raise Unavailable("stopped while joining the swarm")
         pause = min(JOIN_PAUSE_MAX, pause * 2)
         attempt += 1
+
+
+def _answer(bus: ZmqBus, future: Future[Body], addr: str) -> Body:
+    """The answer to one join attempt. Something that listens at ``addr`` but
+    fails every CurveZMQ handshake does not hold the server key the token
+    pins: asking again would not change that."""
+    while True:
+        try:
+            return future.result(timeout=0.2)
+        except TimeoutError:
+            stats = bus.stats()
+            if stats["handshake_failures"] >= HANDSHAKE_FAILURES_TO_REFUSE and not stats[
+                "handshakes"
+            ]:
+                raise JoinRefused(
+                    f"join refused: {addr} does not hold the key this join token names: "
+                    "the token is for another swarm, or nothing there is a swarm manager"
+                ) from None
