@@ -129,7 +129,10 @@ def refused_in_log(caplog: pytest.LogCaptureFixture, text: str) -> bool:
 
 
 def test_bad_tokens_are_refused_and_never_logged(
-    manager: tuple[SwarmNode, ControlClient], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    manager: tuple[SwarmNode, ControlClient],
+    tmp_path: Path,
+    clients: list[Client],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     n, client = manager
     good = worker_token(n)
@@ -160,7 +163,7 @@ def test_bad_tokens_are_refused_and_never_logged(
     for token in (good, wrong_secret, other_swarm, worker_token(n)):
         assert not any(token in r.getMessage() for r in caplog.records)
         assert not any(token[-25:] in r.getMessage() for r in caplog.records)
-    still_serving(n, client, [], tmp_path)
+    still_serving(n, client, clients, tmp_path)
 
 
 def test_a_retried_join_gets_the_same_node(
