@@ -1,6 +1,7 @@
 """The transport between two processes on 127.0.0.1, CurveZMQ on.
 
-    python benchmarks/transport.py [--messages N] [--round-trips M] [--timeout S] [--json]
+    python benchmarks/transport.py [--messages N] [--round-trips M] [--rounds R]
+                                   [--timeout S] [--json]
 
 Two rows, each measured between this process (A) and a child process (B):
 
@@ -13,7 +14,8 @@ Two rows, each measured between this process (A) and a child process (B):
 One-way: A sends N messages as fast as it can; B counts them and says when
 all have arrived; messages/s from the first send to that word. Round trips:
 A sends one request, B answers it, A sends the next on receiving the answer;
-per round trip latency, p50 and p99, and round trips/s.
+per round trip latency, p50 and p99, and round trips/s. Each row is the best
+of ``--rounds`` runs, bare and ours taking turns.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ def summary(n: int, one_way_s: float, latencies: list[float], rt_s: float) -> di
         "p99_us": round(percentile(latencies, 0.99) * 1e6),
         "mean_us": round(statistics.fmean(latencies) * 1e6),
     }
+
+
+def best(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The least disturbed round of each measure (the machine may be busy
+    with other work): the highest one-way rate, and the round-trip figures of
+    the round with the most round trips per second."""
+    fastest = max(rows, key=lambda r: r["round_trips_per_s"])
+    return {**fastest, "one_way_per_s": max(r["one_way_per_s"] for r in rows)}
 
 
 # --- the child process (B) -----------------------------------------------------------
@@ -310,6 +320,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000, help="one-way messages")
     parser.add_argument("--round-trips", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=3, help="the best of these is reported")
     parser.add_argument("--timeout", type=float, default=60.0, help="per phase, in seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", choices=("bare", "ours"), help=argparse.SUPPRESS)
@@ -320,8 +331,11 @@ def main() -> None:
     if args.serve == "ours":
         serve_ours(args.messages, args.timeout)
         return
-    bare = run_bare(args.messages, args.round_trips, args.timeout)
-    ours = run_ours(args.messages, args.round_trips, args.timeout)
+    bares, ourses = [], []
+    for _ in range(args.rounds):
+        bares.append(run_bare(args.messages, args.round_trips, args.timeout))
+        ourses.append(run_ours(args.messages, args.round_trips, args.timeout))
+    bare, ours = best(bares), best(ourses)
     ratio = {
         "one_way": round(ours["one_way_per_s"] / bare["one_way_per_s"], 2),
         "round_trips": round(ours["round_trips_per_s"] / bare["round_trips_per_s"], 2),
@@ -329,6 +343,7 @@ def main() -> None:
     result = {
         "messages": args.messages,
         "round_trips": args.round_trips,
+        "rounds": args.rounds,
         "body_bytes": BODY,
         "bare": bare,
         "ours": ours,
