@@ -183,9 +183,14 @@ def swarmd(
     )
     node = SwarmNode(config)
     node.start()
-    logging.getLogger("swarmd").info(
-        "node %s is up; control socket %s", node.node_id, os.path.abspath(socket_path)
-    )
+    if node.is_manager:
+        logging.getLogger("swarmd").info(
+            "node %s is up; control socket %s", node.node_id, os.path.abspath(socket_path)
+        )
+    else:
+        logging.getLogger("swarmd").info(
+            "node %s is up, a worker of manager %s", node.node_id, node.manager_id
+        )
     try:
         wait_for_signal(node.stopped)
     finally:
@@ -723,6 +728,7 @@ def node_inspect(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> No
         ("Role", n.role.name),
         ("Manager Status", display.manager_status(n)),
         ("Address", n.status.addr),
+        ("Certificate Expiry", _cert_expiry(n)),
         ("Status Message", n.status.message),
         ("Tasks", str(result["tasks"])),
     ]
@@ -738,6 +744,16 @@ def node_inspect(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> No
     lines.append(f"  {'Memory':<18}: {d.resources.memory_bytes / 2**20:.0f} MiB")
     lines.append(f"{'Executor':<20}: {d.engine.engine_version}")
     _echo("\n".join(lines))
+
+
+def _cert_expiry(n: Node) -> str:
+    if n.certificate is None:
+        return ""
+    left = n.certificate.not_after - time.time()
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(n.certificate.not_after))
+    if left <= 0:
+        return f"{when} (expired)"
+    return f"{when} (in {display.human_duration(left).lower()})"
 
 
 def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pyswarmkit import clock
+from pyswarmkit import clock, display
 from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.messages import Tick
 from pyswarmkit.api.errors import Internal, SwarmError
@@ -73,7 +73,11 @@ class RenewerActor(GuardedActor):
         delay = self.timer.schedule(
             info.not_before, info.not_after, clock.wall(), clock.monotonic()
         )
-        log.info("certificate valid until %s; renewal in %.0fs", certs.iso(info.not_after), delay)
+        log.info(
+            "certificate valid until %s; renewal in %s",
+            certs.iso(info.not_after),
+            display.human_duration(delay).lower(),
+        )
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Tick):
@@ -110,9 +114,9 @@ class RenewerActor(GuardedActor):
         self.renewals += 1
         delay = self.timer.schedule(info.not_before, info.not_after, wall, now)
         log.info(
-            "certificate renewed: valid until %s; next renewal in %.0fs",
+            "certificate renewed: valid until %s; next renewal in %s",
             certs.iso(info.not_after),
-            delay,
+            display.human_duration(delay).lower(),
         )
         if self.on_renewed is not None:
             self.on_renewed(self.identity)
