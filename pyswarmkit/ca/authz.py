@@ -25,8 +25,10 @@ from pyswarmkit.api.errors import PermissionDenied
 from pyswarmkit.api.objects import Node
 from pyswarmkit.api.states import NodeRole
 from pyswarmkit.ca.certs import iso
+from pyswarmkit.transport.bus import anonymous_id, key_of_anonymous
 
-ANONYMOUS_PREFIX = "curve:"
+__all__ = ["AuthTable", "Peer", "anonymous_id", "authorize", "key_of_anonymous"]
+
 
 # (destination actor, message kind) pairs. Managers are not listed: they may
 # send anything.
@@ -48,22 +50,6 @@ class Peer:
     node_id: str
     role: NodeRole
     not_after: float
-
-
-def anonymous_id(key: bytes) -> str:
-    """The id of a sender that holds no certificate: its key, spelled in z85."""
-    return ANONYMOUS_PREFIX + z85.encode(key).decode("ascii")
-
-
-def key_of_anonymous(sender: str) -> bytes | None:
-    """The key inside an ``anonymous_id``; None for any other sender."""
-    if not sender.startswith(ANONYMOUS_PREFIX):
-        return None
-    try:
-        key = z85.decode(sender[len(ANONYMOUS_PREFIX) :].encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        return None
-    return key if len(key) == 32 else None
 
 
 def _short(key: bytes) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 
 import msgspec
+from zmq.utils import z85
 
 from pyswarmkit import clock
 from pyswarmkit.actors.messages import Deliver
@@ -47,6 +48,27 @@ _ids = itertools.count(random.SystemRandom().getrandbits(48) << 12)
 
 def new_message_id() -> int:
     return next(_ids)
+
+
+# A sender that holds no certificate yet (a joiner) is known by its CurveZMQ
+# key, spelled in z85 after this prefix, so an answer finds its connection.
+ANONYMOUS_PREFIX = "curve:"
+
+
+def anonymous_id(key: bytes) -> str:
+    """The id of a sender that holds no certificate: its key, spelled in z85."""
+    return ANONYMOUS_PREFIX + z85.encode(key).decode("ascii")
+
+
+def key_of_anonymous(sender: str) -> bytes | None:
+    """The key inside an ``anonymous_id``; None for any other sender."""
+    if not sender.startswith(ANONYMOUS_PREFIX):
+        return None
+    try:
+        key = z85.decode(sender[len(ANONYMOUS_PREFIX) :].encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return key if len(key) == 32 else None
 
 
 @dataclass(frozen=True, slots=True)

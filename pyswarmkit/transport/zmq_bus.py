@@ -42,9 +42,11 @@ from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import DeadlineExceeded, PermissionDenied, SwarmError, Unavailable
 from pyswarmkit.api.protocol import Body, Error
 from pyswarmkit.transport.bus import (
+    ANONYMOUS_PREFIX,
     DEFAULT_ADDR,
     Envelope,
     ProtocolError,
+    anonymous_id,
     decode_envelope,
     decode_envelopes,
     encode_envelope,
@@ -71,7 +73,6 @@ IDLE_POLL = 1.0
 ERROR_ACTOR = "agent"
 # Routes to anonymous peers (joiners) are kept for the most recent this many.
 MAX_ANONYMOUS_ROUTES = 4096
-ANONYMOUS_PREFIX = "curve:"
 MAX_FRESH = 65536
 
 _HANDSHAKE_EVENTS = (
@@ -129,11 +130,6 @@ class CurveKeys:
     def __repr__(self) -> str:
         # The secret half never reaches a log.
         return f"CurveKeys(public={z85.encode(self.public).decode()})"
-
-
-def anonymous_id(key: bytes) -> str:
-    """The id a peer without a certificate gets: its key, as text."""
-    return ANONYMOUS_PREFIX + z85.encode(key).decode()
 
 
 def split_hostport(hostport: str) -> tuple[str, int]:
@@ -475,7 +471,7 @@ class ZmqBus:
         sock.setsockopt(zmq.CURVE_SERVERKEY, server_public)
         sock.setsockopt(zmq.CURVE_PUBLICKEY, self._keys.public)
         sock.setsockopt(zmq.CURVE_SECRETKEY, self._keys.secret)
-        mon = self._monitor(sock, f"connection to {node_id} at {addr}")
+        mon = self._monitor(sock, f"connection to {node_id or 'a manager'} at {addr}")
         host, port = split_hostport(addr)
         sock.connect(f"tcp://{host}:{port}")
         self._poller.register(sock, zmq.POLLIN)
