@@ -158,6 +158,9 @@ def swarmd(
     ] = 1.0,
     version: Annotated[bool, _version_option("swarmd")] = False,
 ) -> None:
+    # Read (typer took it from SWARM_JOIN_TOKEN if set): tasks inherit this
+    # process's environment and must never see the swarm's secret.
+    os.environ.pop("SWARM_JOIN_TOKEN", None)
     if ctx.invoked_subcommand is not None:
         return
     from pyswarmkit.node import NodeConfig, SwarmNode

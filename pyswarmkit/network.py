@@ -16,6 +16,7 @@ import zmq.utils.z85 as z85
 from pyswarmkit import clock
 from pyswarmkit.api.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     Internal,
     InvalidArgument,
     SwarmError,
@@ -162,6 +163,15 @@ def _ask(
                 attempt,
                 pause,
             )
+        except FailedPrecondition as err:
+            # The manager is there but not ready (starting, a store restarting).
+            log.warning(
+                "the manager at %s cannot answer yet (%s; attempt %d): trying again in %.0fs",
+                addr,
+                err,
+                attempt,
+                pause,
+            )
         except JoinRefused:
             raise
         except SwarmError as err:
@@ -185,9 +195,10 @@ def _answer(bus: ZmqBus, future: Future[Body], addr: str) -> Body:
             return future.result(timeout=0.2)
         except TimeoutError:
             stats = bus.stats()
-            if stats["handshake_failures"] >= HANDSHAKE_FAILURES_TO_REFUSE and not stats[
-                "handshakes"
-            ]:
+            if (
+                stats["handshake_failures"] >= HANDSHAKE_FAILURES_TO_REFUSE
+                and not stats["handshakes"]
+            ):
                 raise JoinRefused(
                     f"join refused: {addr} does not hold the key this join token names: "
                     "the token is for another swarm, or nothing there is a swarm manager"

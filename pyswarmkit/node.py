@@ -43,9 +43,10 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeRole, Reachability
-from pyswarmkit.ca import certs, files, signer
+from pyswarmkit.ca import authz, certs, files, signer
 from pyswarmkit.ca.authz import AuthTable
 from pyswarmkit.ca.files import Identity
+from pyswarmkit.ca.tokens import parse_token
 from pyswarmkit.control.handlers import Handlers
 from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
@@ -234,6 +235,9 @@ class SwarmNode:
         self.handlers = Handlers()
         self.auth = AuthTable()
         self._certified: dict[str, Node] = {}
+        # Nodes whose old key is being retired (a write in flight).
+        self._forgetting: set[str] = set()
+        self._forget_lock = threading.Lock()
         self._unwatch: Any = None
         self.control_server: ControlServer | None = None
         self.ticker: Ticker | None = None
@@ -259,31 +263,46 @@ class SwarmNode:
         config = self.config
         if config.manager_id is not None:
             return  # an in-process worker: its manager is in this process
-        identity = files.load_identity(config.state_dir, clock.wall())
         joining = config.join_addr is not None or config.join_token is not None
-        if identity is not None and identity.role == NodeRole.WORKER:
+        joined_before = (config.state_dir / network.UPSTREAM_FILE).exists()
+        if not joining and not joined_before:
+            return  # a manager: it makes (or remakes) its own identity as it starts
+        if config.join_addr is not None:
+            network.parse_addr(config.join_addr, "--join-addr")
+        identity = files.load_identity(config.state_dir, clock.wall())
+        if identity is not None and identity.role == NodeRole.WORKER and joined_before:
             upstream = network.load_upstream(config.state_dir)
-            if upstream is None:
-                raise InvalidArgument(
-                    f"{config.state_dir} holds a worker's certificate but not its manager's "
-                    f"address: remove {config.state_dir / 'certificates'} and join again"
-                )
-            if config.join_addr is not None:
-                network.parse_addr(config.join_addr, "--join-addr")
-                upstream = replace_upstream(upstream, config.join_addr)
-            self.identity, self.upstream = identity, upstream
-            if joining:
-                log.info("this node joined before as %s: reusing its identity", identity.node_id)
-            return
-        if not joining:
-            return  # a manager
-        if config.join_addr is None or config.join_token is None:
-            raise InvalidArgument("--join-addr and --join-token go together: give both to join")
-        if identity is not None:
+            assert upstream is not None
+            if config.join_token is not None:
+                pinned = parse_token(config.join_token).server_key
+                if pinned != upstream.server_key:
+                    log.info(
+                        "the join token names another swarm than the one this node "
+                        "joined as %s: joining it as a new node",
+                        identity.node_id,
+                    )
+                    identity = None
+            if identity is not None:
+                if config.join_addr is not None:
+                    upstream = replace_upstream(upstream, config.join_addr)
+                self.identity, self.upstream = identity, upstream
+                if joining:
+                    log.info(
+                        "this node joined before as %s: reusing its identity", identity.node_id
+                    )
+                return
+        elif identity is not None and not joining:
+            raise InvalidArgument(
+                f"{config.state_dir} holds a manager's certificate and a worker's manager "
+                f"address: remove {config.state_dir / network.UPSTREAM_FILE} to run it as a "
+                "manager, or use another -d"
+            )
+        elif identity is not None and identity.role == NodeRole.MANAGER:
             raise InvalidArgument(
                 f"{config.state_dir} belongs to a manager: use another -d to join a swarm"
             )
-        network.parse_addr(config.join_addr, "--join-addr")
+        if config.join_addr is None or config.join_token is None:
+            raise InvalidArgument("--join-addr and --join-token go together: give both to join")
         self.identity, self.upstream = network.join_swarm(
             config.state_dir, config.join_addr, config.join_token, self.executor.describe()
         )
@@ -295,11 +314,6 @@ class SwarmNode:
             self._start()
         except BaseException as exc:
             self.stop()
-            if isinstance(exc, zmq.ZMQError) and self.config.listen_remote_api:
-                raise Unavailable(
-                    f"cannot listen on {self.config.listen_remote_api}: {exc}: "
-                    "is another swarmd using it? choose another --listen-remote-api"
-                ) from exc
             if isinstance(exc, OSError | zmq.ZMQError):
                 raise Unavailable(f"swarmd could not start: {exc}") from exc
             raise
@@ -398,7 +412,34 @@ class SwarmNode:
         log.info("reporting to manager %s at %s", upstream.manager_id, upstream.addr)
 
     def _authorize(self, key: bytes, env: Envelope) -> str:
-        return self.auth.authorize(key, env.dest_actor, env.kind, env.source, clock.wall())
+        """The transport's hook, on its I/O thread, for every message that
+        arrives from another node."""
+        peer = self.auth.lookup(key)
+        sender = authz.authorize(peer, key, env.dest_actor, env.kind, env.source, clock.wall())
+        if peer is not None and not peer.previous and peer.node_id in self.auth.renewing:
+            self._forget_previous_key(peer.node_id)
+        return sender
+
+    def _forget_previous_key(self, node_id: str) -> None:
+        """The node spoke with its new key: the one of before is refused from now."""
+        with self._forget_lock:
+            if node_id in self._forgetting:
+                return
+            self._forgetting.add(node_id)
+
+        def build(store: MemoryStore) -> list[Change]:
+            node = store.get_node(node_id)
+            updated = None if node is None else signer.forget_previous_key(node)
+            return [] if updated is None else [Change("update", updated)]
+
+        def done(batch: EventBatch | None, err: SwarmError | None) -> None:
+            with self._forget_lock:
+                self._forgetting.discard(node_id)
+            if err is not None:
+                log.warning("could not retire the old key of node %s: %s", node_id, err)
+
+        if not self.registry.tell("store", Transact(build, clock.wall(), done)):
+            done(None, None)
 
     def _nodes_changed(self, batch: EventBatch) -> None:
         """Keep the authorization table in step with the nodes' certificates:

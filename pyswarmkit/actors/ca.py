@@ -22,8 +22,10 @@ from pyswarmkit.api.objects import Cluster, Node
 from pyswarmkit.api.protocol import Body, Error, JoinRequest, RenewCertificate
 from pyswarmkit.ca import signer
 from pyswarmkit.ca.authz import key_of_anonymous
+from pyswarmkit.ca.tokens import role_for_token
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.transport.bus import Bus, Envelope
+from pyswarmkit.transport.frames import LogLimiter, held_note
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class CAActor(GuardedActor):
         self.registry = registry
         self.store = store
         self.bus = bus
+        # Refused joins are logged at most once per address per 10 s.
+        self._limiter = LogLimiter()
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Deliver):
@@ -78,6 +82,12 @@ class CAActor(GuardedActor):
             return
         me = self.registry.node_id
         wall = clock.wall()
+        clusters = self.store.clusters()
+        if clusters and role_for_token(req.token, clusters[0].join_tokens) is None:
+            # Refused before any write: nobody can make the store work by
+            # sending joins without a token.
+            self._refused(env, addr, PermissionDenied(signer.INVALID_TOKEN))
+            return
         answer: list[Body] = []
         joined: list[Node] = []
 
@@ -90,14 +100,17 @@ class CAActor(GuardedActor):
             if node is None:
                 return []
             joined.append(node)
+            # A node whose certificate expired joins again under its own ID.
+            if store.get_node(node.id) is not None:
+                return [Change("update", node)]
             return [Change("create", node)]
 
         def done(batch: EventBatch | None, err: SwarmError | None) -> None:
             if err is not None:
                 if isinstance(err, PermissionDenied):
-                    log.warning("refused a join from %s: %s", addr, err)
-                else:
-                    log.warning("a join from %s failed: %s", addr, err)
+                    self._refused(env, addr, err)
+                    return
+                log.warning("a join from %s failed: %s", addr, err)
                 self._reply(env, Error.of(err, "join"))
                 return
             for node in joined:
@@ -136,6 +149,12 @@ class CAActor(GuardedActor):
             self._reply(env, answer[0])
 
         self._transact(build, wall, done)
+
+    def _refused(self, env: Envelope, addr: str, err: SwarmError) -> None:
+        held = self._limiter.allow(("join", addr), clock.monotonic())
+        if held is not None:
+            log.warning("refused a join from %s: %s%s", addr, err, held_note(held))
+        self._reply(env, Error.of(err, "join"))
 
     def _transact(self, build: Any, wall: float, done: Any) -> None:
         if not self.registry.tell("store", Transact(build, wall, done)):

@@ -8,12 +8,15 @@ to the key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+import pykka
 
 from pyswarmkit import clock, display
 from pyswarmkit.actors.base import GuardedActor
@@ -92,7 +95,13 @@ class RenewerActor(GuardedActor):
         env = Envelope(self.node_id, self.manager_id, "ca", RenewCertificate(keypair.public))
         future = self.bus.request(env, REQUEST_TIMEOUT)
         ref = self.actor_ref
-        future.add_done_callback(lambda f: ref.tell(_Outcome(keypair, f)))
+
+        def answered(f: Future[Body]) -> None:
+            # At shutdown the transport fails what is pending after this actor stopped.
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(_Outcome(keypair, f))
+
+        future.add_done_callback(answered)
 
     def _answered(self, outcome: _Outcome) -> None:
         now = clock.monotonic()

@@ -265,6 +265,11 @@ class NodeCertificate(Object, frozen=True):
     role: NodeRole = NodeRole.WORKER
     not_after: Float = 0.0
     pem: bytes = b""
+    # The key of before the last renewal, still accepted (until its own
+    # certificate's end) until the node first speaks with the new one: the
+    # answer to a renewal can be lost, and the node must be able to ask again.
+    previous_key: bytes = b""
+    previous_not_after: Float = 0.0
 
 
 class Node(Object, frozen=True):

@@ -50,6 +50,8 @@ class Peer:
     node_id: str
     role: NodeRole
     not_after: float
+    # The key of before the node's last renewal (accepted until it uses the new one).
+    previous: bool = False
 
 
 def _short(key: bytes) -> str:
@@ -75,6 +77,8 @@ class AuthTable:
 
     def __init__(self, nodes: Iterable[Node] = ()) -> None:
         self._peers: dict[bytes, Peer] = {}
+        # Nodes that still have the key of before their last renewal accepted.
+        self.renewing: frozenset[str] = frozenset()
         self.rebuild(nodes)
 
     def lookup(self, key: bytes) -> Peer | None:
@@ -83,19 +87,28 @@ class AuthTable:
     def rebuild(self, nodes: Iterable[Node]) -> None:
         peers: dict[bytes, Peer] = {}
         shared: set[bytes] = set()
+        renewing: set[str] = set()
         for node in nodes:
             cert = node.certificate
             if cert is None or not cert.curve_key:
                 continue
-            if cert.curve_key in peers:
-                shared.add(cert.curve_key)
-            peers[cert.curve_key] = Peer(node.id, cert.role, cert.not_after)
+            keys = [(cert.curve_key, Peer(node.id, cert.role, cert.not_after))]
+            if cert.previous_key:
+                old = Peer(node.id, cert.role, cert.previous_not_after, previous=True)
+                keys.append((cert.previous_key, old))
+            if cert.previous_key:
+                renewing.add(node.id)
+            for key, peer in keys:
+                if key in peers:
+                    shared.add(key)
+                peers[key] = peer
         # A key two nodes claim speaks for neither: the CA never issues one
         # twice, so this is damage, and guessing would hand one node's rights
         # to the other.
         for key in shared:
             del peers[key]
         self._peers = peers
+        self.renewing = frozenset(renewing)
 
     def __len__(self) -> int:
         return len(self._peers)

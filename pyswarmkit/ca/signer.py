@@ -120,10 +120,31 @@ def renew(
             "renew with a fresh keypair"
         )
     cert = issue_node(cluster, node.id, new_key, node.role, now)
+    old = node.certificate
+    if old is not None:
+        # Until the node speaks with the new key, the key it holds may still be
+        # the one it last used (the answer can be lost): that one stays
+        # accepted, though not beyond its own certificate's end. A node that
+        # never used its current key still holds the one before.
+        if old.previous_key:
+            held, held_until = old.previous_key, old.previous_not_after
+        else:
+            held, held_until = old.curve_key, old.not_after
+        if held != new_key:
+            cert = replace(cert, previous_key=held, previous_not_after=held_until)
     return (
         replace(node, certificate=cert),
         CertificateIssued(certificate=cert.pem, root_ca=cluster.root_ca.cert_pem),
     )
+
+
+def forget_previous_key(node: Node) -> Node | None:
+    """``node`` without the key of before its last renewal, once it has spoken
+    with the new one; None if there is nothing to forget."""
+    cert = node.certificate
+    if cert is None or not cert.previous_key:
+        return None
+    return replace(node, certificate=replace(cert, previous_key=b"", previous_not_after=0.0))
 
 
 def redacted(cluster: Cluster) -> Cluster:

@@ -339,8 +339,7 @@ class ClusterEdit:
         for which in self.rotate:
             if not cluster.server_key.public:
                 raise FailedPrecondition(
-                    "this swarm has no join tokens: its manager was started without "
-                    "a remote API"
+                    "this swarm has no join tokens: its manager was started without a remote API"
                 )
             tokens = rotate(tokens, which, cluster.server_key.public)
         return replace(cluster, spec=spec, join_tokens=tokens)

@@ -94,8 +94,7 @@ def check_heartbeat_period(value: object, what: str = "heartbeat period") -> flo
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok or not MIN_HEARTBEAT <= value <= MAX_HEARTBEAT:  # type: ignore[operator]
         raise InvalidArgument(
-            f"{what} must be between {MIN_HEARTBEAT:g} and {MAX_HEARTBEAT:g} seconds, "
-            f"not {value!r}"
+            f"{what} must be between {MIN_HEARTBEAT:g} and {MAX_HEARTBEAT:g} seconds, not {value!r}"
         )
     return float(value)  # type: ignore[arg-type]
 

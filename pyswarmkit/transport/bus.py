@@ -139,7 +139,7 @@ def decode_envelope(data: bytes, now: float) -> Envelope:
 def _envelope_of(wire: _Wire, now: float) -> Envelope:
     if wire.version != PROTOCOL_VERSION:
         raise ProtocolError(
-            f"protocol version {wire.version} from {wire.source}"
+            f"protocol version {wire.version} from {wire.source[:64]!r}"
             f" (this node speaks {PROTOCOL_VERSION})"
         )
     ttl = wire.ttl

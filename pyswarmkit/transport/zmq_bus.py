@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import errno
 import heapq
 import logging
 import math
@@ -109,6 +110,20 @@ STATS = (
     "handshake_failures",  # plaintext, not ZMTP, wrong keys
     "disconnects",
 )
+
+
+def _settle(
+    future: concurrent.futures.Future[Body],
+    result: Body | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    """Resolve ``future`` unless its caller gave up on it (cancelled it): on
+    the I/O thread, an InvalidStateError would end the transport."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(cast(Body, result))
 
 
 @dataclass(frozen=True)
@@ -335,7 +350,9 @@ class ZmqBus:
         with self._lock:
             out = collections.Counter(dict.fromkeys(STATS, 0))
             out.update(self._caller_stats)
-        out.update(self._stats)
+        # dict() copies in one step (C, under the GIL) while the I/O thread
+        # may be adding keys; iterating the live Counter could see it change.
+        out.update(dict(self._stats))
         out["pending_requests"] = len(self._pending)
         return dict(out)
 
@@ -365,25 +382,30 @@ class ZmqBus:
 
     # --- requests -------------------------------------------------------------------
 
-    def _resolve_reply(self, env: Envelope) -> bool:
-        """Whether ``env`` answered a pending request (and has resolved it)."""
+    def _resolve_reply(self, env: Envelope, sender: str | None = None) -> bool:
+        """Whether ``env`` answered a pending request (and has resolved it).
+
+        ``sender`` is who the listening socket says sent it: a reply counts
+        only from the node the request went to, so no other peer can answer
+        for it. Replies over a dialed connection come from the manager whose
+        key it pinned (``sender`` None)."""
         with self._lock:
-            entry = self._pending.pop(env.reply_to, None)
-        if entry is None:
-            return False
-        future = entry[0]
+            entry = self._pending.get(env.reply_to)
+            if entry is None or (sender is not None and sender != entry[2]):
+                return False
+            del self._pending[env.reply_to]
         body = env.body
         if isinstance(body, Error):
-            future.set_exception(body.to_error())
+            _settle(entry[0], exc=body.to_error())
         else:
-            future.set_result(body)
+            _settle(entry[0], result=body)
         return True
 
     def _resolve(self, msg_id: int, err: SwarmError) -> None:
         with self._lock:
             entry = self._pending.pop(msg_id, None)
         if entry is not None:
-            entry[0].set_exception(err)
+            _settle(entry[0], exc=err)
 
     def _expire(self, now: float) -> float | None:
         """Fail the requests past their deadline; the time to the next one."""
@@ -397,7 +419,7 @@ class ZmqBus:
             # Entries of answered requests stay in the heap until their time.
             nearest = self._deadlines[0][0] if self._deadlines else None
         for future, kind, dest in expired:
-            future.set_exception(DeadlineExceeded(f"{dest} did not answer {kind} in time"))
+            _settle(future, exc=DeadlineExceeded(f"{dest} did not answer {kind} in time"))
         return None if nearest is None else max(0.0, nearest - now)
 
     def _fail_pending(self, err: SwarmError) -> None:
@@ -406,7 +428,7 @@ class ZmqBus:
             self._pending.clear()
             self._deadlines.clear()
         for future, _, _ in pending:
-            future.set_exception(err)
+            _settle(future, exc=err)
 
     # --- the I/O thread -------------------------------------------------------------
 
@@ -499,11 +521,15 @@ class ZmqBus:
             if self._listen is not None:
                 self._bind()
         except Exception as exc:
-            self._error = (
-                exc
-                if isinstance(exc, SwarmError)
-                else Unavailable(f"cannot listen on {self._listen_text()}: {exc}")
-            )
+            if isinstance(exc, SwarmError):
+                self._error = exc
+            elif isinstance(exc, zmq.ZMQError) and exc.errno == errno.EADDRINUSE:
+                self._error = Unavailable(
+                    f"cannot listen on {self._listen_text()}: the address is in use "
+                    "(another swarmd?): choose another --listen-remote-api"
+                )
+            else:
+                self._error = Unavailable(f"cannot listen on {self._listen_text()}: {exc}")
             self._close_all()
             self._ready.set()
             return
@@ -798,7 +824,7 @@ class ZmqBus:
                         )
                         continue
                 stats["received"] += 1
-                if env.reply_to and self._resolve_reply(env):
+                if env.reply_to and self._resolve_reply(env, sender):
                     continue
                 group = out.get((dest, env.dest_actor))
                 if group is None:

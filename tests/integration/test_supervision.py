@@ -438,7 +438,7 @@ def test_swarmd_exits_non_zero_naming_the_actor(tmp_path: Path) -> None:
         "SchedulerActor.on_start = broken\n"
         "from pyswarmkit.cli import swarmd_main\n"
         f"sys.argv = ['swarmd', '-d', {str(tmp_path / 'st')!r}, '--executor', 'sim',"
-        " '--log-level', 'error']\n"
+        " '--log-level', 'error', '--listen-remote-api', '127.0.0.1:0']\n"
         "swarmd_main()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

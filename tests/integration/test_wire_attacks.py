@@ -25,6 +25,7 @@ from pyswarmkit.api.protocol import (
     Body,
     CertificateIssued,
     Heartbeat,
+    JoinRequest,
     Register,
     Registered,
     RenewCertificate,
@@ -176,7 +177,7 @@ def test_a_retried_join_gets_the_same_node(
     retry.start()
     try:
         retry.dial("", addr_of(n), n.store.clusters()[0].server_key.public)
-        from pyswarmkit.api.protocol import JoinAccepted, JoinRequest
+        from pyswarmkit.api.protocol import JoinAccepted
 
         env = Envelope("", "", "ca", JoinRequest(worker_token(n), NodeDescription(hostname="a")))
         again = retry.request(env, 5).result(10)
@@ -323,24 +324,63 @@ def test_expired_and_removed_nodes_are_refused_on_their_next_message(
     still_serving(n, client, clients, tmp_path)
 
 
-def test_the_old_key_is_refused_after_a_renewal(
+def test_the_old_key_is_refused_once_the_new_one_is_used(
     manager: tuple[SwarmNode, ControlClient], tmp_path: Path, clients: list[Client]
 ) -> None:
     n, client = manager
     identity = join(n, tmp_path, "r")
     before = client_of(n, identity, clients)
     assert isinstance(before.register(), Registered)
+
+    # The answer to a renewal can be lost: the node, still on its old key, asks again.
+    lost = certs.new_curve_keypair()
+    assert isinstance(before.ask("ca", RenewCertificate(lost.public)).result(10), CertificateIssued)
+    assert isinstance(before.register(), Registered)
     fresh = certs.new_curve_keypair()
     issued = before.ask("ca", RenewCertificate(fresh.public)).result(10)
     assert isinstance(issued, CertificateIssued)
     info = certs.verify(issued.certificate, issued.root_ca, identity.info.not_before + 60)
     assert info.curve_key == fresh.public and info.node_id == identity.node_id
-    # The same messages under the key of before the renewal: refused.
-    with pytest.raises(PermissionDenied, match="unknown node key"):
-        before.register()
+
+    # The node speaks with its new key: from then on the old one is refused,
+    # and so is the key of the renewal whose answer was lost.
     renewed = Client(n, CurveKeys(fresh.public, fresh.secret), identity.node_id)
     clients.append(renewed)
     assert isinstance(renewed.register(), Registered)
+    wait_until(lambda: not n.auth.renewing, what="the old key retired after the new one was used")
+    with pytest.raises(PermissionDenied, match="unknown node key"):
+        before.register()
+    ghost = Client(n, CurveKeys(lost.public, lost.secret), identity.node_id)
+    clients.append(ghost)
+    with pytest.raises(PermissionDenied, match="unknown node key"):
+        ghost.register()
     node = n.store.get_node(identity.node_id)
     assert node is not None and node.status.state == NodeState.READY
     still_serving(n, client, clients, tmp_path)
+
+
+def test_a_forged_reply_cannot_answer_someone_elses_request(
+    manager: tuple[SwarmNode, ControlClient], tmp_path: Path, clients: list[Client]
+) -> None:
+    n, _ = manager
+    w = client_of(n, join(n, tmp_path, "w"), clients)
+    assert isinstance(w.register(), Registered)
+    assert isinstance(n.bus, ZmqBus)
+    # The manager asks the worker something; a stranger answers in its place.
+    pending = n.bus.request(Envelope(n.node_id, w.node_id, "agent", Heartbeat("?")), 3)
+    forger = ZmqBus("", CurveKeys.generate())
+    forger.start()
+    try:
+        forger.dial("", addr_of(n), n.store.clusters()[0].server_key.public)
+        bogus = JoinRequest("x", NodeDescription())
+        forger.send(Envelope("", "", "ca", bogus, reply_to=_pending_id(n.bus)))
+        with pytest.raises(DeadlineExceeded):
+            pending.result(10)
+    finally:
+        forger.stop()
+
+
+def _pending_id(bus: ZmqBus) -> int:
+    ids = list(bus._pending)  # the id a forger would have to guess
+    assert len(ids) == 1
+    return ids[0]

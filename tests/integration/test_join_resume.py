@@ -1,0 +1,166 @@
+"""Joining and resuming on a state dir, in every combination a user meets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+from nodes import one_node
+from typer.testing import CliRunner
+
+from pyswarmkit.api.objects import NodeDescription, replace
+from pyswarmkit.api.protocol import JoinAccepted, JoinRequest
+from pyswarmkit.api.states import NodeState
+from pyswarmkit.ca.files import Identity
+from pyswarmkit.cli import swarmd_app
+from pyswarmkit.network import join_swarm
+from pyswarmkit.node import NodeConfig, SwarmNode
+from pyswarmkit.store.memory import Change
+from pyswarmkit.transport.bus import Envelope
+from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
+
+pytestmark = pytest.mark.integration
+
+
+def addr_of(n: SwarmNode) -> str:
+    assert isinstance(n.bus, ZmqBus)
+    return f"127.0.0.1:{n.bus.port}"
+
+
+@pytest.fixture
+def tmp() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="swk-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def worker(state: Path, manager: SwarmNode | None = None, token: str | None = None) -> SwarmNode:
+    config = NodeConfig(state_dir=state, hostname=state.name, executor="sim", tick_interval=0.02)
+    if manager is not None:
+        config.join_addr = addr_of(manager)
+        config.join_token = token or manager.store.clusters()[0].join_tokens.worker
+    node = SwarmNode(config)
+    node.start()
+    return node
+
+
+def ready(manager: SwarmNode, node_id: str) -> bool:
+    node = manager.store.get_node(node_id)
+    return node is not None and node.status.state == NodeState.READY
+
+
+def test_a_worker_resumes_with_its_identity_and_joins_another_swarm_with_its_token(
+    tmp: Path,
+) -> None:
+    with one_node(listen_remote_api="127.0.0.1:0") as (a, _):
+        w = worker(tmp / "w", a)
+        first = w.node_id
+        try:
+            wait_until(lambda: ready(a, first), what="the worker READY in swarm A")
+        finally:
+            w.stop()
+        # Restarted with no token: the same node, READY again.
+        w = worker(tmp / "w")
+        try:
+            assert w.node_id == first
+            wait_until(lambda: ready(a, first), what="the worker READY again")
+        finally:
+            w.stop()
+    with one_node(listen_remote_api="127.0.0.1:0") as (b, _):
+        # Swarm A is gone; B's token names another swarm: the worker joins B afresh.
+        w = worker(tmp / "w", b)
+        try:
+            assert w.node_id != first
+            wait_until(lambda: ready(b, w.node_id), what="the worker READY in swarm B")
+        finally:
+            w.stop()
+
+
+def test_a_manager_restarts_over_a_damaged_or_expired_certificate(tmp: Path) -> None:
+    config = NodeConfig(
+        state_dir=tmp / "m", hostname="m", executor="sim", listen_remote_api="127.0.0.1:0"
+    )
+    m = SwarmNode(config)
+    m.start()
+    m.stop()
+    cert = tmp / "m" / "certificates" / "swarm-node.crt"
+    cert.write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage\n")
+    m = SwarmNode(config)
+    m.start()
+    try:
+        assert m.identity is not None and m.identity.node_id == m.node_id
+    finally:
+        m.stop()
+
+
+def test_a_node_whose_certificate_expired_joins_again_under_its_id(tmp: Path) -> None:
+    with one_node(listen_remote_api="127.0.0.1:0") as (n, _):
+        stop = threading.Event()
+        identity, _ = join_swarm(
+            tmp / "x",
+            addr_of(n),
+            n.store.clusters()[0].join_tokens.worker,
+            NodeDescription(hostname="x"),
+            stop,
+        )
+        node = n.store.get_node(identity.node_id)
+        assert node is not None and node.certificate is not None
+        n.write(
+            [Change("update", replace(node, certificate=replace(node.certificate, not_after=1.0)))]
+        )
+        again = rejoin(n, identity)
+        assert isinstance(again, JoinAccepted) and again.node_id == identity.node_id
+        renewed = n.store.get_node(identity.node_id)
+        assert renewed is not None and renewed.certificate is not None
+        assert renewed.certificate.not_after > 1.0
+
+
+def rejoin(n: SwarmNode, identity: Identity) -> object:
+    bus = ZmqBus("", CurveKeys(identity.keypair.public, identity.keypair.secret))
+    bus.start()
+    try:
+        bus.dial("", addr_of(n), n.store.clusters()[0].server_key.public)
+        token = n.store.clusters()[0].join_tokens.worker
+        env = Envelope("", "", "ca", JoinRequest(token, NodeDescription(hostname="x")))
+        return bus.request(env, 5).result(10)
+    finally:
+        bus.stop()
+
+
+def test_a_flood_of_bad_joins_writes_nothing_and_logs_little(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with one_node(listen_remote_api="127.0.0.1:0") as (n, _):
+        index = n.store.index
+        bus = ZmqBus("", CurveKeys.generate())
+        bus.start()
+        try:
+            bus.dial("", addr_of(n), n.store.clusters()[0].server_key.public)
+            bad = "SWMTKN-1-" + "0" * 50 + "-" + "1" * 25
+            futures = [
+                bus.request(Envelope("", "", "ca", JoinRequest(bad, NodeDescription())), 5)
+                for _ in range(200)
+            ]
+            for f in futures:
+                with pytest.raises(Exception, match="invalid join token"):
+                    f.result(10)
+        finally:
+            bus.stop()
+        lines = [r for r in caplog.records if "refused a join" in r.getMessage()]
+        assert 1 <= len(lines) <= 2
+        assert n.store.index == index
+
+
+def test_the_join_token_never_reaches_the_tasks_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp: Path
+) -> None:
+    monkeypatch.setenv("SWARM_JOIN_TOKEN", "SWMTKN-1-secret")
+    result = CliRunner().invoke(swarmd_app, ["up", str(tmp / "none.toml")])
+    assert result.exit_code != 0
+    assert "SWARM_JOIN_TOKEN" not in os.environ
