@@ -151,6 +151,10 @@ class JoinRequest(Message, frozen=True, array_like=True, tag=11):
     description: NodeDescription
     kind: ClassVar[str] = "join"
 
+    def __repr__(self) -> str:
+        # Whatever logs a message (a failure report) must not log the token.
+        return f"JoinRequest(token=<redacted>, hostname={self.description.hostname!r})"
+
 
 class JoinAccepted(Message, frozen=True, array_like=True, tag=12):
     node_id: str

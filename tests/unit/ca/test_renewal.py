@@ -60,3 +60,14 @@ def test_an_anonymous_id_gives_back_its_key_and_nothing_else_does() -> None:
     assert key_of_anonymous(anonymous_id(key)) == key
     for other in ("", "node-1", "curve:", "curve:!!!!!", "curve:" + "0" * 45, "curve:é"):
         assert key_of_anonymous(other) is None
+
+
+def test_a_join_request_never_shows_its_token() -> None:
+    from pyswarmkit.api.objects import NodeDescription
+    from pyswarmkit.api.protocol import JoinRequest
+    from pyswarmkit.transport.bus import Envelope
+
+    token = "SWMTKN-1-" + "a" * 50 + "-" + "b" * 25
+    req = JoinRequest(token, NodeDescription(hostname="h"))
+    for shown in (repr(req), str(req), repr(Envelope("", "", "ca", req))):
+        assert token not in shown and "b" * 25 not in shown
