@@ -170,7 +170,7 @@ def swarmd(
     socket_path = listen_control_api or str(state_dir / "swarm.sock")
     config = NodeConfig(
         state_dir=state_dir,
-        hostname=hostname or socket.gethostname(),
+        hostname=units.check_hostname(hostname or socket.gethostname()),
         control_socket=socket_path,
         executor=executor,
         heartbeat_period=heartbeat_period,
@@ -862,7 +862,9 @@ def cluster_update(
     cluster: Annotated[str, typer.Argument(help="Name or ID.")],
     cert_expiry: Annotated[
         str | None,
-        typer.Option(help="Validity of node certificates issued from now on, e.g. 2160h."),
+        typer.Option(
+            help="Validity of node certificates issued from now on, e.g. 2160h (at least 30m)."
+        ),
     ] = None,
     heartbeat_period: Annotated[
         str | None, typer.Option(help="How often agents beat, e.g. 5s.")
@@ -872,7 +874,7 @@ def cluster_update(
     ] = None,
     rotate_join_token: Annotated[
         list[str] | None,
-        typer.Option(help="Replace the worker or manager join token (repeatable)."),
+        typer.Option(help="worker or manager: replace that join token (repeatable)."),
     ] = None,
 ) -> None:
     """Change the cluster's settings or rotate a join token."""

@@ -3,9 +3,11 @@ reports to, and joining a swarm with a token."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import socket
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from pyswarmkit.ca import certs, files
 from pyswarmkit.ca.files import Identity
 from pyswarmkit.ca.tokens import parse_token
 from pyswarmkit.transport.bus import Envelope
-from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
+from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus, split_hostport
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,49 @@ class JoinRefused(SwarmError):
 
 def parse_addr(text: str, flag: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise InvalidArgument(f"invalid {flag} {text!r}: use HOST:PORT, e.g. 127.0.0.1:4242")
-    return host, int(port_text)
+    try:
+        return split_hostport(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"invalid {flag} {text[:100]!r}: use HOST:PORT, e.g. 127.0.0.1:4242"
+        ) from None
+
+
+def check_dial_addr(text: str, flag: str) -> None:
+    """An address to dial: well formed, a real port, and a host that resolves."""
+    host, port = parse_addr(text, flag)
+    if port == 0:
+        raise InvalidArgument(f"invalid {flag} {text!r}: port 0 is not a port to dial")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InvalidArgument(f"cannot resolve {host!r} in {flag}: {exc}") from None
+
+
+def check_can_listen(text: str, flag: str) -> None:
+    """Fail before anything is written if the address cannot be listened on
+    (ZeroMQ itself binds later, once the swarm's keys exist)."""
+    host, port = parse_addr(text, flag)
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host if host != "*" else "0.0.0.0", port, type=socket.SOCK_STREAM
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InvalidArgument(f"cannot resolve {host!r} in {flag}: {exc}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Unavailable(
+                    f"cannot listen on {text}: the address is in use (another swarmd?): "
+                    f"choose another {flag}"
+                ) from None
+            raise Unavailable(f"cannot listen on {text}: {exc.strerror}") from None
 
 
 def join_addr(host: str, port: int) -> str:
@@ -121,6 +160,7 @@ def join_swarm(
     """Join through the manager at ``addr`` with ``token``; save and return the
     identity it issues. A refusal raises JoinRefused at once; a manager that
     does not answer is asked again, with growing pauses, until ``stop`` is set."""
+    token = token.strip()
     pinned = parse_token(token).server_key
     keypair = certs.new_curve_keypair()
     bus = ZmqBus(ANY_MANAGER, CurveKeys(keypair.public, keypair.secret))

@@ -208,9 +208,17 @@ class SwarmNode:
             network.parse_addr(config.listen_remote_api, "--listen-remote-api")
         if config.advertise_remote_api:
             network.parse_addr(config.advertise_remote_api, "--advertise-remote-api")
+        if config.join_addr is not None:
+            network.check_dial_addr(config.join_addr, "--join-addr")
+        if config.join_token is not None:
+            parse_token(config.join_token)
         make_state_dir(config.state_dir, "-d")
         self._lock = lock_state_dir(config.state_dir, config.lock_held_by_parent)
         try:
+            joined = (config.state_dir / network.UPSTREAM_FILE).exists()
+            if config.listen_remote_api and config.join_addr is None and not joined:
+                # A manager: nothing (a new swarm's keys) is written if it cannot listen.
+                network.check_can_listen(config.listen_remote_api, "--listen-remote-api")
             (config.state_dir / "worker").mkdir(exist_ok=True)
             self.executor = make_executor(config)
             # A worker that joined over the network: its identity (and ID)
@@ -267,8 +275,6 @@ class SwarmNode:
         joined_before = (config.state_dir / network.UPSTREAM_FILE).exists()
         if not joining and not joined_before:
             return  # a manager: it makes (or remakes) its own identity as it starts
-        if config.join_addr is not None:
-            network.parse_addr(config.join_addr, "--join-addr")
         identity = files.load_identity(config.state_dir, clock.wall())
         if identity is not None and identity.role == NodeRole.WORKER and joined_before:
             upstream = network.load_upstream(config.state_dir)
@@ -291,6 +297,11 @@ class SwarmNode:
                         "this node joined before as %s: reusing its identity", identity.node_id
                     )
                 return
+        elif identity is None and joined_before and not joining:
+            raise InvalidArgument(
+                f"{config.state_dir / 'certificates'} is missing: this node joined a swarm "
+                "before; join again with --join-addr and --join-token"
+            )
         elif identity is not None and not joining:
             raise InvalidArgument(
                 f"{config.state_dir} holds a manager's certificate and a worker's manager "

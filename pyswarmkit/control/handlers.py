@@ -20,7 +20,7 @@ from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
 from pyswarmkit.control.resolve import resolve
-from pyswarmkit.control.units import check_heartbeat_period
+from pyswarmkit.control.units import MAX_DURATION, check_heartbeat_period
 from pyswarmkit.control.validate import validate_service_spec
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
@@ -28,8 +28,8 @@ V = TypeVar("V")
 
 # As SwarmKit's bound on --task-history-limit's cousin settings: generous, finite.
 MAX_TASK_HISTORY = 10_000
-# X.509 dates end in 9999; a century is plenty.
-MAX_CERT_EXPIRY = 100 * 365 * 24 * 3600.0
+# The longest duration any flag takes (10 years).
+MAX_CERT_EXPIRY = MAX_DURATION
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,3 +119,20 @@ def parse_duration(text: str, what: str = "duration") -> float:
     if value > MAX_DURATION:
         raise InvalidArgument(f"invalid {what} {text!r}: at most {MAX_DURATION // 3600:.0f}h")
     return value
+
+
+# As a DNS name may be long; control characters and spaces would break tables and logs.
+MAX_HOSTNAME = 253
+
+
+def check_hostname(text: str) -> str:
+    if (
+        not text
+        or len(text) > MAX_HOSTNAME
+        or any(c.isspace() or not c.isprintable() for c in text)
+    ):
+        raise InvalidArgument(
+            f"invalid --hostname {text[:40]!r}{'...' if len(text) > 40 else ''}: use 1 to "
+            f"{MAX_HOSTNAME} printable characters without spaces"
+        )
+    return text

@@ -27,6 +27,7 @@ import heapq
 import logging
 import math
 import os
+import re
 import threading
 import weakref
 from collections.abc import Callable
@@ -58,9 +59,13 @@ from pyswarmkit.transport.zap import ZAP_ENDPOINT, zap_reply
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
-# Reconnection backoff of a DEALER, in milliseconds (libzmq doubles up to the max).
-RECONNECT_IVL = 100
+# Reconnection backoff of a DEALER, in milliseconds (libzmq doubles up to the
+# max after failed connects; after a refused handshake it waits the first value
+# again, so that one sets how hard a refused node knocks).
+RECONNECT_IVL = 500
 RECONNECT_IVL_MAX = 5000
+# A dialed manager out of reach this long (seconds) is reported, and again as often.
+DOWN_WARNING = 10.0
 # A connection that has not finished its handshake by then is dropped.
 HANDSHAKE_IVL = 10_000
 # Frames queued per connection inside libzmq before sends fail (and are counted).
@@ -147,9 +152,14 @@ class CurveKeys:
         return f"CurveKeys(public={z85.encode(self.public).decode()})"
 
 
+# A DNS name, an IPv4 address or a bracketed IPv6 address; nothing else (no
+# scheme, no spaces) reaches ZeroMQ's endpoint syntax.
+_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\*")
+
+
 def split_hostport(hostport: str) -> tuple[str, int]:
     host, sep, port = hostport.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not _HOST.fullmatch(host) or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"{hostport!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
 
@@ -161,6 +171,11 @@ class _Dialed:
     server_public: bytes
     sock: zmq.Socket[bytes]
     monitor: zmq.Socket[bytes]
+    # Since when (monotonic) no handshake has succeeded; None while connected.
+    down_since: float | None = 0.0
+    # When to say again that it is still down.
+    next_warning: float = 0.0
+    failures: int = 0
 
 
 class ZmqBus:
@@ -215,6 +230,7 @@ class ZmqBus:
         self._dialed: dict[str, _Dialed] = {}
         self._by_socket: dict[zmq.Socket[bytes], _Dialed] = {}
         self._monitors: dict[zmq.Socket[bytes], str] = {}
+        self._dialed_by_monitor: dict[zmq.Socket[bytes], _Dialed] = {}
         self._default: str | None = None
         # Learned on the ROUTER: node id -> routing id of its connection.
         self._routes: dict[str, bytes] = {}
@@ -227,6 +243,7 @@ class ZmqBus:
         self._fresh: dict[int, None] = {}
 
         self._port: int | None = None
+        self._next_down_check = 0.0
         self._stopping = False
         self._stopped = False
         self._ready = threading.Event()
@@ -497,11 +514,14 @@ class ZmqBus:
         host, port = split_hostport(addr)
         sock.connect(f"tcp://{host}:{port}")
         self._poller.register(sock, zmq.POLLIN)
-        dialed = _Dialed(node_id, addr, server_public, sock, mon)
+        now = clock.monotonic()
+        dialed = _Dialed(node_id, addr, server_public, sock, mon, now, now + DOWN_WARNING)
         self._by_socket[sock] = dialed
+        self._dialed_by_monitor[mon] = dialed
         return dialed
 
     def _close_dialed(self, dialed: _Dialed) -> None:
+        self._dialed_by_monitor.pop(dialed.monitor, None)
         self._poller.unregister(dialed.sock)
         self._by_socket.pop(dialed.sock, None)
         self._unmonitor(dialed.sock, dialed.monitor)
@@ -578,7 +598,11 @@ class ZmqBus:
                     os.eventfd_read(wake)
                 if self._out:
                     self._flush()
-            wait = self._expire(clock.monotonic()) if self._deadlines else None
+            now = clock.monotonic()
+            if self._dialed and now >= self._next_down_check:
+                self._next_down_check = now + 1.0
+                self._warn_down(now)
+            wait = self._expire(now) if self._deadlines else None
             timeout = IDLE_POLL if wait is None else min(wait, IDLE_POLL)
             # Last, just before blocking in poll: a woken actor then finds the
             # interpreter free rather than waiting for this thread.
@@ -934,6 +958,9 @@ class ZmqBus:
             except Exception:
                 continue
             event = msg["event"]
+            dialed = self._dialed_by_monitor.get(mon)
+            if dialed is not None:
+                self._dialed_event(dialed, int(event))
             fresh = self._fresh
             if event == zmq.EVENT_ACCEPTED:
                 fresh[msg["value"]] = None
@@ -959,6 +986,41 @@ class ZmqBus:
                 # Which connection it was is not said: take the oldest.
                 if mon is self._router_monitor and fresh:
                     fresh.pop(next(iter(fresh)))
+
+    def _dialed_event(self, dialed: _Dialed, event: int) -> None:
+        now = clock.monotonic()
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            if dialed.down_since is not None and dialed.failures:
+                log.info("connected to %s at %s again", dialed.node_id or "a manager", dialed.addr)
+            dialed.down_since = None
+            dialed.failures = 0
+        elif event == zmq.EVENT_DISCONNECTED or event & _HANDSHAKE_EVENTS:
+            if dialed.down_since is None:
+                dialed.down_since = now
+                dialed.next_warning = now + DOWN_WARNING
+            if event & _HANDSHAKE_EVENTS:
+                dialed.failures += 1
+
+    def _warn_down(self, now: float) -> None:
+        """Say, now and then, which dialed managers have been out of reach and
+        why it may be: a node cut off from its manager must not look healthy."""
+        for dialed in self._dialed.values():
+            since = dialed.down_since
+            if since is None or now < dialed.next_warning:
+                continue
+            dialed.next_warning = now + DOWN_WARNING
+            who = f"{dialed.node_id or 'a manager'} at {dialed.addr}"
+            if dialed.failures:
+                log.warning(
+                    "no connection to %s for %.0fs: %d handshakes refused (the manager there "
+                    "does not hold the key this node pinned, or does not know this node's key: "
+                    "if the swarm was started anew, join it again with its token); still trying",
+                    who,
+                    now - since,
+                    dialed.failures,
+                )
+            else:
+                log.warning("no connection to %s for %.0fs: still trying", who, now - since)
 
     def _handshake_failed(self, what: str, reason: str, code: int) -> None:
         self._stats["handshake_failures"] += 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -14,14 +16,17 @@ from helpers import wait_until
 from nodes import one_node
 from typer.testing import CliRunner
 
+from pyswarmkit.api.errors import InvalidArgument, Unavailable
 from pyswarmkit.api.objects import NodeDescription, replace
 from pyswarmkit.api.protocol import JoinAccepted, JoinRequest
 from pyswarmkit.api.states import NodeState
 from pyswarmkit.ca.files import Identity
 from pyswarmkit.cli import swarmd_app
+from pyswarmkit.control.units import check_hostname
 from pyswarmkit.network import join_swarm
 from pyswarmkit.node import NodeConfig, SwarmNode
 from pyswarmkit.store.memory import Change
+from pyswarmkit.transport import zmq_bus
 from pyswarmkit.transport.bus import Envelope
 from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
 
@@ -164,3 +169,73 @@ def test_the_join_token_never_reaches_the_tasks_environment(
     result = CliRunner().invoke(swarmd_app, ["up", str(tmp / "none.toml")])
     assert result.exit_code != 0
     assert "SWARM_JOIN_TOKEN" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("addr", "message"),
+    [
+        ("tcp://127.0.0.1:4242", "invalid --join-addr"),
+        (" 127.0.0.1:4242", "invalid --join-addr"),
+        ("localhost", "invalid --join-addr"),
+        ("127.0.0.1:99999", "invalid --join-addr"),
+        ("127.0.0.1:0", "port 0 is not a port to dial"),
+        ("nosuchhost.invalid:4242", "cannot resolve 'nosuchhost.invalid' in --join-addr"),
+    ],
+)
+def test_a_bad_join_address_is_refused_before_anything_is_written(
+    tmp: Path, addr: str, message: str
+) -> None:
+    config = NodeConfig(state_dir=tmp / "w", hostname="w", executor="sim")
+    config.join_addr = addr
+    config.join_token = "SWMTKN-1-" + "0" * 50 + "-" + "1" * 25
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        SwarmNode(config)
+    assert not (tmp / "w").exists()
+
+
+def test_a_manager_on_a_busy_port_writes_nothing(tmp: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = NodeConfig(
+            state_dir=tmp / "m",
+            hostname="m",
+            executor="sim",
+            listen_remote_api=f"127.0.0.1:{port}",
+        )
+        with pytest.raises(Unavailable, match="the address is in use"):
+            SwarmNode(config)
+    assert not (tmp / "m" / "certificates").exists()
+    assert not (tmp / "m" / "node-id").exists()
+
+
+def test_a_worker_without_its_certificates_says_to_join_again(tmp: Path) -> None:
+    with one_node(listen_remote_api="127.0.0.1:0") as (m, _):
+        worker(tmp / "w", m).stop()
+    shutil.rmtree(tmp / "w" / "certificates")
+    with pytest.raises(InvalidArgument, match="certificates is missing: this node joined"):
+        worker(tmp / "w")
+
+
+def test_a_worker_cut_off_from_its_manager_says_so(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(zmq_bus, "DOWN_WARNING", 0.3)
+    with one_node(listen_remote_api="127.0.0.1:0") as (m, _):
+        w = worker(tmp / "w", m)
+        wait_until(lambda: ready(m, w.node_id), what="the worker READY")
+    try:
+        wait_until(
+            lambda: any("no connection to" in r.getMessage() for r in caplog.records),
+            what="a warning that the manager is out of reach",
+        )
+    finally:
+        w.stop()
+
+
+@pytest.mark.parametrize("name", ["evil\nname", "a b", "x" * 254, ""])
+def test_bad_hostnames_are_refused(name: str) -> None:
+    with pytest.raises(InvalidArgument, match="invalid --hostname"):
+        check_hostname(name)
+    assert check_hostname("node-1.example") == "node-1.example"
