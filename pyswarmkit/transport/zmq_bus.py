@@ -30,7 +30,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -115,6 +115,19 @@ STATS = (
     "handshake_failures",  # plaintext, not ZMTP, wrong keys
     "disconnects",
 )
+
+
+def _ready(sock: zmq.Socket[bytes]) -> Iterator[list[zmq.Frame]]:
+    """The messages waiting on ``sock``, at most RECV_PER_PASS of them (so one
+    busy peer does not starve the rest). Poll said there is one; after it,
+    asking is cheaper than the exception an empty socket raises."""
+    for i in range(RECV_PER_PASS):
+        if i and not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            return
+        try:
+            yield sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return
 
 
 def _settle(
@@ -782,15 +795,7 @@ class ZmqBus:
         assert router is not None and self._authorize is not None
         authorize = self._authorize
         stats = self._stats
-        # Poll said there is a message; after it, asking is cheaper than the
-        # exception an empty socket raises.
-        for i in range(RECV_PER_PASS):
-            if i and not cast(int, router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                return
-            try:
-                parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
+        for parts in _ready(router):
             frame = parts[-1]
             try:
                 user_id = str(frame.get("User-Id"))
@@ -885,15 +890,7 @@ class ZmqBus:
     def _on_dealer(self, dialed: _Dialed) -> None:
         sock = dialed.sock
         stats = self._stats
-        # Poll said there is a message; after it, asking is cheaper than the
-        # exception an empty socket raises.
-        for i in range(RECV_PER_PASS):
-            if i and not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                return
-            try:
-                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
+        for parts in _ready(sock):
             frame = parts[-1]
             try:
                 addr = str(frame.get("Peer-Address"))
