@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cluster import Swarm
 from helpers import tool, wait_until
 
 
@@ -77,3 +78,12 @@ def swarmd(short_tmp: Path) -> Iterator[Swarmd]:
             except subprocess.TimeoutExpired:
                 proc.kill()
         log.close()
+
+
+@pytest.fixture
+def swarm(short_tmp: Path) -> Iterator[Swarm]:
+    s = Swarm(short_tmp)
+    try:
+        yield s
+    finally:
+        s.stop()

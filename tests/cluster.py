@@ -1,0 +1,92 @@
+"""A swarm of real swarmd processes on 127.0.0.1, for end-to-end tests."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from helpers import tool
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Swarm:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.socket = str(root / "node-1" / "swarm.sock")
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with open(self.root / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(
+                [tool("swarmd"), "-d", str(self.root / name), "--hostname", name, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def join(self, name: str, token: str, *args: str) -> subprocess.Popen[bytes]:
+        return self.start(name, "--join-addr", self.addr, "--join-token", token, *args)
+
+    def ctl(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(
+            [tool("swarmctl"), "-s", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check:
+            assert result.returncode == 0, f"swarmctl {' '.join(args)}: {result.stderr.strip()}"
+        return result.stdout
+
+    def tokens(self) -> tuple[str, str]:
+        out = self.ctl("cluster", "inspect", "default")
+        worker = re.search(r"^    Worker: (\S+)$", out, re.M)
+        manager = re.search(r"^    Manager: (\S+)$", out, re.M)
+        assert worker and manager, out
+        return worker.group(1), manager.group(1)
+
+    def ready(self) -> list[str]:
+        """Names of the nodes `node ls` shows READY."""
+        return [
+            line.split()[1]
+            for line in self.ctl("node", "ls", check=False).splitlines()[1:]
+            if " READY " in f" {line} "
+        ]
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def task_nodes(swarm: Swarm, service: str) -> dict[str, str]:
+    """Running task name -> node name, from `task ls`."""
+    out = swarm.ctl("task", "ls")
+    found = {}
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        if cols and cols[1].startswith(f"{service}.") and "RUNNING" in cols[3:5]:
+            found[cols[1]] = cols[-1]
+    return found
+
+
