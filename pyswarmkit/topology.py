@@ -233,6 +233,8 @@ def _check_nodes(path: Path, nodes: list[NodeEntry]) -> None:
 
 def _service(where: str, s: dict[str, Any]) -> ServiceSpec:
     _check_keys(where, s, SERVICE_KEYS)
+    if "name" not in s:
+        raise InvalidArgument(f'{where}: name is required, e.g. name = "web"')
     replicas = s.get("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int):
         raise InvalidArgument(f"{where}: replicas must be a whole number")

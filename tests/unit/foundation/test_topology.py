@@ -129,6 +129,7 @@ def test_the_shipped_example_parses() -> None:
             "node 2: state_dir",
         ),
         ('[[node]]\nhostname = "a b"\n', "node 1: invalid hostname 'a b'"),
+        ('[[node]]\n[[service]]\ncommand = "x"\n', "service 1: name is required"),
         (
             NODE + '\n[[service]]\nname = "a"\ncommand = "x"\nreplicas = "2"\n',
             "service 1: replicas must be a whole number",
