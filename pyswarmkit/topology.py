@@ -515,10 +515,18 @@ class Launcher:
     # --- running and stopping ---
 
     def _serve(self) -> None:
+        """Run until told to stop or the manager exits. A worker that exits
+        (killed, or removed from the swarm) is reported and the swarm runs on,
+        as it would without that host: its tasks are replaced elsewhere."""
+        told: set[str] = set()
         while not self._stop_asked:
             dead = self._exited()
-            if dead:
+            if any(r.entry.role == "manager" for r in dead):
                 raise Unavailable(f"{self._describe_exit(dead)}: stopped the other nodes")
+            for r in dead:
+                if r.entry.hostname not in told:
+                    told.add(r.entry.hostname)
+                    self._say(f"{self._describe_exit([r])}; the other nodes run on")
             time.sleep(0.2)
 
     def _exited(self) -> list[_Running]:

@@ -4,6 +4,7 @@ output prefixed with its name, and nothing left running once `up` has gone."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -142,6 +143,16 @@ def test_three_processes_run_the_service_and_ctrl_c_leaves_nothing(up: Up) -> No
     assert len(again.stderr.strip().splitlines()) == 1, again.stderr
     assert "node-1" in again.stderr
     assert up.nodes() == nodes
+
+    # A worker's swarmd killed: up says so and keeps the swarm running.
+    os.kill(nodes["node-3"], signal.SIGKILL)
+    wait_until(
+        lambda: "node node-3 exited with code -9; the other nodes run on" in up.log(),
+        timeout=30,
+        what="up reporting node-3's exit",
+    )
+    assert up.proc.poll() is None
+    assert "node-1" in up.ready()
 
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(90) == 0
