@@ -156,6 +156,13 @@ def swarmd(
     cert_renewal_scale: Annotated[
         float, typer.Option(hidden=True, help="Testing only: scale certificate renewal delays.")
     ] = 1.0,
+    lock_held_by_parent: Annotated[
+        bool,
+        typer.Option(
+            hidden=True,
+            help="Run under the state dir lock of the parent (swarmd up); stop when it exits.",
+        ),
+    ] = False,
     version: Annotated[bool, _version_option("swarmd")] = False,
 ) -> None:
     # Read (typer took it from SWARM_JOIN_TOKEN if set): tasks inherit this
@@ -165,6 +172,7 @@ def swarmd(
         return
     from pyswarmkit.node import NodeConfig, SwarmNode
 
+    parent = os.getppid() if lock_held_by_parent else None
     _setup_logging(log_level)
     units.check_heartbeat_period(heartbeat_period, "--heartbeat-period")
     socket_path = listen_control_api or str(state_dir / "swarm.sock")
@@ -183,6 +191,7 @@ def swarmd(
         join_addr=join_addr,
         join_token=join_token,
         cert_renewal_scale=_renewal_scale(cert_renewal_scale),
+        lock_held_by_parent=lock_held_by_parent,
     )
     node = SwarmNode(config)
     node.start()
@@ -195,7 +204,7 @@ def swarmd(
             "node %s is up, a worker of manager %s", node.node_id, node.manager_id
         )
     try:
-        wait_for_signal(node.stopped)
+        wait_for_signal(node.stopped, parent)
     finally:
         node.stop()
     if node.failure:
@@ -211,13 +220,16 @@ def _renewal_scale(value: float) -> float:
 @swarmd_app.command("up")
 def swarmd_up(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A TOML topology file.")],
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error, for up and every node.")
+    ] = "info",
 ) -> None:
-    """Launch every node of a topology file, create its services, run until Ctrl-C."""
+    """Launch every node of a topology file as its own swarmd process, create its
+    services, relay the nodes' output, run until Ctrl-C."""
     from pyswarmkit import topology
 
     _setup_logging(log_level)
-    topology.run(file)
+    topology.run(file, log_level)
 
 
 # --- swarmctl -----------------------------------------------------------------

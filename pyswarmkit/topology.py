@@ -1,26 +1,39 @@
-"""``swarmd up FILE``: launch every node of a TOML topology, one OS process per
-node, create the file's services, and run until Ctrl-C or SIGTERM.
+"""``swarmd up FILE``: launch every node of a TOML topology, each its own
+``swarmd`` process, create the file's services, and run until Ctrl-C or SIGTERM.
 
     [[node]]
     hostname = "node-1"
+    role = "manager"                       # the first node's default
     state_dir = "state/node-1"             # relative to the file
     listen_control_api = "state/node-1/swarm.sock"
+    listen_remote_api = "127.0.0.1:4242"   # default: a free port on 127.0.0.1
+
+    [[node]]
+    hostname = "node-2"                    # role "worker", the default after the first
     executor = "process"
 
     [[service]]
     name = "clock"
     command = ["sh", "-c", "while true; do date; sleep 5; done"]
     replicas = 2
+
+The manager starts the swarm; ``up`` reads the worker join token from its
+control socket and starts the other nodes with ``--join-addr``, the token in
+their environment. Each node's output is printed with a ``[hostname] `` prefix.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import ctypes
 import os
 import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,13 +41,30 @@ from typing import IO, Any
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
-from pyswarmkit.control.units import check_heartbeat_period
+from pyswarmkit.api.states import NodeState
+from pyswarmkit.control.units import check_heartbeat_period, check_hostname
 from pyswarmkit.control.validate import validate_service_spec
+from pyswarmkit.network import join_addr, parse_addr
 from pyswarmkit.transport.control import ControlClient, check_socket_path
 
-NODE_KEYS = {"hostname", "state_dir", "listen_control_api", "executor", "heartbeat_period"}
+NODE_KEYS = {
+    "hostname",
+    "role",
+    "state_dir",
+    "listen_control_api",
+    "listen_remote_api",
+    "executor",
+    "heartbeat_period",
+}
 SERVICE_KEYS = {"name", "image", "command", "args", "env", "replicas"}
-START_TIMEOUT = 30.0
+ROLES = ("manager", "worker")
+# Keys only the manager may have: a worker serves nothing.
+MANAGER_ONLY = ("listen_control_api", "listen_remote_api")
+# Bounds every wait of start-up: the manager's socket, every node READY.
+START_TIMEOUT = 60.0
+# A node stops its tasks (each within its own stop grace period, 10 s by
+# default) before it exits; past this it is killed.
+STOP_GRACE = 30.0
 
 
 @dataclass(slots=True)
@@ -44,12 +74,26 @@ class NodeEntry:
     socket: Path
     executor: str = "process"
     heartbeat_period: float = 5.0
+    role: str = "manager"
+    # The manager's HOST:PORT for other nodes; None: a free 127.0.0.1 port.
+    listen_remote_api: str | None = None
 
 
 @dataclass(slots=True)
 class Topology:
     nodes: list[NodeEntry] = field(default_factory=list)
     services: list[ServiceSpec] = field(default_factory=list)
+
+    @property
+    def manager(self) -> NodeEntry:
+        return next(n for n in self.nodes if n.role == "manager")
+
+    @property
+    def workers(self) -> list[NodeEntry]:
+        return [n for n in self.nodes if n.role != "manager"]
+
+
+# --- the file -------------------------------------------------------------------
 
 
 def _strings(where: str, key: str, value: Any) -> tuple[str, ...]:
@@ -69,6 +113,8 @@ def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
 
 
 def parse(path: Path) -> Topology:
+    """The topology a file describes, or InvalidArgument with one line naming
+    the file, the table and what is wrong."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -85,12 +131,9 @@ def parse(path: Path) -> Topology:
     nodes = _tables(path, data, "node")
     if not nodes:
         raise InvalidArgument(f"{path}: a topology needs at least one [[node]]")
-    if len(nodes) > 1:
-        raise InvalidArgument(
-            f"{path}: {len(nodes)} nodes given, but nodes cannot join a swarm yet: use one [[node]]"
-        )
     for i, n in enumerate(nodes, 1):
         topo.nodes.append(_node(f"{path}: node {i}", n, i, base))
+    _check_nodes(path, topo.nodes)
     names: set[str] = set()
     for i, s in enumerate(_tables(path, data, "service"), 1):
         where = f"{path}: service {i}"
@@ -121,6 +164,21 @@ def _node(where: str, n: dict[str, Any], i: int, base: Path) -> NodeEntry:
 
     _check_keys(where, n, NODE_KEYS)
     hostname = _string(where, n, "hostname", f"node-{i}")
+    try:
+        check_hostname(hostname)
+    except InvalidArgument:
+        raise InvalidArgument(
+            f"{where}: invalid hostname {hostname[:40]!r}: use printable characters without spaces"
+        ) from None
+    role = _string(where, n, "role", "manager" if i == 1 else "worker")
+    if role not in ROLES:
+        raise InvalidArgument(f"{where}: role must be manager or worker, not {role!r}")
+    if role == "worker":
+        for key in MANAGER_ONLY:
+            if key in n:
+                raise InvalidArgument(
+                    f"{where}: {key} is for the manager: a worker serves no socket or port"
+                )
     period = check_heartbeat_period(n.get("heartbeat_period", 5.0), f"{where}: heartbeat_period")
     executor = _string(where, n, "executor", "process")
     if executor not in EXECUTORS:
@@ -129,11 +187,54 @@ def _node(where: str, n: dict[str, Any], i: int, base: Path) -> NodeEntry:
         )
     state_dir = base / _string(where, n, "state_dir", f"state/{hostname}")
     sock = base / _string(where, n, "listen_control_api", str(state_dir / "swarm.sock"))
-    return NodeEntry(hostname, state_dir, sock, executor, float(period))
+    remote = None
+    if "listen_remote_api" in n:
+        remote = _string(where, n, "listen_remote_api", "")
+        try:
+            _, port = parse_addr(remote, "listen_remote_api")
+        except InvalidArgument:
+            raise InvalidArgument(
+                f"{where}: listen_remote_api {remote[:100]!r} is not HOST:PORT, e.g. 127.0.0.1:4242"
+            ) from None
+        if port == 0:
+            raise InvalidArgument(
+                f"{where}: listen_remote_api needs a real port for the workers to dial: "
+                "leave it out and up picks a free one"
+            )
+    return NodeEntry(hostname, state_dir, sock, executor, float(period), role, remote)
+
+
+def _check_nodes(path: Path, nodes: list[NodeEntry]) -> None:
+    managers = [i for i, n in enumerate(nodes, 1) if n.role == "manager"]
+    if not managers:
+        raise InvalidArgument(
+            f'{path}: no node has role = "manager": one manager must start the swarm'
+        )
+    if len(managers) > 1:
+        raise InvalidArgument(
+            f"{path}: node {managers[1]} is a second manager, but a swarm has one manager "
+            "for now (joining as a manager needs replicated managers): make it a worker"
+        )
+    seen_names: dict[str, int] = {}
+    seen_dirs: dict[Path, int] = {}
+    for i, n in enumerate(nodes, 1):
+        if n.hostname in seen_names:
+            raise InvalidArgument(
+                f"{path}: node {i}: hostname {n.hostname!r} is node {seen_names[n.hostname]}'s too"
+            )
+        seen_names[n.hostname] = i
+        if n.state_dir in seen_dirs:
+            raise InvalidArgument(
+                f"{path}: node {i}: state_dir {n.state_dir} is node {seen_dirs[n.state_dir]}'s "
+                "too: each node needs its own"
+            )
+        seen_dirs[n.state_dir] = i
 
 
 def _service(where: str, s: dict[str, Any]) -> ServiceSpec:
     _check_keys(where, s, SERVICE_KEYS)
+    if "name" not in s:
+        raise InvalidArgument(f'{where}: name is required, e.g. name = "web"')
     replicas = s.get("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int):
         raise InvalidArgument(f"{where}: replicas must be a whole number")
@@ -156,44 +257,80 @@ def _service(where: str, s: dict[str, Any]) -> ServiceSpec:
     return spec
 
 
-def _node_main(entry: NodeEntry, parent: int) -> None:
-    import logging
-    import os
+def dial_addr(listen: str) -> str:
+    """Where the other nodes (all on this machine) reach a manager listening
+    on ``listen``: a wildcard host becomes the loopback address."""
+    host, port = parse_addr(listen, "listen_remote_api")
+    if host in ("0.0.0.0", "*", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return join_addr(host, port)
 
-    from pyswarmkit import node as node_module
-    from pyswarmkit.cli import wait_for_signal
-    from pyswarmkit.executor.process import set_parent_death_signal
 
-    # If `swarmd up` dies, even by SIGKILL, this node stops its tasks and exits
-    # rather than running on headless. The signal follows the thread that
-    # started us: up's main thread, which lives as long as up does.
-    set_parent_death_signal(signal.SIGTERM)
-    if os.getppid() != parent:
-        return  # up died before the signal was armed
-    logging.basicConfig(
-        level=logging.WARNING, format=f"%(asctime)s {entry.hostname} %(levelname)s %(message)s"
-    )
+def node_argv(swarmd: list[str], entry: NodeEntry, log_level: str, remote: str) -> list[str]:
+    """The ``swarmd`` command line of one node: for the manager ``remote`` is
+    the address it listens on, for a worker the manager's address it joins.
+    A worker's token goes in its environment, never here (``ps`` shows argv)."""
+    argv = [
+        *swarmd,
+        "-d",
+        str(entry.state_dir),
+        "--hostname",
+        entry.hostname,
+        "--executor",
+        entry.executor,
+        "--heartbeat-period",
+        f"{entry.heartbeat_period:g}",
+        "--log-level",
+        log_level,
+        "--lock-held-by-parent",
+    ]
+    if entry.role == "manager":
+        return [*argv, "--listen-control-api", str(entry.socket), "--listen-remote-api", remote]
+    return [*argv, "--join-addr", remote]
+
+
+# --- running it -------------------------------------------------------------------
+
+
+def swarmd_command() -> list[str]:
+    """How to run ``swarmd``: the script ``up`` itself runs from, else this
+    interpreter on the same entry point."""
+    script = Path(sys.argv[0]) if sys.argv else Path()
+    if script.name == "swarmd" and script.is_file():
+        return [str(script.resolve())]
+    return [sys.executable, "-c", "from pyswarmkit.cli import swarmd_main; swarmd_main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_up(up_pid: int) -> Callable[[], None] | None:
+    """What a node's process runs between fork and exec: SIGTERM when ``up``
+    dies, even by SIGKILL (the node then stops its tasks), and no start at all
+    if ``up`` is already gone. The libc function is looked up before the fork
+    so the child makes only system calls."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        node = node_module.SwarmNode(
-            node_module.NodeConfig(
-                state_dir=entry.state_dir,
-                hostname=entry.hostname,
-                control_socket=str(entry.socket),
-                executor=entry.executor,
-                heartbeat_period=entry.heartbeat_period,
-                lock_held_by_parent=True,
-            )
-        )
-        node.start()
-    except SwarmError as err:
-        print(f"swarmd: error: {entry.hostname}: {err}", file=sys.stderr, flush=True)
-        sys.exit(1)
-    try:
-        wait_for_signal(node.stopped, parent)
-    finally:
-        node.stop()
-    if node.failure:
-        raise SystemExit(f"{entry.hostname}: {node.failure}")
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    term = int(signal.SIGTERM)
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, term, 0, 0, 0)
+        if os.getppid() != up_pid:
+            os._exit(1)
+
+    return arm
 
 
 def _claim(entry: NodeEntry) -> IO[str]:
@@ -201,78 +338,223 @@ def _claim(entry: NodeEntry) -> IO[str]:
     anything; hold its state dir's lock for as long as ``up`` runs."""
     from pyswarmkit.node import lock_state_dir, make_state_dir
 
-    check_socket_path(str(entry.socket))
+    if entry.role == "manager":
+        check_socket_path(str(entry.socket))
     make_state_dir(entry.state_dir, "state_dir")
     return lock_state_dir(entry.state_dir)
 
 
-def _wait_ready(sock: Path, proc: multiprocessing.process.BaseProcess) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if not proc.is_alive():
-            raise Unavailable(f"the node serving {sock} exited during start-up (see its log above)")
-        client = ControlClient(str(sock), timeout=2.0)
-        try:
-            client.call("cluster.list")
-            return
-        except SwarmError:
-            time.sleep(0.1)
-        finally:
-            client.close()
-    raise Unavailable(f"the node serving {sock} did not start within {START_TIMEOUT:g} s")
-
-
-def run(path: Path) -> None:
+def run(path: Path, log_level: str = "info") -> None:
     topo = parse(path)
     locks: list[IO[str]] = []
     try:
         for entry in topo.nodes:
             locks.append(_claim(entry))
-        _launch(topo)
+        Launcher(topo, log_level).run()
     finally:
         for lock in locks:
             lock.close()
 
 
-def _launch(topo: Topology) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    procs = []
-    stop = {"now": False}
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM came while the swarm was starting."""
 
-    def on_signal(signum: int, frame: Any) -> None:
-        stop["now"] = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        for entry in topo.nodes:
-            proc = ctx.Process(target=_node_main, args=(entry, os.getpid()), name=entry.hostname)
-            proc.start()
-            procs.append(proc)
-            _wait_ready(entry.socket, proc)
-        manager = topo.nodes[0].socket
-        client = ControlClient(str(manager))
+@dataclass(slots=True)
+class _Running:
+    entry: NodeEntry
+    proc: subprocess.Popen[bytes]
+    reader: threading.Thread
+
+
+class Launcher:
+    """Starts the nodes of a topology as ``swarmd`` processes, relays their
+    output, and stops them all when told to or when one of them exits."""
+
+    def __init__(self, topo: Topology, log_level: str, out: IO[str] | None = None) -> None:
+        self.topo = topo
+        self.log_level = log_level
+        self.out = out or sys.stdout
+        self.running: list[_Running] = []
+        self._out_lock = threading.Lock()
+        # Set from a signal handler: a plain flag, polled (an Event's lock
+        # could be held by the very code the handler interrupts).
+        self._stop_asked = False
+
+    def run(self) -> None:
+        def on_signal(signum: int, frame: Any) -> None:
+            self._stop_asked = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
         try:
-            for spec in topo.services:
+            try:
+                self._start()
+            except _Stopped:
+                return
+            self._serve()
+        finally:
+            self._stop_all()
+
+    # --- start-up ---
+
+    def _start(self) -> None:
+        manager = self.topo.manager
+        listen = manager.listen_remote_api or f"127.0.0.1:{free_port()}"
+        self._spawn(manager, listen, None)
+        self._wait("the manager's control socket", lambda: self._answers(manager.socket))
+        token = self._worker_token(manager.socket)
+        for entry in self.topo.workers:
+            self._spawn(entry, dial_addr(listen), token)
+        names = {n.hostname for n in self.topo.nodes}
+        self._wait(
+            f"{len(names)} node{'s' if len(names) != 1 else ''} READY",
+            lambda: names <= self._ready(manager.socket),
+        )
+        client = ControlClient(str(manager.socket))
+        try:
+            for spec in self.topo.services:
                 result = client.call("service.create", {"spec": spec})
-                print(f"service {spec.annotations.name} created: {result['id']}")
+                self._say(f"service {spec.annotations.name} created: {result['id']}")
         finally:
             client.close()
-        print(f"swarm is up ({len(procs)} node{'s' if len(procs) != 1 else ''}). In another shell:")
-        print(f"  export SWARM_SOCKET={manager}")
-        print("  swarmctl service ls")
-        print("Press Ctrl-C to stop.", flush=True)
-        while not stop["now"] and all(p.is_alive() for p in procs):
+        count = len(self.running)
+        self._say(f"swarm is up ({count} node{'s' if count != 1 else ''}). In another shell:")
+        self._say(f"  export SWARM_SOCKET={manager.socket}")
+        self._say("  swarmctl node ls")
+        self._say("  swarmctl service ls")
+        self._say("Press Ctrl-C to stop.")
+
+    def _spawn(self, entry: NodeEntry, remote: str, token: str | None) -> None:
+        env = dict(os.environ)
+        # The manager must not mistake a token in up's environment for its own.
+        env.pop("SWARM_JOIN_TOKEN", None)
+        if token is not None:
+            env["SWARM_JOIN_TOKEN"] = token
+        proc = subprocess.Popen(
+            node_argv(swarmd_command(), entry, self.log_level, remote),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            # Ctrl-C in a terminal reaches up alone, which stops the nodes in order.
+            process_group=0,
+            preexec_fn=_die_with_up(os.getpid()),
+        )
+        assert proc.stdout is not None
+        reader = threading.Thread(
+            target=self._relay,
+            args=(entry.hostname, proc.stdout),
+            name=f"up-relay-{entry.hostname}",
+            daemon=True,
+        )
+        reader.start()
+        self.running.append(_Running(entry, proc, reader))
+
+    def _relay(self, name: str, stream: IO[bytes]) -> None:
+        prefix = f"[{name}] "
+        with stream:
+            for raw in stream:
+                self._say(prefix + raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    def _say(self, line: str) -> None:
+        with self._out_lock:
+            try:
+                self.out.write(line + "\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass  # nowhere to write (a closed pipe): the nodes run on regardless
+
+    def _wait(self, what: str, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self._stop_asked:
+                raise _Stopped
+            dead = self._exited()
+            if dead:
+                raise Unavailable(f"{self._describe_exit(dead)} while waiting for {what}")
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise Unavailable(f"timed out after {START_TIMEOUT:g} s waiting for {what}")
+            time.sleep(0.1)
+
+    @staticmethod
+    def _answers(sock: Path) -> bool:
+        client = ControlClient(str(sock), timeout=2.0)
+        try:
+            client.call("cluster.list")
+            return True
+        except SwarmError:
+            return False
+        finally:
+            client.close()
+
+    @staticmethod
+    def _worker_token(sock: Path) -> str:
+        client = ControlClient(str(sock))
+        try:
+            clusters = client.call("cluster.list")["clusters"]
+        finally:
+            client.close()
+        if not clusters or not clusters[0].join_tokens.worker:
+            raise Unavailable(f"the manager at {sock} has no worker join token")
+        return str(clusters[0].join_tokens.worker)
+
+    @staticmethod
+    def _ready(sock: Path) -> set[str]:
+        client = ControlClient(str(sock), timeout=2.0)
+        try:
+            nodes = client.call("node.list")["nodes"]
+        except SwarmError:
+            return set()
+        finally:
+            client.close()
+        return {n.description.hostname for n in nodes if n.status.state == NodeState.READY}
+
+    # --- running and stopping ---
+
+    def _serve(self) -> None:
+        """Run until told to stop or the manager exits. A worker that exits
+        (killed, or removed from the swarm) is reported and the swarm runs on,
+        as it would without that host: its tasks are replaced elsewhere."""
+        told: set[str] = set()
+        while not self._stop_asked:
+            dead = self._exited()
+            if any(r.entry.role == "manager" for r in dead):
+                raise Unavailable(f"{self._describe_exit(dead)}: stopped the other nodes")
+            for r in dead:
+                if r.entry.hostname not in told:
+                    told.add(r.entry.hostname)
+                    self._say(f"{self._describe_exit([r])}; the other nodes run on")
             time.sleep(0.2)
-        if not stop["now"]:
-            dead = [p.name for p in procs if not p.is_alive()]
-            print(f"node {', '.join(str(d) for d in dead)} exited; stopping", file=sys.stderr)
-    finally:
-        for p in procs:
-            if p.is_alive() and p.pid is not None:
-                p.terminate()
-        for p in procs:
-            p.join(30)
-            if p.is_alive():
-                p.kill()
-                p.join(5)
+
+    def _exited(self) -> list[_Running]:
+        return [r for r in self.running if r.proc.poll() is not None]
+
+    @staticmethod
+    def _describe_exit(dead: list[_Running]) -> str:
+        return ", ".join(
+            f"node {r.entry.hostname} exited with code {r.proc.returncode}" for r in dead
+        )
+
+    def _stop_all(self) -> None:
+        """Workers first, then the manager (so no worker logs a lost manager
+        while it stops): SIGTERM, then SIGKILL past the grace."""
+        workers = [r for r in self.running if r.entry.role != "manager"]
+        managers = [r for r in self.running if r.entry.role == "manager"]
+        for group in (workers, managers):
+            for r in group:
+                if r.proc.poll() is None:
+                    r.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE
+            for r in group:
+                try:
+                    r.proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    name = r.entry.hostname
+                    self._say(f"node {name} did not stop within {STOP_GRACE:g} s: killed")
+                    r.proc.kill()
+                    r.proc.wait(5)
+        for r in self.running:
+            r.reader.join(2)

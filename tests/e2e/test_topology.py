@@ -40,14 +40,15 @@ def test_up_runs_the_example_until_ctrl_c(short_tmp: Path) -> None:
 
         wait_until(lambda: clock_replicas() == "2/2", what="the example service running")
         node_procs = [p for p, _ in children_of(proc.pid)]
+        assert len(node_procs) == 1
         task_procs = [p for n in node_procs for p, _ in children_of(n)]
         assert len(task_procs) >= 2
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
         # Every task was stopped before its node exited.
         assert [p for p in task_procs if alive(p)] == []
-        # multiprocessing's resource tracker leaves on its own once `up` has gone.
-        wait_until(lambda: not [p for p in node_procs if alive(p)], what="no node process left")
+        # up waits for its node before it exits.
+        assert [p for p in node_procs if alive(p)] == []
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -8,7 +8,7 @@ import pytest
 
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import ServiceSpec
-from pyswarmkit.topology import parse
+from pyswarmkit.topology import dial_addr, node_argv, parse
 
 pytestmark = pytest.mark.unit
 
@@ -102,7 +102,34 @@ def test_the_shipped_example_parses() -> None:
         ),
         ('[[node]]\nexecutor = "bogus"\n', "unknown executor 'bogus'"),
         ('[[node]]\n[[service]]\nname = "bad name!"\ncommand = "x"\n', "invalid service name"),
-        (NODE + NODE.replace("node-1", "node-2"), "2 nodes given"),
+        (
+            NODE + NODE.replace("node-1", "node-2"),
+            "node 2: listen_control_api is for the manager",
+        ),
+        (
+            '[[node]]\n[[node]]\nrole = "manager"\n',
+            "node 2 is a second manager, but a swarm has one manager for now "
+            "(joining as a manager needs replicated managers)",
+        ),
+        ('[[node]]\nrole = "worker"\n[[node]]\n', 'no node has role = "manager"'),
+        ('[[node]]\nrole = "leader"\n', "node 1: role must be manager or worker, not 'leader'"),
+        ('[[node]]\nrole = ""\n', "node 1: role must be a non-empty string"),
+        (
+            '[[node]]\n[[node]]\nlisten_remote_api = "127.0.0.1:4243"\n',
+            "node 2: listen_remote_api is for the manager",
+        ),
+        (
+            '[[node]]\nlisten_remote_api = "nowhere"\n',
+            "node 1: listen_remote_api 'nowhere' is not HOST:PORT",
+        ),
+        ('[[node]]\nlisten_remote_api = "127.0.0.1:0"\n', "listen_remote_api needs a real port"),
+        ('[[node]]\n[[node]]\nhostname = "node-1"\n', "node 2: hostname 'node-1' is node 1's too"),
+        (
+            '[[node]]\nstate_dir = "s"\n[[node]]\nstate_dir = "s"\n',
+            "node 2: state_dir",
+        ),
+        ('[[node]]\nhostname = "a b"\n', "node 1: invalid hostname 'a b'"),
+        ('[[node]]\n[[service]]\ncommand = "x"\n', "service 1: name is required"),
         (
             NODE + '\n[[service]]\nname = "a"\ncommand = "x"\nreplicas = "2"\n',
             "service 1: replicas must be a whole number",
@@ -131,6 +158,7 @@ def test_bad_files_are_invalid_argument_naming_the_problem(
         parse(path)
     assert message in str(err.value)
     assert str(path) in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_a_missing_file_is_invalid_argument(tmp_path: Path) -> None:
@@ -154,3 +182,69 @@ def test_a_boolean_replica_count_is_invalid_argument(tmp_path: Path) -> None:
     path = write(tmp_path, NODE + '\n[[service]]\nname = "a"\ncommand = "x"\nreplicas = true\n')
     with pytest.raises(InvalidArgument, match="replicas must be a whole number"):
         parse(path)
+
+
+def test_roles_default_to_a_first_manager_and_workers_after_it(tmp_path: Path) -> None:
+    topo = parse(write(tmp_path, '[[node]]\n[[node]]\n[[node]]\nhostname = "w"\n'))
+    assert [(n.hostname, n.role) for n in topo.nodes] == [
+        ("node-1", "manager"),
+        ("node-2", "worker"),
+        ("w", "worker"),
+    ]
+    assert topo.manager.hostname == "node-1"
+    assert [n.state_dir for n in topo.workers] == [
+        tmp_path.resolve() / "state/node-2",
+        tmp_path.resolve() / "state/w",
+    ]
+    assert topo.manager.listen_remote_api is None
+
+
+def test_the_manager_may_come_later_and_name_its_port(tmp_path: Path) -> None:
+    topo = parse(
+        write(
+            tmp_path,
+            '[[node]]\nrole = "worker"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "0.0.0.0:4243"\n',
+        )
+    )
+    assert topo.manager.hostname == "node-2"
+    assert topo.manager.listen_remote_api == "0.0.0.0:4243"
+    assert [n.hostname for n in topo.workers] == ["node-1"]
+
+
+def test_the_three_node_example_parses() -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "three-nodes.toml"
+    topo = parse(example)
+    assert [(n.hostname, n.role) for n in topo.nodes] == [
+        ("node-1", "manager"),
+        ("node-2", "worker"),
+        ("node-3", "worker"),
+    ]
+    assert all(n.state_dir.is_relative_to(example.parent.resolve()) for n in topo.nodes)
+    (sleeper,) = topo.services
+    assert sleeper.task.container.command[0] == "sleep"
+    assert sleeper.mode.replicas == 6
+
+
+def test_wildcard_listen_addresses_are_dialed_on_loopback() -> None:
+    assert dial_addr("0.0.0.0:4242") == "127.0.0.1:4242"
+    assert dial_addr("[::]:4242") == "[::1]:4242"
+    assert dial_addr("127.0.0.2:5000") == "127.0.0.2:5000"
+
+
+def test_command_lines_start_or_join_and_never_hold_a_token(tmp_path: Path) -> None:
+    topo = parse(write(tmp_path, '[[node]]\n[[node]]\nexecutor = "sim"\n'))
+    manager = node_argv(["swarmd"], topo.manager, "info", "127.0.0.1:4300")
+    worker = node_argv(["swarmd"], topo.workers[0], "warning", "127.0.0.1:4300")
+    assert manager[0] == "swarmd"
+    assert manager[manager.index("--listen-remote-api") + 1] == "127.0.0.1:4300"
+    assert manager[manager.index("--listen-control-api") + 1] == str(topo.manager.socket)
+    assert "--join-addr" not in manager
+    assert worker[worker.index("--join-addr") + 1] == "127.0.0.1:4300"
+    assert worker[worker.index("--executor") + 1] == "sim"
+    assert worker[worker.index("--log-level") + 1] == "warning"
+    assert "--listen-remote-api" not in worker
+    for argv in (manager, worker):
+        # Each runs under the state dir lock up holds, and stops with up.
+        assert "--lock-held-by-parent" in argv
+        assert not any("token" in a.lower() or a.startswith("SWMTKN") for a in argv)
