@@ -37,7 +37,7 @@ class AgentActor(GuardedActor):
     def on_start(self) -> None:
         # The executor (started first in this group) answers with what a
         # previous run left; the core registers only after that.
-        self.registry.tell("executor", InventoryRequest())
+        self.registry.tell("executor", InventoryRequest(self.actor_ref))
 
     def on_stop(self) -> None:
         if self.core.session_id:

@@ -15,11 +15,14 @@ agent learns of them all through one ``Inventory`` before it registers."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import pykka
 
 from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor
@@ -41,7 +44,10 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class InventoryRequest:
-    """The agent asks which tasks this executor took back at start."""
+    """The agent asks which tasks this executor took back at start. The answer
+    goes to ``reply_to``: the asking agent may not be in the registry yet."""
+
+    reply_to: pykka.ActorRef[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +110,8 @@ class ExecutorActor(GuardedActor):
             elif isinstance(message, Tick):
                 self._poll(message.now)
             elif isinstance(message, InventoryRequest):
-                self.registry.tell("agent", self.inventory)
+                with contextlib.suppress(pykka.ActorDeadError):
+                    message.reply_to.tell(self.inventory)
         finally:
             self._flush()
         return None
