@@ -2,7 +2,8 @@
 takes back the `sleep` processes it left: same pids, no second copy, reported
 RUNNING again; what its dispatcher no longer assigns (a slot scaled away, a
 slot rescheduled elsewhere while the node was DOWN) is stopped, and a task
-that died meanwhile is reported failed and replaced.
+that died meanwhile is reported failed and replaced, and a recorded task the
+store no longer holds is stopped.
 
 Nodes run in this process over the LocalBus: a manager (sim executor, drained
 so every task lands on the worker) and a worker with the process executor. A
@@ -16,6 +17,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +38,7 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
+from pyswarmkit.executor.process import start_time
 from pyswarmkit.node import NodeConfig, SwarmNode
 from pyswarmkit.transport.bus import LocalBus
 from pyswarmkit.transport.control import ControlClient
@@ -179,9 +182,18 @@ def test_a_restarted_worker_adopts_its_tasks_and_stops_what_is_no_longer_its(
         (gone_id,) = [t.id for t in p.store.tasks() if t.desired_state > TaskState.RUNNING]
         kept_id, died_id = sorted(tid for tid in first if tid != gone_id)
         kill(first[died_id])
+        # And a task the store no longer knows at all (deleted while the node
+        # was away), as the previous run recorded it.
+        ghost = subprocess.Popen(SLEEP, start_new_session=True)
+        p.pids.add(ghost.pid)
+        record = p.tmp / "node-2" / "worker" / "tasks" / "ghost" / "pid"
+        record.parent.mkdir()
+        record.write_text(f"{ghost.pid} {start_time(ghost.pid)}\n")
 
         p.start_worker()
         wait_until(lambda: not alive(first[gone_id]), what="the scaled-away task stopped")
+        wait_until(lambda: ghost.poll() is not None, what="the unknown task stopped")
+        assert not record.parent.exists()
 
         def settled() -> bool:
             running = p.running()
