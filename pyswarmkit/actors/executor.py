@@ -163,6 +163,12 @@ class ExecutorActor(GuardedActor):
                 self.stops.start(tid, now, cmd.task.spec.container.stop_grace_period)
                 self.stopping.add(tid)
         elif cmd.op == "remove":
+            if tid in self.inventory.running and tid in self.running:
+                log.warning(
+                    "stopping task %s left running by a previous run: "
+                    "it is no longer assigned to this node",
+                    tid,
+                )
             found = self.controllers.pop(tid, None)
             self.running.discard(tid)
             self.stopping.discard(tid)
