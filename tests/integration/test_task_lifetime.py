@@ -3,9 +3,6 @@ once removed. (What a new run does with those records: test_adopt_process.py.)""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -21,11 +18,6 @@ pytestmark = pytest.mark.integration
 def task(*argv: str) -> Task:
     container = ContainerSpec(command=argv[:1], args=argv[1:])
     return Task(id=f"t{time.monotonic_ns()}", spec=TaskSpec(container=container))
-
-
-def kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def test_remove_deletes_the_task_directory(tmp_path: Path) -> None:
