@@ -64,6 +64,9 @@ class AgentActor(GuardedActor):
             self._delivered(message)
         elif isinstance(message, Inventory):
             self.core.inventory(message.running, message.gone)
+            # Register now rather than a tick later.
+            now = clock.monotonic()
+            self._carry_out(self.core.tick(now), now)
         return None
 
     def _executor_event(self, ev: ExecutorEvent, fx: Effects) -> None:
