@@ -37,7 +37,9 @@ class AgentActor(GuardedActor):
     def on_start(self) -> None:
         # The executor (started first in this group) answers with what a
         # previous run left; the core registers only after that.
-        self.registry.tell("executor", InventoryRequest(self.actor_ref))
+        if not self.registry.tell("executor", InventoryRequest(self.actor_ref)):
+            # No executor to ask (an agent on its own): nothing was left.
+            self.core.inventory({}, set())
 
     def on_stop(self) -> None:
         if self.core.session_id:
