@@ -280,13 +280,14 @@ class ProcessExecutor:
         run's, and no one else's."""
         records = read_records(self.tasks_dir)
         found = sort_records(records, read_proc)
+        recorded = dict(records)
         out: list[Found] = []
         for task_id, record in found.adopt.items():
             log.info("adopted task %s (pid %d) left running by a previous run", task_id, record.pid)
             ctl = ProcessController(Task(id=task_id), self.tasks_dir / task_id, record)
             out.append(Found(task_id, record.pid, ctl))
         for task_id in found.gone:
-            gone = dict(records)[task_id]
+            gone = recorded[task_id]
             if gone is not None and may_signal_group(gone, read_proc):
                 # The leader is gone; members it left in its group go too.
                 _kill_group(gone.pid, signal.SIGKILL)
