@@ -9,6 +9,7 @@ from typing import Any
 
 from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor
+from pyswarmkit.actors.executor import Inventory, InventoryRequest
 from pyswarmkit.actors.messages import Deliver, ExecutorEvent, ExecutorEvents, Tick
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import REGISTER_RETRY, Agent, Commands, Effects
@@ -29,9 +30,16 @@ class AgentActor(GuardedActor):
         self.registry = registry
         self.bus = bus
         self.manager_id = manager_id
-        self.core = Agent(description, random.Random())
+        self.core = Agent(description, random.Random(), awaiting_inventory=True)
         # Messages dropped because they arrived after their deadline, or not from the manager.
         self.dropped = 0
+
+    def on_start(self) -> None:
+        # The executor (started first in this group) answers with what a
+        # previous run left; the core registers only after that.
+        if not self.registry.tell("executor", InventoryRequest(self.actor_ref)):
+            # No executor to ask (an agent on its own): nothing was left.
+            self.core.inventory({}, set())
 
     def on_stop(self) -> None:
         if self.core.session_id:
@@ -56,6 +64,11 @@ class AgentActor(GuardedActor):
             self._carry_out(fx, clock.monotonic())
         elif isinstance(message, Deliver):
             self._delivered(message)
+        elif isinstance(message, Inventory):
+            self.core.inventory(message.running, message.gone)
+            # Register now rather than a tick later.
+            now = clock.monotonic()
+            self._carry_out(self.core.tick(now), now)
         return None
 
     def _executor_event(self, ev: ExecutorEvent, fx: Effects) -> None:

@@ -7,14 +7,22 @@ per tick, which at 100 000 tasks is most of a core. The price is latency for a
 task that exits by itself: it is noticed within ceil(running / POLL_SLICE)
 ticks (one tick up to 2000 running tasks, 50 ticks at 100 000).
 
-The events of one handled message go to the agent as one ``ExecutorEvents``."""
+The events of one handled message go to the agent as one ``ExecutorEvents``.
+
+At start the actor takes back the tasks a previous run of the node left (see
+``Executor.recover``): those still running are polled like any other, and the
+agent learns of them all through one ``Inventory`` before it registers."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import pykka
 
 from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor
@@ -34,6 +42,23 @@ POLL_SLICE = 2000
 R = TypeVar("R")
 
 
+@dataclass(frozen=True, slots=True)
+class InventoryRequest:
+    """The agent asks which tasks this executor took back at start. The answer
+    goes to ``reply_to``: the asking agent may not be in the registry yet."""
+
+    reply_to: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """The tasks a previous run left: running ones (id to pid), and those whose
+    process is gone."""
+
+    running: dict[str, int]
+    gone: frozenset[str]
+
+
 class ExecutorActor(GuardedActor):
     name = "executor"
 
@@ -51,6 +76,23 @@ class ExecutorActor(GuardedActor):
         self._at = 0
         # Events of the message being handled, sent to the agent together.
         self._out: list[ExecutorEvent] = []
+        self.inventory = Inventory({}, frozenset())
+
+    def on_start(self) -> None:
+        try:
+            found = self.executor.recover()
+        except Exception:
+            # Unreadable records must not keep the node from starting.
+            log.exception("taking back the tasks of a previous run failed")
+            found = []
+        for f in found:
+            self.controllers[f.task_id] = f.controller
+            if f.pid:
+                self.running.add(f.task_id)
+        self.inventory = Inventory(
+            {f.task_id: f.pid for f in found if f.pid},
+            frozenset(f.task_id for f in found if not f.pid),
+        )
 
     def handle(self, message: Any) -> Any:
         try:
@@ -67,6 +109,9 @@ class ExecutorActor(GuardedActor):
                 self._command(message, clock.monotonic())
             elif isinstance(message, Tick):
                 self._poll(message.now)
+            elif isinstance(message, InventoryRequest):
+                with contextlib.suppress(pykka.ActorDeadError):
+                    message.reply_to.tell(self.inventory)
         finally:
             self._flush()
         return None
@@ -118,6 +163,12 @@ class ExecutorActor(GuardedActor):
                 self.stops.start(tid, now, cmd.task.spec.container.stop_grace_period)
                 self.stopping.add(tid)
         elif cmd.op == "remove":
+            if tid in self.inventory.running and tid in self.running:
+                log.warning(
+                    "stopping task %s left running by a previous run: "
+                    "it is no longer assigned to this node",
+                    tid,
+                )
             found = self.controllers.pop(tid, None)
             self.running.discard(tid)
             self.stopping.discard(tid)

@@ -30,6 +30,7 @@ from pyswarmkit.api.protocol import (
     UpdateTaskStatusAck,
 )
 from pyswarmkit.api.states import TaskState
+from pyswarmkit.executor.base import EXIT_UNKNOWN
 
 # A registration with no answer is tried again after this long.
 REGISTER_RETRY = 2.0
@@ -79,9 +80,20 @@ class Entry:
 
 
 class Agent:
-    def __init__(self, description: NodeDescription, rng: random.Random) -> None:
+    def __init__(
+        self, description: NodeDescription, rng: random.Random, awaiting_inventory: bool = False
+    ) -> None:
         self.description = description
         self.rng = rng
+        # Until the executor says which tasks a previous run left, the agent
+        # does not register: an assignment set read without that knowledge
+        # would start a second copy of a task that still runs.
+        self.inventory_known = not awaiting_inventory
+        # Tasks a previous run left: still running (id to pid), and gone. Each
+        # is taken back when an assignment names it; the first full set stops
+        # every one it does not name.
+        self.adopted: dict[str, int] = {}
+        self.gone: set[str] = set()
         self.session_id = ""
         # Names this attempt to get a session; a new one after each lost session.
         self.token = self._new_token()
@@ -108,6 +120,8 @@ class Agent:
 
     def tick(self, now: float) -> Effects:
         fx = Effects()
+        if not self.inventory_known:
+            return fx
         if not self.session_id:
             if self.register_sent_at is None or now - self.register_sent_at >= REGISTER_RETRY:
                 self.register_sent_at = now
@@ -134,6 +148,12 @@ class Agent:
     def _schedule_heartbeat(self, now: float) -> None:
         jitter = self.rng.uniform(-HEARTBEAT_JITTER, HEARTBEAT_JITTER) * self.heartbeat_period
         self.next_heartbeat = now + self.heartbeat_period + jitter
+
+    def inventory(self, running: dict[str, int], gone: set[str] | frozenset[str]) -> None:
+        """What the executor took back from a previous run of this node."""
+        self.adopted = dict(running)
+        self.gone = set(gone)
+        self.inventory_known = True
 
     # --- dispatcher messages ---------------------------------------------------
 
@@ -205,6 +225,7 @@ class Agent:
             keep = {t.id for t in msg.tasks}
             removed = [tid for tid in self.tasks if tid not in keep]
             self.full_requested_at = None
+            self._drop_unassigned(keep, fx)
         elif msg.applies_to == self.seq:
             removed = list(msg.removed)
         elif msg.applies_to < self.seq:
@@ -222,6 +243,17 @@ class Agent:
             self._assign(task, wall, fx)
         return fx
 
+    def _drop_unassigned(self, keep: set[str], fx: Effects) -> None:
+        """A full set names every task this node should hold: a task left by a
+        previous run that it does not name was removed or rescheduled while
+        the node was away, and must not run on beside its replacement."""
+        for tid in [t for t in self.adopted if t not in keep]:
+            del self.adopted[tid]
+            fx.commands.append(Command("remove", Task(id=tid)))
+        for tid in [t for t in self.gone if t not in keep]:
+            self.gone.discard(tid)
+            fx.commands.append(Command("remove", Task(id=tid)))
+
     def _request_full(self, now: float, fx: Effects) -> None:
         if self.full_requested_at is None or now - self.full_requested_at >= RESYNC_RETRY:
             self.full_requested_at = now
@@ -234,14 +266,23 @@ class Agent:
 
     def _assign(self, task: Task, wall: float, fx: Effects) -> None:
         entry = self.tasks.get(task.id)
+        if entry is None and task.id in self.adopted:
+            entry = self._adopt(task, self.adopted.pop(task.id), wall, fx)
+            if entry is None:
+                return
         if entry is None:
             if task.status.state.terminal:
+                if task.id in self.gone:
+                    self.gone.discard(task.id)
+                    fx.commands.append(Command("remove", task))
                 return
             if task.status.state > TaskState.ASSIGNED:
                 self._lost(task, wall)
                 return
             entry = Entry(task, TaskState.ASSIGNED)
             self.tasks[task.id] = entry
+            # Recorded but never started by the previous run: start it now.
+            self.gone.discard(task.id)
             if task.desired_state <= TaskState.RUNNING:
                 self._move(entry, TaskState.ACCEPTED, "accepted", wall)
                 self._move(entry, TaskState.PREPARING, "preparing", wall)
@@ -252,17 +293,37 @@ class Agent:
         else:
             self._start_if_wanted(entry, wall, fx)
 
+    def _adopt(self, task: Task, pid: int, wall: float, fx: Effects) -> Entry | None:
+        """A task whose process a previous run of this node started and which
+        still runs: take it over as running rather than start a second copy,
+        and report it RUNNING again (under its pid) to the new session."""
+        if task.status.state.terminal:
+            # The manager already counts it ended (and may have replaced it).
+            fx.commands.append(Command("remove", task))
+            return None
+        entry = Entry(task, TaskState.STARTING, started=True, pid=pid)
+        self.tasks[task.id] = entry
+        entry.status = self._status(entry, TaskState.RUNNING, "running (adopted)", wall)
+        entry.state = TaskState.RUNNING
+        self.pending[task.id] = entry.status
+        self.unsent.add(task.id)
+        return entry
+
     def _lost(self, task: Task, wall: float) -> None:
-        """A task this node took on before, which this agent knows nothing of:
-        the agent and its executor were restarted and the process is gone. A
-        task never runs twice under one ID, so report it ended and let the
-        orchestrator replace it per its restart policy."""
+        """A task this node took on before, whose process is gone: the agent
+        and its executor were restarted, and the task ended meanwhile (or its
+        record too was lost). A task never runs twice under one ID, so report
+        it ended and let the orchestrator replace it per its restart policy."""
         entry = Entry(task, task.status.state)
         self.tasks[task.id] = entry
+        if task.id in self.gone:
+            self.gone.discard(task.id)
+            err = "task lost: its process ended while the node's agent was down"
+        else:
+            err = "task lost: the node's agent restarted while it ran"
         if task.desired_state > TaskState.RUNNING:
             self._move(entry, TaskState.SHUTDOWN, "shutdown", wall)
         else:
-            err = "task lost: the node's agent restarted while it ran"
             self._move(entry, TaskState.FAILED, "failed", wall, err)
 
     def _start_if_wanted(self, entry: Entry, wall: float, fx: Effects) -> None:
@@ -317,6 +378,10 @@ class Agent:
             return
         if entry.stopping:
             self._move(entry, TaskState.SHUTDOWN, "shutdown", wall, exit_code=exit_code)
+        elif exit_code == EXIT_UNKNOWN:
+            # Only the previous run, its parent, could learn how it ended.
+            err = "task: exited after being adopted from a previous run; exit code unknown"
+            self._move(entry, TaskState.FAILED, "failed", wall, err, exit_code)
         elif exit_code == 0:
             self._move(entry, TaskState.COMPLETE, "finished", wall, exit_code=exit_code)
         else:

@@ -7,10 +7,15 @@ signal now plus a deadline the actor enforces on its ticks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from pyswarmkit.api.objects import NodeDescription, Task
+
+# The exit code of a task that exited while adopted: only a process's parent
+# learns its exit status, and an adopted task's parent was the node's previous run.
+EXIT_UNKNOWN = -1
 
 
 class ExecutorError(Exception):
@@ -42,9 +47,24 @@ class Controller(Protocol):
         """Files holding the task's output."""
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A task a previous run of this node left: ``pid`` is its running
+    process, adopted by ``controller``, or 0 when the process is gone."""
+
+    task_id: str
+    pid: int
+    controller: Controller
+
+
 class Executor(Protocol):
     name: str
 
     def describe(self) -> NodeDescription: ...
 
     def controller(self, task: Task) -> Controller: ...
+
+    def recover(self) -> list[Found]:
+        """The tasks a previous run on this node's state left, once, before
+        any other call."""
+        ...

@@ -4,13 +4,14 @@ Output goes to files under ``<state-dir>/worker/tasks/<task-id>/``, removed with
 the task. A stop sends SIGTERM to the whole group; whoever drives the controller
 sends SIGKILL after the task's stop grace period.
 
-Tasks must not outlive their node unnoticed. Each task process gets SIGKILL
-from the kernel when the thread that started it exits (PR_SET_PDEATHSIG): that
-is the executor actor's thread, which ends only after it has stopped every
-task, or when the node dies. Only the group's leader gets that signal, so each
-task also records ``<pid> <start time>`` in its directory, and the next
-executor on the same state dir kills the groups a previous run left (the start
-time from /proc tells a reused pid from ours) before it starts anything.
+Tasks outlive a node that dies without stopping them (a SIGKILLed swarmd), and
+the next swarmd on the same state dir takes them back: each task records
+``<pid> <start time>`` in its directory, and ``recover`` adopts every recorded
+process that still runs with that start time (a reused pid is never touched).
+An adopted task keeps writing to the files it was given; its exit is noticed by
+polling /proc, as it is no child of this process. The agent then keeps each
+adopted task its dispatcher still assigns, and stops every other one, so a task
+whose node never returns is stopped the next time its state dir is used.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
 from pathlib import Path
 from typing import IO, Any
 
+from pyswarmkit import clock
 from pyswarmkit.api.objects import (
     EngineDescription,
     NodeDescription,
@@ -35,7 +37,16 @@ from pyswarmkit.api.objects import (
     Resources,
     Task,
 )
-from pyswarmkit.executor.base import ExecutorError
+from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found
+from pyswarmkit.executor.records import (
+    ProcInfo,
+    Record,
+    is_running,
+    may_signal_group,
+    parse_record,
+    parse_stat,
+    sort_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,99 +98,56 @@ def set_parent_death_signal(sig: signal.Signals) -> bool:
         return False
 
 
-def _die_with_parent_thread() -> Callable[[], None] | None:
-    """What the forked child runs before exec: arm SIGKILL for when the
-    starting thread exits. The libc function is looked up here, not after the
-    fork, so the child only makes one system call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = _prctl()
-    except (OSError, AttributeError):
-        return None
-    kill = int(signal.SIGKILL)
-
-    def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
-
-    return arm
-
-
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Whether the group had a process to signal."""
+def read_proc(pid: int) -> ProcInfo | None:
+    """/proc's view of one process; None if there is no such process."""
     try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+        with open(f"/proc/{pid}/stat") as f:
+            return parse_stat(f.read())
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def start_time(pid: int) -> int | None:
-    """When the process started, in clock ticks since boot (/proc/<pid>/stat
-    field 22); None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name may hold spaces or parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[19])
+    """When the process started, in clock ticks since boot; None if there is
+    no such process."""
+    info = read_proc(pid)
+    return None if info is None else info.started
 
 
 PID_FILE = "pid"
+# How long removing an adopted task waits for it to be gone.
+ADOPTED_REMOVE_WAIT = 5.0
 
 
-def stop_leftovers(tasks_dir: Path, log: logging.Logger) -> int:
-    """Kill the task processes a previous run recorded under ``tasks_dir`` and
-    remove their directories (the store that knew those tasks is gone).
-    Returns how many process groups were signalled."""
+def read_records(tasks_dir: Path) -> list[tuple[str, Record | None]]:
+    """Every task directory under ``tasks_dir`` with its pid record, if any."""
     if not tasks_dir.is_dir():
-        return 0
-    killed = 0
+        return []
+    out: list[tuple[str, Record | None]] = []
     for workdir in sorted(tasks_dir.iterdir()):
         if not workdir.is_dir():
             continue
-        record = _read_pid_record(workdir / PID_FILE)
-        if record is not None:
-            pid, started = record
-            now_started = start_time(pid)
-            # A live pid with another start time was reused: the old group is
-            # empty (Linux keeps a pid number while any group uses it). A
-            # vanished leader may have left members in its group: kill that too.
-            if (now_started is None or now_started == started) and _signal_group(
-                pid, signal.SIGKILL
-            ):
-                log.warning(
-                    "stopped task %s (process group %d) left running by a previous run",
-                    workdir.name,
-                    pid,
-                )
-                killed += 1
-        shutil.rmtree(workdir, ignore_errors=True)
-    return killed
-
-
-def _read_pid_record(path: Path) -> tuple[int, int] | None:
-    try:
-        pid_text, started_text = path.read_text().split()
-        pid, started = int(pid_text), int(started_text)
-    except (OSError, ValueError):
-        return None
-    return (pid, started) if pid > 1 else None
+        try:
+            record = parse_record((workdir / PID_FILE).read_text())
+        except OSError:
+            record = None
+        out.append((workdir.name, record))
+    return out
 
 
 class ProcessController:
-    def __init__(self, task: Task, workdir: Path) -> None:
+    def __init__(self, task: Task, workdir: Path, adopted: Record | None = None) -> None:
         self.task = task
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self._files: list[IO[bytes]] = []
+        # A process a previous run of the node started: no Popen, only its record.
+        self.adopted = adopted
 
     @property
     def argv(self) -> list[str]:
@@ -213,8 +181,9 @@ class ProcessController:
                 stderr=err,
                 cwd=self.task.spec.container.dir or None,
                 env=env,
+                # No parent-death signal: a task outlives a killed node, and
+                # the node's next run adopts it (see the module's docstring).
                 start_new_session=True,
-                preexec_fn=_die_with_parent_thread(),
             )
         except OSError as exc:
             self._close()
@@ -228,6 +197,11 @@ class ProcessController:
         return pid
 
     def poll(self) -> int | None:
+        if self.adopted is not None:
+            if is_running(self.adopted, read_proc):
+                return None
+            self._signal_adopted(signal.SIGKILL)
+            return EXIT_UNKNOWN
         if self.proc is None:
             return None
         code = self.proc.poll()
@@ -240,14 +214,25 @@ class ProcessController:
         return 128 - code if code < 0 else code
 
     def shutdown(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.adopted is not None:
+            if is_running(self.adopted, read_proc):
+                self._signal_adopted(signal.SIGTERM)
+        elif self.proc is not None and self.proc.poll() is None:
             _kill_group(self.proc.pid, signal.SIGTERM)
 
     def terminate(self) -> None:
-        if self.proc is not None:
+        if self.adopted is not None:
+            self._signal_adopted(signal.SIGKILL)
+        elif self.proc is not None:
             _kill_group(self.proc.pid, signal.SIGKILL)
 
     def remove(self) -> None:
+        if self.adopted is not None:
+            self._signal_adopted(signal.SIGKILL)
+            # Not our child: its new parent reaps it; wait until it has.
+            deadline = clock.monotonic() + ADOPTED_REMOVE_WAIT
+            while is_running(self.adopted, read_proc) and clock.monotonic() < deadline:
+                time.sleep(0.01)
         if self.proc is not None:
             _kill_group(self.proc.pid, signal.SIGKILL)
             if self.proc.poll() is None:
@@ -257,6 +242,10 @@ class ProcessController:
 
     def logs(self) -> list[Path]:
         return [self.workdir / "stdout.log", self.workdir / "stderr.log"]
+
+    def _signal_adopted(self, sig: signal.Signals) -> None:
+        if self.adopted is not None and may_signal_group(self.adopted, read_proc):
+            _kill_group(self.adopted.pid, sig)
 
     def _close(self) -> None:
         for f in self._files:
@@ -275,9 +264,6 @@ class ProcessExecutor:
         engine_labels: dict[str, str] | None = None,
     ) -> None:
         self.tasks_dir = state_dir / "worker" / "tasks"
-        # Whoever made this executor holds the state dir: what is recorded
-        # there is a previous run's, and no one else's.
-        stop_leftovers(self.tasks_dir, log)
         self.hostname = hostname
         self.resources = resources or machine_resources()
         self.engine_labels = dict(engine_labels or {})
@@ -287,3 +273,25 @@ class ProcessExecutor:
 
     def controller(self, task: Task) -> ProcessController:
         return ProcessController(task, self.tasks_dir / task.id)
+
+    def recover(self) -> list[Found]:
+        """Adopt what a previous run recorded. Whoever made this executor
+        holds the state dir (its lock): what is recorded there is a previous
+        run's, and no one else's."""
+        records = read_records(self.tasks_dir)
+        found = sort_records(records, read_proc)
+        recorded = dict(records)
+        out: list[Found] = []
+        for task_id, record in found.adopt.items():
+            log.info("adopted task %s (pid %d) left running by a previous run", task_id, record.pid)
+            ctl = ProcessController(Task(id=task_id), self.tasks_dir / task_id, record)
+            out.append(Found(task_id, record.pid, ctl))
+        for task_id in found.gone:
+            gone = recorded[task_id]
+            if gone is not None and may_signal_group(gone, read_proc):
+                # The leader is gone; members it left in its group go too.
+                _kill_group(gone.pid, signal.SIGKILL)
+            ctl = ProcessController(Task(id=task_id), self.tasks_dir / task_id)
+            log.info("task %s recorded by a previous run is no longer running", task_id)
+            out.append(Found(task_id, 0, ctl))
+        return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pyswarmkit.api.objects import NodeDescription, Resources, Task
+from pyswarmkit.executor.base import Found
 from pyswarmkit.executor.process import describe_node, machine_resources
 
 
@@ -56,3 +57,7 @@ class SimExecutor:
 
     def controller(self, task: Task) -> SimController:
         return SimController(task)
+
+    def recover(self) -> list[Found]:
+        # Simulated tasks live in memory: nothing outlives the node.
+        return []
