@@ -44,6 +44,7 @@ from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, Serv
 from pyswarmkit.api.states import NodeState
 from pyswarmkit.control.units import check_heartbeat_period, check_hostname
 from pyswarmkit.control.validate import validate_service_spec
+from pyswarmkit.executor.process import stop_recorded
 from pyswarmkit.network import join_addr, parse_addr
 from pyswarmkit.transport.control import ControlClient, check_socket_path
 
@@ -558,3 +559,12 @@ class Launcher:
                     r.proc.wait(5)
         for r in self.running:
             r.reader.join(2)
+        # A node killed while up ran left its tasks running (a restarted node
+        # would take them back; this one will not be restarted): stop them.
+        for r in self.running:
+            if r.proc.returncode not in (0, None):
+                stopped = stop_recorded(r.entry.state_dir / "worker" / "tasks")
+                if stopped:
+                    self._say(
+                        f"stopped {len(stopped)} task(s) node {r.entry.hostname} left running"
+                    )

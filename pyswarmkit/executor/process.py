@@ -140,6 +140,28 @@ def read_records(tasks_dir: Path) -> list[tuple[str, Record | None]]:
     return out
 
 
+def stop_recorded(tasks_dir: Path, grace: float = 5.0) -> list[str]:
+    """Stop every task a node recorded under ``tasks_dir`` that still runs: for
+    a node that died and will not be started again (``swarmd up`` stopping a
+    topology one of whose nodes was killed). SIGTERM to each task's process
+    group, SIGKILL to what is left after ``grace`` seconds. Returns the IDs of
+    the tasks it signalled; a reused pid is never touched."""
+    targets = [
+        (task_id, record)
+        for task_id, record in read_records(tasks_dir)
+        if record is not None and is_running(record, read_proc)
+    ]
+    for _, record in targets:
+        _kill_group(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(is_running(r, read_proc) for _, r in targets):
+        time.sleep(0.05)
+    for _, record in targets:
+        if may_signal_group(record, read_proc):
+            _kill_group(record.pid, signal.SIGKILL)
+    return [task_id for task_id, _ in targets]
+
+
 class ProcessController:
     def __init__(self, task: Task, workdir: Path, adopted: Record | None = None) -> None:
         self.task = task
