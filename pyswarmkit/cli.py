@@ -767,6 +767,41 @@ def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:
     _echo(node.id)
 
 
+def _remove_nodes(nodes: list[str], force: bool) -> None:
+    """Each node in turn, as ``docker node rm``: one that cannot be removed
+    gets its line and the others are still removed; the exit code says if any
+    failed. A node named twice is removed once."""
+    failed = False
+    for ref in dict.fromkeys(nodes):
+        try:
+            result = STATE.call("node.remove", {"ref": ref, "force": force})
+        except SwarmError as err:
+            typer.echo(f"swarmctl: error: {err}", err=True)
+            failed = True
+            continue
+        _echo(result["id"])
+    if failed:
+        raise typer.Exit(1)
+
+
+NodesArg = Annotated[list[str], typer.Argument(metavar="NODE...", help="Names or IDs.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", "-f", help="Remove the node even if it is not down.")
+]
+
+
+@node_app.command("rm")
+def node_rm(nodes: NodesArg, force: ForceOpt = False) -> None:
+    """Remove nodes from the swarm (a node must be DOWN, or use --force)."""
+    _remove_nodes(nodes, force)
+
+
+@node_app.command("remove", hidden=True)
+def node_remove(nodes: NodesArg, force: ForceOpt = False) -> None:
+    """Remove nodes from the swarm (the same as rm)."""
+    _remove_nodes(nodes, force)
+
+
 def _availability(text: str) -> NodeAvailability:
     try:
         return NodeAvailability[text.upper()]

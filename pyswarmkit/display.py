@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pyswarmkit.api.objects import Node, Service, Task
-from pyswarmkit.api.states import NodeRole, Reachability
+from pyswarmkit.api.states import NodeRole
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -134,10 +134,12 @@ def last_state(task: Task, now: float) -> str:
 
 
 def manager_status(node: Node) -> str:
-    if node.role != NodeRole.MANAGER or node.manager_status is None:
-        return ""
+    """As SwarmKit's swarmctl: the reachability of a node with a manager
+    status, `` *`` after the leader's; UNKNOWN for a manager without one."""
     ms = node.manager_status
-    text = ms.reachability.name if ms.reachability != Reachability.UNKNOWN else "UNKNOWN"
+    if ms is None:
+        return "UNKNOWN" if node.spec.desired_role == NodeRole.MANAGER else ""
+    text = ms.reachability.name
     return f"{text} *" if ms.leader else text
 
 
