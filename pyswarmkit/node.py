@@ -514,9 +514,7 @@ class SwarmNode:
 
     def _agent_actor(self) -> pykka.ActorRef[Any]:
         description = self.executor.describe()
-        return AgentActor.start(
-            self.registry, self.bus, self.manager_id, description, self._fatal
-        )
+        return AgentActor.start(self.registry, self.bus, self.manager_id, description, self._fatal)
 
     def _renewer_actor(self) -> pykka.ActorRef[Any]:
         assert self.identity is not None and isinstance(self.bus, ZmqBus)
