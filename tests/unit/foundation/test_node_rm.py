@@ -16,11 +16,15 @@ from pyswarmkit.api.errors import FailedPrecondition, InvalidArgument, NotFound,
 from pyswarmkit.api.objects import (
     Annotations,
     ContainerSpec,
+    EngineDescription,
     ManagerStatus,
     Node,
+    NodeCertificate,
     NodeDescription,
     NodeSpec,
     NodeStatus,
+    Platform,
+    Resources,
     RestartPolicy,
     Service,
     ServiceMode,
@@ -281,3 +285,51 @@ def test_manager_status_as_swarmctl_prints_it() -> None:
     # A manager whose status is not known yet.
     assert display.manager_status(replace(leader, manager_status=None)) == "UNKNOWN"
     assert display.manager_status(node("w1", "b")) == ""
+
+
+def test_node_inspect_shows_description_status_resources_and_certificate() -> None:
+    base = node("m1", "node-1", role=NodeRole.MANAGER)
+    n = replace(
+        base,
+        spec=replace(base.spec, annotations=Annotations(labels={"zone": "a", "disk": "ssd"})),
+        description=NodeDescription(
+            hostname="node-1",
+            platform=Platform(os="linux", architecture="x86_64"),
+            resources=Resources(nano_cpus=2_000_000_000, memory_bytes=2**31, generic={"gpu": 2}),
+            engine=EngineDescription(engine_version="process", labels={"os": "linux"}),
+        ),
+        status=NodeStatus(state=NodeState.READY, addr="127.0.0.1"),
+        manager_status=ManagerStatus(
+            leader=True, reachability=Reachability.REACHABLE, addr="127.0.0.1:4242"
+        ),
+        certificate=NodeCertificate(not_after=WALL + 3 * 86400),
+    )
+    text = display.node_summary(n, 3, WALL)
+    assert text.splitlines() == [
+        "ID                  : m1",
+        "Hostname            : node-1",
+        "Node Labels         : disk=ssd zone=a",
+        "Role                : MANAGER",
+        "Status:",
+        "  State             : READY",
+        "  Availability      : ACTIVE",
+        "  Address           : 127.0.0.1",
+        "Manager Status:",
+        "  Address           : 127.0.0.1:4242",
+        "  Raft Status       : REACHABLE",
+        "  Leader            : yes",
+        "Certificate Expiry  : 2023-11-17T22:13:20Z (in 3 days)",
+        "Tasks               : 3",
+        "Platform:",
+        "  Operating System  : linux",
+        "  Architecture      : x86_64",
+        "Resources:",
+        "  CPUs              : 2",
+        "  Memory            : 2GiB",
+        "  Generic Resources:",
+        "    gpu             : 2",
+        "Engine Version      : process",
+        "Engine Labels       : os=linux",
+    ]
+    expired = replace(n, certificate=NodeCertificate(not_after=WALL - 1))
+    assert "(expired)" in display.node_summary(expired, 0, WALL)
