@@ -635,7 +635,8 @@ class SwarmNode:
     # --- stopping ------------------------------------------------------------
 
     def _fatal(self, message: str) -> None:
-        """An actor kept stopping: a half-dead node must not run on."""
+        """The node cannot go on: an actor kept stopping (a half-dead node must
+        not run on), or the swarm removed it (the agent says so)."""
         self.failure = message
         log.error("%s", message)
         threading.Thread(target=self.stop, name=f"stop-{self.node_id}").start()
