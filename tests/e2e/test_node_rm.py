@@ -162,6 +162,11 @@ def test_node_rm_refuses_bad_input_and_stops_the_removed_worker(swarm: Swarm) ->
     assert worker.poll() is None
     assert sorted(swarm.rows()) == ["node-1", "node-2"]
 
+    # Availability across processes: the manager's store holds it, node ls shows it.
+    for verb, shown in (("drain", "DRAIN"), ("pause", "PAUSE"), ("activate", "ACTIVE")):
+        assert swarm.ok("node", verb, "node-2") == f"{worker_id}\n"
+        assert swarm.rows()["node-2"][4] == shown
+
     # Named twice: removed once.
     result = swarm.ctl("node", "rm", "--force", "node-2", "node-2")
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{worker_id}\n", "")
