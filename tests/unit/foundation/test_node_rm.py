@@ -7,8 +7,9 @@ import itertools
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from pyswarmkit import display
+from pyswarmkit import cli, display
 from pyswarmkit.actors.agent import AgentActor
 from pyswarmkit.actors.messages import Deliver
 from pyswarmkit.actors.registry import Registry
@@ -333,3 +334,26 @@ def test_node_inspect_shows_description_status_resources_and_certificate() -> No
     ]
     expired = replace(n, certificate=NodeCertificate(not_after=WALL - 1))
     assert "(expired)" in display.node_summary(expired, 0, WALL)
+
+
+# --- swarmctl node rm ------------------------------------------------------------------
+
+
+def test_swarmctl_node_rm_goes_on_after_a_failure_and_removes_a_node_named_twice_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def call(_: object, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert method == "node.remove" and body is not None
+        calls.append(body)
+        if body["ref"] == "nope":
+            raise NotFound("node nope not found")
+        return {"id": f"id-{body['ref']}"}
+
+    monkeypatch.setattr(cli.CtlState, "call", call)
+    result = CliRunner().invoke(cli.swarmctl_app, ["node", "rm", "-f", "a", "nope", "a", "b"])
+    assert result.exit_code == 1
+    assert result.stdout == "id-a\nid-b\n"
+    assert result.stderr == "swarmctl: error: node nope not found\n"
+    assert calls == [{"ref": r, "force": True} for r in ("a", "nope", "b")]
