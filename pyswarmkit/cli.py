@@ -733,42 +733,7 @@ def node_ls() -> None:
 def node_inspect(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
     """Show one node."""
     result = STATE.call("node.inspect", {"ref": node})
-    n: Node = result["node"]
-    d = n.description
-    fields = [
-        ("ID", n.id),
-        ("Hostname", d.hostname),
-        ("Status", n.status.state.name),
-        ("Availability", n.spec.availability.name),
-        ("Role", n.role.name),
-        ("Manager Status", display.manager_status(n)),
-        ("Address", n.status.addr),
-        ("Certificate Expiry", _cert_expiry(n)),
-        ("Status Message", n.status.message),
-        ("Tasks", str(result["tasks"])),
-    ]
-    lines = [f"{k:<20}: {v}" for k, v in fields if v]
-    if n.spec.annotations.labels:
-        lines.append("Labels")
-        lines.extend(f"  {k:<18}: {v}" for k, v in sorted(n.spec.annotations.labels.items()))
-    lines.append("Platform")
-    lines.append(f"  {'Operating System':<18}: {d.platform.os}")
-    lines.append(f"  {'Architecture':<18}: {d.platform.architecture}")
-    lines.append("Resources")
-    lines.append(f"  {'CPUs':<18}: {d.resources.nano_cpus / 1e9:g}")
-    lines.append(f"  {'Memory':<18}: {d.resources.memory_bytes / 2**20:.0f} MiB")
-    lines.append(f"{'Executor':<20}: {d.engine.engine_version}")
-    _echo("\n".join(lines))
-
-
-def _cert_expiry(n: Node) -> str:
-    if n.certificate is None:
-        return ""
-    left = n.certificate.not_after - time.time()
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(n.certificate.not_after))
-    if left <= 0:
-        return f"{when} (expired)"
-    return f"{when} (in {display.human_duration(left).lower()})"
+    _echo(display.node_summary(result["node"], result["tasks"], time.time()))
 
 
 def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:
@@ -777,6 +742,41 @@ def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:
         "node.update", {"ref": node.id, "version": node.meta.version, "spec": edit(node.spec)}
     )
     _echo(node.id)
+
+
+def _remove_nodes(nodes: list[str], force: bool) -> None:
+    """Each node in turn, as ``docker node rm``: one that cannot be removed
+    gets its line and the others are still removed; the exit code says if any
+    failed. A node named twice is removed once."""
+    failed = False
+    for ref in dict.fromkeys(nodes):
+        try:
+            result = STATE.call("node.remove", {"ref": ref, "force": force})
+        except SwarmError as err:
+            typer.echo(f"swarmctl: error: {err}", err=True)
+            failed = True
+            continue
+        _echo(result["id"])
+    if failed:
+        raise typer.Exit(1)
+
+
+NodesArg = Annotated[list[str], typer.Argument(metavar="NODE...", help="Names or IDs.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", "-f", help="Remove the node even if it is not down.")
+]
+
+
+@node_app.command("rm")
+def node_rm(nodes: NodesArg, force: ForceOpt = False) -> None:
+    """Remove nodes from the swarm (a node must be DOWN, or use --force)."""
+    _remove_nodes(nodes, force)
+
+
+@node_app.command("remove", hidden=True)
+def node_remove(nodes: NodesArg, force: ForceOpt = False) -> None:
+    """Remove nodes from the swarm (the same as rm)."""
+    _remove_nodes(nodes, force)
 
 
 def _availability(text: str) -> NodeAvailability:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from pyswarmkit.api.objects import Node, Service, Task
-from pyswarmkit.api.states import NodeRole, Reachability
+from pyswarmkit.api.states import NodeRole
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -134,11 +135,72 @@ def last_state(task: Task, now: float) -> str:
 
 
 def manager_status(node: Node) -> str:
-    if node.role != NodeRole.MANAGER or node.manager_status is None:
-        return ""
+    """As SwarmKit's swarmctl: the reachability of a node with a manager
+    status, `` *`` after the leader's; UNKNOWN for a manager without one."""
     ms = node.manager_status
-    text = ms.reachability.name if ms.reachability != Reachability.UNKNOWN else "UNKNOWN"
+    if ms is None:
+        return "UNKNOWN" if node.spec.desired_role == NodeRole.MANAGER else ""
+    text = ms.reachability.name
     return f"{text} *" if ms.leader else text
+
+
+def cert_expiry(node: Node, now: float) -> str:
+    if node.certificate is None:
+        return ""
+    not_after = node.certificate.not_after
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(not_after))
+    if not_after <= now:
+        return f"{when} (expired)"
+    return f"{when} (in {human_duration(not_after - now).lower()})"
+
+
+def _pairs(labels: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def node_summary(node: Node, tasks: int, now: float) -> str:
+    """``node inspect``, in the layout of SwarmKit's swarmctl: what the node
+    is, its status, its manager status, what it runs on and offers."""
+    d = node.description
+    lines: list[str] = []
+
+    def field(name: str, value: str, indent: int = 0) -> None:
+        if value:
+            lines.append(f"{' ' * indent}{name:<{20 - indent}}: {value}")
+
+    field("ID", node.id)
+    field("Hostname", d.hostname)
+    if node.spec.annotations.name and node.spec.annotations.name != d.hostname:
+        field("Name", node.spec.annotations.name)
+    field("Node Labels", _pairs(node.spec.annotations.labels))
+    field("Role", node.role.name)
+    lines.append("Status:")
+    field("State", node.status.state.name, 2)
+    field("Message", node.status.message, 2)
+    field("Availability", node.spec.availability.name, 2)
+    field("Address", node.status.addr, 2)
+    ms = node.manager_status
+    if ms is not None:
+        lines.append("Manager Status:")
+        field("Address", ms.addr, 2)
+        field("Raft Status", ms.reachability.name, 2)
+        field("Leader", "yes" if ms.leader else "no", 2)
+    field("Certificate Expiry", cert_expiry(node, now))
+    field("Tasks", str(tasks))
+    lines.append("Platform:")
+    field("Operating System", d.platform.os, 2)
+    field("Architecture", d.platform.architecture, 2)
+    r = d.resources
+    lines.append("Resources:")
+    field("CPUs", f"{r.nano_cpus / 1e9:g}", 2)
+    field("Memory", size(r.memory_bytes), 2)
+    if r.generic:
+        lines.append("  Generic Resources:")
+        for name, count in sorted(r.generic.items()):
+            field(name, str(count), 4)
+    field("Engine Version", d.engine.engine_version)
+    field("Engine Labels", _pairs(d.engine.labels))
+    return "\n".join(lines)
 
 
 def size(n: int) -> str:

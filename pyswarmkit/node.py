@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -66,6 +67,8 @@ EXECUTORS = ("process", "sim")
 LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher", "ca")
 # The actors that keep time, in tick order.
 TICKED = ("orchestrator", "scheduler", "dispatcher", "agent", "executor", "renewer")
+# Keys of removed nodes remembered to tell them so (the oldest forgotten first).
+MAX_REMOVED_KEYS = 1024
 
 
 @dataclass(slots=True)
@@ -243,6 +246,8 @@ class SwarmNode:
         self.handlers = Handlers()
         self.auth = AuthTable()
         self._certified: dict[str, Node] = {}
+        # Curve key -> ID of nodes removed from the swarm, to tell them why they are refused.
+        self.removed_keys: OrderedDict[bytes, str] = OrderedDict()
         # Nodes whose old key is being retired (a write in flight).
         self._forgetting: set[str] = set()
         self._forget_lock = threading.Lock()
@@ -426,7 +431,10 @@ class SwarmNode:
         """The transport's hook, on its I/O thread, for every message that
         arrives from another node."""
         peer = self.auth.lookup(key)
-        sender = authz.authorize(peer, key, env.dest_actor, env.kind, env.source, clock.wall())
+        removed = peer is None and key in self.removed_keys
+        sender = authz.authorize(
+            peer, key, env.dest_actor, env.kind, env.source, clock.wall(), removed
+        )
         if peer is not None and not peer.previous and peer.node_id in self.auth.renewing:
             self._forget_previous_key(peer.node_id)
         return sender
@@ -462,6 +470,9 @@ class SwarmNode:
             node = ev.obj
             assert isinstance(node, Node)
             old = self._certified.get(node.id)
+            if ev.op == "delete" and node.certificate is not None:
+                self._remember_removed(node.id, node.certificate.curve_key)
+                self._remember_removed(node.id, node.certificate.previous_key)
             if ev.op == "delete" or node.certificate is None:
                 touched |= self._certified.pop(node.id, None) is not None
             elif old is None or old.certificate != node.certificate:
@@ -469,6 +480,14 @@ class SwarmNode:
                 touched = True
         if touched:
             self.auth.rebuild(self._certified.values())
+
+    def _remember_removed(self, node_id: str, key: bytes) -> None:
+        if not key:
+            return
+        self.removed_keys[key] = node_id
+        self.removed_keys.move_to_end(key)
+        while len(self.removed_keys) > MAX_REMOVED_KEYS:
+            self.removed_keys.popitem(last=False)
 
     def _record_manager_addr(self, addr: str) -> None:
         node = self.store.get_node(self.node_id)
@@ -495,7 +514,7 @@ class SwarmNode:
 
     def _agent_actor(self) -> pykka.ActorRef[Any]:
         description = self.executor.describe()
-        return AgentActor.start(self.registry, self.bus, self.manager_id, description)
+        return AgentActor.start(self.registry, self.bus, self.manager_id, description, self._fatal)
 
     def _renewer_actor(self) -> pykka.ActorRef[Any]:
         assert self.identity is not None and isinstance(self.bus, ZmqBus)
@@ -616,7 +635,8 @@ class SwarmNode:
     # --- stopping ------------------------------------------------------------
 
     def _fatal(self, message: str) -> None:
-        """An actor kept stopping: a half-dead node must not run on."""
+        """The node cannot go on: an actor kept stopping (a half-dead node must
+        not run on), or the swarm removed it (the agent says so)."""
         self.failure = message
         log.error("%s", message)
         threading.Thread(target=self.stop, name=f"stop-{self.node_id}").start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 from pyswarmkit import clock
@@ -15,6 +16,7 @@ from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import REGISTER_RETRY, Agent, Commands, Effects
 from pyswarmkit.api.objects import NodeDescription
 from pyswarmkit.api.protocol import Body, Error, Leave, Register, Registered
+from pyswarmkit.ca.authz import REMOVED
 from pyswarmkit.transport.bus import Bus, Envelope
 
 log = logging.getLogger(__name__)
@@ -24,12 +26,21 @@ class AgentActor(GuardedActor):
     name = "agent"
 
     def __init__(
-        self, registry: Registry, bus: Bus, manager_id: str, description: NodeDescription
+        self,
+        registry: Registry,
+        bus: Bus,
+        manager_id: str,
+        description: NodeDescription,
+        on_removed: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
         self.bus = bus
         self.manager_id = manager_id
+        # Called once, with the manager's words, when it says this node was
+        # removed from the swarm: the node stops (nothing it sends is heard).
+        self.on_removed = on_removed
+        self.removed = False
         self.core = Agent(description, random.Random(), awaiting_inventory=True)
         # Messages dropped because they arrived after their deadline, or not from the manager.
         self.dropped = 0
@@ -96,11 +107,23 @@ class AgentActor(GuardedActor):
             return
         body = env.body
         if isinstance(body, Error):
+            if body.code == "permission_denied" and body.message == REMOVED:
+                self._removed(body.message)
+                return
             log.warning("dispatcher refused %s: %s", body.request or "a request", body.message)
         fx = self.core.receive(body, now, clock.wall())
         if isinstance(body, Registered) and self.core.session_id == body.session_id:
             log.info("registered with dispatcher on %s", env.source)
         self._carry_out(fx, now)
+
+    def _removed(self, message: str) -> None:
+        if self.removed:
+            return
+        self.removed = True
+        # Saying goodbye on stop would only be refused again.
+        self.core.session_id = ""
+        if self.on_removed is not None:
+            self.on_removed(message)
 
     def _carry_out(self, fx: Effects, now: float) -> None:
         if fx.commands:

@@ -11,7 +11,8 @@ receives, with the sender's key and the envelope's addressing. The rules:
   certificate, nothing else;
 - a manager may call anything;
 - a sender's ``source`` must be the node its key belongs to;
-- a key whose certificate expired, or whose node was removed, is refused.
+- a key whose certificate expired, or whose node was removed, is refused
+  (a removed node's own key is told so in these words: ``REMOVED``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from pyswarmkit.transport.bus import anonymous_id, key_of_anonymous
 
 __all__ = ["AuthTable", "Peer", "anonymous_id", "authorize", "key_of_anonymous"]
 
+
+# What a removed node is told when it speaks with its key; its swarmd stops on it.
+REMOVED = "this node was removed from the swarm"
 
 # (destination actor, message kind) pairs. Managers are not listed: they may
 # send anything.
@@ -120,14 +124,23 @@ class AuthTable:
 
 
 def authorize(
-    peer: Peer | None, key: bytes, dest_actor: str, kind: str, source: str, now: float
+    peer: Peer | None,
+    key: bytes,
+    dest_actor: str,
+    kind: str,
+    source: str,
+    now: float,
+    removed: bool = False,
 ) -> str:
     """The sender's id if it may send ``kind`` to ``dest_actor``; otherwise
-    PermissionDenied with one line saying why."""
+    PermissionDenied with one line saying why. ``removed``: the key belonged
+    to a node that was removed from the swarm."""
     if (dest_actor, kind) in WITHOUT_CERTIFICATE and source == "":
         # Joining needs no certificate (the token is the proof); a node whose
         # join answer was lost retries with the key it already holds.
         return anonymous_id(key)
+    if peer is None and removed:
+        raise PermissionDenied(REMOVED)
     if peer is None:
         if source:
             raise PermissionDenied(

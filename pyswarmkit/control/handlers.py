@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pyswarmkit import display
+from pyswarmkit import clock, display
 from pyswarmkit.api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
 from pyswarmkit.api.objects import Cluster, Node, NodeSpec, Service, ServiceSpec, Task, replace
-from pyswarmkit.api.states import TaskState
+from pyswarmkit.api.states import NodeRole, NodeState, TaskState
 from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
@@ -111,10 +111,41 @@ def _node_names(store: MemoryStore) -> dict[str, str]:
     return {n.id: n.name for n in store.nodes()}
 
 
-class Handlers:
-    """Dispatches a method name to its handler."""
+# The status a task takes when its node is removed, as SwarmKit words it.
+ORPHANED_MESSAGE = "Task belonged to a node that has been deleted"
 
-    def __init__(self) -> None:
+
+def removal_refused(node: Node, managers: int, force: bool) -> str:
+    """Why the node may not be removed, or "" if it may.
+
+    As SwarmKit: a manager never (force or not), a node that is not DOWN only
+    with force; a removed node's tasks are its swarmd's no longer."""
+    if node.role == NodeRole.MANAGER or node.spec.desired_role == NodeRole.MANAGER:
+        if managers <= 1:
+            return f"attempting to remove the last manager of the swarm (node {node.name})"
+        return f"node {node.name} is a manager: only workers can be removed"
+    if not force and node.status.state != NodeState.DOWN:
+        return (
+            f"node {node.name} is not down and can't be removed: "
+            "stop its swarmd first, or use --force"
+        )
+    return ""
+
+
+def orphaned(task: Task, wall: float) -> Task:
+    status = replace(
+        task.status, timestamp=wall, state=TaskState.ORPHANED, message=ORPHANED_MESSAGE, err=""
+    )
+    return replace(task, status=status)
+
+
+class Handlers:
+    """Dispatches a method name to its handler.
+
+    ``wall`` stamps the status of tasks a write changes (a test passes its own)."""
+
+    def __init__(self, wall: Callable[[], float] = clock.wall) -> None:
+        self.wall = wall
         self.methods: dict[str, Callable[[MemoryStore, dict[str, Any]], Outcome]] = {
             "service.create": self.service_create,
             "service.list": self.service_list,
@@ -126,6 +157,7 @@ class Handlers:
             "node.list": self.node_list,
             "node.inspect": self.node_inspect,
             "node.update": self.node_update,
+            "node.remove": self.node_remove,
             "cluster.list": self.cluster_list,
             "cluster.inspect": self.cluster_inspect,
             "cluster.update": self.cluster_update,
@@ -263,6 +295,34 @@ class Handlers:
 
         return Write(build, lambda _: {})
 
+    def node_remove(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        """Delete a node; its unfinished tasks become ORPHANED in the same
+        write, so the orchestrator replaces them (by their restart policy, as
+        SwarmKit does) and none stays assigned to a node that is gone. The
+        node's key is refused on the wire from that commit on."""
+        ref = _arg(body, "ref", str)
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            raise InvalidArgument("request field 'force' must be a bool")
+        resolve("node", ref, store.nodes())  # an unknown node fails before anything is written
+        wall = self.wall()
+
+        def build(st: MemoryStore) -> list[Change]:
+            node: Node = resolve("node", ref, st.nodes())
+            managers = sum(1 for n in st.nodes() if n.role == NodeRole.MANAGER)
+            why = removal_refused(node, managers, force)
+            if why:
+                raise FailedPrecondition(why)
+            changes = [
+                Change("update", orphaned(t, wall))
+                for t in st.tasks_by_node(node.id)
+                if t.status.state < TaskState.COMPLETE
+            ]
+            changes.append(Change("delete", node))
+            return changes
+
+        return Write(build, lambda batch: {"id": _deleted_node(batch)})
+
     def cluster_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         return Reply({"clusters": [redacted(c) for c in store.clusters()]})
 
@@ -283,6 +343,12 @@ class Handlers:
             return [] if updated == current else [Change("update", updated)]
 
         return Write(build, lambda _: {})
+
+
+def _deleted_node(batch: EventBatch | None) -> str:
+    if batch is None:
+        return ""
+    return next((ev.obj.id for ev in batch.events if ev.kind == "node"), "")
 
 
 def _cluster(store: MemoryStore, ref: str) -> Cluster:

@@ -319,7 +319,8 @@ def test_expired_and_removed_nodes_are_refused_on_their_next_message(
     victim = n.store.get_node(gone.node_id)
     assert victim is not None
     n.write([Change("delete", victim)])
-    with pytest.raises(PermissionDenied, match="unknown node key"):
+    # Its key is unknown now, and it is told why.
+    with pytest.raises(PermissionDenied, match=r"^this node was removed from the swarm$"):
         gone.register()
     still_serving(n, client, clients, tmp_path)
 
