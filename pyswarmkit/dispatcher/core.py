@@ -54,6 +54,9 @@ class Session:
     last_seen: float
     # The registration token that opened it: a duplicate register gets this session again.
     token: int = 0
+    # The grace in force when the node was last heard from: a node told to beat
+    # every 5 s is not expired by a 1 s period set since, before it has heard of it.
+    grace: float = 0.0
     # What the node was last told: task id -> (desired state, spec version).
     sent: dict[str, tuple[int, int]] = field(default_factory=dict)
     needs_full: bool = True
@@ -170,7 +173,7 @@ class Dispatcher:
             )
         elif isinstance(msg, AssignmentsRequest):
             session = self.session(node_id, msg.session_id)
-            session.last_seen = now
+            self._seen(session, now)
             session.needs_full = True
             self._dirty_nodes.add(node_id)
         elif isinstance(msg, Leave):
@@ -189,7 +192,7 @@ class Dispatcher:
         session = self.sessions.get(node_id)
         if session is not None and session.token == msg.token:
             # A duplicate, or a retry whose answer was lost: the same session again.
-            session.last_seen = now
+            self._seen(session, now)
             session.needs_full = True
             self._dirty_nodes.add(node_id)
         else:
@@ -222,7 +225,7 @@ class Dispatcher:
         return self._open(node_id, now, 0).session_id
 
     def _open(self, node_id: str, now: float, token: int) -> Session:
-        session = Session(node_id, self.id_gen(), now, token)
+        session = Session(node_id, self.id_gen(), now, token, self.grace)
         self.sessions[node_id] = session
         self._dirty_nodes.add(node_id)
         return session
@@ -250,12 +253,16 @@ class Dispatcher:
         return s
 
     def heartbeat(self, node_id: str, session_id: str, now: float) -> float:
-        self.session(node_id, session_id).last_seen = now
+        self._seen(self.session(node_id, session_id), now)
         return self.heartbeat_period
 
     def update_task_status(self, node_id: str, session_id: str, now: float) -> None:
         """Accept a status report on this session; ``task_status_changes`` makes its changes."""
-        self.session(node_id, session_id).last_seen = now
+        self._seen(self.session(node_id, session_id), now)
+
+    def _seen(self, session: Session, now: float) -> None:
+        session.last_seen = now
+        session.grace = self.grace
 
     # --- store events and time ---------------------------------------------
 
@@ -293,7 +300,9 @@ class Dispatcher:
     def expire(self, now: float) -> list[str]:
         """Close sessions silent for longer than the grace; returns their nodes."""
         grace = self.grace
-        expired = [n for n, s in self.sessions.items() if now - s.last_seen > grace]
+        expired = [
+            n for n, s in self.sessions.items() if now - s.last_seen > max(grace, s.grace)
+        ]
         for node_id in expired:
             del self.sessions[node_id]
         return expired

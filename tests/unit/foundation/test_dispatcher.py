@@ -557,3 +557,20 @@ def test_the_heartbeat_period_comes_from_the_cluster_and_follows_it() -> None:
     assert d.heartbeat("n1", sid, 1.0) == 0.5
     assert d.expire(2.4) == []
     assert d.expire(2.6) == ["n1"]
+
+
+def test_a_shorter_period_does_not_expire_nodes_that_have_not_heard_of_it() -> None:
+    store = MemoryStore()
+    cluster = Cluster(id="c1", spec=ClusterSpec(dispatcher=DispatcherConfig(heartbeat_period=5.0)))
+    apply(store, [Change("create", cluster)])
+    d = dispatcher(period=5.0)
+    d.start(store, 0.0)
+    sid = d.open_session("n1", 0.0)
+    faster = replace(cluster, spec=ClusterSpec(dispatcher=DispatcherConfig(heartbeat_period=1.0)))
+    d.observe(apply(store, [Change("update", replace(faster, meta=store.clusters()[0].meta))]))
+    # Told to beat every 5 s, the node beats at 5.4 s: not expired meanwhile.
+    assert d.expire(5.3) == []
+    assert d.heartbeat("n1", sid, 5.4) == 1.0
+    # From then on the new period holds: three missed 1 s beats expire it.
+    assert d.expire(8.3) == []
+    assert d.expire(8.5) == ["n1"]
