@@ -239,3 +239,39 @@ def test_bad_hostnames_are_refused(name: str) -> None:
     with pytest.raises(InvalidArgument, match="invalid --hostname"):
         check_hostname(name)
     assert check_hostname("node-1.example") == "node-1.example"
+
+
+def test_a_worker_whose_state_dir_was_deleted_joins_as_a_new_node(tmp: Path) -> None:
+    with one_node(listen_remote_api="127.0.0.1:0") as (m, _):
+        w = worker(tmp / "w", m)
+        old = w.node_id
+        wait_until(lambda: ready(m, old), what="the worker READY")
+        w.stop()
+        shutil.rmtree(tmp / "w")
+        w = worker(tmp / "w", m)
+        try:
+            assert w.node_id != old
+            wait_until(lambda: ready(m, w.node_id), what="the new node READY")
+            gone = m.store.get_node(old)
+            assert gone is not None and gone.status.state == NodeState.DOWN
+        finally:
+            w.stop()
+
+
+def test_joining_an_address_where_nothing_listens_retries_with_a_line_each_time(
+    tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stop = threading.Event()
+    timer = threading.Timer(8, stop.set)
+    timer.start()
+    token = "SWMTKN-1-" + "0" * 50 + "-" + "1" * 25
+    try:
+        with pytest.raises(Unavailable, match="stopped while joining"):
+            join_swarm(tmp / "x", f"127.0.0.1:{port}", token, NodeDescription(), stop)
+    finally:
+        timer.cancel()
+    lines = [r.getMessage() for r in caplog.records if "no answer from a manager" in r.getMessage()]
+    assert lines and "(attempt 1)" in lines[0]
