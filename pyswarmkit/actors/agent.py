@@ -76,10 +76,11 @@ class AgentActor(GuardedActor):
         elif isinstance(message, Deliver):
             self._delivered(message)
         elif isinstance(message, Inventory):
+            # The core registers on the next tick, not now: ticks come through
+            # the node's registry, so by then this actor is in it and the
+            # dispatcher's answer has somewhere to go (an answer lost here
+            # left a session open that nothing heartbeat, and the node DOWN).
             self.core.inventory(message.running, message.gone)
-            # Register now rather than a tick later.
-            now = clock.monotonic()
-            self._carry_out(self.core.tick(now), now)
         return None
 
     def _executor_event(self, ev: ExecutorEvent, fx: Effects) -> None:
