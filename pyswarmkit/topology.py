@@ -42,7 +42,7 @@ from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
 from pyswarmkit.api.states import NodeState
-from pyswarmkit.control.units import check_heartbeat_period, check_hostname
+from pyswarmkit.control.units import check_heartbeat_period, check_hostname, parse_duration
 from pyswarmkit.control.validate import validate_service_spec
 from pyswarmkit.executor.process import stop_recorded
 from pyswarmkit.network import join_addr, parse_addr
@@ -180,7 +180,11 @@ def _node(where: str, n: dict[str, Any], i: int, base: Path) -> NodeEntry:
                 raise InvalidArgument(
                     f"{where}: {key} is for the manager: a worker serves no socket or port"
                 )
-    period = check_heartbeat_period(n.get("heartbeat_period", 5.0), f"{where}: heartbeat_period")
+    raw_period = n.get("heartbeat_period", 5.0)
+    if isinstance(raw_period, str):
+        # As swarmctl takes it: "5s", "500ms".
+        raw_period = parse_duration(raw_period, f"{where}: heartbeat_period")
+    period = check_heartbeat_period(raw_period, f"{where}: heartbeat_period")
     executor = _string(where, n, "executor", "process")
     if executor not in EXECUTORS:
         raise InvalidArgument(
@@ -528,7 +532,18 @@ class Launcher:
                 if r.entry.hostname not in told:
                     told.add(r.entry.hostname)
                     self._say(f"{self._describe_exit([r])}; the other nodes run on")
+                    # Its host is gone as far as the swarm knows, and nothing will
+                    # restart it here to take its tasks back: they must not run on
+                    # beside their replacements.
+                    threading.Thread(
+                        target=self._stop_tasks_of, args=(r,), name="stop-tasks", daemon=True
+                    ).start()
             time.sleep(0.2)
+
+    def _stop_tasks_of(self, r: _Running) -> None:
+        stopped = stop_recorded(r.entry.state_dir / "worker" / "tasks")
+        if stopped:
+            self._say(f"stopped the {len(stopped)} task(s) node {r.entry.hostname} left running")
 
     def _exited(self) -> list[_Running]:
         return [r for r in self.running if r.proc.poll() is not None]
@@ -563,8 +578,4 @@ class Launcher:
         # would take them back; this one will not be restarted): stop them.
         for r in self.running:
             if r.proc.returncode not in (0, None):
-                stopped = stop_recorded(r.entry.state_dir / "worker" / "tasks")
-                if stopped:
-                    self._say(
-                        f"stopped {len(stopped)} task(s) node {r.entry.hostname} left running"
-                    )
+                self._stop_tasks_of(r)

@@ -374,6 +374,12 @@ class Agent:
 
     def exited(self, task_id: str, exit_code: int, wall: float) -> None:
         entry = self.tasks.get(task_id)
+        if entry is None and task_id in self.adopted:
+            # Taken back from a previous run, and ended before any assignment
+            # named it: when one does, it is reported lost, not RUNNING.
+            del self.adopted[task_id]
+            self.gone.add(task_id)
+            return
         if entry is None or entry.state.terminal:
             return
         if entry.stopping:

@@ -276,7 +276,13 @@ class Handlers:
 
     def node_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         node = resolve("node", _arg(body, "ref", str), store.nodes())
-        return Reply({"node": node, "tasks": len(store.tasks_by_node(node.id))})
+        # Tasks the node holds: running or on their way, not its finished history.
+        live = [
+            t
+            for t in store.tasks_by_node(node.id)
+            if not t.status.state.terminal and t.desired_state <= TaskState.RUNNING
+        ]
+        return Reply({"node": node, "tasks": len(live)})
 
     def node_update(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         ref = _arg(body, "ref", str)

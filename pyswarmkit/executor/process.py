@@ -255,7 +255,8 @@ class ProcessController:
             deadline = clock.monotonic() + ADOPTED_REMOVE_WAIT
             while is_running(self.adopted, read_proc) and clock.monotonic() < deadline:
                 time.sleep(0.01)
-        if self.proc is not None:
+        if self.proc is not None and self.proc.returncode is None:
+            # Once reaped, the pid may belong to another task's group by now.
             _kill_group(self.proc.pid, signal.SIGKILL)
             if self.proc.poll() is None:
                 self.proc.wait(timeout=5)
@@ -302,18 +303,18 @@ class ProcessExecutor:
         run's, and no one else's."""
         records = read_records(self.tasks_dir)
         found = sort_records(records, read_proc)
-        recorded = dict(records)
         out: list[Found] = []
         for task_id, record in found.adopt.items():
             log.info("adopted task %s (pid %d) left running by a previous run", task_id, record.pid)
             ctl = ProcessController(Task(id=task_id), self.tasks_dir / task_id, record)
             out.append(Found(task_id, record.pid, ctl))
         for task_id in found.gone:
-            gone = recorded[task_id]
-            if gone is not None and may_signal_group(gone, read_proc):
-                # The leader is gone; members it left in its group go too.
-                _kill_group(gone.pid, signal.SIGKILL)
+            # Its leader is gone, and with it any proof that a process group of
+            # that number is still the task's (the pid may have been reused and
+            # released since): nothing is signalled.
             ctl = ProcessController(Task(id=task_id), self.tasks_dir / task_id)
-            log.info("task %s recorded by a previous run is no longer running", task_id)
+            log.debug("task %s recorded by a previous run is no longer running", task_id)
             out.append(Found(task_id, 0, ctl))
+        if found.gone:
+            log.info("%d task(s) recorded by a previous run no longer run", len(found.gone))
         return out

@@ -151,6 +151,12 @@ def test_three_processes_run_the_service_and_ctrl_c_leaves_nothing(up: Up) -> No
         timeout=30,
         what="up reporting node-3's exit",
     )
+    # Its host gone, its tasks go too: they do not run on beside their replacements.
+    wait_until(
+        lambda: not any(alive(p) for p in tasks["node-3"]),
+        timeout=30,
+        what="node-3's tasks stopped",
+    )
     assert up.proc.poll() is None
     assert "node-1" in up.ready()
 

@@ -186,3 +186,16 @@ def test_a_fresh_agent_still_starts_new_tasks() -> None:
     fx = full_set(a, task("t1"), task("t2", state=TaskState.ASSIGNED))
     assert fx.commands == [Command("prepare", fx.commands[0].task)]
     assert ops(fx) == [("prepare", "t2")]
+
+
+def test_an_adopted_task_that_ends_before_any_assignment_is_reported_lost_not_running() -> None:
+    import random as _random
+
+    from pyswarmkit.agent.core import Agent
+    from pyswarmkit.api.objects import NodeDescription
+    from pyswarmkit.executor.base import EXIT_UNKNOWN
+
+    core = Agent(NodeDescription(), _random.Random(1), awaiting_inventory=True)
+    core.inventory({"t1": 4242}, set())
+    core.exited("t1", EXIT_UNKNOWN, 100.0)
+    assert "t1" not in core.adopted and "t1" in core.gone
