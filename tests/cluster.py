@@ -41,6 +41,24 @@ class Swarm:
     def join(self, name: str, token: str, *args: str) -> subprocess.Popen[bytes]:
         return self.start(name, "--join-addr", self.addr, "--join-token", token, *args)
 
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """swarmctl as it ran: exit code, stdout and stderr."""
+        return subprocess.run(
+            [tool("swarmctl"), "-s", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def ok(self, *args: str) -> str:
+        return self.ctl(*args)
+
+    def rows(self) -> dict[str, list[str]]:
+        """`node ls` rows by node name (none while the manager is not up)."""
+        result = self.run("node", "ls")
+        lines = result.stdout.splitlines()[2:] if result.returncode == 0 else []
+        return {line.split()[1]: line.split() for line in lines}
+
     def ctl(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
             [tool("swarmctl"), "-s", self.socket, *args],

@@ -4,82 +4,12 @@ it, each its own swarmd process; the removed worker's swarmd exits saying why.""
 from __future__ import annotations
 
 import re
-import signal
-import socket
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from helpers import tool, wait_until
+from cluster import Swarm
+from helpers import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Swarm:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.addr = f"127.0.0.1:{free_port()}"
-        self.socket = str(root / "node-1" / "swarm.sock")
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with open(self.root / f"{name}.log", "ab") as out:
-            proc = subprocess.Popen(
-                [tool("swarmd"), "-d", str(self.root / name), "--hostname", name, *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.procs[name] = proc
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.root / f"{name}.log").read_text(errors="replace")
-
-    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [tool("swarmctl"), "-s", self.socket, *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def ok(self, *args: str) -> str:
-        result = self.ctl(*args)
-        assert result.returncode == 0, f"swarmctl {' '.join(args)}: {result.stderr.strip()}"
-        return result.stdout
-
-    def rows(self) -> dict[str, list[str]]:
-        """`node ls` rows by node name."""
-        result = self.ctl("node", "ls")
-        lines = result.stdout.splitlines()[2:] if result.returncode == 0 else []
-        return {line.split()[1]: line.split() for line in lines}
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
-@pytest.fixture
-def swarm(short_tmp: Path) -> Iterator[Swarm]:
-    s = Swarm(short_tmp)
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def test_node_rm_refuses_bad_input_and_stops_the_removed_worker(swarm: Swarm) -> None:
@@ -155,7 +85,7 @@ def test_node_rm_refuses_bad_input_and_stops_the_removed_worker(swarm: Swarm) ->
         ),
     ]
     for args, line in bad:
-        result = swarm.ctl(*args)
+        result = swarm.run(*args)
         assert result.returncode == 1, args
         assert result.stderr.strip() == line
         assert result.stdout == ""
@@ -168,7 +98,7 @@ def test_node_rm_refuses_bad_input_and_stops_the_removed_worker(swarm: Swarm) ->
         assert swarm.rows()["node-2"][4] == shown
 
     # Named twice: removed once.
-    result = swarm.ctl("node", "rm", "--force", "node-2", "node-2")
+    result = swarm.run("node", "rm", "--force", "node-2", "node-2")
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{worker_id}\n", "")
     assert sorted(swarm.rows()) == ["node-1"]
 
@@ -177,5 +107,5 @@ def test_node_rm_refuses_bad_input_and_stops_the_removed_worker(swarm: Swarm) ->
     assert worker.returncode == 1
     assert "swarmd: error: this node was removed from the swarm" in swarm.log("node-2")
     assert swarm.procs["node-1"].poll() is None
-    result = swarm.ctl("node", "rm", worker_id)
+    result = swarm.run("node", "rm", worker_id)
     assert result.stderr.strip() == f"swarmctl: error: node {worker_id} not found"
