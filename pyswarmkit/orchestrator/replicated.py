@@ -62,6 +62,8 @@ class ReplicatedOrchestrator:
         self._trim: set[SlotKey] = set()
         self._deleted_services: set[str] = set()
         self._drained_nodes: set[str] = set()
+        # Nodes that live tasks were seen placed on since the last step.
+        self._placed_on: set[str] = set()
         # Something arrived since the last step. Tasks waiting to be reaped are
         # looked at again only then, not on every tick.
         self._poked = False
@@ -147,6 +149,10 @@ class ReplicatedOrchestrator:
         if t.desired_state <= TaskState.RUNNING:
             if state > TaskState.RUNNING:
                 self._finished.add(t.id)
+            elif t.node_id:
+                # Checked once per step: a placement committed just after its
+                # node was removed must not stay on a node that does not exist.
+                self._placed_on.add(t.node_id)
             return
         if t.desired_state == TaskState.REMOVE:
             self._reap_next.add(t.id)
@@ -169,6 +175,8 @@ class ReplicatedOrchestrator:
         with store.reading():
             self._start_delayed(tx, now)
             self._restart_finished(store, tx, now, wall)
+            self._drained_nodes.update(n for n in self._placed_on if store.get_node(n) is None)
+            self._placed_on.clear()
             self._move_off_drained(store, tx, now, wall)
             for sid in sorted(self._deleted_services):
                 self._remove_service_tasks(store, tx, sid)

@@ -357,3 +357,39 @@ def test_swarmctl_node_rm_goes_on_after_a_failure_and_removes_a_node_named_twice
     assert result.stdout == "id-a\nid-b\n"
     assert result.stderr == "swarmctl: error: node nope not found\n"
     assert calls == [{"ref": r, "force": True} for r in ("a", "nope", "b")]
+
+
+def test_a_placement_committed_after_its_node_was_removed_does_not_stay_there() -> None:
+    from pyswarmkit.scheduler.core import Scheduler
+
+    s = Swarm()
+    s.write(
+        [
+            Change("create", node("m1", "manager", role=NodeRole.MANAGER, state=NodeState.DOWN)),
+            Change("create", node("w1", "worker-1")),
+        ]
+    )
+    sched = Scheduler()
+    sched.reset(s.store.nodes(), s.store.tasks(), 0.0)
+    spec = ServiceSpec(
+        annotations=Annotations(name="web"),
+        task=TaskSpec(container=ContainerSpec(command=("serve",))),
+        mode=ServiceMode(replicas=1),
+    )
+    sched.observe(s.write([Change("create", Service(id=SID, spec=spec))]), 0.0)
+    for _ in range(3):
+        changes = s.orch.step(s.store, 0.0, WALL)
+        if changes:
+            sched.observe(s.write(changes), 0.0)
+    decided = sched.schedule(100.0, WALL)
+    assert [c.obj.node_id for c in decided] == ["w1"]
+    # node rm --force commits first, the scheduler's placement after it.
+    s.call("node.remove", {"ref": "w1", "force": True})
+    s.settle(150.0)
+    s.write(decided)
+    s.settle(200.0)
+    live_on_w1 = [
+        t for t in s.store.tasks() if t.node_id == "w1" and t.desired_state <= TaskState.RUNNING
+    ]
+    assert live_on_w1 == []
+    assert any(t.node_id != "w1" and t.desired_state == TaskState.RUNNING for t in s.store.tasks())

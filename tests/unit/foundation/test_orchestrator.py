@@ -149,7 +149,12 @@ class Swarm:
         t = self.store.get_task(task_id)
         assert t is not None
         status = TaskStatus(timestamp=self.wall(now), state=state)
-        self.write([Change("update", replace(t, node_id=node, status=status))], now)
+        changes = [Change("update", replace(t, node_id=node, status=status))]
+        if node and self.store.get_node(node) is None:
+            # Tasks are placed on nodes that exist (one removed loses its tasks).
+            ready = NodeStatus(state=NodeState.READY)
+            changes.insert(0, Change("create", Node(id=node, status=ready)))
+        self.write(changes, now)
 
 
 def started(replicas: int, restart: RestartPolicy | None = None, now: float = 0.0) -> Swarm:
