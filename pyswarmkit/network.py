@@ -65,6 +65,24 @@ def parse_addr(text: str, flag: str) -> tuple[str, int]:
         ) from None
 
 
+WILDCARDS = ("0.0.0.0", "::", "*")
+
+
+def dialable_host(host: str) -> str:
+    """The address other nodes can dial for a listener on ``host``: for a
+    wildcard, this machine's address on its default route (no packet is sent;
+    the kernel only picks a source address), else 127.0.0.1 on a machine
+    without a route. Give --advertise-remote-api when neither is right."""
+    if host not in WILDCARDS:
+        return host
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed beyond the choice
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
 def check_dial_addr(text: str, flag: str) -> None:
     """An address to dial: well formed, a real port, and a host that resolves."""
     host, port = parse_addr(text, flag)

@@ -413,7 +413,9 @@ class SwarmNode:
         self.bus = bus
         host, _ = network.parse_addr(self.config.listen_remote_api, "--listen-remote-api")
         listening = network.join_addr(host, bus.port or 0)
-        advertised = self.config.advertise_remote_api or listening
+        advertised = self.config.advertise_remote_api or network.join_addr(
+            network.dialable_host(host), bus.port or 0
+        )
         self._record_manager_addr(advertised)
         log.info("serving other nodes on %s (advertised as %s)", listening, advertised)
 

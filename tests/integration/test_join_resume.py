@@ -275,3 +275,13 @@ def test_joining_an_address_where_nothing_listens_retries_with_a_line_each_time(
         timer.cancel()
     lines = [r.getMessage() for r in caplog.records if "no answer from a manager" in r.getMessage()]
     assert lines and "(attempt 1)" in lines[0]
+
+
+def test_a_wildcard_listener_advertises_an_address_others_can_dial() -> None:
+    from pyswarmkit.network import dialable_host
+
+    assert dialable_host("10.1.2.3") == "10.1.2.3"
+    for wildcard in ("0.0.0.0", "::", "*"):
+        host = dialable_host(wildcard)
+        assert host not in ("0.0.0.0", "::", "*")
+        socket.inet_aton(host)  # an IPv4 address
