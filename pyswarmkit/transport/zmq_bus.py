@@ -822,7 +822,6 @@ class ZmqBus:
                 continue
             stats["frames_in"] += 1
             rid = parts[0].bytes
-            out = self._inbound
             for env in envs:
                 try:
                     sender = authorize(key, env)
@@ -846,24 +845,13 @@ class ZmqBus:
                         self._anonymous.popitem(last=False)
                 else:
                     self._routes[sender] = rid
-                dest = env.dest_node
-                if dest != self.node_id and dest not in self._registries:
-                    if dest in self._aliases:
-                        dest = self.node_id
-                    else:
-                        stats["misdirected"] += 1
-                        self._rate_log(
-                            ("misdirected", sender),
-                            f"dropped {env.kind} from {sender} for {dest}: not this node",
-                        )
-                        continue
+                dest = self._here(env, sender)
+                if dest is None:
+                    continue
                 stats["received"] += 1
                 if env.reply_to and self._resolve_reply(env, sender):
                     continue
-                group = out.get((dest, env.dest_actor))
-                if group is None:
-                    group = out[dest, env.dest_actor] = []
-                group.append(Deliver(env, addr))
+                self._queue(dest, env, addr)
             if len(envs) > 1:
                 # A batch: its actors can start on it while the next is read.
                 self._deliver()
@@ -912,31 +900,42 @@ class ZmqBus:
             if envs is None:
                 continue
             stats["frames_in"] += 1
-            out = self._inbound
             for env in envs:
                 # A reply to this node's request is this node's, whatever it is addressed to.
                 if env.reply_to and self._resolve_reply(env):
                     stats["received"] += 1
                     continue
-                dest = env.dest_node
-                if dest not in self._registries:
-                    if dest in self._aliases:
-                        dest = self.node_id
-                    else:
-                        stats["misdirected"] += 1
-                        self._rate_log(
-                            ("misdirected", dialed.node_id),
-                            f"dropped {env.kind} from {env.source} for {dest}: not this node",
-                        )
-                        continue
+                dest = self._here(env, dialed.node_id)
+                if dest is None:
+                    continue
                 stats["received"] += 1
-                group = out.get((dest, env.dest_actor))
-                if group is None:
-                    group = out[dest, env.dest_actor] = []
-                group.append(Deliver(env, addr))
+                self._queue(dest, env, addr)
             if len(envs) > 1:
                 # A batch: its actors can start on it while the next is read.
                 self._deliver()
+
+    def _here(self, env: Envelope, peer: str) -> str | None:
+        """The node of this process ``env`` is for (a joiner may address this
+        one as "" or by its key), or None, counted and logged: managers do
+        not forward."""
+        dest = env.dest_node
+        if dest in self._registries:
+            return dest
+        if dest == self.node_id or dest in self._aliases:
+            return self.node_id
+        self._stats["misdirected"] += 1
+        self._rate_log(
+            ("misdirected", peer),
+            f"dropped {env.kind} from {env.source or peer} for {dest}: not this node",
+        )
+        return None
+
+    def _queue(self, dest: str, env: Envelope, addr: str) -> None:
+        """Hold ``env`` for its actor until this pass hands out what it read."""
+        group = self._inbound.get((dest, env.dest_actor))
+        if group is None:
+            group = self._inbound[dest, env.dest_actor] = []
+        group.append(Deliver(env, addr))
 
     def _deliver(self) -> None:
         out = self._inbound
