@@ -8,7 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from helpers import tool
+from helpers import tool, wait_until
 
 
 def free_port() -> int:
@@ -85,6 +85,34 @@ class Swarm:
             if " READY " in f" {line} "
         ]
 
+    def init(self, *args: str) -> None:
+        """node-1 starts the swarm: manager, control socket, remote API; READY."""
+        self.start(
+            "node-1", "--listen-control-api", self.socket, "--listen-remote-api", self.addr, *args
+        )
+        wait_until(lambda: "node-1" in self.ready(), timeout=60, what="node-1 READY")
+
+    def join_workers(self, token: str, *names: str) -> None:
+        """Workers join with ``token``; every node of the swarm READY."""
+        for name in names:
+            self.join(name, token)
+        count = len(self.ready()) + len(names)
+        wait_until(lambda: len(self.ready()) == count, timeout=60, what=f"{count} nodes READY")
+
+    def sleepers(self, name: str, replicas: int) -> None:
+        self.ctl(
+            "service",
+            "create",
+            "--name",
+            name,
+            "--command",
+            "sleep",
+            "--args",
+            "1000",
+            "--replicas",
+            str(replicas),
+        )
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -106,5 +134,3 @@ def task_nodes(swarm: Swarm, service: str) -> dict[str, str]:
         if cols and cols[1].startswith(f"{service}.") and "RUNNING" in cols[3:5]:
             found[cols[1]] = cols[-1]
     return found
-
-

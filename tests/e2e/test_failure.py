@@ -28,26 +28,12 @@ def running_slots(swarm: Swarm) -> list[str]:
 
 @pytest.mark.parametrize("period", ["1s", "5s"])
 def test_a_killed_worker_goes_down_and_its_tasks_run_elsewhere(swarm: Swarm, period: str) -> None:
-    swarm.start("node-1", "--listen-control-api", swarm.socket, "--listen-remote-api", swarm.addr)
-    wait_until(lambda: "node-1" in swarm.ready(), timeout=60, what="node-1 READY")
+    swarm.init()
     if period != "5s":
         swarm.ctl("cluster", "update", "default", "--heartbeat-period", period)
     token, _ = swarm.tokens()
-    swarm.join("node-2", token)
-    swarm.join("node-3", token)
-    wait_until(lambda: len(swarm.ready()) == 3, timeout=60, what="three nodes READY")
-    swarm.ctl(
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--command",
-        "sleep",
-        "--args",
-        "1000",
-        "--replicas",
-        "6",
-    )
+    swarm.join_workers(token, "node-2", "node-3")
+    swarm.sleepers("web", 6)
     wait_until(
         lambda: (
             sorted(task_nodes(swarm, "web").values()).count("node-3") == 2

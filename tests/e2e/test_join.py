@@ -32,8 +32,7 @@ def name_of(cert: x509.Certificate, part: x509.Name, oid: x509.ObjectIdentifier)
 
 
 def test_nodes_join_with_tokens_rotate_and_renew(swarm: Swarm) -> None:
-    swarm.start("node-1", "--listen-control-api", swarm.socket, "--listen-remote-api", swarm.addr)
-    wait_until(lambda: "node-1" in swarm.ready(), timeout=60, what="node-1 READY")
+    swarm.init()
     worker_token, manager_token = swarm.tokens()
     assert TOKEN.fullmatch(worker_token) and TOKEN.fullmatch(manager_token)
     assert worker_token != manager_token
@@ -41,22 +40,8 @@ def test_nodes_join_with_tokens_rotate_and_renew(swarm: Swarm) -> None:
     assert "Certificate Validity Duration: 2160h0m0s" in inspect
     assert "Join Tokens:" in inspect
 
-    swarm.join("node-2", worker_token)
-    swarm.join("node-3", worker_token)
-    wait_until(lambda: len(swarm.ready()) == 3, timeout=60, what="three nodes READY")
-
-    swarm.ctl(
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--command",
-        "sleep",
-        "--args",
-        "1000",
-        "--replicas",
-        "6",
-    )
+    swarm.join_workers(worker_token, "node-2", "node-3")
+    swarm.sleepers("web", 6)
     wait_until(
         lambda: (
             sorted(set(task_nodes(swarm, "web").values())) == ["node-1", "node-2", "node-3"]
