@@ -70,6 +70,23 @@ def _utc(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, tz=dt.UTC)
 
 
+def _usage(
+    key_agreement: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
+) -> x509.KeyUsage:
+    """A key usage extension with only the given uses on."""
+    return x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=key_agreement,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def new_root_ca(now: float) -> RootCA:
     """A fresh self-signed root CA (ECDSA P-256), valid for 20 years from ``now``."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -84,17 +101,7 @@ def new_root_ca(now: float) -> RootCA:
         .not_valid_after(_utc(now + ROOT_VALIDITY))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _usage(key_cert_sign=True, crl_sign=True),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -175,18 +182,8 @@ def issue(
         .not_valid_after(_utc(now + validity))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                # X25519 keys only agree on keys: that is what CurveZMQ does.
-                key_agreement=True,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            # X25519 keys only agree on keys: that is what CurveZMQ does.
+            _usage(key_agreement=True),
             critical=True,
         )
         .add_extension(
