@@ -11,7 +11,6 @@ import fcntl
 import logging
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -67,8 +66,6 @@ EXECUTORS = ("process", "sim")
 LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher", "ca")
 # The actors that keep time, in tick order.
 TICKED = ("orchestrator", "scheduler", "dispatcher", "agent", "executor", "renewer")
-# Keys of removed nodes remembered to tell them so (the oldest forgotten first).
-MAX_REMOVED_KEYS = 1024
 
 
 @dataclass(slots=True)
@@ -245,9 +242,6 @@ class SwarmNode:
         self.proposer: Proposer = LocalProposer(self.store)
         self.handlers = Handlers()
         self.auth = AuthTable()
-        self._certified: dict[str, Node] = {}
-        # Curve key -> ID of nodes removed from the swarm, to tell them why they are refused.
-        self.removed_keys: OrderedDict[bytes, str] = OrderedDict()
         # Nodes whose old key is being retired (a write in flight).
         self._forgetting: set[str] = set()
         self._forget_lock = threading.Lock()
@@ -398,8 +392,7 @@ class SwarmNode:
         node = self.store.get_node(self.node_id)
         assert node is not None
         self.write([Change("update", replace(node, certificate=cert))])
-        self._certified = {n.id: n for n in self.store.nodes() if n.certificate is not None}
-        self.auth.rebuild(self._certified.values())
+        self.auth.rebuild(self.store.nodes())
         self._unwatch = self.store.watch(self._nodes_changed)
         server = cluster.server_key
         bus = ZmqBus(
@@ -433,7 +426,7 @@ class SwarmNode:
         """The transport's hook, on its I/O thread, for every message that
         arrives from another node."""
         peer = self.auth.lookup(key)
-        removed = peer is None and key in self.removed_keys
+        removed = peer is None and key in self.auth.removed_keys
         sender = authz.authorize(
             peer, key, env.dest_actor, env.kind, env.source, clock.wall(), removed
         )
@@ -463,33 +456,7 @@ class SwarmNode:
             done(None, None)
 
     def _nodes_changed(self, batch: EventBatch) -> None:
-        """Keep the authorization table in step with the nodes' certificates:
-        a removed node's key, or a renewed node's old key, is refused at once."""
-        touched = False
-        for ev in batch.events:
-            if ev.kind != "node":
-                continue
-            node = ev.obj
-            assert isinstance(node, Node)
-            old = self._certified.get(node.id)
-            if ev.op == "delete" and node.certificate is not None:
-                self._remember_removed(node.id, node.certificate.curve_key)
-                self._remember_removed(node.id, node.certificate.previous_key)
-            if ev.op == "delete" or node.certificate is None:
-                touched |= self._certified.pop(node.id, None) is not None
-            elif old is None or old.certificate != node.certificate:
-                self._certified[node.id] = node
-                touched = True
-        if touched:
-            self.auth.rebuild(self._certified.values())
-
-    def _remember_removed(self, node_id: str, key: bytes) -> None:
-        if not key:
-            return
-        self.removed_keys[key] = node_id
-        self.removed_keys.move_to_end(key)
-        while len(self.removed_keys) > MAX_REMOVED_KEYS:
-            self.removed_keys.popitem(last=False)
+        self.auth.follow(batch.events)
 
     def _record_manager_addr(self, addr: str) -> None:
         node = self.store.get_node(self.node_id)

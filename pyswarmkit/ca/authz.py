@@ -17,6 +17,7 @@ receives, with the sender's key and the envelope's addressing. The rules:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from pyswarmkit.api.errors import PermissionDenied
 from pyswarmkit.api.objects import Node
 from pyswarmkit.api.states import NodeRole
 from pyswarmkit.ca.certs import iso
+from pyswarmkit.store.memory import Event
 from pyswarmkit.transport.bus import anonymous_id, key_of_anonymous
 
 __all__ = ["AuthTable", "Peer", "anonymous_id", "authorize", "key_of_anonymous"]
@@ -36,6 +38,9 @@ REMOVED = "this node was removed from the swarm"
 
 # (destination actor, message kind) pairs. Managers are not listed: they may
 # send anything.
+# Removed nodes' keys remembered to tell them so.
+MAX_REMOVED_KEYS = 1024
+
 WITHOUT_CERTIFICATE: frozenset[tuple[str, str]] = frozenset({("ca", "join")})
 WORKER_MAY_CALL: frozenset[tuple[str, str]] = frozenset(
     {
@@ -80,6 +85,11 @@ class AuthTable:
     never half of each (assigning an attribute is atomic in CPython)."""
 
     def __init__(self, nodes: Iterable[Node] = ()) -> None:
+        # The nodes holding certificates, by ID: what the table is built from.
+        self._certified: dict[str, Node] = {}
+        # Keys of nodes removed from the swarm (oldest forgotten first), so
+        # that their next message is told why it is refused.
+        self.removed_keys: OrderedDict[bytes, str] = OrderedDict()
         self._peers: dict[bytes, Peer] = {}
         # Nodes that still have the key of before their last renewal accepted.
         self.renewing: frozenset[str] = frozenset()
@@ -88,7 +98,41 @@ class AuthTable:
     def lookup(self, key: bytes) -> Peer | None:
         return self._peers.get(key)
 
+    def follow(self, events: Iterable[Event]) -> None:
+        """Keep in step with the store's node events: a removed node's key,
+        or a renewed node's retired key, is refused from the next lookup."""
+        touched = False
+        for ev in events:
+            if ev.kind != "node" or not isinstance(ev.obj, Node):
+                continue
+            node = ev.obj
+            if ev.op == "delete" and node.certificate is not None:
+                self._remember_removed(node.id, node.certificate.curve_key)
+                self._remember_removed(node.id, node.certificate.previous_key)
+            if ev.op == "delete" or node.certificate is None:
+                touched |= self._certified.pop(node.id, None) is not None
+            else:
+                old = self._certified.get(node.id)
+                if old is None or old.certificate != node.certificate:
+                    self._certified[node.id] = node
+                    touched = True
+        if touched:
+            self._build()
+
+    def _remember_removed(self, node_id: str, key: bytes) -> None:
+        if not key:
+            return
+        self.removed_keys[key] = node_id
+        self.removed_keys.move_to_end(key)
+        while len(self.removed_keys) > MAX_REMOVED_KEYS:
+            self.removed_keys.popitem(last=False)
+
     def rebuild(self, nodes: Iterable[Node]) -> None:
+        self._certified = {n.id: n for n in nodes if n.certificate is not None}
+        self._build()
+
+    def _build(self) -> None:
+        nodes = self._certified.values()
         peers: dict[bytes, Peer] = {}
         shared: set[bytes] = set()
         renewing: set[str] = set()
@@ -120,7 +164,9 @@ class AuthTable:
     def authorize(self, key: bytes, dest_actor: str, kind: str, source: str, now: float) -> str:
         """``authorize`` with the sender looked up here: what a transport's
         hook calls for each message, with the envelope's fields and wall time."""
-        return authorize(self.lookup(key), key, dest_actor, kind, source, now)
+        peer = self.lookup(key)
+        removed = peer is None and key in self.removed_keys
+        return authorize(peer, key, dest_actor, kind, source, now, removed)
 
 
 def authorize(

@@ -75,7 +75,7 @@ def test_a_removed_worker_is_refused_at_once_and_its_swarmd_stops(tmp: Path) -> 
             }
             # The commit that deleted the node took its key out of the table.
             assert m.auth.lookup(key) is None
-            assert m.removed_keys[key] == w.node_id
+            assert m.auth.removed_keys[key] == w.node_id
 
             # Its next message is refused with words its agent understands.
             wait_until(w.stopped.is_set, timeout=20, what="the removed worker to stop")
