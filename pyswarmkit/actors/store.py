@@ -1,6 +1,12 @@
 """The store actor: the one writer. It hands batches to the proposer and
 reports each outcome; reads go straight to the shared MemoryStore.
 
+A ``Transact`` is built from the committed state while earlier batches may
+still be on their way through Raft. The store refuses, at commit, a batch that
+writes an object changed since it was read; when other writes came in between,
+the proposer says so (``StaleWrite``) and the batch is built again from the new
+state, so nobody sees a conflict their own earlier write caused.
+
 A bad batch (a build function that raises, an object the store does not know)
 fails only its own proposal, with the error handed back to whoever proposed
 it; the next batch is applied as if nothing happened."""
@@ -12,18 +18,24 @@ import ctypes
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import pykka
 
 from pyswarmkit.actors.base import GuardedActor, shown
 from pyswarmkit.actors.messages import Propose, Transact
 from pyswarmkit.api.errors import Internal, SwarmError
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
-from pyswarmkit.store.proposer import Done, Proposer
+from pyswarmkit.store.proposer import Done, Proposer, StaleWrite
 
 log = logging.getLogger(__name__)
 
 # After a batch this large, let go of it at once (see _Release).
 RELEASE_AFTER = 1000
+# A transaction rebuilt this many times against newer state and still refused
+# reports the refusal: something keeps writing the same objects.
+MAX_REBUILDS = 8
 
 
 class _Release:
@@ -39,6 +51,15 @@ def _trim_heap() -> None:
             ctypes.CDLL(None).malloc_trim(0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rebuild:
+    """A transaction to build again: what it read changed before it committed."""
+
+    transact: Transact
+    done: Done
+    attempt: int
+
+
 class StoreActor(GuardedActor):
     name = "store"
 
@@ -51,29 +72,55 @@ class StoreActor(GuardedActor):
         if isinstance(message, _Release):
             _trim_heap()
             return None
-        if isinstance(message, Transact):
-            done = _once(message.on_done, message)
-            try:
-                changes: Sequence[Change] = message.build(self.store)
-            except SwarmError as err:
-                done(None, err)
-                return None
-            except Exception as exc:
-                self.failures += 1
-                self.log_failure(message, exc, "building a transaction")
-                done(None, Internal(f"store write failed: {type(exc).__name__}: {exc}"))
-                return None
-            if not changes:
-                done(None, None)
-                return None
-            self._propose(changes, message.now, done, message)
+        if isinstance(message, _Rebuild):
+            self._transact(message.transact, message.done, message.attempt)
+        elif isinstance(message, Transact):
+            self._transact(message, _once(message.on_done, message), 0)
         elif isinstance(message, Propose):
             self._propose(message.changes, message.now, _once(message.on_done, message), message)
         return None
 
-    def _propose(self, changes: Sequence[Change], now: float, done: Done, message: Any) -> None:
+    def _transact(self, message: Transact, done: Done, attempt: int) -> None:
+        # Under the store's lock: the Raft member applies batches on its own
+        # thread, and a build must see one state throughout.
+        with self.store.reading():
+            built_at = self.store.index
+            try:
+                changes: Sequence[Change] = message.build(self.store)
+            except SwarmError as err:
+                done(None, err)
+                return
+            except Exception as exc:
+                self.failures += 1
+                self.log_failure(message, exc, "building a transaction")
+                done(None, Internal(f"store write failed: {type(exc).__name__}: {exc}"))
+                return
+        if not changes:
+            done(None, None)
+            return
+        me = self.actor_ref
+
+        def outcome(batch: EventBatch | None, err: SwarmError | None) -> None:
+            if isinstance(err, StaleWrite):
+                if attempt < MAX_REBUILDS:
+                    with contextlib.suppress(pykka.ActorDeadError):
+                        me.tell(_Rebuild(message, done, attempt + 1))
+                        return
+                err = err.cause
+            done(batch, err)
+
+        self._propose(changes, message.now, outcome, message, built_at)
+
+    def _propose(
+        self,
+        changes: Sequence[Change],
+        now: float,
+        done: Done,
+        message: Any,
+        built_at: int | None = None,
+    ) -> None:
         try:
-            self.proposer.propose(changes, now, done)
+            self.proposer.propose(changes, now, done, built_at)
         except Exception as exc:  # a bug must not take the only writer down
             self.failures += 1
             self.log_failure(message, exc, "proposing")
