@@ -134,7 +134,9 @@ def test_a_second_up_is_refused_and_a_killed_up_takes_its_node_along(
     )
 
 
-def test_a_killed_swarmd_comes_back_with_its_swarm_and_keeps_its_tasks(short_tmp: Path, procs: Procs) -> None:
+def test_a_killed_swarmd_comes_back_with_its_swarm_and_keeps_its_tasks(
+    short_tmp: Path, procs: Procs
+) -> None:
     """Tasks outlive a SIGKILLed swarmd; the next one on the state dir comes
     back with the whole swarm from its Raft log, takes the tasks back and
     keeps them: the same processes, nothing started twice."""

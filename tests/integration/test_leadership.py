@@ -80,7 +80,14 @@ def test_leadership_lost_and_gained_again_and_again(
         assert running(n, "web") == replicas - 1
 
         n.set_leader(True)
-        assert n.ticker.ticked() == ["raft", "orchestrator", "scheduler", "dispatcher", "agent", "executor"]
+        assert n.ticker.ticked() == [
+            "raft",
+            "orchestrator",
+            "scheduler",
+            "dispatcher",
+            "agent",
+            "executor",
+        ]
         wait_until(lambda r=replicas: running(n, "web") == r, what=f"{replicas} running")  # type: ignore[misc]
         wait_until(
             lambda: leaders(n) == {n.node_id: True, "other-manager": False},
