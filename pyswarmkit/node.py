@@ -31,7 +31,7 @@ from pyswarmkit.actors.registry import Registry
 from pyswarmkit.actors.renewer import RenewerActor
 from pyswarmkit.actors.scheduler import SchedulerActor
 from pyswarmkit.actors.store import StoreActor
-from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
+from pyswarmkit.api.errors import FailedPrecondition, InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.ids import is_id, new_id
 from pyswarmkit.api.objects import (
     Cluster,
@@ -53,6 +53,8 @@ from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
 from pyswarmkit.executor.sim import SimExecutor
 from pyswarmkit.raft import Config as RaftCoreConfig
+from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError
+from pyswarmkit.store.entries import EntryError
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import LocalProposer, Proposer
 from pyswarmkit.supervisor import Factory, Supervisor
@@ -395,14 +397,21 @@ class SwarmNode:
         raft_config = RaftCoreConfig(
             election_tick=config.election_tick, heartbeat_tick=config.heartbeat_tick
         )
-        self.raft = RaftMember(
-            self.node_id,
-            config.state_dir / "raft",
-            self.store,
-            founder=True,
-            config=raft_config,
-            on_leading=self._leadership_changed,
-        )
+        raft_dir = config.state_dir / "raft"
+        try:
+            self.raft = RaftMember(
+                self.node_id,
+                raft_dir,
+                self.store,
+                founder=True,
+                config=raft_config,
+                on_leading=self._leadership_changed,
+            )
+        except (WalCorruptError, SnapshotCorruptError) as exc:
+            # Starting would lose committed state: stop, saying where the damage is.
+            raise FailedPrecondition(str(exc)) from None
+        except EntryError as exc:
+            raise FailedPrecondition(f"{raft_dir}: {exc}; refusing to start") from None
         self.proposer = RaftProposer(self.registry)
 
     def _wait_to_lead(self) -> None:

@@ -188,14 +188,20 @@ class RaftActor(GuardedActor):
     def _maybe_snapshot(self) -> None:
         member = self.member
         applied = self.core.applied_index
-        if applied - member.snapshot_index < member.snapshot_interval:
+        clusters = member.store.clusters()
+        interval = clusters[0].spec.raft.snapshot_interval if clusters else member.snapshot_interval
+        if applied - member.snapshot_index < max(1, interval):
             return
         index, objects = member.store.dump()
         snap = self.core.create_snapshot(applied, encode_snapshot(index, objects))
         member.storage.save_snapshot(snap)
         member.storage.compact(snap.index - self.core.cfg.snapshot_keep)
         member.snapshot_index = snap.index
-        log.info("raft: snapshot at index %d (%d objects)", snap.index, member.store.count("task"))
+        log.info(
+            "raft: snapshot of the store at index %d (%d objects)",
+            snap.index,
+            sum(len(objs) for objs in objects.values()),
+        )
 
     def _leadership(self) -> None:
         member = self.member

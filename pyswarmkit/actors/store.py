@@ -13,6 +13,7 @@ it; the next batch is applied as if nothing happened."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import logging
@@ -60,6 +61,10 @@ class _Rebuild:
     attempt: int
 
 
+class _RebuiltDone:
+    """The transaction built again has its outcome: the next one may be built."""
+
+
 class StoreActor(GuardedActor):
     name = "store"
 
@@ -67,49 +72,70 @@ class StoreActor(GuardedActor):
         super().__init__()
         self.store = store
         self.proposer = proposer
+        # Transactions to build again, one at a time: each is built once the
+        # one before it has committed, so writes racing for one object all get
+        # through in one more round each rather than racing again.
+        self._rebuilds: collections.deque[_Rebuild] = collections.deque()
+        self._rebuilding = False
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, _Release):
             _trim_heap()
             return None
         if isinstance(message, _Rebuild):
-            self._transact(message.transact, message.done, message.attempt)
+            self._rebuilds.append(message)
+            self._next_rebuild()
+        elif isinstance(message, _RebuiltDone):
+            self._rebuilding = False
+            self._next_rebuild()
         elif isinstance(message, Transact):
             self._transact(message, _once(message.on_done, message), 0)
         elif isinstance(message, Propose):
             self._propose(message.changes, message.now, _once(message.on_done, message), message)
         return None
 
-    def _transact(self, message: Transact, done: Done, attempt: int) -> None:
+    def _next_rebuild(self) -> None:
+        while self._rebuilds and not self._rebuilding:
+            r = self._rebuilds.popleft()
+            self._rebuilding = self._transact(r.transact, r.done, r.attempt)
+
+    def _transact(self, message: Transact, done: Done, attempt: int) -> bool:
+        """Build and propose; whether a batch went to the proposer."""
         # Under the store's lock: the Raft member applies batches on its own
         # thread, and a build must see one state throughout.
+        failure: SwarmError | None = None
         with self.store.reading():
             built_at = self.store.index
             try:
                 changes: Sequence[Change] = message.build(self.store)
             except SwarmError as err:
-                done(None, err)
-                return
+                changes, failure = (), err
             except Exception as exc:
                 self.failures += 1
                 self.log_failure(message, exc, "building a transaction")
-                done(None, Internal(f"store write failed: {type(exc).__name__}: {exc}"))
-                return
+                changes = ()
+                failure = Internal(f"store write failed: {type(exc).__name__}: {exc}")
         if not changes:
-            done(None, None)
-            return
+            done(None, failure)
+            return False
         me = self.actor_ref
+        rebuilt = attempt > 0
 
         def outcome(batch: EventBatch | None, err: SwarmError | None) -> None:
+            again = isinstance(err, StaleWrite) and attempt < MAX_REBUILDS
+            with contextlib.suppress(pykka.ActorDeadError):
+                if again:
+                    me.tell(_Rebuild(message, done, attempt + 1))
+                if rebuilt:
+                    me.tell(_RebuiltDone())
+                if again:
+                    return
             if isinstance(err, StaleWrite):
-                if attempt < MAX_REBUILDS:
-                    with contextlib.suppress(pykka.ActorDeadError):
-                        me.tell(_Rebuild(message, done, attempt + 1))
-                        return
                 err = err.cause
             done(batch, err)
 
         self._propose(changes, message.now, outcome, message, built_at)
+        return True
 
     def _propose(
         self,
