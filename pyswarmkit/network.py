@@ -195,6 +195,8 @@ def join_swarm(
     if info.curve_key != keypair.public or info.node_id != accepted.node_id:
         raise Internal(f"the manager at {addr} issued a certificate for another key")
     files.save_identity(state_dir, keypair, accepted.certificate, accepted.root_ca)
+    if accepted.server_secret:
+        files.save_server_key(state_dir, accepted.server_secret)
     upstream = Upstream(accepted.manager_id, addr, pinned)
     save_upstream(state_dir, upstream)
     identity = files.load_identity(state_dir, clock.wall())

@@ -36,9 +36,11 @@ from pyswarmkit.api.ids import is_id, new_id
 from pyswarmkit.api.objects import (
     Cluster,
     ClusterSpec,
+    CurveKeyPair,
     DispatcherConfig,
     ManagerStatus,
     Node,
+    NodeCertificate,
     NodeSpec,
     Resources,
     replace,
@@ -252,6 +254,9 @@ class SwarmNode:
         # in-process worker's store is never written.
         self.proposer: Proposer = LocalProposer(self.store)
         self.raft: RaftMember | None = None
+        # Other managers this node keeps a connection to: node ID -> address.
+        self._dialed_managers: dict[str, str] = {}
+        self.advertised = ""
         # Leadership changes start and stop the leader's actors only once the
         # node has started (before that, start-up does it).
         self._follow_raft = False
@@ -290,7 +295,7 @@ class SwarmNode:
         if not joining and not joined_before:
             return  # a manager: it makes (or remakes) its own identity as it starts
         identity = files.load_identity(config.state_dir, clock.wall())
-        if identity is not None and identity.role == NodeRole.WORKER and joined_before:
+        if identity is not None and joined_before:
             upstream = network.load_upstream(config.state_dir)
             assert upstream is not None
             if config.join_token is not None:
@@ -322,7 +327,7 @@ class SwarmNode:
                 f"address: remove {config.state_dir / network.UPSTREAM_FILE} to run it as a "
                 "manager, or use another -d"
             )
-        elif identity is not None and identity.role == NodeRole.MANAGER:
+        elif identity is not None and not joined_before:
             raise InvalidArgument(
                 f"{config.state_dir} belongs to a manager: use another -d to join a swarm"
             )
@@ -345,7 +350,17 @@ class SwarmNode:
 
     @property
     def is_manager(self) -> bool:
-        return self.config.manager_id is None and self.upstream is None
+        if self.config.manager_id is not None:
+            return False
+        # A node that joined is a manager when its certificate says so.
+        return self.upstream is None or (
+            self.identity is not None and self.identity.role == NodeRole.MANAGER
+        )
+
+    @property
+    def joined(self) -> bool:
+        """Whether this node joined a swarm (rather than starting one)."""
+        return self.upstream is not None
 
     @property
     def manager_id(self) -> str:
@@ -360,13 +375,18 @@ class SwarmNode:
     def _start(self) -> None:
         if self.is_manager:
             self._open_raft()
+            assert self.raft is not None
             self.supervisor.start_group(
                 "store", [("raft", self._raft_actor), ("store", self._store_actor)]
             )
-            self._wait_to_lead()
-            self._bootstrap()
+            if not self.joined and self.raft.is_only_voter():
+                # A lone manager (a new swarm, or one restarted): it leads alone.
+                self._wait_to_lead()
+                self._bootstrap()
             if self.config.listen_remote_api:
                 self._serve_remote()
+            elif self.joined:
+                raise InvalidArgument("a manager needs --listen-remote-api to serve other nodes")
         elif self.upstream is not None:
             self._dial_manager(self.upstream)
         self.bus.attach(self.registry)
@@ -403,7 +423,8 @@ class SwarmNode:
                 self.node_id,
                 raft_dir,
                 self.store,
-                founder=True,
+                # A manager that joined learns the members from the leader.
+                founder=not self.joined,
                 config=raft_config,
                 on_leading=self._leadership_changed,
             )
@@ -428,8 +449,59 @@ class SwarmNode:
     def _serve_remote(self) -> None:
         """A manager: hold a certificate of this swarm's CA and serve other
         nodes over CurveZMQ, authorizing every message by its sender's key."""
-        assert self.config.listen_remote_api is not None
-        cluster = self.store.clusters()[0]
+        assert self.config.listen_remote_api is not None and self.raft is not None
+        clusters = self.store.clusters()
+        if self.joined:
+            # Its identity came with the join; the server key too, until the
+            # store (replicated from the leader) holds the cluster.
+            assert self.identity is not None
+            keypair = self.identity.keypair
+            server = (
+                clusters[0].server_key if clusters else files.load_server_key(self.config.state_dir)
+            )
+            if server is None or not server.secret:
+                raise FailedPrecondition(
+                    f"{self.config.state_dir} holds no server key for this manager: "
+                    "remove it and join the swarm again with the manager token"
+                )
+            cert = None
+        else:
+            keypair, cert = self._own_certificate(clusters[0])
+            server = clusters[0].server_key
+        self.auth.rebuild(self.store.nodes())
+        self._unwatch = self.store.watch(self._nodes_changed)
+        bus = ZmqBus(
+            self.node_id,
+            CurveKeys(keypair.public, keypair.secret),
+            listen=self.config.listen_remote_api,
+            server=CurveKeys(server.public, server.secret),
+            authorize=self._authorize,
+        )
+        bus.start()
+        self.bus = bus
+        self.raft.bus = bus
+        host, _ = network.parse_addr(self.config.listen_remote_api, "--listen-remote-api")
+        listening = network.join_addr(host, bus.port or 0)
+        advertised = self.config.advertise_remote_api or network.join_addr(
+            network.dialable_host(host), bus.port or 0
+        )
+        self.advertised = advertised
+        if self.upstream is not None:
+            up = self.upstream
+            self._dialed_managers[up.manager_id] = up.addr
+            bus.dial(up.manager_id, up.addr, up.server_key)
+            self.raft.join_via = (up.manager_id, advertised)
+        self._dial_managers()
+        if cert is not None:
+            node = self.store.get_node(self.node_id)
+            assert node is not None
+            self.write([Change("update", replace(node, certificate=cert))])
+            self._record_manager_addr(advertised)
+        log.info("serving other nodes on %s (advertised as %s)", listening, advertised)
+
+    def _own_certificate(self, cluster: Cluster) -> tuple[CurveKeyPair, NodeCertificate]:
+        """The manager that started the swarm issues its own certificate from
+        the CA in its store, keeping its key when the certificate is of this CA."""
         wall = clock.wall()
         try:
             identity = files.load_identity(self.config.state_dir, wall)
@@ -443,28 +515,24 @@ class SwarmNode:
         cert = signer.issue_node(cluster, self.node_id, keypair.public, NodeRole.MANAGER, wall)
         files.save_identity(self.config.state_dir, keypair, cert.pem, cluster.root_ca.cert_pem)
         self.identity = files.load_identity(self.config.state_dir, wall)
-        node = self.store.get_node(self.node_id)
-        assert node is not None
-        self.write([Change("update", replace(node, certificate=cert))])
-        self.auth.rebuild(self.store.nodes())
-        self._unwatch = self.store.watch(self._nodes_changed)
-        server = cluster.server_key
-        bus = ZmqBus(
-            self.node_id,
-            CurveKeys(keypair.public, keypair.secret),
-            listen=self.config.listen_remote_api,
-            server=CurveKeys(server.public, server.secret),
-            authorize=self._authorize,
-        )
-        bus.start()
-        self.bus = bus
-        host, _ = network.parse_addr(self.config.listen_remote_api, "--listen-remote-api")
-        listening = network.join_addr(host, bus.port or 0)
-        advertised = self.config.advertise_remote_api or network.join_addr(
-            network.dialable_host(host), bus.port or 0
-        )
-        self._record_manager_addr(advertised)
-        log.info("serving other nodes on %s (advertised as %s)", listening, advertised)
+        return keypair, cert
+
+    def _dial_managers(self) -> None:
+        """Keep a connection to every other manager the store knows the address of."""
+        bus = self.bus
+        if not isinstance(bus, ZmqBus):
+            return
+        clusters = self.store.clusters()
+        if not clusters:
+            return
+        server_public = clusters[0].server_key.public
+        for node in self.store.nodes():
+            status = node.manager_status
+            if node.id == self.node_id or node.role != NodeRole.MANAGER or status is None:
+                continue
+            if status.addr and self._dialed_managers.get(node.id) != status.addr:
+                self._dialed_managers[node.id] = status.addr
+                bus.dial(node.id, status.addr, server_public)
 
     def _dial_manager(self, upstream: network.Upstream) -> None:
         assert self.identity is not None
@@ -511,6 +579,8 @@ class SwarmNode:
 
     def _nodes_changed(self, batch: EventBatch) -> None:
         self.auth.follow(batch.events)
+        if any(e.kind == "node" or e.kind == "cluster" for e in batch.events):
+            self._dial_managers()
 
     def _record_manager_addr(self, addr: str) -> None:
         node = self.store.get_node(self.node_id)

@@ -94,7 +94,7 @@ class CAActor(GuardedActor):
         def build(store: MemoryStore) -> list[Change]:
             existing = node_with_key(store, key)
             node, accepted = signer.join(
-                _cluster(store), existing, key, req, new_id(), me, addr, wall
+                _cluster(store), existing, key, req, new_id(), me, addr, wall, allow_managers=True
             )
             answer.append(accepted)
             if node is None:

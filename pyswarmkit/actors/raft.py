@@ -1,14 +1,19 @@
 """The Raft member actor: drives the pure Raft core from the node's ticks,
-persists under ``<state-dir>/raft/``, and applies committed batches to the
-store in log order.
+persists under ``<state-dir>/raft/``, talks to the other managers over the
+transport, and applies committed batches to the store in log order.
 
 Group commit: a proposal only queues its entry; the Ready loop runs once the
 mailbox is empty (or after ``READY_EVERY`` messages under a steady stream),
 so every proposal that arrived meanwhile shares one write and one fsync.
 
-The member's state (core, log, the store's pending proposals) lives in a
-``RaftMember`` that outlives the actor, so a restarted actor carries on
-where the last one stopped rather than replaying the log into the store.
+A follower's writes go to the leader: the batch is built here, sent to the
+leader's member (``RaftForward``), proposed there, and answered here once this
+member has applied the entry, so a write returns only after it is committed
+and visible locally.
+
+The member's state (core, log, pending proposals) lives in a ``RaftMember``
+that outlives the actor, so a restarted actor carries on where the last one
+stopped rather than replaying the log into the store.
 """
 
 from __future__ import annotations
@@ -22,21 +27,54 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor
-from pyswarmkit.actors.messages import Tick
-from pyswarmkit.actors.registry import Registry
-from pyswarmkit.api.errors import Unavailable
-from pyswarmkit.raft import Config, DurableStorage, ProposalDropped, RaftNode, Role
-from pyswarmkit.store.entries import encode_batch, encode_snapshot
+from pyswarmkit.actors.messages import Deliver, Tick
+from pyswarmkit.api import codec
+from pyswarmkit.api.errors import FailedPrecondition, PermissionDenied, SwarmError, Unavailable
+from pyswarmkit.api.objects import ManagerStatus, replace
+from pyswarmkit.api.objects import RaftMember as MemberInfo
+from pyswarmkit.api.protocol import (
+    Body,
+    Error,
+    RaftForward,
+    RaftJoin,
+    RaftJoined,
+    RaftMessages,
+    RaftProposed,
+)
+from pyswarmkit.api.states import NodeRole, Reachability
+from pyswarmkit.raft import (
+    CC_ADD_LEARNER,
+    ConfChange,
+    Config,
+    DurableStorage,
+    Message,
+    ProposalDropped,
+    RaftNode,
+    Role,
+    from_wire,
+    to_wire,
+)
+from pyswarmkit.store.entries import EntryError, decode_batch, encode_batch, encode_snapshot
 from pyswarmkit.store.memory import Change, MemoryStore
 from pyswarmkit.store.proposer import Done
 from pyswarmkit.store.replicated import Pending, ReplicatedStore
+from pyswarmkit.transport.bus import Bus, Envelope
 
 log = logging.getLogger(__name__)
 
 # Under a steady stream of proposals, persist and apply at least this often.
 READY_EVERY = 256
 NO_LEADER = "the swarm has no leader"
+# How long a follower waits for the leader to take a forwarded write.
+FORWARD_TIMEOUT = 5.0
+# Raft messages older than this are useless to their receiver.
+MESSAGE_TTL = 2.0
+# A manager that joined asks the leader to make it a member this often until it is one.
+JOIN_RETRY = 2.0
 
 
 def raft_id_of(node_id: str) -> int:
@@ -52,10 +90,16 @@ class RaftPropose:
     built_at: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Forwarding:
+    propose: RaftPropose
+    expires: float
+
+
 class RaftMember:
     """One manager's Raft state: the core, its durable log, and the store it
-    replicates. Opening it restores the store from the newest snapshot and
-    replays nothing yet: committed entries are applied by the actor."""
+    replicates. Opening it restores the store from the newest snapshot;
+    committed entries after it are applied by the actor."""
 
     def __init__(
         self,
@@ -85,7 +129,7 @@ class RaftMember:
         self.snapshot_interval = snapshot_interval
         snap = self.core.snapshot
         if snap is not None:
-            self.replica.restore(snap.data)
+            self.replica.restore(snap.data, snap.index)
         self.snapshot_index = snap.index if snap is not None else 0
         # The term of the last entry applied: a new leader serves once it has
         # applied an entry of its own term (everything committed before is in).
@@ -93,6 +137,11 @@ class RaftMember:
         self.on_leading = on_leading
         self.leading = False
         self.leading_event = threading.Event()
+        # Set by the node once it has a transport to the other managers.
+        self.bus: Bus | None = None
+        # A manager that joined: (the manager to ask, this one's address) until
+        # the members include it.
+        self.join_via: tuple[str, str] | None = None
         self.lock = threading.Lock()
         self.closed = False
 
@@ -102,6 +151,9 @@ class RaftMember:
 
     def is_only_voter(self) -> bool:
         return self.core.voters == frozenset({self.raft_id})
+
+    def members(self) -> frozenset[int]:
+        return self.core.voters | self.core.learners
 
     def close(self) -> None:
         with self.lock:
@@ -120,12 +172,27 @@ class RaftActor(GuardedActor):
         self.member = member
         self.core = member.core
         self._unready = 0
+        # Forwarded writes waiting for the leader's answer, by message id.
+        self._forwarding: dict[int, _Forwarding] = {}
+        # Raft ID -> node ID of the managers in the store, and the store index it was read at.
+        self._nodes: dict[int, str] = {}
+        self._nodes_at = -1
+        # Members heard from (their IDs proved by their keys): a manager that
+        # just joined answers the leader before its store names anyone.
+        self._heard: dict[int, str] = {}
+        self.dropped = 0
+        self._next_join = 0.0
 
     def on_start(self) -> None:
         if self.member.is_only_voter() and self.core.role != Role.LEADER:
             # Nobody to wait for: lead now rather than after an election timeout.
             self.core.campaign()
         self._ready()
+
+    def on_stop(self) -> None:
+        for fwd in self._forwarding.values():
+            fwd.propose.on_done(None, Unavailable("the manager is stopping"))
+        self._forwarding.clear()
 
     def handle(self, message: Any) -> Any:
         if self.member.closed:
@@ -136,15 +203,21 @@ class RaftActor(GuardedActor):
             self._propose(message)
         elif isinstance(message, Tick):
             self.core.tick()
+            self._expire_forwards(message.now)
+            self._ask_to_join(message.now)
+        elif isinstance(message, Deliver):
+            self._delivered(message)
         self._unready += 1
         if self._unready >= READY_EVERY or self.actor_inbox.empty():
             self._ready()
         return None
 
+    # --- proposals ---------------------------------------------------------------
+
     def _propose(self, msg: RaftPropose) -> None:
         core = self.core
         if core.role != Role.LEADER:
-            msg.on_done(None, Unavailable(f"{NO_LEADER}: try again"))
+            self._forward(msg)
             return
         try:
             index = core.propose(encode_batch(msg.changes, msg.now))
@@ -158,6 +231,179 @@ class RaftActor(GuardedActor):
             index, Pending(core.term, msg.changes, msg.now, msg.on_done, msg.built_at)
         )
 
+    def _forward(self, msg: RaftPropose) -> None:
+        leader = self._node_of(self.core.leader) if self.core.leader else None
+        bus = self.member.bus
+        if leader is None or bus is None:
+            msg.on_done(None, Unavailable(f"{NO_LEADER}: try again"))
+            return
+        now = clock.monotonic()
+        env = Envelope(
+            self.member.node_id,
+            leader,
+            "raft",
+            RaftForward(encode_batch(msg.changes, msg.now)),
+            deadline=now + FORWARD_TIMEOUT,
+        )
+        self._forwarding[env.id] = _Forwarding(msg, now + FORWARD_TIMEOUT)
+        if not bus.send(env):
+            del self._forwarding[env.id]
+            msg.on_done(None, Unavailable(f"cannot reach the leader {leader}: try again"))
+
+    def _expire_forwards(self, now: float) -> None:
+        late = [i for i, f in self._forwarding.items() if f.expires <= now]
+        for i in late:
+            fwd = self._forwarding.pop(i)
+            fwd.propose.on_done(
+                None, Unavailable("the leader did not take the write in time: try again")
+            )
+
+    def _ask_to_join(self, now: float) -> None:
+        member = self.member
+        if member.join_via is None:
+            return
+        if member.raft_id in member.members():
+            log.info("raft: this manager is a member (term %d)", self.core.term)
+            member.join_via = None
+            return
+        if now < self._next_join or member.bus is None:
+            return
+        self._next_join = now + JOIN_RETRY
+        via, addr = member.join_via
+        if self.core.leader:
+            via = self._node_of(self.core.leader) or via
+        member.bus.send(
+            Envelope(member.node_id, via, "raft", RaftJoin(addr), deadline=now + JOIN_RETRY)
+        )
+
+    # --- from other managers -----------------------------------------------------
+
+    def _delivered(self, msg: Deliver) -> None:
+        env = msg.envelope
+        body = env.body
+        if env.expired(clock.monotonic()):
+            self.dropped += 1
+            return
+        if env.reply_to and env.reply_to in self._forwarding:
+            self._forward_answered(self._forwarding.pop(env.reply_to), body)
+            return
+        if isinstance(body, RaftMessages):
+            self._step(env, body)
+        elif isinstance(body, RaftForward):
+            self._forwarded(env, body)
+        elif isinstance(body, RaftJoin):
+            self._join(env, msg.addr, body)
+        elif isinstance(body, Error) and body.request == "raft_join":
+            log.warning("raft: %s refused to add this manager: %s", env.source, body.message)
+        elif not isinstance(body, Error | RaftJoined):
+            self.dropped += 1
+            log.warning("raft: ignored %s from %s", env.kind, env.source)
+
+    def _step(self, env: Envelope, body: RaftMessages) -> None:
+        sender = raft_id_of(env.source)
+        try:
+            raw = msgspec.msgpack.decode(body.payload)
+            if not isinstance(raw, list):
+                raise ValueError("raft messages: expected a list")
+            msgs = [from_wire(m) for m in raw]
+        except (msgspec.DecodeError, ValueError) as exc:
+            self.dropped += 1
+            log.warning("raft: dropped messages from %s: %s", env.source, exc)
+            return
+        me = self.member.raft_id
+        for m in msgs:
+            if m.frm != sender or m.to != me:
+                self.dropped += 1
+                log.warning(
+                    "raft: dropped a message from %s claiming to be %d for %d",
+                    env.source,
+                    m.frm,
+                    m.to,
+                )
+                continue
+            self._heard[sender] = env.source
+            self.core.step(m)
+
+    def _forwarded(self, env: Envelope, body: RaftForward) -> None:
+        """The leader takes a follower's batch: proposes it, and says where."""
+        core = self.core
+        if core.role != Role.LEADER:
+            self._reply(env, Error.of(Unavailable(f"{NO_LEADER}: this manager does not lead")))
+            return
+        try:
+            changes, now = decode_batch(body.batch)
+        except EntryError as exc:
+            self._reply(env, Error.of(FailedPrecondition(str(exc)), "raft_forward"))
+            return
+        try:
+            index = core.propose(body.batch)
+        except ProposalDropped as exc:
+            self._reply(env, Error.of(Unavailable(f"the write was not accepted: {exc}")))
+            return
+        # Applied here from the batch already decoded (and checked, before it
+        # could enter the log); the follower hears the outcome when it applies.
+        self.member.replica.proposed(index, Pending(core.term, changes, now, _quiet, None))
+        self._reply(env, RaftProposed(index, core.term))
+
+    def _forward_answered(self, fwd: _Forwarding, body: Body) -> None:
+        msg = fwd.propose
+        if isinstance(body, RaftProposed):
+            pending = Pending(body.term, msg.changes, msg.now, msg.on_done, msg.built_at)
+            self.member.replica.proposed(body.index, pending)
+        elif isinstance(body, Error):
+            msg.on_done(None, body.to_error())
+        else:
+            msg.on_done(None, Unavailable(f"the leader answered {body.kind}"))
+
+    def _join(self, env: Envelope, addr: str, body: RaftJoin) -> None:
+        """A manager that joined with the manager token becomes a member:
+        recorded on its node, then added to Raft as a learner (promoted to
+        voter once its log has caught up)."""
+        core = self.core
+        if core.role != Role.LEADER:
+            self._reply(env, Error.of(Unavailable(f"{NO_LEADER}: this manager does not lead")))
+            return
+        node = self.member.store.get_node(env.source)
+        if node is None or node.role != NodeRole.MANAGER:
+            self._reply(
+                env, Error.of(PermissionDenied("only a manager may join the managers"), "raft_join")
+            )
+            return
+        raft_id = raft_id_of(node.id)
+        if raft_id not in self.member.members():
+            context = codec.encode(MemberInfo(raft_id, node.id, body.addr))
+            try:
+                core.propose_conf_change(ConfChange(CC_ADD_LEARNER, raft_id, context))
+            except ProposalDropped as exc:
+                self._reply(env, Error.of(Unavailable(f"not now: {exc}; try again"), "raft_join"))
+                return
+            log.info("raft: adding manager %s (%s) as a member", node.id, body.addr)
+        status = node.manager_status
+        if status is None or status.addr != body.addr or status.raft_id != raft_id:
+            fresh = ManagerStatus(
+                raft_id=raft_id, addr=body.addr, reachability=Reachability.REACHABLE
+            )
+            updated = replace(node, manager_status=fresh)
+            self._propose(RaftPropose([Change("update", updated)], clock.wall(), _ignore, None))
+        self._reply(env, RaftJoined(raft_id))
+
+    def _reply(self, env: Envelope, body: Body) -> None:
+        bus = self.member.bus
+        if bus is None:
+            return
+        bus.send(
+            Envelope(
+                self.member.node_id,
+                env.source,
+                env.dest_actor,
+                body,
+                reply_to=env.id,
+                deadline=clock.monotonic() + FORWARD_TIMEOUT,
+            )
+        )
+
+    # --- the Ready loop ----------------------------------------------------------
+
     def _ready(self) -> None:
         self._unready = 0
         member = self.member
@@ -170,13 +416,14 @@ class RaftActor(GuardedActor):
                 if rd.must_sync:
                     member.storage.save(rd.hard_state, rd.entries, rd.snapshot)
                     member.storage.sync()
-                # Messages to other managers go here once they are peers.
+                if rd.messages:
+                    self._send(rd.messages)
                 if rd.snapshot is not None:
                     member.replica.fail_pending(
                         Unavailable("the write was lost to a leader change: retry"),
                         rd.snapshot.index,
                     )
-                    member.replica.restore(rd.snapshot.data)
+                    member.replica.restore(rd.snapshot.data, rd.snapshot.index)
                     member.snapshot_index = rd.snapshot.index
                 for entry in rd.committed_entries:
                     member.replica.apply(entry)
@@ -184,6 +431,31 @@ class RaftActor(GuardedActor):
                 core.advance(rd)
             self._maybe_snapshot()
         self._leadership()
+
+    def _send(self, messages: list[Message]) -> None:
+        bus = self.member.bus
+        if bus is None:
+            return
+        by_peer: dict[int, list[Any]] = {}
+        for m in messages:
+            by_peer.setdefault(m.to, []).append(to_wire(m))
+        deadline = clock.monotonic() + MESSAGE_TTL
+        for peer, wire in by_peer.items():
+            node_id = self._node_of(peer)
+            if node_id is None:
+                self.dropped += len(wire)
+                continue
+            body = RaftMessages(msgspec.msgpack.encode(wire))
+            bus.send(Envelope(self.member.node_id, node_id, "raft", body, deadline=deadline))
+
+    def _node_of(self, raft_id: int) -> str | None:
+        store = self.member.store
+        if self._nodes_at != store.index:
+            self._nodes = {
+                raft_id_of(n.id): n.id for n in store.nodes() if n.role == NodeRole.MANAGER
+            }
+            self._nodes_at = store.index
+        return self._nodes.get(raft_id) or self._heard.get(raft_id)
 
     def _maybe_snapshot(self) -> None:
         member = self.member
@@ -223,10 +495,19 @@ class RaftActor(GuardedActor):
                 log.exception("starting or stopping the leader's work failed")
 
 
+def _ignore(batch: object, err: SwarmError | None) -> None:
+    if err is not None:
+        log.warning("raft: could not record a new manager: %s", err)
+
+
+def _quiet(batch: object, err: SwarmError | None) -> None:
+    pass
+
+
 class RaftProposer:
     """The store's proposer on a manager: hands each batch to the Raft member."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Any) -> None:
         self.registry = registry
 
     def propose(

@@ -162,7 +162,13 @@ class JoinAccepted(Message, frozen=True, array_like=True, tag=12):
     root_ca: Pem
     # The manager that answered: the dispatcher the agent registers with.
     manager_id: str
+    # For a node joining as a manager: the managers' CurveZMQ server secret
+    # key, so it can serve other nodes before its store has caught up.
+    server_secret: Annotated[bytes, msgspec.Meta(max_length=32)] = b""
     kind: ClassVar[str] = "join_accepted"
+
+    def __repr__(self) -> str:
+        return f"JoinAccepted(node_id={self.node_id!r}, manager_id={self.manager_id!r})"
 
 
 class RenewCertificate(Message, frozen=True, array_like=True, tag=13):
@@ -175,6 +181,45 @@ class CertificateIssued(Message, frozen=True, array_like=True, tag=14):
     certificate: Pem
     root_ca: Pem
     kind: ClassVar[str] = "certificate_issued"
+
+
+# --- manager <-> manager (Raft) -------------------------------------------------
+# Only managers may send these (the authorization table lets a worker call
+# nothing but the dispatcher and the CA). Raft's own messages travel encoded by
+# ``raft.messages.to_wire``: several per envelope, checked by ``from_wire``.
+
+RaftPayload = Annotated[bytes, msgspec.Meta(max_length=64 * 1024 * 1024)]
+
+
+class RaftMessages(Message, frozen=True, array_like=True, tag=15):
+    payload: RaftPayload
+    kind: ClassVar[str] = "raft"
+
+
+class RaftForward(Message, frozen=True, array_like=True, tag=16):
+    """A follower's store batch (``store.entries`` encoding) for the leader to
+    propose; answered with ``RaftProposed`` or an ``Error``."""
+
+    batch: RaftPayload
+    kind: ClassVar[str] = "raft_forward"
+
+
+class RaftProposed(Message, frozen=True, array_like=True, tag=17):
+    index: Int
+    term: Int
+    kind: ClassVar[str] = "raft_proposed"
+
+
+class RaftJoin(Message, frozen=True, array_like=True, tag=18):
+    """A manager that joined asks to become a Raft member, listening at ``addr``."""
+
+    addr: Annotated[str, msgspec.Meta(max_length=300)]
+    kind: ClassVar[str] = "raft_join"
+
+
+class RaftJoined(Message, frozen=True, array_like=True, tag=19):
+    raft_id: Int
+    kind: ClassVar[str] = "raft_joined"
 
 
 class Error(Message, frozen=True, array_like=True, tag=10):
@@ -211,4 +256,9 @@ Body = (
     | JoinAccepted
     | RenewCertificate
     | CertificateIssued
+    | RaftMessages
+    | RaftForward
+    | RaftProposed
+    | RaftJoin
+    | RaftJoined
 )

@@ -30,6 +30,8 @@ CERT_DIR = "certificates"
 ROOT_FILE = "swarm-root-ca.crt"
 CERT_FILE = "swarm-node.crt"
 KEY_FILE = "swarm-node.key"
+# A manager that joined: the managers' CurveZMQ server keypair (its secret half).
+SERVER_KEY_FILE = "swarm-server.key"
 TMP = ".tmp"
 # The order files are replaced in: key first, certificate last.
 ORDER = (KEY_FILE, ROOT_FILE, CERT_FILE)
@@ -132,13 +134,13 @@ def _read(d: Path, name: str) -> bytes:
         raise CertificateError(f"cannot read {d / name}: {e.strerror}") from None
 
 
-def _load_key(d: Path, data: bytes) -> CurveKeyPair:
+def _load_key(d: Path, data: bytes, name: str = KEY_FILE) -> CurveKeyPair:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise CertificateError(f"{d / KEY_FILE} is not a PEM private key: {_fix(d)}") from None
+        raise CertificateError(f"{d / name} is not a PEM private key: {_fix(d)}") from None
     if not isinstance(key, X25519PrivateKey):
-        raise CertificateError(f"{d / KEY_FILE} is not an X25519 key: {_fix(d)}")
+        raise CertificateError(f"{d / name} is not an X25519 key: {_fix(d)}")
     return CurveKeyPair(public=key.public_key().public_bytes_raw(), secret=key.private_bytes_raw())
 
 
@@ -198,3 +200,26 @@ def load_identity(state_dir: Path, now: float) -> Identity | None:
         return None
     key, root, cert = (_read(d, name) for name in ORDER)
     return _check(d, key, cert, root, now)
+
+
+def save_server_key(state_dir: Path, secret: bytes) -> None:
+    d = cert_dir(state_dir)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = d / (SERVER_KEY_FILE + TMP)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    _write_tmp(tmp, key_pem(secret), 0o600)
+    os.replace(tmp, d / SERVER_KEY_FILE)
+    _fsync_dir(d)
+
+
+def load_server_key(state_dir: Path) -> CurveKeyPair | None:
+    """The managers' server keypair a joined manager was given, if any."""
+    d = cert_dir(state_dir)
+    try:
+        data = (d / SERVER_KEY_FILE).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise CertificateError(f"cannot read {d / SERVER_KEY_FILE}: {e.strerror}") from None
+    return _load_key(d, data, SERVER_KEY_FILE)

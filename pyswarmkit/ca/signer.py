@@ -89,14 +89,13 @@ def join(
         raise PermissionDenied(INVALID_TOKEN)
     if role == NodeRole.MANAGER and not allow_managers:
         raise PermissionDenied(NO_MANAGERS)
-    root_pem = cluster.root_ca.cert_pem
     if existing is not None:
         cert = existing.certificate
         if cert is not None and cert.curve_key == key and now < cert.not_after:
-            return None, JoinAccepted(existing.id, cert.pem, root_pem, manager_id)
+            return None, _accepted(cluster, existing.role, existing.id, cert.pem, manager_id)
         cert = issue_node(cluster, existing.id, key, existing.role, now)
         node = replace(existing, certificate=cert)
-        return node, JoinAccepted(existing.id, cert.pem, root_pem, manager_id)
+        return node, _accepted(cluster, existing.role, existing.id, cert.pem, manager_id)
     cert = issue_node(cluster, new_node_id, key, role, now)
     node = Node(
         id=new_node_id,
@@ -106,7 +105,15 @@ def join(
         status=NodeStatus(state=NodeState.UNKNOWN, addr=addr),
         certificate=cert,
     )
-    return node, JoinAccepted(new_node_id, cert.pem, root_pem, manager_id)
+    return node, _accepted(cluster, node.role, new_node_id, cert.pem, manager_id)
+
+
+def _accepted(
+    cluster: Cluster, role: NodeRole, node_id: str, cert_pem: bytes, manager_id: str
+) -> JoinAccepted:
+    # A manager serves other nodes with the swarm's server key; a worker never holds it.
+    secret = cluster.server_key.secret if role == NodeRole.MANAGER else b""
+    return JoinAccepted(node_id, cert_pem, cluster.root_ca.cert_pem, manager_id, secret)
 
 
 def renew(

@@ -14,16 +14,23 @@ was lost to a leader change.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyswarmkit.api.errors import SwarmError, Unavailable
 from pyswarmkit.raft.messages import ENTRY_NORMAL, Entry
 from pyswarmkit.store.entries import EntryError, decode_batch, decode_snapshot
-from pyswarmkit.store.memory import Change, MemoryStore
+from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import Done, StaleWrite
 
 log = logging.getLogger(__name__)
+
+# Outcomes of this many recent entries are kept for proposals whose index is
+# learnt after the entry was applied (a follower's batch, forwarded to the
+# leader, may commit here before the leader's answer naming its index arrives).
+RECENT = 4096
+LOST = "the write was lost to a leader change: retry"
 
 
 @dataclass(slots=True)
@@ -41,18 +48,47 @@ class ReplicatedStore:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
         self.pending: dict[int, Pending] = {}
+        self.applied = 0
+        self._recent: OrderedDict[int, tuple[int, EventBatch | None, SwarmError | None]] = (
+            OrderedDict()
+        )
+        # The store's index just before each recent entry was applied.
+        self._before: dict[int, int] = {}
         # Entries whose batch could not be read (a newer format): applied as
         # nothing, counted, logged; the member does not stop.
         self.unreadable = 0
 
     def proposed(self, index: int, pending: Pending) -> None:
-        self.pending[index] = pending
+        if index > self.applied:
+            self.pending[index] = pending
+            return
+        # Already applied: answer from what happened then.
+        seen = self._recent.get(index)
+        if seen is None:
+            err: SwarmError | None = Unavailable(
+                "the write's outcome is no longer known here: check and retry"
+            )
+            _answer(pending.on_done, None, err)
+            return
+        term, batch, err = seen
+        if term != pending.term:
+            _answer(pending.on_done, None, Unavailable(LOST))
+            return
+        if err is not None and pending.built_at is not None and self._stale(pending, index):
+            err = StaleWrite(err)
+        _answer(pending.on_done, batch, err)
+
+    def _stale(self, pending: Pending, index: int) -> bool:
+        # Whether any store batch was applied between the build and ``index``.
+        before = self._before.get(index)
+        return before is not None and pending.built_at is not None and before > pending.built_at
 
     def apply(self, entry: Entry) -> None:
         """Apply one committed entry (after every entry before it)."""
+        self.applied = entry.index
         mine = self.pending.pop(entry.index, None)
         if mine is not None and mine.term != entry.term:
-            _answer(mine.on_done, None, Unavailable("the write was lost to a leader change: retry"))
+            _answer(mine.on_done, None, Unavailable(LOST))
             mine = None
         if entry.type != ENTRY_NORMAL or not entry.data:
             return  # a leader's empty entry, or a membership change
@@ -69,6 +105,7 @@ class ReplicatedStore:
         try:
             batch = self.store.apply(changes, entry.index, now)
         except SwarmError as err:
+            self._remember(entry, before, None, err)
             if mine is not None:
                 if mine.built_at is not None and before > mine.built_at:
                     # Built from state that other writes have since changed: the
@@ -76,13 +113,27 @@ class ReplicatedStore:
                     err = StaleWrite(err)
                 _answer(mine.on_done, None, err)
             return
+        self._remember(entry, before, batch, None)
         if mine is not None:
             _answer(mine.on_done, batch, None)
 
-    def restore(self, data: bytes) -> None:
-        """Become the state of a snapshot (a restart, or a follower far behind)."""
+    def _remember(
+        self, entry: Entry, before: int, batch: EventBatch | None, err: SwarmError | None
+    ) -> None:
+        self._recent[entry.index] = (entry.term, batch, err)
+        self._before[entry.index] = before
+        if len(self._recent) > RECENT:
+            old, _ = self._recent.popitem(last=False)
+            self._before.pop(old, None)
+
+    def restore(self, data: bytes, raft_index: int) -> None:
+        """Become the state of a snapshot taken at ``raft_index`` (a restart, or
+        a follower far behind)."""
         index, objects = decode_snapshot(data)
+        self.applied = raft_index
         self.store.restore(index, objects)
+        self._recent.clear()
+        self._before.clear()
 
     def fail_pending(self, err: SwarmError, up_to: int | None = None) -> None:
         """Answer proposals that can no longer commit here (all, or those at or

@@ -676,14 +676,18 @@ class ZmqBus:
             self._send_groups(groups)
 
     def _target(self, dest: str) -> Any:
-        dialed = self._dialed.get(dest)
-        if dialed is not None:
-            return dialed.sock
+        # A node connected to this one is answered over its own connection,
+        # even when this node dials it too: the other end then takes the
+        # message from the server it pinned, and need not know this node's key
+        # yet (a manager that just joined, before its store has caught up).
         rid = self._routes.get(dest)
         if rid is None:
             rid = self._anonymous.get(dest)
         if rid is not None:
             return rid
+        dialed = self._dialed.get(dest)
+        if dialed is not None:
+            return dialed.sock
         if self._default is not None:
             dialed = self._dialed.get(self._default)
             if dialed is not None:

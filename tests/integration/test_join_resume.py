@@ -252,8 +252,12 @@ def test_a_worker_whose_state_dir_was_deleted_joins_as_a_new_node(tmp: Path) -> 
         try:
             assert w.node_id != old
             wait_until(lambda: ready(m, w.node_id), what="the new node READY")
-            gone = m.store.get_node(old)
-            assert gone is not None and gone.status.state == NodeState.DOWN
+            wait_until(
+                lambda: (
+                    (g := m.store.get_node(old)) is not None and g.status.state == NodeState.DOWN
+                ),
+                what="the old node DOWN",
+            )
         finally:
             w.stop()
 

@@ -30,7 +30,7 @@ from pyswarmkit.api.protocol import (
     Registered,
     RenewCertificate,
 )
-from pyswarmkit.api.states import NodeState
+from pyswarmkit.api.states import NodeRole, NodeState
 from pyswarmkit.ca import certs, files
 from pyswarmkit.ca.files import Identity
 from pyswarmkit.ca.tokens import new_token
@@ -157,9 +157,11 @@ def test_bad_tokens_are_refused_and_never_logged(
     assert n.store.get_node(member.node_id) is not None
     join(n, tmp_path, "new", worker_token(n))
 
-    # The manager token joins nobody until managers replicate.
-    with pytest.raises(JoinRefused, match="join with the worker token"):
-        join(n, tmp_path, "boss", n.store.clusters()[0].join_tokens.manager)
+    # The manager token makes a manager, and hands it the managers' server key.
+    boss = join(n, tmp_path, "boss", n.store.clusters()[0].join_tokens.manager)
+    assert boss.role == NodeRole.MANAGER
+    server = files.load_server_key(tmp_path / "boss")
+    assert server is not None and server == n.store.clusters()[0].server_key
 
     for token in (good, wrong_secret, other_swarm, worker_token(n)):
         assert not any(token in r.getMessage() for r in caplog.records)
