@@ -48,8 +48,7 @@ def one_round(n: int) -> dict[str, float]:
     t1 = time.perf_counter()
     assigned = TaskStatus(timestamp=time.time(), state=TaskState.ASSIGNED)
     updates = [
-        Change("update", replace(t, node_id="node-1", status=assigned))
-        for t in store.tasks()
+        Change("update", replace(t, node_id="node-1", status=assigned)) for t in store.tasks()
     ]
     t2 = time.perf_counter()
     store.apply(updates, 2, time.time())

@@ -47,9 +47,7 @@ def test_a_killed_manager_comes_back_and_its_workers_keep_their_tasks(swarm: Swa
         assert sleeps_under(pid) == worker_tasks[name]
     assert all(alive(p) for p in manager_tasks)
 
-    swarm.start(
-        "node-1", "--listen-control-api", swarm.socket, "--listen-remote-api", swarm.addr
-    )
+    swarm.start("node-1", "--listen-control-api", swarm.socket, "--listen-remote-api", swarm.addr)
     wait_until(
         lambda: sorted(swarm.ready()) == ["node-1", "node-2", "node-3"],
         timeout=60,
