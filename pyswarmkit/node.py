@@ -26,7 +26,8 @@ from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
 from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
 from pyswarmkit.actors.orchestrator import OrchestratorActor
-from pyswarmkit.actors.raft import RaftActor, RaftMember, RaftProposer
+from pyswarmkit.actors.raft import RaftActor, RaftMember, RaftProposer, raft_id_of
+from pyswarmkit.actors.redirect import RedirectActor
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.actors.renewer import RenewerActor
 from pyswarmkit.actors.scheduler import SchedulerActor
@@ -69,7 +70,7 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = ("process", "sim")
 # Started when this manager gains leadership, stopped (in reverse) when it loses it.
-LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher", "ca")
+LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher")
 # The actors that keep time, in tick order.
 TICKED = ("raft", "orchestrator", "scheduler", "dispatcher", "agent", "executor", "renewer")
 # How long a manager waits at start for its Raft member to lead (a lone manager
@@ -393,8 +394,13 @@ class SwarmNode:
         if self.is_manager:
             self.supervisor.start_group("control", [("control", self._control_actor)])
             assert self.raft is not None
+            if self.config.listen_remote_api:
+                # Every manager signs: joins and renewals through any manager.
+                self.supervisor.start_group("ca", [("ca", self._ca_actor)])
             self._follow_raft = True
             self.set_leader(self.raft.leading)
+            if not self.is_leader:
+                self._redirect_agents()
         self.supervisor.start_group(
             "worker", [("executor", self._executor_actor), ("agent", self._agent_actor)]
         )
@@ -596,6 +602,9 @@ class SwarmNode:
 
     # --- factories: how each actor is (re)built --------------------------------
 
+    def _ca_actor(self) -> pykka.ActorRef[Any]:
+        return CAActor.start(self.registry, self.store, self.bus)
+
     def _raft_actor(self) -> pykka.ActorRef[Any]:
         assert self.raft is not None
         return RaftActor.start(self.raft)
@@ -611,7 +620,38 @@ class SwarmNode:
 
     def _agent_actor(self) -> pykka.ActorRef[Any]:
         description = self.executor.describe()
-        return AgentActor.start(self.registry, self.bus, self.manager_id, description, self._fatal)
+        return AgentActor.start(
+            self.registry,
+            self.bus,
+            self._agent_manager,
+            description,
+            self._fatal,
+            self._connect_manager,
+        )
+
+    @property
+    def _agent_manager(self) -> str:
+        """The manager a (re)started agent turns to first: the one it used last."""
+        if self.upstream is not None:
+            return self.upstream.manager_id
+        return self.manager_id
+
+    def _connect_manager(self, node_id: str, addr: str) -> None:
+        """The agent turns to another manager: a worker dials it, and remembers
+        it for its next start; a manager keeps connections to all of them."""
+        up = self.upstream
+        if up is None or (up.manager_id == node_id and up.addr == addr):
+            return
+        network.check_dial_addr(addr, "a manager's address")
+        if self.is_manager:
+            self.upstream = network.Upstream(node_id, addr, up.server_key)
+        else:
+            bus = self.bus
+            if isinstance(bus, ZmqBus):
+                bus.dial(node_id, addr, up.server_key)
+                bus.set_default_route(node_id)
+            self.upstream = network.Upstream(node_id, addr, up.server_key)
+        network.save_upstream(self.config.state_dir, self.upstream)
 
     def _renewer_actor(self) -> pykka.ActorRef[Any]:
         assert self.identity is not None and isinstance(self.bus, ZmqBus)
@@ -633,7 +673,6 @@ class SwarmNode:
             "orchestrator": lambda: OrchestratorActor.start(self.registry, self.store),
             "scheduler": lambda: SchedulerActor.start(self.registry, self.store),
             "dispatcher": lambda: DispatcherActor.start(self.registry, self.store, self.bus),
-            "ca": lambda: CAActor.start(self.registry, self.store, self.bus),
         }
 
     def _to_control(self, req: ControlRequest) -> None:
@@ -655,6 +694,7 @@ class SwarmNode:
             factories = self._leader_factories()
             if leader:
                 log.info("node %s leads: starting %s", self.node_id, ", ".join(LEADER_ACTORS))
+                self.supervisor.stop_group("redirect")
                 for name in LEADER_ACTORS:
                     self.supervisor.start_group(name, [(name, factories[name])])
                 self._record_leader()
@@ -662,6 +702,25 @@ class SwarmNode:
                 log.info("node %s is no longer the leader: stopping its subsystems", self.node_id)
                 for name in reversed(LEADER_ACTORS):
                     self.supervisor.stop_group(name)
+                self._redirect_agents()
+
+    def _redirect_agents(self) -> None:
+        """Agents that reach a manager which does not lead are told who does."""
+        if "redirect" not in self.supervisor.running():
+            self.supervisor.start_group("redirect", [("dispatcher", self._redirect_actor)])
+
+    def _redirect_actor(self) -> pykka.ActorRef[Any]:
+        return RedirectActor.start(self.node_id, self.bus, self._leader_node)
+
+    def _leader_node(self) -> str:
+        raft = self.raft
+        leader = raft.core.leader if raft is not None else 0
+        if not leader:
+            return ""
+        for node in self.store.nodes():
+            if node.role == NodeRole.MANAGER and raft_id_of(node.id) == leader:
+                return node.id
+        return ""
 
     def _record_leader(self) -> None:
         """ManagerStatus.leader follows who leads: written by the new leader."""
@@ -758,7 +817,15 @@ class SwarmNode:
             self.control_server = None
         # Workers first (the agent says goodbye, the executor stops every task),
         # then the leader's actors, control, the store last.
-        for group in ("renewer", "worker", *reversed(LEADER_ACTORS), "control", "store"):
+        for group in (
+            "renewer",
+            "worker",
+            "redirect",
+            *reversed(LEADER_ACTORS),
+            "ca",
+            "control",
+            "store",
+        ):
             self.supervisor.stop_group(group)
         self._leader = False
         if self.raft is not None:

@@ -32,11 +32,15 @@ class AgentActor(GuardedActor):
         manager_id: str,
         description: NodeDescription,
         on_removed: Callable[[str], None] | None = None,
+        connect: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
         self.bus = bus
         self.manager_id = manager_id
+        # Makes sure a manager is reachable at an address before the agent
+        # turns to it (a worker dials it; a manager already does).
+        self.connect = connect
         # Called once, with the manager's words, when it says this node was
         # removed from the swarm: the node stops (nothing it sends is heard).
         self.on_removed = on_removed
@@ -127,10 +131,33 @@ class AgentActor(GuardedActor):
             self.on_removed(message)
 
     def _carry_out(self, fx: Effects, now: float) -> None:
+        if fx.switch_to or fx.switch_manager:
+            self._switch(fx.switch_to)
         if fx.commands:
             self.registry.tell("executor", Commands(tuple(fx.commands)))
         for m in fx.messages:
             self._send(m, now)
+
+    def _switch(self, to: str) -> None:
+        """Turn to the manager ``to``, or to the next one the dispatcher named."""
+        known = {m.node_id: m.addr for m in self.core.managers}
+        if not to:
+            order = sorted(known)
+            if not order:
+                return
+            at = order.index(self.manager_id) if self.manager_id in order else -1
+            to = order[(at + 1) % len(order)]
+        if to == self.manager_id:
+            return
+        addr = known.get(to, "")
+        if self.connect is not None and addr:
+            try:
+                self.connect(to, addr)
+            except Exception as exc:
+                log.warning("cannot turn to manager %s at %s: %s", to, addr, exc)
+                return
+        log.info("turning to manager %s%s", to, f" at {addr}" if addr else "")
+        self.manager_id = to
 
     def _send(self, body: Body, now: float) -> None:
         # Past this, a newer request of the same kind is on its way: answering is useless.

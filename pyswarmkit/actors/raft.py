@@ -75,6 +75,8 @@ FORWARD_TIMEOUT = 5.0
 MESSAGE_TTL = 2.0
 # A manager that joined asks the leader to make it a member this often until it is one.
 JOIN_RETRY = 2.0
+# How often the leader brings the managers' reachability up to date.
+REACHABILITY_EVERY = 1.0
 
 
 def raft_id_of(node_id: str) -> int:
@@ -182,6 +184,10 @@ class RaftActor(GuardedActor):
         self._heard: dict[int, str] = {}
         self.dropped = 0
         self._next_join = 0.0
+        self._next_reach = 0.0
+        # Ticks so far, and the tick each member was last heard from at.
+        self._ticks = 0
+        self._heard_tick: dict[int, int] = {}
 
     def on_start(self) -> None:
         if self.member.is_only_voter() and self.core.role != Role.LEADER:
@@ -202,9 +208,11 @@ class RaftActor(GuardedActor):
         if isinstance(message, RaftPropose):
             self._propose(message)
         elif isinstance(message, Tick):
+            self._ticks += 1
             self.core.tick()
             self._expire_forwards(message.now)
             self._ask_to_join(message.now)
+            self._reachability(message.now)
         elif isinstance(message, Deliver):
             self._delivered(message)
         self._unready += 1
@@ -276,6 +284,33 @@ class RaftActor(GuardedActor):
             Envelope(member.node_id, via, "raft", RaftJoin(addr), deadline=now + JOIN_RETRY)
         )
 
+    def _reachability(self, now: float) -> None:
+        """The leader keeps each manager's Manager Status: REACHABLE while its
+        Raft member answers, UNREACHABLE when it has not for an election timeout."""
+        member = self.member
+        if not member.leading or now < self._next_reach:
+            return
+        self._next_reach = now + REACHABILITY_EVERY
+        changes: list[Change] = []
+        members = member.members()
+        for node in member.store.nodes():
+            status = node.manager_status
+            if node.role != NodeRole.MANAGER or status is None:
+                continue
+            rid = raft_id_of(node.id)
+            if rid not in members:
+                continue
+            heard = self._heard_tick.get(rid)
+            up = rid == member.raft_id or (
+                heard is not None and self._ticks - heard <= 2 * self.core.cfg.election_tick
+            )
+            want = Reachability.REACHABLE if up else Reachability.UNREACHABLE
+            if status.reachability != want:
+                fresh = replace(node, manager_status=replace(status, reachability=want))
+                changes.append(Change("update", fresh))
+        if changes:
+            self._propose(RaftPropose(changes, clock.wall(), _quiet, None))
+
     # --- from other managers -----------------------------------------------------
 
     def _delivered(self, msg: Deliver) -> None:
@@ -322,6 +357,7 @@ class RaftActor(GuardedActor):
                 )
                 continue
             self._heard[sender] = env.source
+            self._heard_tick[sender] = self._ticks
             self.core.step(m)
 
     def _forwarded(self, env: Envelope, body: RaftForward) -> None:
@@ -487,6 +523,8 @@ class RaftActor(GuardedActor):
             member.leading_event.clear()
         else:
             member.leading_event.set()
+            # Followers have not answered a leader this new yet: give them time.
+            self._next_reach = clock.monotonic() + 2 * REACHABILITY_EVERY
         log.info("raft: %s (term %d)", "leading" if leading else "not leading", core.term)
         if member.on_leading is not None:
             try:

@@ -22,6 +22,7 @@ from pyswarmkit.api.protocol import (
     Error,
     Heartbeat,
     HeartbeatAck,
+    ManagerAddr,
     Message,
     Register,
     Registered,
@@ -44,6 +45,9 @@ REPORT_RETRY_MAX = 10.0
 # A request for a full assignment set with no answer is repeated after this long.
 RESYNC_RETRY = 1.0
 HEARTBEAT_JITTER = 0.1
+# A session whose manager has said nothing for this many heartbeat periods is
+# over (the dispatcher's side gives up on the node after the same silence).
+SILENCE_PERIODS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,10 @@ class Commands:
 class Effects:
     commands: list[Command] = field(default_factory=list)
     messages: list[Body] = field(default_factory=list)
+    # Turn to another manager before sending: this one stopped answering
+    # ("" with True: the next known manager), or it named the leader.
+    switch_manager: bool = False
+    switch_to: str = ""
 
 
 @dataclass(slots=True)
@@ -112,6 +120,10 @@ class Agent:
         # The assignment sequence held in this session (0: no set yet).
         self.seq = 0
         self.full_requested_at: float | None = None
+        # When the manager last said anything in this session.
+        self.last_heard = -math.inf
+        # Every manager of the swarm, as the dispatcher last said.
+        self.managers: tuple[ManagerAddr, ...] = ()
 
     def _new_token(self) -> int:
         return self.rng.getrandbits(62) + 1
@@ -124,8 +136,16 @@ class Agent:
             return fx
         if not self.session_id:
             if self.register_sent_at is None or now - self.register_sent_at >= REGISTER_RETRY:
+                # No answer to the last try: perhaps another manager leads now.
+                fx.switch_manager = self.register_sent_at is not None
                 self.register_sent_at = now
                 fx.messages.append(Register(self.token, self.description))
+            return fx
+        if now - self.last_heard > SILENCE_PERIODS * self.heartbeat_period:
+            self.session_lost()
+            self.register_sent_at = now
+            fx.switch_manager = True
+            fx.messages.append(Register(self.token, self.description))
             return fx
         if now >= self.next_heartbeat:
             self._schedule_heartbeat(now)
@@ -159,6 +179,8 @@ class Agent:
 
     def receive(self, msg: Message, now: float, wall: float) -> Effects:
         """One message from the dispatcher."""
+        if self.session_id:
+            self.last_heard = now
         if isinstance(msg, Registered):
             self.registered(msg, now, wall)
         elif isinstance(msg, HeartbeatAck):
@@ -168,7 +190,7 @@ class Agent:
         elif isinstance(msg, UpdateTaskStatusAck):
             self.acknowledged(msg, now)
         elif isinstance(msg, Error):
-            self.refused(msg)
+            return self.refused(msg)
         return Effects()
 
     def registered(self, msg: Registered, now: float, wall: float) -> None:
@@ -176,6 +198,9 @@ class Agent:
             return  # an answer to an older attempt, or a duplicate
         self.session_id = msg.session_id
         self._set_period(msg.heartbeat_period)
+        self.last_heard = now
+        if msg.managers:
+            self.managers = msg.managers
         self.register_sent_at = None
         self.seq = 0
         self.full_requested_at = None
@@ -189,6 +214,8 @@ class Agent:
     def heartbeat_ack(self, msg: HeartbeatAck, now: float) -> Effects:
         fx = Effects()
         self._set_period(msg.heartbeat_period)
+        if msg.managers:
+            self.managers = msg.managers
         if self.session_id and msg.assignments_seq > self.seq:
             self._request_full(now, fx)
         return fx
@@ -206,9 +233,15 @@ class Agent:
             if status is not None and status.state <= ack.state:
                 self._forget_report(ack.task_id)
 
-    def refused(self, msg: Error) -> None:
+    def refused(self, msg: Error) -> Effects:
+        fx = Effects()
         if msg.code == "not_found" and self.session_id and msg.session_id == self.session_id:
             self.session_lost()
+        elif msg.code == "unavailable" and msg.leader:
+            # A manager that does not lead: register with the one it names, now.
+            self.session_lost()
+            fx.switch_to = msg.leader
+        return fx
 
     def session_lost(self) -> None:
         self.session_id = ""

@@ -97,10 +97,22 @@ class Leave(Message, frozen=True, array_like=True, tag=9):
 # --- dispatcher -> agent -------------------------------------------------------
 
 
+class ManagerAddr(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A manager an agent may turn to, and where it listens for other nodes."""
+
+    node_id: str
+    addr: Annotated[str, msgspec.Meta(max_length=300)]
+
+
+Managers = Annotated[tuple[ManagerAddr, ...], msgspec.Meta(max_length=64)]
+
+
 class Registered(Message, frozen=True, array_like=True, tag=2):
     token: Int
     session_id: str
     heartbeat_period: Period
+    # Every manager of the swarm: where to go when this one stops answering.
+    managers: Managers = ()
     kind: ClassVar[str] = "registered"
 
 
@@ -108,6 +120,7 @@ class HeartbeatAck(Message, frozen=True, array_like=True, tag=4):
     heartbeat_period: Period
     # The sequence the node's latest assignment set results in.
     assignments_seq: Int = 0
+    managers: Managers = ()
     kind: ClassVar[str] = "heartbeat_ack"
 
 
@@ -228,6 +241,8 @@ class Error(Message, frozen=True, array_like=True, tag=10):
     # What was refused: the request's kind and the session it named.
     request: str = ""
     session_id: str = ""
+    # A manager that does not lead names the one that does, if it knows.
+    leader: str = ""
     kind: ClassVar[str] = "error"
 
     def to_error(self) -> SwarmError:

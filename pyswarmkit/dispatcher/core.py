@@ -31,16 +31,22 @@ from pyswarmkit.api.protocol import (
     Heartbeat,
     HeartbeatAck,
     Leave,
+    ManagerAddr,
     Message,
     Register,
     Registered,
     UpdateTaskStatus,
     UpdateTaskStatusAck,
 )
-from pyswarmkit.api.states import NodeState, TaskState
+from pyswarmkit.api.states import NodeRole, NodeState, TaskState
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 HEARTBEAT_GRACE_MULTIPLIER = 3
+# A dispatcher that just started (a new leader) waits three times longer for
+# nodes it knew nothing about to register, as SwarmKit does: their agents may
+# first have to find the new leader, and a failover must not mark healthy
+# nodes DOWN and move their tasks.
+UNKNOWN_GRACE_MULTIPLIER = 3 * HEARTBEAT_GRACE_MULTIPLIER
 DEFAULT_HEARTBEAT_PERIOD = 5.0
 
 UNKNOWN_MESSAGE = 'Node moved to "unknown" state due to leadership change in cluster'
@@ -120,6 +126,9 @@ class Dispatcher:
         # since its last set, with their newest object (None: deleted or moved
         # off the node). A node needing a full set is scanned in the store instead.
         self._changed: dict[str, dict[str, Task | None]] = {}
+        # Every manager and its address, as agents are told with each session.
+        self._managers: dict[str, str] = {}
+        self.managers: tuple[ManagerAddr, ...] = ()
 
     @property
     def grace(self) -> float:
@@ -131,13 +140,15 @@ class Dispatcher:
         """A newly started dispatcher knows no session: every node not already
         DOWN becomes UNKNOWN, and DOWN if it does not register within the grace."""
         fx = Effects()
+        for node in store.nodes():
+            self._note_manager(node)
         cluster = first_cluster(store)
         if cluster is not None:
             self.heartbeat_period = cluster.spec.dispatcher.heartbeat_period
         known = set(self.sessions)
         for node in store.nodes():
             if node.id not in known and node.status.state != NodeState.DOWN:
-                self.unknown[node.id] = now + self.grace
+                self.unknown[node.id] = now + self.heartbeat_period * UNKNOWN_GRACE_MULTIPLIER
         fx.writes.append(Write(lambda st: mark_unknown(st, known)))
         return fx
 
@@ -155,7 +166,7 @@ class Dispatcher:
         elif isinstance(msg, Heartbeat):
             self.heartbeat(node_id, msg.session_id, now)
             session = self.sessions[node_id]
-            beat = HeartbeatAck(self.heartbeat_period, session.seq)
+            beat = HeartbeatAck(self.heartbeat_period, session.seq, self.managers)
             fx.replies.append(Outgoing(node_id, beat, reply_to))
         elif isinstance(msg, UpdateTaskStatus):
             self.update_task_status(node_id, msg.session_id, now)
@@ -200,7 +211,7 @@ class Dispatcher:
         self.unknown.pop(node_id, None)
         description = msg.description
         fx.writes.append(Write(lambda store: self.register(store, node_id, description, addr)))
-        reply = Registered(msg.token, session.session_id, self.heartbeat_period)
+        reply = Registered(msg.token, session.session_id, self.heartbeat_period, self.managers)
         fx.replies.append(Outgoing(node_id, reply, reply_to))
 
     def tick(self, store: MemoryStore, now: float) -> Effects:
@@ -271,6 +282,9 @@ class Dispatcher:
             if ev.kind == "cluster" and isinstance(ev.obj, Cluster):
                 self.heartbeat_period = ev.obj.spec.dispatcher.heartbeat_period
                 continue
+            if ev.kind == "node" and isinstance(ev.obj, Node):
+                self._note_manager(ev.obj, ev.op == "delete")
+                continue
             if ev.kind != "task":
                 continue
             new, old = ev.obj, ev.old
@@ -290,6 +304,17 @@ class Dispatcher:
                 if old.node_id != new.node_id:
                     self._note(old.node_id, old.id, None)
             self._note(new.node_id, new.id, new)
+
+    def _note_manager(self, node: Node, deleted: bool = False) -> None:
+        status = node.manager_status
+        addr = status.addr if status is not None and node.role == NodeRole.MANAGER else ""
+        if deleted or not addr:
+            changed = self._managers.pop(node.id, None) is not None
+        else:
+            changed = self._managers.get(node.id) != addr
+            self._managers[node.id] = addr
+        if changed:
+            self.managers = tuple(ManagerAddr(n, a) for n, a in sorted(self._managers.items()))
 
     def _note(self, node_id: str, task_id: str, task: Task | None) -> None:
         if node_id not in self.sessions:

@@ -22,6 +22,7 @@ from pyswarmkit.api.protocol import (
     Error,
     Heartbeat,
     HeartbeatAck,
+    ManagerAddr,
     Register,
     Registered,
     UpdateTaskStatus,
@@ -116,6 +117,7 @@ def test_after_registering_the_agent_heartbeats_at_about_the_period() -> None:
         for m in a.tick(now).messages:
             assert m == Heartbeat("s1"), "no more registering once a session is open"
             beats.append(now)
+            a.receive(HeartbeatAck(5.0), now, now)
     gaps = [b - a for a, b in zip([0.0, *beats], beats, strict=False)]
     assert all(4.5 - 1e-9 <= g <= 5.6 + 1e-9 for g in gaps), gaps
     assert 18 <= len(beats) <= 22
@@ -123,9 +125,38 @@ def test_after_registering_the_agent_heartbeats_at_about_the_period() -> None:
     assert len({round(g, 1) for g in gaps}) > 1
 
 
+def test_a_silent_manager_ends_the_session_and_the_agent_tries_another() -> None:
+    a = connected(now=0.0, period=1.0)
+    a.receive(HeartbeatAck(1.0, 0, (ManagerAddr("m1", "10.0.0.1:4242"),)), 0.5, 0.5)
+    assert a.managers == (ManagerAddr("m1", "10.0.0.1:4242"),)
+    assert all(not f.switch_manager for f in (a.tick(i / 10) for i in range(6, 35)))
+    fx = a.tick(3.6)  # three periods since the manager last spoke
+    assert fx.switch_manager and kinds(fx) == ["register"]
+    assert a.session_id == ""
+    # Nobody answers that registration either: the next try goes elsewhere again.
+    assert not a.tick(4.0).messages
+    fx = a.tick(3.7 + REGISTER_RETRY)
+    assert fx.switch_manager and kinds(fx) == ["register"]
+
+
+def test_a_manager_that_does_not_lead_sends_the_agent_to_the_leader() -> None:
+    a = connected(now=0.0)
+    fx = a.receive(Error("unavailable", "this manager does not lead", "heartbeat", "", "m2"), 1, 1)
+    assert fx.switch_to == "m2" and a.session_id == ""
+    assert kinds(a.tick(1.1)) == ["register"]
+    # Without a leader's name, an unavailable manager is not a reason to move.
+    b = connected(now=0.0)
+    assert b.receive(Error("unavailable", "busy"), 1, 1).switch_to == ""
+    assert b.session_id == "s1"
+
+
 def test_the_period_comes_from_the_dispatcher() -> None:
     a = connected(now=0.0, period=1.0)
-    beats = [i / 10 for i in range(1, 101) if a.tick(i / 10).messages]
+    beats = []
+    for i in range(1, 101):
+        if a.tick(i / 10).messages:
+            beats.append(i / 10)
+            a.receive(HeartbeatAck(1.0), i / 10, i / 10)
     assert 9 <= len(beats) <= 11
 
 

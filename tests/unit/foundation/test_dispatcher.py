@@ -534,9 +534,12 @@ def test_a_new_dispatcher_marks_nodes_unknown_and_down_after_the_grace() -> None
     # One node comes back within the grace; the other never talks to this dispatcher.
     for w in d.handle("back", Register(1, DESC), "10.0.0.9", 101.0).writes:
         apply(store, w.build(store))
-    assert d.tick(store, 106.0).writes == []  # grace = 3 periods = 6 s
-    d.heartbeat("back", d.sessions["back"].session_id, 106.0)
-    (expire,) = d.tick(store, 106.1).writes
+    # A new dispatcher's grace for nodes it knows nothing of: 9 periods = 18 s.
+    for t in (105.0, 110.0, 115.0):
+        d.heartbeat("back", d.sessions["back"].session_id, t)
+    assert d.tick(store, 118.0).writes == []
+    d.heartbeat("back", d.sessions["back"].session_id, 118.0)
+    (expire,) = d.tick(store, 118.1).writes
     apply(store, expire.build(store))
     ready, back = store.get_node("ready"), store.get_node("back")
     assert ready is not None and back is not None
