@@ -76,6 +76,8 @@ TICKED = ("raft", "orchestrator", "scheduler", "dispatcher", "agent", "executor"
 # How long a manager waits at start for its Raft member to lead (a lone manager
 # leads at once, after replaying its log).
 LEAD_TIMEOUT = 60.0
+# A manager restarted with less validity left than this on its certificate gets a new one.
+MIN_CERT_LEFT = 3600.0
 
 
 @dataclass(slots=True)
@@ -446,6 +448,19 @@ class SwarmNode:
         if not self.raft.leading_event.wait(LEAD_TIMEOUT):
             raise Unavailable(f"this manager did not become the leader within {LEAD_TIMEOUT:g} s")
 
+    def _wait_for_leader(self) -> None:
+        """Writes at start-up need a leader: a manager restarted among others
+        waits for one to be elected (or to make itself heard)."""
+        assert self.raft is not None
+        deadline = clock.monotonic() + LEAD_TIMEOUT
+        while not self.raft.core.leader:
+            if clock.monotonic() > deadline or self._stopping:
+                raise Unavailable(
+                    f"no leader among the managers within {LEAD_TIMEOUT:g} s: "
+                    "is a majority of them running?"
+                )
+            threading.Event().wait(0.05)
+
     def _leadership_changed(self, leading: bool) -> None:
         if self._follow_raft:
             self.set_leader(leading)
@@ -486,6 +501,8 @@ class SwarmNode:
         bus.start()
         self.bus = bus
         self.raft.bus = bus
+        # Before anything waits on the other managers: their answers need somewhere to go.
+        bus.attach(self.registry)
         host, _ = network.parse_addr(self.config.listen_remote_api, "--listen-remote-api")
         listening = network.join_addr(host, bus.port or 0)
         advertised = self.config.advertise_remote_api or network.join_addr(
@@ -498,14 +515,16 @@ class SwarmNode:
             bus.dial(up.manager_id, up.addr, up.server_key)
             self.raft.join_via = (up.manager_id, advertised)
         self._dial_managers()
-        if cert is not None:
+        if not self.joined:
+            self._wait_for_leader()
             node = self.store.get_node(self.node_id)
             assert node is not None
-            self.write([Change("update", replace(node, certificate=cert))])
+            if cert is not None:
+                self.write([Change("update", replace(node, certificate=cert))])
             self._record_manager_addr(advertised)
         log.info("serving other nodes on %s (advertised as %s)", listening, advertised)
 
-    def _own_certificate(self, cluster: Cluster) -> tuple[CurveKeyPair, NodeCertificate]:
+    def _own_certificate(self, cluster: Cluster) -> tuple[CurveKeyPair, NodeCertificate | None]:
         """The manager that started the swarm issues its own certificate from
         the CA in its store, keeping its key when the certificate is of this CA."""
         wall = clock.wall()
@@ -513,11 +532,20 @@ class SwarmNode:
             identity = files.load_identity(self.config.state_dir, wall)
         except SwarmError:
             identity = None  # expired or damaged: this manager gets a new one anyway
-        keypair = (
-            identity.keypair
-            if identity is not None and identity.root_pem == cluster.root_ca.cert_pem
-            else certs.new_curve_keypair()
-        )
+        ours = identity is not None and identity.root_pem == cluster.root_ca.cert_pem
+        node = self.store.get_node(self.node_id)
+        if (
+            ours
+            and identity is not None
+            and node is not None
+            and node.certificate is not None
+            and node.certificate.pem == identity.cert_pem
+            and wall < node.certificate.not_after - MIN_CERT_LEFT
+        ):
+            # The swarm knows this certificate and it has time left: nothing to write.
+            self.identity = identity
+            return identity.keypair, None
+        keypair = identity.keypair if ours and identity is not None else certs.new_curve_keypair()
         cert = signer.issue_node(cluster, self.node_id, keypair.public, NodeRole.MANAGER, wall)
         files.save_identity(self.config.state_dir, keypair, cert.pem, cluster.root_ca.cert_pem)
         self.identity = files.load_identity(self.config.state_dir, wall)

@@ -1,0 +1,155 @@
+"""Three managers replicate the swarm over Raft: writes through any of them,
+the leader killed mid-stream, the killed manager back and caught up, and
+every process of the swarm restarted with nothing lost."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from cluster import Swarm, free_port
+from helpers import tool, wait_until
+
+pytestmark = pytest.mark.e2e
+
+MANAGERS = ("node-1", "node-2", "node-3")
+
+
+def sock(swarm: Swarm, name: str) -> str:
+    return str(swarm.root / name / "swarm.sock")
+
+
+def ctl(swarm: Swarm, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("swarmctl"), "-s", sock(swarm, name), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def manager_args(swarm: Swarm, name: str, port: int) -> list[str]:
+    return ["--listen-control-api", sock(swarm, name), "--listen-remote-api", f"127.0.0.1:{port}"]
+
+
+def node_rows(swarm: Swarm, via: str) -> dict[str, list[str]]:
+    out = ctl(swarm, via, "node", "ls")
+    if out.returncode != 0:
+        return {}
+    return {line.split()[1]: line.split() for line in out.stdout.splitlines()[2:]}
+
+
+def leader(swarm: Swarm, via: str) -> str:
+    for name, cols in node_rows(swarm, via).items():
+        if cols[-1] == "*":
+            return name
+    return ""
+
+
+def services(swarm: Swarm, via: str) -> list[str] | None:
+    """Service names as `service ls` on ``via`` shows them; None while it does not answer."""
+    out = ctl(swarm, via, "service", "ls")
+    if out.returncode != 0:
+        return None
+    return [line.split()[1] for line in out.stdout.splitlines()[2:]]
+
+
+def test_three_managers_survive_the_leader_and_a_full_restart(swarm: Swarm) -> None:
+    ports = {"node-1": swarm.port, "node-2": free_port(), "node-3": free_port()}
+    swarm.init()
+    swarm.ctl("cluster", "update", "default", "--heartbeat-period", "1s")
+    worker_token, manager_token = swarm.tokens()
+    for name in ("node-2", "node-3"):
+        swarm.join(name, manager_token, *manager_args(swarm, name, ports[name]))
+        wait_until(
+            lambda n=name: node_rows(swarm, "node-1").get(n, [""])[-1] == "REACHABLE",
+            timeout=60,
+            what=f"{name} a reachable manager",
+        )
+    swarm.join_workers(worker_token, "worker-1", "worker-2")
+    assert leader(swarm, "node-1") == "node-1"
+
+    # A client creates services one after another, round-robin over the
+    # three control sockets, and notes which creates said they succeeded.
+    ok: list[str] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        i = 0
+        while not stop.is_set() and i < 400:
+            name = f"s{i:03d}"
+            via = MANAGERS[i % 3]
+            result = ctl(
+                swarm,
+                via,
+                "service",
+                "create",
+                "--name",
+                name,
+                "--command",
+                "sleep",
+                "--args",
+                "1000",
+                "--replicas",
+                "0",
+            )
+            (ok if result.returncode == 0 else failed).append(name)
+            i += 1
+
+    client = threading.Thread(target=stream)
+    client.start()
+    wait_until(lambda: len(ok) >= 20, timeout=60, what="20 creates")
+    killed_at = time.monotonic()
+    swarm.procs["node-1"].send_signal(signal.SIGKILL)
+    swarm.procs["node-1"].wait(10)
+    wait_until(
+        lambda: leader(swarm, "node-2") in ("node-2", "node-3"), timeout=30, what="a new leader"
+    )
+    new_leader_after = time.monotonic() - killed_at
+    count = len(ok)
+    wait_until(lambda: len(ok) >= count + 20, timeout=60, what="creates going on")
+    stop.set()
+    client.join(60)
+    print(f"\nnew leader after {new_leader_after:.1f}s; {len(ok)} creates ok, {len(failed)} failed")
+
+    survivor = leader(swarm, "node-2")
+    listed = services(swarm, survivor)
+    assert listed is not None
+    assert len(listed) == len(set(listed)), "a service exists twice"
+    assert set(ok) <= set(listed), f"acknowledged but missing: {sorted(set(ok) - set(listed))}"
+    assert set(listed) <= set(ok) | set(failed)
+
+    # The killed manager comes back, catches up, and is reachable again.
+    swarm.start("node-1", *manager_args(swarm, "node-1", ports["node-1"]))
+    wait_until(
+        lambda: node_rows(swarm, survivor).get("node-1", [""])[-1] == "REACHABLE",
+        timeout=60,
+        what="node-1 reachable again",
+    )
+    wait_until(lambda: services(swarm, "node-1") == listed, timeout=60, what="node-1 caught up")
+
+    # Everything stops; everything starts again; nothing is lost.
+    swarm.stop()
+    for name in MANAGERS:
+        swarm.start(name, *manager_args(swarm, name, ports[name]))
+    for name in ("worker-1", "worker-2"):
+        swarm.start(name)
+    wait_until(lambda: leader(swarm, "node-2") != "", timeout=60, what="a leader after restart")
+    for name in MANAGERS:
+        wait_until(
+            lambda n=name: services(swarm, n) == listed,
+            timeout=60,
+            what=f"{name} with every service",
+        )
+    wait_until(
+        lambda: (
+            sorted(n for n, cols in node_rows(swarm, "node-2").items() if "READY" in cols)
+            == sorted([*MANAGERS, "worker-1", "worker-2"])
+        ),
+        timeout=90,
+        what="all five READY",
+    )
