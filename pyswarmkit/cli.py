@@ -127,6 +127,13 @@ def swarmd(
     election_tick: Annotated[
         int, typer.Option(help="Raft: ticks without a leader before an election (managers).")
     ] = 10,
+    force_new_cluster: Annotated[
+        bool,
+        typer.Option(
+            help="Restart this manager as a one-manager swarm with all its state "
+            "(when a majority of the managers is lost for good)."
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     cpus: Annotated[
         str | None, typer.Option(help="CPUs this node offers (default: the machine's).")
@@ -201,6 +208,7 @@ def swarmd(
         lock_held_by_parent=lock_held_by_parent,
         heartbeat_tick=heartbeat_tick,
         election_tick=election_tick,
+        force_new_cluster=force_new_cluster,
     )
     node = SwarmNode(config)
     node.start()

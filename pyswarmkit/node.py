@@ -60,6 +60,7 @@ from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError
 from pyswarmkit.store.entries import EntryError
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import LocalProposer, Proposer
+from pyswarmkit.store.recovery import force_new_cluster
 from pyswarmkit.supervisor import Factory, Supervisor
 from pyswarmkit.ticker import Ticker
 from pyswarmkit.transport.bus import Envelope, LocalBus
@@ -116,6 +117,9 @@ class NodeConfig:
     # Raft timing, in ticks of tick_interval (SwarmKit's defaults).
     heartbeat_tick: int = 1
     election_tick: int = 10
+    # Restart this manager as a one-manager swarm with all it has committed
+    # (after the others' majority is lost for good).
+    force_new_cluster: bool = False
 
 
 def save_node_id(state_dir: Path, node_id: str) -> None:
@@ -382,7 +386,7 @@ class SwarmNode:
             self.supervisor.start_group(
                 "store", [("raft", self._raft_actor), ("store", self._store_actor)]
             )
-            if not self.joined and self.raft.is_only_voter():
+            if self.raft.is_only_voter() and (not self.joined or self.config.force_new_cluster):
                 # A lone manager (a new swarm, or one restarted): it leads alone.
                 self._wait_to_lead()
                 self._bootstrap()
@@ -426,6 +430,16 @@ class SwarmNode:
             election_tick=config.election_tick, heartbeat_tick=config.heartbeat_tick
         )
         raft_dir = config.state_dir / "raft"
+        if config.force_new_cluster:
+            if not (raft_dir / "wal").is_dir():
+                raise InvalidArgument(
+                    f"--force-new-cluster: {raft_dir} holds no raft log: this node has no "
+                    "swarm state to start a new cluster from"
+                )
+            try:
+                force_new_cluster(raft_dir, raft_id_of(self.node_id))
+            except (WalCorruptError, SnapshotCorruptError, EntryError) as exc:
+                raise FailedPrecondition(str(exc)) from None
         try:
             self.raft = RaftMember(
                 self.node_id,

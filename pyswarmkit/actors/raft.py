@@ -298,11 +298,13 @@ class RaftActor(GuardedActor):
             if node.role != NodeRole.MANAGER or status is None:
                 continue
             rid = raft_id_of(node.id)
-            if rid not in members:
-                continue
             heard = self._heard_tick.get(rid)
+            # A manager that is not a member (a new cluster was forced without
+            # it) is unreachable until it joins again.
             up = rid == member.raft_id or (
-                heard is not None and self._ticks - heard <= 2 * self.core.cfg.election_tick
+                rid in members
+                and heard is not None
+                and self._ticks - heard <= 2 * self.core.cfg.election_tick
             )
             want = Reachability.REACHABLE if up else Reachability.UNREACHABLE
             if status.reachability != want:

@@ -153,3 +153,69 @@ def test_three_managers_survive_the_leader_and_a_full_restart(swarm: Swarm) -> N
         timeout=90,
         what="all five READY",
     )
+
+
+def test_a_lost_majority_fails_writes_fast_and_force_new_cluster_recovers(swarm: Swarm) -> None:
+    ports = {"node-1": swarm.port, "node-2": free_port(), "node-3": free_port()}
+    swarm.init()
+    _, manager_token = swarm.tokens()
+    for name in ("node-2", "node-3"):
+        swarm.join(name, manager_token, *manager_args(swarm, name, ports[name]))
+        wait_until(
+            lambda n=name: node_rows(swarm, "node-1").get(n, [""])[-1] == "REACHABLE",
+            timeout=60,
+            what=f"{name} a reachable manager",
+        )
+    swarm.sleepers("kept", 2)
+    wait_until(lambda: services(swarm, "node-3") == ["kept"], timeout=30, what="replicated")
+
+    for name in ("node-1", "node-2"):
+        swarm.procs[name].send_signal(signal.SIGKILL)
+        swarm.procs[name].wait(10)
+    # No majority: a write fails at once and says why; reads still answer.
+    time.sleep(2)
+    started = time.monotonic()
+    refused = ctl(swarm, "node-3", "service", "create", "--name", "lost", "--command", "x")
+    assert refused.returncode != 0
+    assert "the swarm has no leader" in refused.stderr
+    assert time.monotonic() - started < 10, "a write without a leader must not hang"
+    assert services(swarm, "node-3") == ["kept"]
+
+    # The survivor starts a new cluster with everything it had.
+    swarm.procs["node-3"].send_signal(signal.SIGTERM)
+    swarm.procs["node-3"].wait(30)
+    swarm.start("node-3", *manager_args(swarm, "node-3", ports["node-3"]), "--force-new-cluster")
+    wait_until(lambda: leader(swarm, "node-3") == "node-3", timeout=60, what="node-3 leads")
+    assert services(swarm, "node-3") == ["kept"]
+    wait_until(
+        lambda: (
+            [node_rows(swarm, "node-3")[n][-1] for n in ("node-1", "node-2")]
+            == ["UNREACHABLE", "UNREACHABLE"]
+        ),
+        timeout=15,
+        what="the lost managers unreachable",
+    )
+    assert (
+        ctl(swarm, "node-3", "service", "create", "--name", "new", "--command", "x").returncode == 0
+    )
+    assert list((swarm.root / "node-3").glob("raft.before-force-new-cluster-*")), "old log kept"
+
+    # Others can join again: a new manager becomes a reachable member.
+    port = free_port()
+    out = ctl(swarm, "node-3", "cluster", "inspect", "default").stdout
+    token = next(line.split()[1] for line in out.splitlines() if "Manager:" in line)
+    swarm.start(
+        "node-4",
+        *("--join-addr", f"127.0.0.1:{ports['node-3']}", "--join-token", token),
+        *manager_args(swarm, "node-4", port),
+    )
+    wait_until(
+        lambda: node_rows(swarm, "node-3").get("node-4", [""])[-1] == "REACHABLE",
+        timeout=60,
+        what="node-4 a reachable manager",
+    )
+    wait_until(
+        lambda: sorted(services(swarm, "node-4") or []) == ["kept", "new"],
+        timeout=30,
+        what="node-4 caught up",
+    )
