@@ -178,12 +178,12 @@ class AgentHostProcess:
             raise JoinFailed(f"the manager issued an unusable certificate: {err}") from None
         if info.curve_key != j.keys.public or info.node_id != accepted.node_id:
             raise JoinFailed("the manager issued a certificate for another key")
-        self.bus.undial("", local=j.pending_id)
         node_id = accepted.node_id
         registry = Registry(node_id)
         registry.add("agent", self.ref)
         self.bus.attach(registry)
-        self.bus.dial(accepted.manager_id, self.addr, self.pinned, keys=j.keys, local=node_id)
+        # The connection it joined over is its node's from now on.
+        self.bus.rename("", accepted.manager_id, local=j.pending_id, new_local=node_id)
         self.ref.tell(AddAgent(node_id, accepted.manager_id, j.description, seed=j.index))
         self.joined += 1
 

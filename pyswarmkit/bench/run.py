@@ -127,6 +127,9 @@ class Bench:
         client = self._client = ControlClient(str(sock), timeout=30.0)
         token = topology.worker_token(sock)
         index = client.call("events.since")["next"]
+        # The agents' nodes are all created after this index; the manager's
+        # may be older (it registers with its own dispatcher at once).
+        manager_ids = {n.id for n in client.call("node.list")["nodes"]}
         agents = spec.agents
         for h, part in enumerate(agents.slices(), 1):
             argv = [
@@ -154,10 +157,15 @@ class Bench:
             reply = client.call("events.since", {"index": index, "kinds": ["node"]})
             index = reply["next"]
             for r in reply["events"]:
-                states[r[_ID]] = r[_STATE]
-            return sum(1 for s in states.values() if s == "READY") >= agents.count + 1
+                if r[_ID] not in manager_ids:
+                    states[r[_ID]] = r[_STATE]
+            return sum(1 for s in states.values() if s == "READY") >= agents.count
 
-        self._wait(f"{agents.count} agents READY", all_ready, self.timeout)
+        def progress() -> str:
+            ready = sum(1 for s in states.values() if s == "READY")
+            return f"{len(states)} nodes joined, {ready} READY"
+
+        self._wait(f"{agents.count} agents READY", all_ready, self.timeout, progress)
         ready_s = clock.monotonic() - began
         label_s = self._prepare_nodes(client)
         services = []
@@ -274,7 +282,13 @@ class Bench:
             what = ", ".join(f"{c.name} exited with code {c.proc.returncode}" for c in dead)
             raise Unavailable(f"{what}: stopped the bench")
 
-    def _wait(self, what: str, ready: Any, timeout: float = topology.START_TIMEOUT) -> None:
+    def _wait(
+        self,
+        what: str,
+        ready: Any,
+        timeout: float = topology.START_TIMEOUT,
+        progress: Any = None,
+    ) -> None:
         deadline = clock.monotonic() + timeout
         while True:
             self._check()
@@ -284,7 +298,8 @@ class Bench:
             except SwarmError:
                 pass  # not up yet: asked again
             if clock.monotonic() > deadline:
-                raise DeadlineExceeded(f"timed out after {timeout:g} s waiting for {what}")
+                seen = f" ({progress()})" if progress is not None else ""
+                raise DeadlineExceeded(f"timed out after {timeout:g} s waiting for {what}{seen}")
             time.sleep(0.2)
 
     def _stop_all(self) -> None:

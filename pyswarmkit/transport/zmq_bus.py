@@ -345,6 +345,24 @@ class ZmqBus:
         here = self.node_id if local is None else local
         self._command(lambda: self._do_dial(here, node_id, addr, server_public, keys))
 
+    def rename(self, node_id: str, new_node_id: str, *, local: str, new_local: str) -> None:
+        """Keep the connection of ``local`` to ``node_id`` open under new names:
+        a joiner's connection (``local`` its key's anonymous id, ``node_id``
+        "any manager") becomes its node's once the swarm has named both. The
+        manager already knows it by its key: no second handshake."""
+
+        def run() -> None:
+            dialed = self._dialed.pop((local, node_id), None)
+            if dialed is None:
+                return
+            old = self._dialed.pop((new_local, new_node_id), None)
+            if old is not None:
+                self._close_dialed(old)
+            dialed.node_id, dialed.local = new_node_id, new_local
+            self._dialed[new_local, new_node_id] = dialed
+
+        self._command(run)
+
     def undial(self, node_id: str, *, local: str | None = None) -> None:
         """Close the connection of ``local`` (default: this node) to ``node_id``."""
         here = self.node_id if local is None else local
