@@ -121,6 +121,12 @@ def swarmd(
     heartbeat_period: Annotated[
         float, typer.Option(help="Seconds between agent heartbeats.")
     ] = 5.0,
+    heartbeat_tick: Annotated[
+        int, typer.Option(help="Raft: ticks between the leader's heartbeats (managers).")
+    ] = 1,
+    election_tick: Annotated[
+        int, typer.Option(help="Raft: ticks without a leader before an election (managers).")
+    ] = 10,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     cpus: Annotated[
         str | None, typer.Option(help="CPUs this node offers (default: the machine's).")
@@ -175,6 +181,7 @@ def swarmd(
     parent = os.getppid() if lock_held_by_parent else None
     _setup_logging(log_level)
     units.check_heartbeat_period(heartbeat_period, "--heartbeat-period")
+    units.check_raft_ticks(heartbeat_tick, election_tick)
     socket_path = listen_control_api or str(state_dir / "swarm.sock")
     config = NodeConfig(
         state_dir=state_dir,
@@ -192,6 +199,8 @@ def swarmd(
         join_token=join_token,
         cert_renewal_scale=_renewal_scale(cert_renewal_scale),
         lock_held_by_parent=lock_held_by_parent,
+        heartbeat_tick=heartbeat_tick,
+        election_tick=election_tick,
     )
     node = SwarmNode(config)
     node.start()
@@ -890,6 +899,9 @@ def cluster_inspect(cluster: Annotated[str, typer.Argument(help="Name or ID.")])
         f"  Dispatcher heartbeat period: {display.duration(c.spec.dispatcher.heartbeat_period)}",
         "Certificate Authority settings:",
         f"  Certificate Validity Duration: {display.duration(c.spec.ca.node_cert_expiry)}",
+        "Raft settings:",
+        f"  Snapshot interval: {c.spec.raft.snapshot_interval}",
+        f"  Log entries kept for slow followers: {c.spec.raft.log_entries_for_slow_followers}",
     ]
     if c.join_tokens.worker or c.join_tokens.manager:
         lines.append("  Join Tokens:")
@@ -917,6 +929,9 @@ def cluster_update(
         list[str] | None,
         typer.Option(help="worker or manager: replace that join token (repeatable)."),
     ] = None,
+    snapshot_interval: Annotated[
+        int | None, typer.Option(help="Raft log entries between snapshots of the store.")
+    ] = None,
 ) -> None:
     """Change the cluster's settings or rotate a join token."""
     body: dict[str, Any] = {"ref": cluster}
@@ -926,6 +941,8 @@ def cluster_update(
         body["heartbeat_period"] = units.parse_duration(heartbeat_period, "--heartbeat-period")
     if task_history_limit is not None:
         body["task_history"] = task_history_limit
+    if snapshot_interval is not None:
+        body["snapshot_interval"] = snapshot_interval
     for which in rotate_join_token or ():
         if which not in ("worker", "manager"):
             raise InvalidArgument(
@@ -935,7 +952,7 @@ def cluster_update(
     if len(body) == 2 and not body["rotate"]:
         raise InvalidArgument(
             "nothing to change: give --cert-expiry, --heartbeat-period, "
-            "--task-history-limit or --rotate-join-token"
+            "--task-history-limit, --snapshot-interval or --rotate-join-token"
         )
     STATE.call("cluster.update", body)
     _echo(cluster)

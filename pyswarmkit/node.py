@@ -26,11 +26,12 @@ from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
 from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
 from pyswarmkit.actors.orchestrator import OrchestratorActor
+from pyswarmkit.actors.raft import RaftActor, RaftMember, RaftProposer
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.actors.renewer import RenewerActor
 from pyswarmkit.actors.scheduler import SchedulerActor
 from pyswarmkit.actors.store import StoreActor
-from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
+from pyswarmkit.api.errors import FailedPrecondition, InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.ids import is_id, new_id
 from pyswarmkit.api.objects import (
     Cluster,
@@ -51,6 +52,9 @@ from pyswarmkit.control.handlers import Handlers
 from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
 from pyswarmkit.executor.sim import SimExecutor
+from pyswarmkit.raft import Config as RaftCoreConfig
+from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError
+from pyswarmkit.store.entries import EntryError
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import LocalProposer, Proposer
 from pyswarmkit.supervisor import Factory, Supervisor
@@ -65,7 +69,10 @@ EXECUTORS = ("process", "sim")
 # Started when this manager gains leadership, stopped (in reverse) when it loses it.
 LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher", "ca")
 # The actors that keep time, in tick order.
-TICKED = ("orchestrator", "scheduler", "dispatcher", "agent", "executor", "renewer")
+TICKED = ("raft", "orchestrator", "scheduler", "dispatcher", "agent", "executor", "renewer")
+# How long a manager waits at start for its Raft member to lead (a lone manager
+# leads at once, after replaying its log).
+LEAD_TIMEOUT = 60.0
 
 
 @dataclass(slots=True)
@@ -101,6 +108,9 @@ class NodeConfig:
     join_token: str | None = None
     # Shrinks the certificate renewal delays (tests only; 1 in real use).
     cert_renewal_scale: float = 1.0
+    # Raft timing, in ticks of tick_interval (SwarmKit's defaults).
+    heartbeat_tick: int = 1
+    election_tick: int = 10
 
 
 def save_node_id(state_dir: Path, node_id: str) -> None:
@@ -238,8 +248,13 @@ class SwarmNode:
         self.bus: LocalBus | ZmqBus = bus or LocalBus()
         self.registry = Registry(self.node_id)
         self.store = MemoryStore()
-        # One manager with no Raft behind it commits at once and always leads.
+        # A manager commits through its Raft member (set up as it starts); an
+        # in-process worker's store is never written.
         self.proposer: Proposer = LocalProposer(self.store)
+        self.raft: RaftMember | None = None
+        # Leadership changes start and stop the leader's actors only once the
+        # node has started (before that, start-up does it).
+        self._follow_raft = False
         self.handlers = Handlers()
         self.auth = AuthTable()
         # Nodes whose old key is being retired (a write in flight).
@@ -344,7 +359,11 @@ class SwarmNode:
 
     def _start(self) -> None:
         if self.is_manager:
-            self.supervisor.start_group("store", [("store", self._store_actor)])
+            self._open_raft()
+            self.supervisor.start_group(
+                "store", [("raft", self._raft_actor), ("store", self._store_actor)]
+            )
+            self._wait_to_lead()
             self._bootstrap()
             if self.config.listen_remote_api:
                 self._serve_remote()
@@ -353,9 +372,9 @@ class SwarmNode:
         self.bus.attach(self.registry)
         if self.is_manager:
             self.supervisor.start_group("control", [("control", self._control_actor)])
-            # Today the only manager always leads; Raft will call set_leader on
-            # each leadership change instead.
-            self.set_leader(True)
+            assert self.raft is not None
+            self._follow_raft = True
+            self.set_leader(self.raft.leading)
         self.supervisor.start_group(
             "worker", [("executor", self._executor_actor), ("agent", self._agent_actor)]
         )
@@ -368,6 +387,41 @@ class SwarmNode:
         self.ticker.start()
         self.supervisor.start()
         log.info("node %s (%s) started", self.node_id, self.config.hostname)
+
+    # --- raft -------------------------------------------------------------------
+
+    def _open_raft(self) -> None:
+        """Open this manager's Raft log (restoring the store from its newest
+        snapshot); every write from now on commits through it."""
+        config = self.config
+        raft_config = RaftCoreConfig(
+            election_tick=config.election_tick, heartbeat_tick=config.heartbeat_tick
+        )
+        raft_dir = config.state_dir / "raft"
+        try:
+            self.raft = RaftMember(
+                self.node_id,
+                raft_dir,
+                self.store,
+                founder=True,
+                config=raft_config,
+                on_leading=self._leadership_changed,
+            )
+        except (WalCorruptError, SnapshotCorruptError) as exc:
+            # Starting would lose committed state: stop, saying where the damage is.
+            raise FailedPrecondition(str(exc)) from None
+        except EntryError as exc:
+            raise FailedPrecondition(f"{raft_dir}: {exc}; refusing to start") from None
+        self.proposer = RaftProposer(self.registry)
+
+    def _wait_to_lead(self) -> None:
+        assert self.raft is not None
+        if not self.raft.leading_event.wait(LEAD_TIMEOUT):
+            raise Unavailable(f"this manager did not become the leader within {LEAD_TIMEOUT:g} s")
+
+    def _leadership_changed(self, leading: bool) -> None:
+        if self._follow_raft:
+            self.set_leader(leading)
 
     # --- the network -------------------------------------------------------------
 
@@ -471,6 +525,10 @@ class SwarmNode:
         )
 
     # --- factories: how each actor is (re)built --------------------------------
+
+    def _raft_actor(self) -> pykka.ActorRef[Any]:
+        assert self.raft is not None
+        return RaftActor.start(self.raft)
 
     def _store_actor(self) -> pykka.ActorRef[Any]:
         return StoreActor.start(self.store, self.proposer)
@@ -633,6 +691,8 @@ class SwarmNode:
         for group in ("renewer", "worker", *reversed(LEADER_ACTORS), "control", "store"):
             self.supervisor.stop_group(group)
         self._leader = False
+        if self.raft is not None:
+            self.raft.close()
         if self._unwatch is not None:
             self._unwatch()
         self.bus.detach(self.node_id)

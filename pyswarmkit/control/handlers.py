@@ -29,6 +29,7 @@ V = TypeVar("V")
 
 # As SwarmKit's bound on --task-history-limit's cousin settings: generous, finite.
 MAX_TASK_HISTORY = 10_000
+MAX_SNAPSHOT_INTERVAL = 1_000_000_000
 # The longest duration any flag takes (10 years).
 MAX_CERT_EXPIRY = MAX_DURATION
 
@@ -388,6 +389,7 @@ class ClusterEdit:
     heartbeat_period: float | None = None
     task_history: int | None = None
     rotate: tuple[str, ...] = ()
+    snapshot_interval: int | None = None
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ClusterEdit:
@@ -408,7 +410,12 @@ class ClusterEdit:
         rotate = body.get("rotate", [])
         if not isinstance(rotate, list) or not all(r in ("worker", "manager") for r in rotate):
             raise InvalidArgument("--rotate-join-token takes worker or manager")
-        return cls(cert_expiry, heartbeat, history, tuple(dict.fromkeys(rotate)))
+        interval = _opt(body, "snapshot_interval", int)
+        if interval is not None and not 1 <= interval <= MAX_SNAPSHOT_INTERVAL:
+            raise InvalidArgument(
+                f"--snapshot-interval must be between 1 and {MAX_SNAPSHOT_INTERVAL}, not {interval}"
+            )
+        return cls(cert_expiry, heartbeat, history, tuple(dict.fromkeys(rotate)), interval)
 
     def apply(self, cluster: Cluster) -> Cluster:
         spec = cluster.spec
@@ -422,6 +429,9 @@ class ClusterEdit:
                 spec.orchestration, task_history_retention_limit=self.task_history
             )
             spec = replace(spec, orchestration=orchestration)
+        if self.snapshot_interval is not None:
+            raft = replace(spec.raft, snapshot_interval=self.snapshot_interval)
+            spec = replace(spec, raft=raft)
         tokens = cluster.join_tokens
         for which in self.rotate:
             if not cluster.server_key.public:

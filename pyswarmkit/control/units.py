@@ -99,6 +99,17 @@ def check_heartbeat_period(value: object, what: str = "heartbeat period") -> flo
     return float(value)  # type: ignore[arg-type]
 
 
+def check_raft_ticks(heartbeat_tick: int, election_tick: int) -> None:
+    """Raft needs at least one tick between heartbeats, and elections slower than them."""
+    if heartbeat_tick < 1:
+        raise InvalidArgument(f"--heartbeat-tick must be at least 1, not {heartbeat_tick}")
+    if election_tick <= heartbeat_tick or election_tick > 10_000:
+        raise InvalidArgument(
+            f"--election-tick must be more than --heartbeat-tick ({heartbeat_tick}) and at "
+            f"most 10000, not {election_tick}"
+        )
+
+
 def parse_duration(text: str, what: str = "duration") -> float:
     """Go's spelling, as SwarmKit's flags take it: '10s', '1m30s', '500ms' -> seconds.
     A bare number is seconds. Nothing negative, infinite or not a number."""

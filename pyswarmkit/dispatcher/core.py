@@ -300,9 +300,7 @@ class Dispatcher:
     def expire(self, now: float) -> list[str]:
         """Close sessions silent for longer than the grace; returns their nodes."""
         grace = self.grace
-        expired = [
-            n for n, s in self.sessions.items() if now - s.last_seen > max(grace, s.grace)
-        ]
+        expired = [n for n, s in self.sessions.items() if now - s.last_seen > max(grace, s.grace)]
         for node_id in expired:
             del self.sessions[node_id]
         return expired

@@ -187,6 +187,48 @@ class MemoryStore:
 
         return cancel
 
+    # --- snapshots ---------------------------------------------------------
+
+    def dump(self) -> tuple[int, dict[Kind, list[StoreObject]]]:
+        """Every object and the index they are at, as one consistent view."""
+        with self._lock:
+            return self.index, {k: list(self._tables[k].values()) for k in KINDS}
+
+    def restore(self, index: int, objects: dict[Kind, list[StoreObject]]) -> EventBatch:
+        """Become exactly ``objects`` at ``index`` (a Raft snapshot). Watchers
+        get one batch saying what changed, so what they derived stays true."""
+        with self._lock:
+            old = self._tables
+            events: list[Event] = []
+            for kind in KINDS:
+                fresh = {o.id: o for o in objects.get(kind, [])}
+                for obj_id, obj in old[kind].items():
+                    if obj_id not in fresh:
+                        events.append(Event("delete", kind, obj, obj))
+                for obj_id, obj in fresh.items():
+                    was = old[kind].get(obj_id)
+                    if was is None:
+                        events.append(Event("create", kind, obj, None))
+                    elif was is not obj and was != obj:
+                        events.append(Event("update", kind, obj, was))
+                old[kind] = fresh
+            self._tasks_by_service.clear()
+            self._tasks_by_node.clear()
+            self._tasks_by_slot.clear()
+            self._service_by_name.clear()
+            for kind in KINDS:
+                for obj in old[kind].values():
+                    self._index(kind, obj)
+            self.index = index
+            batch = EventBatch(index, tuple(events))
+            watchers = list(self._watchers)
+        for w in watchers:
+            try:
+                w(batch)
+            except Exception:
+                log.exception("a store watcher failed on the snapshot at %d", index)
+        return batch
+
     # --- writes ------------------------------------------------------------
 
     def apply(self, changes: Sequence[Change], index: int, now: float) -> EventBatch:

@@ -59,8 +59,15 @@ def swarmd(short_tmp: Path) -> Iterator[Swarmd]:
     log = open(short_tmp / "swarmd.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
-            tool("swarmd"), "-d", str(state), "--listen-control-api", sock,
-            "--hostname", "node-1", "--listen-remote-api", "127.0.0.1:0",
+            tool("swarmd"),
+            "-d",
+            str(state),
+            "--listen-control-api",
+            sock,
+            "--hostname",
+            "node-1",
+            "--listen-remote-api",
+            "127.0.0.1:0",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

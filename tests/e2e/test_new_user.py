@@ -134,10 +134,12 @@ def test_a_second_up_is_refused_and_a_killed_up_takes_its_node_along(
     )
 
 
-def test_a_killed_swarmd_leaves_no_task_running_for_long(short_tmp: Path, procs: Procs) -> None:
-    """Tasks outlive a SIGKILLed swarmd; the next one on the state dir takes
-    them back and stops those its dispatcher does not assign: here all, as a
-    lone manager's store does not outlive its process."""
+def test_a_killed_swarmd_comes_back_with_its_swarm_and_keeps_its_tasks(
+    short_tmp: Path, procs: Procs
+) -> None:
+    """Tasks outlive a SIGKILLed swarmd; the next one on the state dir comes
+    back with the whole swarm from its Raft log, takes the tasks back and
+    keeps them: the same processes, nothing started twice."""
     state = short_tmp / "n1"
     sock = str(state / "swarm.sock")
     argv = [
@@ -170,16 +172,17 @@ def test_a_killed_swarmd_leaves_no_task_running_for_long(short_tmp: Path, procs:
     first.wait(10)
     # The tasks run on, leaders and members ...
     assert [p for p in leaders + members if alive(p)] == leaders + members
-    # ... until the next swarmd on the state dir takes them back, and stops
-    # them: the swarm it serves does not assign them.
+    # The next swarmd on the state dir finds its service and takes the
+    # processes back as the tasks they are.
     second = procs.popen(argv, log)
     wait_until(
-        lambda: log.read_text().count("left running by a previous run") == 4,
-        what="two log lines per adopted task",
+        lambda: log.read_text().count("left running by a previous run") == 2,
+        what="one log line per adopted task",
     )
-    wait_until(lambda: not [p for p in leaders + members if alive(p)], what="tasks stopped")
-    assert log.read_text().count("no longer assigned to this node") == 2
     wait_until(lambda: "READY" in ctl(sock, "node", "ls").stdout, what="node READY again")
+    wait_until(lambda: replicas(sock, "nested") == "2/2", what="2/2 again")
+    assert [p for p in leaders + members if alive(p)] == leaders + members
+    assert "no longer assigned to this node" not in log.read_text()
     assert children_of(second.pid) == [], "nothing started again"
     assert second.poll() is None
 

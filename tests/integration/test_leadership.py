@@ -68,7 +68,7 @@ def test_leadership_lost_and_gained_again_and_again(
         n.set_leader(False)
         assert not n.is_leader
         assert not set(LEADER_ACTORS) & set(n.registry.names())
-        assert n.ticker is not None and n.ticker.ticked() == ["agent", "executor"]
+        assert n.ticker is not None and n.ticker.ticked() == ["raft", "agent", "executor"]
         wait_until(lambda: not leader_threads(), what="every leader actor thread gone")
         # Control still answers and writes; nobody acts on it until a leader does.
         replicas = 3 + round_
@@ -80,7 +80,14 @@ def test_leadership_lost_and_gained_again_and_again(
         assert running(n, "web") == replicas - 1
 
         n.set_leader(True)
-        assert n.ticker.ticked() == ["orchestrator", "scheduler", "dispatcher", "agent", "executor"]
+        assert n.ticker.ticked() == [
+            "raft",
+            "orchestrator",
+            "scheduler",
+            "dispatcher",
+            "agent",
+            "executor",
+        ]
         wait_until(lambda r=replicas: running(n, "web") == r, what=f"{replicas} running")  # type: ignore[misc]
         wait_until(
             lambda: leaders(n) == {n.node_id: True, "other-manager": False},

@@ -91,9 +91,7 @@ def _for_hint(hint: Any) -> st.SearchStrategy[Any]:
 
 def instances(cls: type) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(cls, vars(objects), include_extras=True)
-    return st.builds(
-        cls, **{f.name: _for_hint(hints[f.name]) for f in msgspec.structs.fields(cls)}
-    )
+    return st.builds(cls, **{f.name: _for_hint(hints[f.name]) for f in msgspec.structs.fields(cls)})
 
 
 def _enum_types(value: Any) -> list[tuple[str, type]]:

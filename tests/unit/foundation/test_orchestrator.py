@@ -1073,8 +1073,6 @@ def test_the_reaper_looks_again_only_at_tasks_that_changed() -> None:
 # --- a refused batch looks again without moving restart times --------------
 
 
-
-
 def test_a_refused_batch_after_a_wall_clock_jump_keeps_the_restart_delay() -> None:
     # Same leader, same monotonic clock: its batch is refused (it lost to an
     # agent's status write) and it looks at the store again, while the wall
