@@ -110,6 +110,9 @@ class Bench:
         lock = topology.claim(self.manager)
         try:
             return self._run()
+        except KeyboardInterrupt:
+            self._say("swarmd: bench interrupted: stopping every process it started")
+            raise
         finally:
             if self._client is not None:
                 self._client.close()
