@@ -95,15 +95,6 @@ class AddAgent:
     seed: int = 0
 
 
-@dataclass(slots=True)
-class HostStats:
-    agents: int = 0
-    registered: int = 0
-    tasks: int = 0
-    dropped: int = 0
-    removed: int = 0
-
-
 class AgentHost(GuardedActor):
     name = "agent"
 
@@ -133,18 +124,7 @@ class AgentHost(GuardedActor):
             # A sim executor leaves nothing behind: no inventory to wait for.
             core = Agent(message.description, random.Random(message.seed))
             self.agents[message.node_id] = Hosted(message.node_id, core, SimRunner(executor))
-        elif message == "stats":
-            return self.stats()
         return None
-
-    def stats(self) -> HostStats:
-        return HostStats(
-            agents=len(self.agents),
-            registered=sum(1 for h in self.agents.values() if h.core.session_id),
-            tasks=sum(len(h.runner) for h in self.agents.values()),
-            dropped=self.dropped,
-            removed=sum(1 for h in self.agents.values() if h.removed),
-        )
 
     def _delivered(self, msg: Deliver) -> None:
         env = msg.envelope
