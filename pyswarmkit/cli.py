@@ -249,6 +249,35 @@ def swarmd_up(
     topology.run(file, log_level)
 
 
+@swarmd_app.command("bench")
+def swarmd_bench(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A TOML bench file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the agents, and for each service.")
+    ] = 120.0,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error, for the bench's processes.")
+    ] = "warning",
+) -> None:
+    """Launch a manager and FILE's worker agents, run FILE's services one by one,
+    and report how fast the manager placed and started their tasks."""
+    from pyswarmkit.bench import command as bench
+
+    try:
+        if log_level not in LOG_LEVELS:
+            raise InvalidArgument(
+                f"unknown log level {log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
+            )
+        if not 1 <= timeout <= 86_400:
+            raise InvalidArgument("--timeout must be between 1 and 86400 seconds")
+        spec = bench.parse(file)
+    except InvalidArgument as err:
+        _fail("swarmd", str(err), 2)
+    _setup_logging(log_level)
+    bench.run(spec, sys.stdout, as_json=as_json, timeout=timeout, log_level=log_level)
+
+
 # --- swarmctl -----------------------------------------------------------------
 
 swarmctl_app = _app("Control a swarm through a manager's socket.")

@@ -317,11 +317,12 @@ def free_port() -> int:
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_up(up_pid: int) -> Callable[[], None] | None:
-    """What a node's process runs between fork and exec: SIGTERM when ``up``
-    dies, even by SIGKILL (the node then stops its tasks), and no start at all
-    if ``up`` is already gone. The libc function is looked up before the fork
-    so the child makes only system calls."""
+def die_with_parent(up_pid: int) -> Callable[[], None] | None:
+    """What a child process (a node ``up`` or ``bench`` starts) runs between
+    fork and exec: SIGTERM when its parent dies, even by SIGKILL (a node then
+    stops its tasks), and no start at all if the parent is already gone. The
+    libc function is looked up before the fork so the child makes only
+    system calls."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -338,7 +339,7 @@ def _die_with_up(up_pid: int) -> Callable[[], None] | None:
     return arm
 
 
-def _claim(entry: NodeEntry) -> IO[str]:
+def claim(entry: NodeEntry) -> IO[str]:
     """Refuse a node whose state dir or socket is in use, before starting
     anything; hold its state dir's lock for as long as ``up`` runs."""
     from pyswarmkit.node import lock_state_dir, make_state_dir
@@ -349,12 +350,48 @@ def _claim(entry: NodeEntry) -> IO[str]:
     return lock_state_dir(entry.state_dir)
 
 
+def control_answers(sock: Path) -> bool:
+    """Whether a manager answers on its control socket yet."""
+    client = ControlClient(str(sock), timeout=2.0)
+    try:
+        client.call("cluster.list")
+        return True
+    except SwarmError:
+        return False
+    finally:
+        client.close()
+
+
+def worker_token(sock: Path) -> str:
+    """The worker join token, read from the manager's control socket."""
+    client = ControlClient(str(sock))
+    try:
+        clusters = client.call("cluster.list")["clusters"]
+    finally:
+        client.close()
+    if not clusters or not clusters[0].join_tokens.worker:
+        raise Unavailable(f"the manager at {sock} has no worker join token")
+    return str(clusters[0].join_tokens.worker)
+
+
+def ready_hostnames(sock: Path) -> set[str]:
+    """The hostnames of the nodes the manager sees READY."""
+    client = ControlClient(str(sock), timeout=2.0)
+    try:
+        nodes = client.call("node.list")["nodes"]
+    except SwarmError:
+        return set()
+    finally:
+        client.close()
+    return {n.description.hostname for n in nodes if n.status.state == NodeState.READY}
+
+
 def run(path: Path, log_level: str = "info") -> None:
     topo = parse(path)
     locks: list[IO[str]] = []
     try:
         for entry in topo.nodes:
-            locks.append(_claim(entry))
+            locks.append(claim(entry))
         Launcher(topo, log_level).run()
     finally:
         for lock in locks:
@@ -407,14 +444,14 @@ class Launcher:
         manager = self.topo.manager
         listen = manager.listen_remote_api or f"127.0.0.1:{free_port()}"
         self._spawn(manager, listen, None)
-        self._wait("the manager's control socket", lambda: self._answers(manager.socket))
-        token = self._worker_token(manager.socket)
+        self._wait("the manager's control socket", lambda: control_answers(manager.socket))
+        token = worker_token(manager.socket)
         for entry in self.topo.workers:
             self._spawn(entry, dial_addr(listen), token)
         names = {n.hostname for n in self.topo.nodes}
         self._wait(
             f"{len(names)} node{'s' if len(names) != 1 else ''} READY",
-            lambda: names <= self._ready(manager.socket),
+            lambda: names <= ready_hostnames(manager.socket),
         )
         client = ControlClient(str(manager.socket))
         try:
@@ -444,7 +481,7 @@ class Launcher:
             env=env,
             # Ctrl-C in a terminal reaches up alone, which stops the nodes in order.
             process_group=0,
-            preexec_fn=_die_with_up(os.getpid()),
+            preexec_fn=die_with_parent(os.getpid()),
         )
         assert proc.stdout is not None
         reader = threading.Thread(
@@ -483,39 +520,6 @@ class Launcher:
             if time.monotonic() > deadline:
                 raise Unavailable(f"timed out after {START_TIMEOUT:g} s waiting for {what}")
             time.sleep(0.1)
-
-    @staticmethod
-    def _answers(sock: Path) -> bool:
-        client = ControlClient(str(sock), timeout=2.0)
-        try:
-            client.call("cluster.list")
-            return True
-        except SwarmError:
-            return False
-        finally:
-            client.close()
-
-    @staticmethod
-    def _worker_token(sock: Path) -> str:
-        client = ControlClient(str(sock))
-        try:
-            clusters = client.call("cluster.list")["clusters"]
-        finally:
-            client.close()
-        if not clusters or not clusters[0].join_tokens.worker:
-            raise Unavailable(f"the manager at {sock} has no worker join token")
-        return str(clusters[0].join_tokens.worker)
-
-    @staticmethod
-    def _ready(sock: Path) -> set[str]:
-        client = ControlClient(str(sock), timeout=2.0)
-        try:
-            nodes = client.call("node.list")["nodes"]
-        except SwarmError:
-            return set()
-        finally:
-            client.close()
-        return {n.description.hostname for n in nodes if n.status.state == NodeState.READY}
 
     # --- running and stopping ---
 

@@ -1,16 +1,23 @@
-"""Answers control API requests: reads from the store, writes through it."""
+"""Answers control API requests: reads from the store, writes through it, and
+keeps the ring of recently committed batches ``events.since`` reads."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+import pykka
 
 from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.messages import ControlRequest, Transact
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import Internal, SwarmError, Unavailable
-from pyswarmkit.control.handlers import Handlers, Reply
+from pyswarmkit.control.events import EventRing
+from pyswarmkit.control.handlers import Handlers, Outcome, Reply, events_since
 from pyswarmkit.store.memory import EventBatch, MemoryStore
 
 log = logging.getLogger(__name__)
@@ -24,23 +31,59 @@ def failed(err: SwarmError) -> dict[str, Any]:
     return {"ok": False, "error": err.to_wire()}
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A batch the store committed, and when (wall clock, read as it committed)."""
+
+    batch: EventBatch
+    wall: float
+
+
 class ControlActor(GuardedActor):
     name = "control"
 
-    def __init__(self, registry: Registry, store: MemoryStore, handlers: Handlers) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        store: MemoryStore,
+        handlers: Handlers,
+        ring: EventRing | None = None,
+    ) -> None:
         super().__init__()
         self.registry = registry
         self.store = store
         self.handlers = handlers
+        # Starts empty: a restarted control actor knows only what commits from then on.
+        self.events = ring or EventRing()
+        self._unwatch: Callable[[], None] | None = None
+
+    def on_start(self) -> None:
+        ref = self.actor_ref
+
+        def committed(batch: EventBatch) -> None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(Committed(batch, clock.wall()))
+
+        self._unwatch = self.store.watch(committed)
+
+    def on_stop(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
 
     def handle(self, message: Any) -> Any:
-        if isinstance(message, ControlRequest):
+        if isinstance(message, Committed):
+            self.events.record(message.batch, message.wall)
+        elif isinstance(message, ControlRequest):
             self._request(message)
         return None
 
     def _request(self, req: ControlRequest) -> None:
         try:
-            outcome = self.handlers.handle(self.store, req.method, req.body)
+            outcome: Outcome
+            if req.method == "events.since":
+                outcome = events_since(self.events, req.body)
+            else:
+                outcome = self.handlers.handle(self.store, req.method, req.body)
         except SwarmError as err:
             answer(req, failed(err))
             return

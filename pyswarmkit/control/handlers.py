@@ -19,6 +19,7 @@ from pyswarmkit.api.states import NodeRole, NodeState, TaskState
 from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
+from pyswarmkit.control.events import FIELDS, EventRing, parse_request
 from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.units import MAX_DURATION, check_heartbeat_period
 from pyswarmkit.control.validate import validate_service_spec
@@ -350,6 +351,20 @@ class Handlers:
             return [] if updated == current else [Change("update", updated)]
 
         return Write(build, lambda _: {})
+
+
+def events_since(ring: EventRing, body: dict[str, Any]) -> Reply:
+    """``events.since``: the events committed after ``index`` (see
+    ``control/events.py``), served by the control actor, which keeps the ring.
+    ``next`` is the index to ask from next time; ``events`` is the long list
+    a reply streams in pages."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("request body must be a map")
+    index, kinds, limit = parse_request(body)
+    page = ring.since(index, kinds, limit)
+    return Reply(
+        {"fields": list(FIELDS), "next": page.next, "oldest": page.oldest, "events": page.rows}
+    )
 
 
 def _deleted_node(batch: EventBatch | None) -> str:

@@ -5,6 +5,13 @@ every node dials managers with DEALERs (Curve clients with the node's own
 keypair, pinning the server's public key). No socket is ever bound or
 connected without Curve.
 
+One bus may also hold several local identities (an agent host runs many
+nodes in one process): ``dial(..., keys=K, local=L)`` opens a connection of
+its own for the local node L, under L's own client keypair, so the manager
+sees L exactly as it sees a node alone in its process. Connections are keyed
+by (local node, remote node); an envelope goes over the connection of its
+source (or of the ``local`` a caller names), else over the bus's own.
+
 Who sent a message is what its connection proves: the ZAP handler (run here,
 on the I/O thread) admits every Curve key and names the connection's user by
 the key, and the authorization hook maps that key and the envelope to the
@@ -77,6 +84,9 @@ IDLE_POLL = 1.0
 # Where a refused request's Error goes on the sender's node: the actor that
 # sends to managers. Replies to ``request`` resolve the future whatever it is.
 ERROR_ACTOR = "agent"
+# Sockets one context may hold (libzmq's default is 1023): a bus holding many
+# local identities has a DEALER and a monitor pair for each.
+MAX_SOCKETS = 16384
 # Routes to anonymous peers (joiners) are kept for the most recent this many.
 MAX_ANONYMOUS_ROUTES = 4096
 MAX_FRESH = 65536
@@ -189,6 +199,10 @@ class _Dialed:
     server_public: bytes
     sock: zmq.Socket[bytes]
     monitor: zmq.Socket[bytes]
+    # The local node this connection speaks for, and its own keypair (None:
+    # the bus's, which ``rekey`` replaces).
+    local: str = ""
+    keys: CurveKeys | None = None
     # Since when (monotonic) no handshake has succeeded; None while connected.
     down_since: float | None = 0.0
     # When to say again that it is still down.
@@ -245,7 +259,8 @@ class ZmqBus:
         self._router_monitor: zmq.Socket[bytes] | None = None
         self._zap: zmq.Socket[bytes] | None = None
         self._poller = zmq.Poller()
-        self._dialed: dict[str, _Dialed] = {}
+        # Keyed by (local node, remote node).
+        self._dialed: dict[tuple[str, str], _Dialed] = {}
         self._by_socket: dict[zmq.Socket[bytes], _Dialed] = {}
         self._monitors: dict[zmq.Socket[bytes], str] = {}
         self._dialed_by_monitor: dict[zmq.Socket[bytes], _Dialed] = {}
@@ -306,13 +321,58 @@ class ZmqBus:
                 return
         self._fail_pending(Unavailable("the transport stopped"))
 
-    def dial(self, node_id: str, addr: str, server_public: bytes) -> None:
+    def dial(
+        self,
+        node_id: str,
+        addr: str,
+        server_public: bytes,
+        *,
+        keys: CurveKeys | None = None,
+        local: str | None = None,
+    ) -> None:
         """Keep a connection to the manager ``node_id`` at ``addr`` (HOST:PORT),
-        pinning its server key; envelopes for ``node_id`` go over it."""
+        pinning its server key; envelopes for ``node_id`` go over it.
+
+        ``local`` names another local node this connection speaks for, with
+        its own client keypair ``keys``: envelopes from ``local`` (or sent
+        with ``local=``) to ``node_id`` go over it, and the manager
+        authorizes them by those keys."""
         split_hostport(addr)
         if len(server_public) != 32:
             raise ValueError("the server's public key is 32 raw bytes")
-        self._command(lambda: self._do_dial(node_id, addr, server_public))
+        if (keys is None) != (local is None or local == self.node_id):
+            raise ValueError("a connection for another local node needs that node's own keys")
+        here = self.node_id if local is None else local
+        self._command(lambda: self._do_dial(here, node_id, addr, server_public, keys))
+
+    def rename(self, node_id: str, new_node_id: str, *, local: str, new_local: str) -> None:
+        """Keep the connection of ``local`` to ``node_id`` open under new names:
+        a joiner's connection (``local`` its key's anonymous id, ``node_id``
+        "any manager") becomes its node's once the swarm has named both. The
+        manager already knows it by its key: no second handshake."""
+
+        def run() -> None:
+            dialed = self._dialed.pop((local, node_id), None)
+            if dialed is None:
+                return
+            old = self._dialed.pop((new_local, new_node_id), None)
+            if old is not None:
+                self._close_dialed(old)
+            dialed.node_id, dialed.local = new_node_id, new_local
+            self._dialed[new_local, new_node_id] = dialed
+
+        self._command(run)
+
+    def undial(self, node_id: str, *, local: str | None = None) -> None:
+        """Close the connection of ``local`` (default: this node) to ``node_id``."""
+        here = self.node_id if local is None else local
+
+        def run() -> None:
+            old = self._dialed.pop((here, node_id), None)
+            if old is not None:
+                self._close_dialed(old)
+
+        self._command(run)
 
     def set_default_route(self, node_id: str) -> None:
         """Envelopes for nodes not otherwise routed go to the dialed ``node_id``."""
@@ -329,7 +389,9 @@ class ZmqBus:
         self._aliases = {"", anonymous_id(keys.public)}
         self._command(lambda: self._do_rekey(keys))
 
-    def send(self, envelope: Envelope) -> bool:
+    def send(self, envelope: Envelope, *, local: str | None = None) -> bool:
+        """Send ``envelope``; ``local`` picks the connection of that local
+        node (default: the envelope's source's, else the bus's own)."""
         try:
             data = encode_envelope(envelope, clock.monotonic())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -344,13 +406,23 @@ class ZmqBus:
         if self._stopped:
             self._count_caller("no_route")
             return False
-        self._out.append((envelope.dest_node, data, envelope.kind, envelope.id))
+        self._out.append(
+            (
+                envelope.source if local is None else local,
+                envelope.dest_node,
+                data,
+                envelope.kind,
+                envelope.id,
+            )
+        )
         if not self._woken:
             self._woken = True
             os.eventfd_write(self._wake, 1)
         return True
 
-    def request(self, envelope: Envelope, timeout: float) -> concurrent.futures.Future[Body]:
+    def request(
+        self, envelope: Envelope, timeout: float, *, local: str | None = None
+    ) -> concurrent.futures.Future[Body]:
         """Send ``envelope`` and get its reply's body: an ``Error`` reply becomes
         the future's exception, as do a lapsed deadline (DeadlineExceeded) and a
         destination nothing reaches (Unavailable)."""
@@ -372,7 +444,7 @@ class ZmqBus:
             heapq.heappush(self._deadlines, (deadline, envelope.id))
         if self._stopped:
             self._resolve(envelope.id, Unavailable("the transport is stopped"))
-        elif not self.send(envelope):
+        elif not self.send(envelope, local=local):
             self._resolve(envelope.id, Unavailable(f"cannot send {envelope.kind}"))
         else:
             # The I/O thread must look at the new deadline.
@@ -514,26 +586,47 @@ class ZmqBus:
         self._poller.register(router, zmq.POLLIN)
         log.info("remote API listening on %s:%d (CurveZMQ)", host, self._port)
 
-    def _do_dial(self, node_id: str, addr: str, server_public: bytes) -> None:
-        old = self._dialed.pop(node_id, None)
+    def _do_dial(
+        self, local: str, node_id: str, addr: str, server_public: bytes, keys: CurveKeys | None
+    ) -> None:
+        old = self._dialed.pop((local, node_id), None)
         if old is not None:
             self._close_dialed(old)
-        dialed = self._connect(node_id, addr, server_public)
-        self._dialed[node_id] = dialed
+        dialed = self._connect(node_id, addr, server_public, local, keys)
+        self._dialed[local, node_id] = dialed
 
-    def _connect(self, node_id: str, addr: str, server_public: bytes) -> _Dialed:
+    def _connect(
+        self,
+        node_id: str,
+        addr: str,
+        server_public: bytes,
+        local: str,
+        keys: CurveKeys | None,
+    ) -> _Dialed:
+        own = keys or self._keys
         sock = self._socket(zmq.DEALER)
         sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX)
         sock.setsockopt(zmq.CURVE_SERVERKEY, server_public)
-        sock.setsockopt(zmq.CURVE_PUBLICKEY, self._keys.public)
-        sock.setsockopt(zmq.CURVE_SECRETKEY, self._keys.secret)
-        mon = self._monitor(sock, f"connection to {node_id or 'a manager'} at {addr}")
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, own.public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, own.secret)
+        who = "" if keys is None else f" (for {local})"
+        mon = self._monitor(sock, f"connection to {node_id or 'a manager'} at {addr}{who}")
         host, port = split_hostport(addr)
         sock.connect(f"tcp://{host}:{port}")
         self._poller.register(sock, zmq.POLLIN)
         now = clock.monotonic()
-        dialed = _Dialed(node_id, addr, server_public, sock, mon, now, now + DOWN_WARNING)
+        dialed = _Dialed(
+            node_id,
+            addr,
+            server_public,
+            sock,
+            mon,
+            local=local,
+            keys=keys,
+            down_since=now,
+            next_warning=now + DOWN_WARNING,
+        )
         self._by_socket[sock] = dialed
         self._dialed_by_monitor[mon] = dialed
         return dialed
@@ -547,14 +640,19 @@ class ZmqBus:
 
     def _do_rekey(self, keys: CurveKeys) -> None:
         self._keys = keys
-        for node_id, old in list(self._dialed.items()):
+        for key, old in list(self._dialed.items()):
+            if old.keys is not None:
+                continue  # another local node's connection, under its own keys
             self._close_dialed(old)
-            self._dialed[node_id] = self._connect(node_id, old.addr, old.server_public)
+            self._dialed[key] = self._connect(
+                old.node_id, old.addr, old.server_public, old.local, None
+            )
         log.info("transport now uses key %s", z85.encode(keys.public).decode())
 
     def _run(self) -> None:
         try:
             self._ctx = zmq.Context()
+            self._ctx.set(zmq.MAX_SOCKETS, MAX_SOCKETS)
             self._poller.register(self._wake, zmq.POLLIN)
             if self._listen is not None:
                 self._bind()
@@ -663,8 +761,8 @@ class ZmqBus:
                     # A failed dial or rekey must not end the thread serving the rest.
                     log.exception("transport command failed")
                 continue
-            dest, data, kind, msg_id = item
-            target = self._target(dest)
+            local, dest, data, kind, msg_id = item
+            target = self._target(local, dest)
             if target is None:
                 self._no_route(dest, kind, msg_id)
                 continue
@@ -675,7 +773,7 @@ class ZmqBus:
         if groups:
             self._send_groups(groups)
 
-    def _target(self, dest: str) -> Any:
+    def _target(self, local: str, dest: str) -> Any:
         # A node connected to this one is answered over its own connection,
         # even when this node dials it too: the other end then takes the
         # message from the server it pinned, and need not know this node's key
@@ -685,11 +783,13 @@ class ZmqBus:
             rid = self._anonymous.get(dest)
         if rid is not None:
             return rid
-        dialed = self._dialed.get(dest)
+        dialed = self._dialed.get((local, dest)) or self._dialed.get((self.node_id, dest))
         if dialed is not None:
             return dialed.sock
         if self._default is not None:
-            dialed = self._dialed.get(self._default)
+            dialed = self._dialed.get((local, self._default)) or self._dialed.get(
+                (self.node_id, self._default)
+            )
             if dialed is not None:
                 return dialed.sock
         return None

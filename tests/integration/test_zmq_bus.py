@@ -583,3 +583,62 @@ def test_bad_keys_are_refused_before_any_socket() -> None:
             bus.dial(MANAGER, "127.0.0.1", b"k" * 32)
     finally:
         bus.stop()
+
+
+def test_several_local_identities_on_one_bus_are_each_authorized_as_themselves(
+    manager: Node, server_keys: CurveKeys, hook: Hook
+) -> None:
+    """An agent host holds many nodes on one bus: each dials the manager with
+    its own client keypair, so the manager's hook sees each node's own key
+    and each reply comes back to that node alone."""
+    host = ZmqBus("host-1", CurveKeys.generate())
+    host.start()
+    addr = f"127.0.0.1:{manager.bus.port}"
+    agents = []
+    try:
+        for name in ("agent-a", "agent-b"):
+            keys = CurveKeys.generate()
+            hook.known[keys.public] = name
+            host.dial(MANAGER, addr, server_keys.public, keys=keys, local=name)
+            agents.append(Node(host, name))
+        for a in agents:
+            host.send(Envelope(a.registry.node_id, MANAGER, "dispatcher", Heartbeat("s")))
+        wait_until(lambda: len(manager.got()) == 2)
+        # Authorized by the key of the connection it came over: each is itself.
+        assert sorted(d.envelope.source for d in manager.got()) == ["agent-a", "agent-b"]
+        assert host.stats()["refused"] == 0 and manager.bus.stats()["refused"] == 0
+        # Each answer reaches the node it is for, over that node's connection.
+        for a in agents:
+            wait_until(lambda a=a: len(a.got()) == 1)
+            assert a.got()[0].envelope.dest_node == a.registry.node_id
+        # A node claiming another's id over its own connection is refused.
+        host.send(Envelope("agent-b", MANAGER, "dispatcher", Heartbeat("s")), local="agent-a")
+        wait_until(lambda: manager.bus.stats()["refused"] == 1)
+        assert len(manager.got()) == 2
+    finally:
+        host.stop()
+        for a in agents:
+            a.stop()
+
+
+def test_a_local_identity_can_join_over_its_own_connection(
+    manager: Node, server_keys: CurveKeys, hook: Hook
+) -> None:
+    """A joiner on a shared bus sends with an empty source (as any joiner)
+    over the connection it names with ``local``: the manager sees its key."""
+    host = ZmqBus("host-1", CurveKeys.generate())
+    host.start()
+    keys = CurveKeys.generate()
+    pending = anonymous_id(keys.public)
+    try:
+        host.dial(
+            MANAGER, f"127.0.0.1:{manager.bus.port}", server_keys.public, keys=keys, local=pending
+        )
+        host.send(
+            Envelope("", MANAGER, "ca", JoinRequest("t", NodeDescription(hostname="j"))),
+            local=pending,
+        )
+        wait_until(lambda: len(manager.got()) == 1)
+        assert manager.got()[0].envelope.source == pending
+    finally:
+        host.stop()
