@@ -161,10 +161,11 @@ def task_pids(swarm: Swarm, name: str) -> dict[str, int]:
 
 
 def running_tasks(swarm: Swarm) -> list[tuple[str, str, str]]:
-    """(task id, slot name, node) of every task `task ls` shows RUNNING."""
+    """(task id, slot name, node) of every task whose last state `task ls`
+    shows as RUNNING, whatever its desired state."""
     found = []
-    for line in swarm.ctl("task", "ls").splitlines()[1:]:
+    for line in swarm.ctl("task", "ls").splitlines()[2:]:
         cols = line.split()
-        if len(cols) > 4 and "RUNNING" in cols[3:5]:
+        if len(cols) > 5 and cols[4] == "RUNNING":
             found.append((cols[0], cols[1], cols[-1]))
     return found

@@ -70,7 +70,7 @@ def no_slot_twice(swarm: Swarm, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def test_a_worker_cut_off_keeps_its_tasks_and_tells_what_it_missed(swarm: Swarm) -> None:
+def test_a_worker_and_then_its_manager_frozen_past_the_down_time(swarm: Swarm) -> None:
     swarm.init()
     swarm.ctl("cluster", "update", "default", "--heartbeat-period", "1s")
     token, _ = swarm.tokens()
@@ -123,6 +123,40 @@ def test_a_worker_cut_off_keeps_its_tasks_and_tells_what_it_missed(swarm: Swarm)
     no_slot_twice(swarm, 2)
     assert len(running_tasks(swarm)) == 4
     assert worker.poll() is None
+
+    # Now the manager is frozen as long: the worker cannot reach it, keeps its
+    # tasks, and says again what the manager missed; no node went silent, so
+    # none goes DOWN and no task is replaced.
+    swarm.ctl("service", "update", "web", "--replicas", "6")
+    wait_until(
+        lambda: len(task_pids(swarm, "node-2")) == 2 and len(running_tasks(swarm)) == 6,
+        timeout=30,
+        what="six running, two on node-2",
+    )
+    (victim, victim_pid), (kept, kept_pid) = sorted(task_pids(swarm, "node-2").items())
+    untouched = {t for t, _, _ in running_tasks(swarm)} - {victim}
+    manager = swarm.procs["node-1"]
+    manager.send_signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        signal_pid(victim_pid, signal.SIGKILL)
+        while time.monotonic() - stopped_at < 1.5 * DOWN_AFTER:
+            assert alive(kept_pid), "a task of a node cut off from its manager ended"
+            time.sleep(0.1)
+    finally:
+        manager.send_signal(signal.SIGCONT)
+    wait_until(
+        lambda: inspect(swarm, victim).get("Exit Code") == "137",
+        timeout=15,
+        what="the exit of the killed task in the store",
+    )
+    assert inspect(swarm, victim)["Last State"].startswith("FAILED")
+    no_slot_twice(swarm, 1)
+    assert untouched <= {t for t, _, _ in running_tasks(swarm)}, "tasks were replaced"
+    assert "DOWN" not in [r[3] for r in swarm.rows().values()]
+    assert "heartbeat failure" not in swarm.ctl("node", "inspect", "node-2")
+    assert alive(kept_pid)
+    assert "the dispatcher did not run for" in swarm.log("node-1")
 
 
 def signal_pid(pid: int, sig: int) -> None:
