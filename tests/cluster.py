@@ -98,9 +98,10 @@ class Swarm:
 
     def join_workers(self, token: str, *names: str) -> None:
         """Workers join with ``token``; every node of the swarm READY."""
+        # Counted before they start: one may be READY before `node ls` answers.
+        count = len(self.ready()) + len(names)
         for name in names:
             self.join(name, token)
-        count = len(self.ready()) + len(names)
         wait_until(lambda: len(self.ready()) == count, timeout=60, what=f"{count} nodes READY")
 
     def sleepers(self, name: str, replicas: int) -> None:

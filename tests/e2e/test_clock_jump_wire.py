@@ -86,12 +86,14 @@ def renewals(swarm: Swarm, name: str) -> int:
 
 
 def hold_steady(swarm: Swarm, pids: dict[str, int], seconds: float) -> None:
-    """For ``seconds``: every node READY, every process in ``pids`` alive, no
-    slot with two running tasks."""
+    """For ``seconds``: every node READY, every process in ``pids`` alive, the
+    same tasks running (none replaced), no slot with two running tasks."""
+    tasks = {t for t, _, _ in running_tasks(swarm)}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         rows = swarm.rows()
         assert rows and all(r[3] == "READY" for r in rows.values()), rows
+        assert tasks <= {t for t, _, _ in running_tasks(swarm)}, "a task was replaced"
         dead = [t for t, pid in pids.items() if not alive(pid)]
         assert not dead, f"task processes ended: {dead}"
         slots = [slot for _, slot, _ in running_tasks(swarm)]
