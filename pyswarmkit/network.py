@@ -189,17 +189,23 @@ def join_swarm(
     finally:
         bus.stop()
     try:
-        info = certs.verify(accepted.certificate, accepted.root_ca, clock.wall())
+        # Valid by the CA's clock, which is the one that checks it; this
+        # machine's may be off (said below), and is not a reason to refuse.
+        info = certs.verify_signed(accepted.certificate, accepted.root_ca)
     except SwarmError as err:
         raise Internal(f"the manager at {addr} issued an unusable certificate: {err}") from None
     if info.curve_key != keypair.public or info.node_id != accepted.node_id:
         raise Internal(f"the manager at {addr} issued a certificate for another key")
+    note = certs.clock_note(info, clock.wall())
+    if note:
+        log.warning("%s", note)
     files.save_identity(state_dir, keypair, accepted.certificate, accepted.root_ca)
     if accepted.server_secret:
         files.save_server_key(state_dir, accepted.server_secret)
     upstream = Upstream(accepted.manager_id, addr, pinned)
     save_upstream(state_dir, upstream)
-    identity = files.load_identity(state_dir, clock.wall())
+    # Read back as of its issue: what is checked here is that the files are whole.
+    identity = files.load_identity(state_dir, certs.issued_at(info))
     if identity is None:
         raise Internal(f"the identity just saved under {state_dir} cannot be read back")
     log.info("joined the swarm as node %s (%s)", info.node_id, info.role.name.lower())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
 import subprocess
 from pathlib import Path
 
-from helpers import tool, wait_until
+from helpers import alive, tool, wait_until
 
 
 def free_port() -> int:
@@ -24,6 +25,8 @@ class Swarm:
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.socket = str(root / "node-1" / "swarm.sock")
+        # Extra environment per node name (e.g. a faked clock), for every start of it.
+        self.envs: dict[str, dict[str, str]] = {}
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")
@@ -34,6 +37,7 @@ class Swarm:
                 [tool("swarmd"), "-d", str(self.root / name), "--hostname", name, *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **self.envs[name]} if name in self.envs else None,
             )
         self.procs[name] = proc
         return proc
@@ -94,6 +98,7 @@ class Swarm:
 
     def join_workers(self, token: str, *names: str) -> None:
         """Workers join with ``token``; every node of the swarm READY."""
+        # Counted before they start: one may be READY before `node ls` answers.
         count = len(self.ready()) + len(names)
         for name in names:
             self.join(name, token)
@@ -133,4 +138,35 @@ def task_nodes(swarm: Swarm, service: str) -> dict[str, str]:
         cols = line.split()
         if cols and cols[1].startswith(f"{service}.") and "RUNNING" in cols[3:5]:
             found[cols[1]] = cols[-1]
+    return found
+
+
+def node_status(swarm: Swarm, name: str) -> str:
+    """The Status column of `node ls` for the node ('' while it is not listed)."""
+    row = swarm.rows().get(name)
+    return row[3] if row and len(row) > 3 else ""
+
+
+def task_pids(swarm: Swarm, name: str) -> dict[str, int]:
+    """Task id -> pid of the task processes node ``name``'s executor recorded and
+    that still run (records of processes that ended are left out)."""
+    found = {}
+    for record in (swarm.root / name / "worker" / "tasks").glob("*/pid"):
+        try:
+            pid = int(record.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if alive(pid):
+            found[record.parent.name] = pid
+    return found
+
+
+def running_tasks(swarm: Swarm) -> list[tuple[str, str, str]]:
+    """(task id, slot name, node) of every task whose last state `task ls`
+    shows as RUNNING, whatever its desired state."""
+    found = []
+    for line in swarm.ctl("task", "ls").splitlines()[2:]:
+        cols = line.split()
+        if len(cols) > 5 and cols[4] == "RUNNING":
+            found.append((cols[0], cols[1], cols[-1]))
     return found

@@ -48,7 +48,15 @@ class DispatcherActor(GuardedActor):
         elif isinstance(message, StoreEvents):
             self.core.observe(message.batch)
         elif isinstance(message, Tick):
-            self._carry_out(self.core.tick(self.store, message.now))
+            stalls = self.core.stalls
+            fx = self.core.tick(self.store, message.now)
+            if self.core.stalls != stalls:
+                log.warning(
+                    "the dispatcher did not run for %.1fs (this process was stopped or "
+                    "starved): the nodes' silence meanwhile does not count against them",
+                    self.core.last_stall,
+                )
+            self._carry_out(fx)
         elif isinstance(message, Committed):
             self._committed(message)
         return None

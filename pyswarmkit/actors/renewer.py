@@ -73,8 +73,12 @@ class RenewerActor(GuardedActor):
 
     def on_start(self) -> None:
         info = self.identity.info
+        wall = clock.wall()
+        # It was issued before now: a clock reading earlier than that is behind
+        # the CA's, and would put the renewal off by as much.
+        ca_now = max(wall, certs.issued_at(info))
         delay = self.timer.schedule(
-            info.not_before, info.not_after, clock.wall(), clock.monotonic()
+            info.not_before, info.not_after, wall, clock.monotonic(), ca_now
         )
         log.info(
             "certificate valid until %s; renewal in %s",
@@ -84,7 +88,7 @@ class RenewerActor(GuardedActor):
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Tick):
-            if self.timer.start(message.now):
+            if self.timer.start(message.now, message.wall):
                 self._ask()
         elif isinstance(message, _Outcome):
             self._answered(message)
@@ -110,18 +114,25 @@ class RenewerActor(GuardedActor):
             if not isinstance(body, CertificateIssued):
                 raise Internal(f"the CA answered a renewal with {body.kind}")
             wall = clock.wall()
-            info = certs.verify(body.certificate, body.root_ca, wall)
+            # Valid by the CA's clock, which is the one that checks it: a clock here
+            # an hour off must not make this node keep a key it is giving up.
+            info = certs.verify_signed(body.certificate, body.root_ca)
             if info.curve_key != outcome.keypair.public or info.node_id != self.node_id:
                 raise Internal("the CA issued a certificate for another key or node")
             files.save_identity(self.state_dir, outcome.keypair, body.certificate, body.root_ca)
         except (SwarmError, OSError, CancelledError) as exc:
-            pause = self.timer.failed(now)
+            pause = self.timer.failed(now, clock.wall())
             log.warning("certificate renewal failed: %s; trying again in %.0fs", exc, pause)
             return
         self.identity = Identity(outcome.keypair, body.certificate, body.root_ca, info)
         self.bus.rekey(CurveKeys(outcome.keypair.public, outcome.keypair.secret))
         self.renewals += 1
-        delay = self.timer.schedule(info.not_before, info.not_after, wall, now)
+        note = certs.clock_note(info, wall)
+        if note:
+            log.warning("%s", note)
+        delay = self.timer.schedule(
+            info.not_before, info.not_after, wall, now, ca_now=certs.issued_at(info)
+        )
         log.info(
             "certificate renewed: valid until %s; next renewal in %s",
             certs.iso(info.not_after),

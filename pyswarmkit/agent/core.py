@@ -213,9 +213,16 @@ class Agent:
 
     def heartbeat_ack(self, msg: HeartbeatAck, now: float) -> Effects:
         fx = Effects()
+        before = self.heartbeat_period
         self._set_period(msg.heartbeat_period)
         if msg.managers:
             self.managers = msg.managers
+        if self.session_id and self.heartbeat_period < before:
+            # The dispatcher now expires this session three new periods after this
+            # beat; the next one, planned on the old period, could come too late.
+            planned = self.next_heartbeat
+            self._schedule_heartbeat(now)
+            self.next_heartbeat = min(planned, self.next_heartbeat)
         if self.session_id and msg.assignments_seq > self.seq:
             self._request_full(now, fx)
         return fx

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -56,6 +56,8 @@ class CertInfo:
     curve_key: bytes
     not_before: float
     not_after: float
+    # The root's end, checked with the certificate's own; not what it says.
+    root_not_after: float = field(default=float("inf"), compare=False)
 
 
 def iso(t: float) -> str:
@@ -218,6 +220,15 @@ def load_certificate(pem: bytes, what: str) -> x509.Certificate:
 def verify(cert_pem: bytes, root_pem: bytes, now: float) -> CertInfo:
     """What a node certificate says, once it is proven to be signed by this
     swarm's root and valid at ``now``; CertificateError saying why not."""
+    info = verify_signed(cert_pem, root_pem)
+    check_validity(info, now)
+    return info
+
+
+def verify_signed(cert_pem: bytes, root_pem: bytes) -> CertInfo:
+    """What a node certificate says, once it is proven to be signed by this
+    swarm's root, whatever the time: for a certificate the CA has just issued,
+    whose validity is the CA's clock's business, not this machine's."""
     root = load_certificate(root_pem, "the swarm's root CA")
     cert = load_certificate(cert_pem, "the node certificate")
     try:
@@ -242,25 +253,48 @@ def verify(cert_pem: bytes, root_pem: bytes, now: float) -> CertInfo:
     public = cert.public_key()
     if not isinstance(public, X25519PublicKey):
         raise CertificateError(f"certificate of node {node_id} does not carry an X25519 key")
-    not_before = cert.not_valid_before_utc.timestamp()
-    not_after = cert.not_valid_after_utc.timestamp()
-    root_after = root.not_valid_after_utc.timestamp()
-    if now >= root_after:
-        raise CertificateError(f"the swarm's root CA expired at {iso(root_after)}")
-    if now >= not_after:
-        raise CertificateError(f"certificate of node {node_id} expired at {iso(not_after)}")
-    if now < not_before:
-        raise CertificateError(
-            f"certificate of node {node_id} is not valid until {iso(not_before)}: "
-            "check this machine's clock"
-        )
     return CertInfo(
         node_id=node_id,
         role=_OU_ROLE[ou],
         cluster_id=cluster_id,
         curve_key=public.public_bytes_raw(),
-        not_before=not_before,
-        not_after=not_after,
+        not_before=cert.not_valid_before_utc.timestamp(),
+        not_after=cert.not_valid_after_utc.timestamp(),
+        root_not_after=root.not_valid_after_utc.timestamp(),
+    )
+
+
+def check_validity(info: CertInfo, now: float) -> None:
+    """CertificateError unless the certificate and its root are valid at ``now``."""
+    if now >= info.root_not_after:
+        raise CertificateError(f"the swarm's root CA expired at {iso(info.root_not_after)}")
+    if now >= info.not_after:
+        raise CertificateError(
+            f"certificate of node {info.node_id} expired at {iso(info.not_after)}"
+        )
+    if now < info.not_before:
+        raise CertificateError(
+            f"certificate of node {info.node_id} is not valid until {iso(info.not_before)}: "
+            "check this machine's clock"
+        )
+
+
+def issued_at(info: CertInfo) -> float:
+    """When the CA issued the certificate, by the CA's clock."""
+    return info.not_before + BACKDATE
+
+
+def clock_note(info: CertInfo, now: float) -> str:
+    """'' when ``now`` falls inside the certificate's validity; otherwise one
+    line saying this machine's clock disagrees with the CA's, and by how much."""
+    if info.not_before <= now < info.not_after:
+        return ""
+    off = now - issued_at(info)
+    side = "ahead of" if off > 0 else "behind"
+    return (
+        f"this machine's clock reads {iso(now)}, about {abs(off) / 60:.0f} minutes {side} "
+        f"the CA's: the certificate valid from {iso(info.not_before)} to "
+        f"{iso(info.not_after)} is used as the CA issued it; check this machine's clock"
     )
 
 

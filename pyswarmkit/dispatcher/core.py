@@ -48,6 +48,9 @@ HEARTBEAT_GRACE_MULTIPLIER = 3
 # nodes DOWN and move their tasks.
 UNKNOWN_GRACE_MULTIPLIER = 3 * HEARTBEAT_GRACE_MULTIPLIER
 DEFAULT_HEARTBEAT_PERIOD = 5.0
+# A tick later than this after the one before means the dispatcher itself did
+# not run in between (its process stopped, its machine suspended or starved).
+STALL = 1.0
 
 UNKNOWN_MESSAGE = 'Node moved to "unknown" state due to leadership change in cluster'
 UNKNOWN_EXPIRED_MESSAGE = 'heartbeat failure for node in "unknown" state'
@@ -129,6 +132,10 @@ class Dispatcher:
         # Every manager and its address, as agents are told with each session.
         self._managers: dict[str, str] = {}
         self.managers: tuple[ManagerAddr, ...] = ()
+        self.last_tick: float | None = None
+        # Stalls seen, and how long the last one lasted beyond STALL.
+        self.stalls = 0
+        self.last_stall = 0.0
 
     @property
     def grace(self) -> float:
@@ -218,6 +225,7 @@ class Dispatcher:
         """Expire silent sessions and UNKNOWN nodes, and send each node what
         changed in its assignments."""
         fx = Effects()
+        self._discount_stall(now)
         expired = self.expire(now)
         if expired:
             fx.writes.append(Write(lambda st: self.mark_down(st, expired, "heartbeat failure")))
@@ -230,6 +238,23 @@ class Dispatcher:
             )
         fx.replies.extend(self.assignments(store))
         return fx
+
+    def _discount_stall(self, now: float) -> None:
+        """Silence counts only while this dispatcher runs. After a stall, what
+        the nodes sent meanwhile is still queued on its way here (the manager,
+        not they, went quiet), so each node keeps the time it had left."""
+        last, self.last_tick = self.last_tick, now
+        if last is None:
+            return
+        stalled = now - last - STALL
+        if stalled <= 0:
+            return
+        self.stalls += 1
+        self.last_stall = stalled
+        for session in self.sessions.values():
+            session.last_seen += stalled
+        for node_id in self.unknown:
+            self.unknown[node_id] += stalled
 
     def open_session(self, node_id: str, now: float) -> str:
         """A new session for the node, replacing any older one; returns its id."""
