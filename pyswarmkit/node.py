@@ -682,8 +682,12 @@ class SwarmNode:
         """The agent turns to another manager: a worker dials it, and remembers
         it for its next start; a manager keeps connections to all of them."""
         up = self.upstream
-        if up is None or (up.manager_id == node_id and up.addr == addr):
+        if up is None or (up.manager_id == node_id and addr in ("", up.addr)):
             return
+        if not addr:
+            if self.is_manager:
+                return  # a manager keeps a connection to every manager it knows
+            raise Unavailable(f"no address known for manager {node_id}")
         network.check_dial_addr(addr, "a manager's address")
         if self.is_manager:
             self.upstream = network.Upstream(node_id, addr, up.server_key)
@@ -754,15 +758,17 @@ class SwarmNode:
     def _redirect_actor(self) -> pykka.ActorRef[Any]:
         return RedirectActor.start(self.node_id, self.bus, self._leader_node)
 
-    def _leader_node(self) -> str:
+    def _leader_node(self) -> tuple[str, str]:
+        """The leading manager's node ID and address, as far as this one knows."""
         raft = self.raft
         leader = raft.core.leader if raft is not None else 0
         if not leader:
-            return ""
+            return "", ""
         for node in self.store.nodes():
             if node.role == NodeRole.MANAGER and raft_id_of(node.id) == leader:
-                return node.id
-        return ""
+                status = node.manager_status
+                return node.id, status.addr if status is not None else ""
+        return "", ""
 
     def _record_leader(self) -> None:
         """ManagerStatus.leader follows who leads: written by the new leader."""

@@ -150,7 +150,7 @@ class AgentActor(GuardedActor):
         if to == self.manager_id:
             return
         addr = known.get(to, "")
-        if self.connect is not None and addr:
+        if self.connect is not None:
             try:
                 self.connect(to, addr)
             except Exception as exc:

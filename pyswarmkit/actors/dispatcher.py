@@ -3,8 +3,11 @@ its store writes to the store."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
+
+import pykka
 
 from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor, watch_store
@@ -102,7 +105,10 @@ class DispatcherActor(GuardedActor):
 
         def done(batch: EventBatch | None, err: SwarmError | None) -> None:
             if err is not None or report:
-                ref.tell(Committed(batch, err, write))
+                # A dispatcher stopped since (leadership lost, the node stopping)
+                # has nobody left to tell.
+                with contextlib.suppress(pykka.ActorDeadError):
+                    ref.tell(Committed(batch, err, write))
 
         self.registry.tell("store", Transact(write.build, clock.wall(), done))
 

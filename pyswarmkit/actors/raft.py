@@ -270,7 +270,7 @@ class RaftActor(GuardedActor):
         member = self.member
         if member.join_via is None:
             return
-        if member.raft_id in member.members():
+        if member.raft_id in member.members() and self._recorded(member.join_via[1]):
             log.info("raft: this manager is a member (term %d)", self.core.term)
             member.join_via = None
             return
@@ -282,6 +282,15 @@ class RaftActor(GuardedActor):
             via = self._node_of(self.core.leader) or via
         member.bus.send(
             Envelope(member.node_id, via, "raft", RaftJoin(addr), deadline=now + JOIN_RETRY)
+        )
+
+    def _recorded(self, addr: str) -> bool:
+        """Whether the swarm's store holds this manager's address (so others dial it)."""
+        node = self.member.store.get_node(self.member.node_id)
+        return (
+            node is not None
+            and node.manager_status is not None
+            and (node.manager_status.addr == addr)
         )
 
     def _reachability(self, now: float) -> None:

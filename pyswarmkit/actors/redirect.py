@@ -19,7 +19,7 @@ REPLY_TTL = 5.0
 class RedirectActor(GuardedActor):
     name = "dispatcher"
 
-    def __init__(self, node_id: str, bus: Bus, leader: Callable[[], str]) -> None:
+    def __init__(self, node_id: str, bus: Bus, leader: Callable[[], tuple[str, str]]) -> None:
         super().__init__()
         self.node_id = node_id
         self.bus = bus
@@ -32,14 +32,14 @@ class RedirectActor(GuardedActor):
         env = message.envelope
         if isinstance(env.body, Error):
             return None
-        leader = self.leader()
+        leader, addr = self.leader()
         if leader and leader != self.node_id:
             text = f"this manager does not lead: the leader is {leader}"
         else:
             text = "the swarm has no leader: try again"
-            leader = ""
+            leader, addr = "", ""
         self.redirected += 1
-        reply = Error("unavailable", text, env.kind, "", leader)
+        reply = Error("unavailable", text, env.kind, "", leader, addr)
         self.bus.send(
             Envelope(
                 self.node_id,

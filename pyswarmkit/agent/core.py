@@ -248,6 +248,8 @@ class Agent:
             # A manager that does not lead: register with the one it names, now.
             self.session_lost()
             fx.switch_to = msg.leader
+            if msg.leader_addr and all(m.node_id != msg.leader for m in self.managers):
+                self.managers = (*self.managers, ManagerAddr(msg.leader, msg.leader_addr))
         return fx
 
     def session_lost(self) -> None:

@@ -241,8 +241,10 @@ class Error(Message, frozen=True, array_like=True, tag=10):
     # What was refused: the request's kind and the session it named.
     request: str = ""
     session_id: str = ""
-    # A manager that does not lead names the one that does, if it knows.
+    # A manager that does not lead names the one that does, if it knows, and
+    # where it listens.
     leader: str = ""
+    leader_addr: Annotated[str, msgspec.Meta(max_length=300)] = ""
     kind: ClassVar[str] = "error"
 
     def to_error(self) -> SwarmError:

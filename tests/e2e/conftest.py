@@ -87,10 +87,24 @@ def swarmd(short_tmp: Path) -> Iterator[Swarmd]:
         log.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def swarm(short_tmp: Path) -> Iterator[Swarm]:
+def swarm(short_tmp: Path, request: pytest.FixtureRequest) -> Iterator[Swarm]:
     s = Swarm(short_tmp)
     try:
         yield s
     finally:
         s.stop()
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            # What each node said, for the failure report (the directory goes next).
+            for path in sorted(short_tmp.glob("*.log")):
+                lines = path.read_text(errors="replace").splitlines()
+                print(f"--- {path.name} (last 40 lines)")
+                print("\n".join(lines[-40:]))

@@ -12,6 +12,7 @@ import pytest
 from helpers import wait_until
 from nodes import one_node, running, spec
 
+from pyswarmkit.actors.redirect import RedirectActor
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import (
     ManagerStatus,
@@ -67,8 +68,16 @@ def test_leadership_lost_and_gained_again_and_again(
     for round_ in range(6):
         n.set_leader(False)
         assert not n.is_leader
-        assert not set(LEADER_ACTORS) & set(n.registry.names())
-        assert n.ticker is not None and n.ticker.ticked() == ["raft", "agent", "executor"]
+        # What answers for the dispatcher now only sends agents to the leader.
+        assert not {"orchestrator", "scheduler"} & set(n.registry.names())
+        stand_in = n.registry.get("dispatcher")
+        assert stand_in is not None and stand_in.actor_class is RedirectActor
+        assert n.ticker is not None and n.ticker.ticked() == [
+            "raft",
+            "dispatcher",
+            "agent",
+            "executor",
+        ]
         wait_until(lambda: not leader_threads(), what="every leader actor thread gone")
         # Control still answers and writes; nobody acts on it until a leader does.
         replicas = 3 + round_
