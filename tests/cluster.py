@@ -170,3 +170,56 @@ def running_tasks(swarm: Swarm) -> list[tuple[str, str, str]]:
         if len(cols) > 5 and cols[4] == "RUNNING":
             found.append((cols[0], cols[1], cols[-1]))
     return found
+
+
+# --- several managers ------------------------------------------------------------
+
+
+def sock(swarm: Swarm, name: str) -> str:
+    return str(swarm.root / name / "swarm.sock")
+
+
+def ctl(swarm: Swarm, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("swarmctl"), "-s", sock(swarm, name), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def manager_args(swarm: Swarm, name: str, port: int) -> list[str]:
+    return ["--listen-control-api", sock(swarm, name), "--listen-remote-api", f"127.0.0.1:{port}"]
+
+
+def node_rows(swarm: Swarm, via: str) -> dict[str, list[str]]:
+    out = ctl(swarm, via, "node", "ls")
+    if out.returncode != 0:
+        return {}
+    return {line.split()[1]: line.split() for line in out.stdout.splitlines()[2:]}
+
+
+def leader(swarm: Swarm, via: str) -> str:
+    for name, cols in node_rows(swarm, via).items():
+        if cols[-1] == "*":
+            return name
+    return ""
+
+
+def services(swarm: Swarm, via: str) -> list[str] | None:
+    """Service names as `service ls` on ``via`` shows them; None while it does not answer."""
+    out = ctl(swarm, via, "service", "ls")
+    if out.returncode != 0:
+        return None
+    return [line.split()[1] for line in out.stdout.splitlines()[2:]]
+
+
+def join_managers(swarm: Swarm, token: str, ports: dict[str, int], *names: str) -> None:
+    """Managers join with ``token``, each listening on its port; each REACHABLE."""
+    for name in names:
+        swarm.join(name, token, *manager_args(swarm, name, ports[name]))
+        wait_until(
+            lambda n=name: node_rows(swarm, "node-1").get(n, [""])[-1] == "REACHABLE",
+            timeout=60,
+            what=f"{name} a reachable manager",
+        )

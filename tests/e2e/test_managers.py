@@ -5,56 +5,16 @@ every process of the swarm restarted with nothing lost."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 
 import pytest
-from cluster import Swarm, free_port
-from helpers import tool, wait_until
+from cluster import Swarm, ctl, free_port, leader, manager_args, node_rows, services
+from helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
 MANAGERS = ("node-1", "node-2", "node-3")
-
-
-def sock(swarm: Swarm, name: str) -> str:
-    return str(swarm.root / name / "swarm.sock")
-
-
-def ctl(swarm: Swarm, name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [tool("swarmctl"), "-s", sock(swarm, name), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def manager_args(swarm: Swarm, name: str, port: int) -> list[str]:
-    return ["--listen-control-api", sock(swarm, name), "--listen-remote-api", f"127.0.0.1:{port}"]
-
-
-def node_rows(swarm: Swarm, via: str) -> dict[str, list[str]]:
-    out = ctl(swarm, via, "node", "ls")
-    if out.returncode != 0:
-        return {}
-    return {line.split()[1]: line.split() for line in out.stdout.splitlines()[2:]}
-
-
-def leader(swarm: Swarm, via: str) -> str:
-    for name, cols in node_rows(swarm, via).items():
-        if cols[-1] == "*":
-            return name
-    return ""
-
-
-def services(swarm: Swarm, via: str) -> list[str] | None:
-    """Service names as `service ls` on ``via`` shows them; None while it does not answer."""
-    out = ctl(swarm, via, "service", "ls")
-    if out.returncode != 0:
-        return None
-    return [line.split()[1] for line in out.stdout.splitlines()[2:]]
 
 
 def test_three_managers_survive_the_leader_and_a_full_restart(swarm: Swarm) -> None:

@@ -1,0 +1,110 @@
+"""Faults among three managers: a follower that falls far behind catches up
+from a snapshot, a frozen leader is replaced and steps down when it wakes, and
+two managers restarted at once find each other again."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from cluster import Swarm, ctl, free_port, join_managers, leader, manager_args, services
+from helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+MANAGERS = ("node-1", "node-2", "node-3")
+
+
+def three_managers(swarm: Swarm) -> dict[str, int]:
+    ports = {"node-1": swarm.port, "node-2": free_port(), "node-3": free_port()}
+    swarm.init()
+    _, token = swarm.tokens()
+    join_managers(swarm, token, ports, "node-2", "node-3")
+    return ports
+
+
+def create(swarm: Swarm, via: str, name: str) -> None:
+    out = ctl(swarm, via, "service", "create", "--name", name, "--command", "x", "--replicas", "0")
+    assert out.returncode == 0, out.stderr
+
+
+def snap_indexes(swarm: Swarm, name: str) -> list[int]:
+    snaps = (swarm.root / name / "raft" / "snap").glob("*.snap")
+    return sorted(int(p.stem.split("-")[1], 16) for p in snaps)
+
+
+def test_a_follower_far_behind_catches_up_from_a_snapshot(swarm: Swarm) -> None:
+    ports = three_managers(swarm)
+    swarm.ctl("cluster", "update", "default", "--snapshot-interval", "40")
+    swarm.procs["node-3"].send_signal(signal.SIGKILL)
+    swarm.procs["node-3"].wait(10)
+    before = snap_indexes(swarm, "node-3")
+    # Far more entries than the leader keeps behind its snapshot for slow followers.
+    for i in range(120):
+        create(swarm, "node-1", f"s{i:03d}")
+    expected = services(swarm, "node-1")
+    assert expected is not None and len(expected) == 120
+
+    swarm.start("node-3", *manager_args(swarm, "node-3", ports["node-3"]))
+    wait_until(lambda: services(swarm, "node-3") == expected, timeout=60, what="node-3 caught up")
+    after = snap_indexes(swarm, "node-3")
+    assert after and (not before or after[-1] > before[-1]), (before, after)
+
+
+def test_a_frozen_leader_is_replaced_and_steps_down_when_it_wakes(swarm: Swarm) -> None:
+    three_managers(swarm)
+    create(swarm, "node-1", "before")
+    old = swarm.procs["node-1"]
+    old.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: leader(swarm, "node-2") in ("node-2", "node-3"),
+            timeout=30,
+            what="a new leader",
+        )
+        create(swarm, "node-2", "during")
+    finally:
+        old.send_signal(signal.SIGCONT)
+    # The old leader hears of the newer term, follows, and has every write.
+    wait_until(
+        lambda: leader(swarm, "node-1") in ("node-2", "node-3"),
+        timeout=30,
+        what="node-1 following the new leader",
+    )
+    wait_until(
+        lambda: (
+            services(swarm, "node-1") == ["before", "during"]
+            or sorted(services(swarm, "node-1") or []) == ["before", "during"]
+        ),
+        timeout=30,
+        what="node-1 caught up",
+    )
+    create(swarm, "node-1", "after")
+    for name in MANAGERS:
+        wait_until(
+            lambda n=name: sorted(services(swarm, n) or []) == ["after", "before", "during"],
+            timeout=30,
+            what=f"{name} with all three",
+        )
+
+
+def test_two_managers_restarted_at_once_find_each_other(swarm: Swarm) -> None:
+    ports = three_managers(swarm)
+    create(swarm, "node-1", "kept")
+    for name in ("node-2", "node-3"):
+        swarm.procs[name].send_signal(signal.SIGTERM)
+    for name in ("node-2", "node-3"):
+        swarm.procs[name].wait(30)
+    time.sleep(1)
+    for name in ("node-2", "node-3"):
+        swarm.start(name, *manager_args(swarm, name, ports[name]))
+    for name in MANAGERS:
+        wait_until(lambda n=name: leader(swarm, n) != "", timeout=60, what=f"{name} sees a leader")
+    create(swarm, "node-3", "later")
+    for name in MANAGERS:
+        wait_until(
+            lambda n=name: sorted(services(swarm, n) or []) == ["kept", "later"],
+            timeout=30,
+            what=f"{name} with both",
+        )
