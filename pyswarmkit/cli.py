@@ -32,7 +32,7 @@ from pyswarmkit.api.objects import (
     TaskSpec,
     replace,
 )
-from pyswarmkit.api.states import NodeAvailability, RestartCondition
+from pyswarmkit.api.states import NodeAvailability, NodeRole, RestartCondition
 from pyswarmkit.control import units
 from pyswarmkit.network import DEFAULT_REMOTE_API
 from pyswarmkit.transport.control import ControlClient
@@ -206,6 +206,7 @@ def swarmd(
         join_token=join_token,
         cert_renewal_scale=_renewal_scale(cert_renewal_scale),
         lock_held_by_parent=lock_held_by_parent,
+        restart_command=[sys.executable, *sys.orig_argv[1:]],
         heartbeat_tick=heartbeat_tick,
         election_tick=election_tick,
         force_new_cluster=force_new_cluster,
@@ -811,6 +812,20 @@ NodesArg = Annotated[list[str], typer.Argument(metavar="NODE...", help="Names or
 ForceOpt = Annotated[
     bool, typer.Option("--force", "-f", help="Remove the node even if it is not down.")
 ]
+
+
+@node_app.command("promote")
+def node_promote(nodes: NodesArg) -> None:
+    """Make workers managers (they restart as managers and join Raft)."""
+    for ref in dict.fromkeys(nodes):
+        _edit_node(ref, lambda spec: replace(spec, desired_role=NodeRole.MANAGER))
+
+
+@node_app.command("demote")
+def node_demote(nodes: NodesArg) -> None:
+    """Make managers workers (a leader hands leadership over first)."""
+    for ref in dict.fromkeys(nodes):
+        _edit_node(ref, lambda spec: replace(spec, desired_role=NodeRole.WORKER))
 
 
 @node_app.command("rm")

@@ -120,6 +120,8 @@ class NodeConfig:
     # Restart this manager as a one-manager swarm with all it has committed
     # (after the others' majority is lost for good).
     force_new_cluster: bool = False
+    # How to start this node again (argv) when its role changes; None: stop.
+    restart_command: list[str] | None = None
 
 
 def save_node_id(state_dir: Path, node_id: str) -> None:
@@ -264,6 +266,8 @@ class SwarmNode:
         # Other managers this node keeps a connection to: node ID -> address.
         self._dialed_managers: dict[str, str] = {}
         self.advertised = ""
+        # The manager this node's agent reports to now.
+        self._current_manager = ""
         # Leadership changes start and stop the leader's actors only once the
         # node has started (before that, start-up does it).
         self._follow_raft = False
@@ -681,6 +685,7 @@ class SwarmNode:
     def _connect_manager(self, node_id: str, addr: str) -> None:
         """The agent turns to another manager: a worker dials it, and remembers
         it for its next start; a manager keeps connections to all of them."""
+        self._current_manager = node_id
         up = self.upstream
         if up is None or (up.manager_id == node_id and addr in ("", up.addr)):
             return
@@ -703,7 +708,8 @@ class SwarmNode:
         assert self.identity is not None and isinstance(self.bus, ZmqBus)
         return RenewerActor.start(
             self.node_id,
-            self.manager_id,
+            # The manager the agent turned to last: the leader, as far as it knows.
+            lambda: self._current_manager or self.manager_id,
             self.config.state_dir,
             self.identity,
             self.bus,
@@ -712,7 +718,43 @@ class SwarmNode:
         )
 
     def _renewed(self, identity: Identity) -> None:
+        was = self.identity.role if self.identity is not None else None
         self.identity = identity
+        if was is not None and identity.role != was:
+            self._role_changed(identity.role)
+
+    def _role_changed(self, role: NodeRole) -> None:
+        """Promoted or demoted: the certificate says the new role. The node
+        starts again as what it now is; its tasks run on and are taken back,
+        as after any restart."""
+        what = role.name.lower()
+        if role == NodeRole.WORKER:
+            self._prepare_worker_start()
+        if self.config.restart_command is None:
+            self._fatal(f"this node is a {what} now: start swarmd again to serve as one")
+            return
+        log.warning("this node is a %s now: restarting swarmd as one", what)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        # Exec rather than stop: stopping would stop the node's tasks.
+        os.execv(self.config.restart_command[0], self.config.restart_command)
+
+    def _prepare_worker_start(self) -> None:
+        """A demoted manager reports to the leader from now on, and its Raft
+        state (no longer a member's) is set aside."""
+        # The manager the agent turned to last leads, or knows who does. (This
+        # node's own Raft member is out of the cluster: it may not know.)
+        leader = self._current_manager or self._leader_node()[0]
+        node = self.store.get_node(leader) if leader else None
+        status = node.manager_status if node is not None else None
+        addr = status.addr if status is not None else ""
+        clusters = self.store.clusters()
+        if leader and addr and clusters:
+            up = network.Upstream(leader, addr, clusters[0].server_key.public)
+            network.save_upstream(self.config.state_dir, up)
+        raft_dir = self.config.state_dir / "raft"
+        if raft_dir.exists():
+            os.rename(raft_dir, raft_dir.with_name(f"raft.demoted-{int(clock.wall())}"))
 
     def _leader_factories(self) -> dict[str, Factory]:
         return {

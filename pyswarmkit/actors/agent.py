@@ -13,6 +13,7 @@ from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.executor import Inventory, InventoryRequest
 from pyswarmkit.actors.messages import Deliver, ExecutorEvent, ExecutorEvents, Tick
 from pyswarmkit.actors.registry import Registry
+from pyswarmkit.actors.renewer import RenewNow
 from pyswarmkit.agent.core import REGISTER_RETRY, Agent, Commands, Effects
 from pyswarmkit.api.objects import NodeDescription
 from pyswarmkit.api.protocol import Body, Error, Leave, Register, Registered
@@ -133,6 +134,8 @@ class AgentActor(GuardedActor):
     def _carry_out(self, fx: Effects, now: float) -> None:
         if fx.switch_to or fx.switch_manager:
             self._switch(fx.switch_to)
+        if fx.renew_certificate:
+            self.registry.tell("renewer", RenewNow())
         if fx.commands:
             self.registry.tell("executor", Commands(tuple(fx.commands)))
         for m in fx.messages:

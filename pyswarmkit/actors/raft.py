@@ -48,6 +48,7 @@ from pyswarmkit.api.protocol import (
 from pyswarmkit.api.states import NodeRole, Reachability
 from pyswarmkit.raft import (
     CC_ADD_LEARNER,
+    CC_REMOVE,
     ConfChange,
     Config,
     DurableStorage,
@@ -185,6 +186,7 @@ class RaftActor(GuardedActor):
         self.dropped = 0
         self._next_join = 0.0
         self._next_reach = 0.0
+        self._next_roles = 0.0
         # Ticks so far, and the tick each member was last heard from at.
         self._ticks = 0
         self._heard_tick: dict[int, int] = {}
@@ -213,6 +215,7 @@ class RaftActor(GuardedActor):
             self._expire_forwards(message.now)
             self._ask_to_join(message.now)
             self._reachability(message.now)
+            self._roles(message.now)
         elif isinstance(message, Deliver):
             self._delivered(message)
         self._unready += 1
@@ -321,6 +324,69 @@ class RaftActor(GuardedActor):
                 changes.append(Change("update", fresh))
         if changes:
             self._propose(RaftPropose(changes, clock.wall(), _quiet, None))
+
+    def _roles(self, now: float) -> None:
+        """The leader carries out promotions, demotions and removals: a node's
+        role follows its desired role, and the Raft members follow the
+        managers. One membership change at a time; the core refuses more."""
+        member = self.member
+        if not member.leading or now < self._next_roles:
+            return
+        self._next_roles = now + REACHABILITY_EVERY
+        store = member.store
+        managers: set[int] = set()
+        changes: list[Change] = []
+        for node in store.nodes():
+            rid = raft_id_of(node.id)
+            wanted = node.spec.desired_role
+            if node.role == NodeRole.MANAGER and wanted == NodeRole.MANAGER:
+                managers.add(rid)
+            elif node.role == NodeRole.WORKER and wanted == NodeRole.MANAGER:
+                # Promoted: a manager from now on; it renews its certificate
+                # (its heartbeats say so), restarts as a manager and joins Raft.
+                log.info("raft: promoting node %s to manager", node.id)
+                status = ManagerStatus(raft_id=rid, reachability=Reachability.UNKNOWN)
+                changes.append(
+                    Change("update", replace(node, role=NodeRole.MANAGER, manager_status=status))
+                )
+            elif node.role == NodeRole.MANAGER and wanted == NodeRole.WORKER:
+                if rid == member.raft_id:
+                    self._hand_over()
+                elif rid in member.members():
+                    self._remove_member(rid, f"demoting node {node.id}")
+                else:
+                    log.info("raft: node %s is a worker now", node.id)
+                    changes.append(
+                        Change("update", replace(node, role=NodeRole.WORKER, manager_status=None))
+                    )
+        known = {raft_id_of(n.id) for n in store.nodes()}
+        for rid in member.members() - known:
+            self._remove_member(rid, "its node was removed")
+        if changes:
+            self._propose(RaftPropose(changes, clock.wall(), _quiet, None))
+
+    def _remove_member(self, rid: int, why: str) -> None:
+        try:
+            self.core.propose_conf_change(ConfChange(CC_REMOVE, rid))
+        except ProposalDropped as exc:
+            log.debug("raft: not removing member %x yet: %s", rid, exc)
+            return
+        log.info("raft: removing member %x (%s)", rid, why)
+
+    def _hand_over(self) -> None:
+        """This leader is being demoted: leadership goes to the most
+        up-to-date other voter first."""
+        core = self.core
+        if core.lead_transferee:
+            return
+        best, best_match = 0, -1
+        for rid in core.voters - {self.member.raft_id}:
+            progress = core.progress(rid)
+            if progress is not None and progress.match > best_match:
+                best, best_match = rid, progress.match
+        if best:
+            log.info("raft: handing leadership over to %x before this manager is demoted", best)
+            core.transfer_leadership(best)
 
     # --- from other managers -----------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +49,17 @@ class _Outcome:
     future: Future[Body]
 
 
+class RenewNow:
+    """Renew at once (the node's role changed), unless a renewal is under way."""
+
+
 class RenewerActor(GuardedActor):
     name = "renewer"
 
     def __init__(
         self,
         node_id: str,
-        manager_id: str,
+        manager_id: str | Callable[[], str],
         state_dir: Path,
         identity: Identity,
         bus: RenewingBus,
@@ -70,6 +75,7 @@ class RenewerActor(GuardedActor):
         self.on_renewed = on_renewed
         self.timer = Renewal(random.Random(), scale)
         self.renewals = 0
+        self.asking = False
 
     def on_start(self) -> None:
         info = self.identity.info
@@ -91,12 +97,18 @@ class RenewerActor(GuardedActor):
             if self.timer.start(message.now, message.wall):
                 self._ask()
         elif isinstance(message, _Outcome):
+            self.asking = False
             self._answered(message)
+        elif isinstance(message, RenewNow) and not self.asking:
+            log.info("renewing this node's certificate now: its role changed")
+            self._ask()
         return None
 
     def _ask(self) -> None:
+        self.asking = True
         keypair = certs.new_curve_keypair()
-        env = Envelope(self.node_id, self.manager_id, "ca", RenewCertificate(keypair.public))
+        manager = self.manager_id() if callable(self.manager_id) else self.manager_id
+        env = Envelope(self.node_id, manager, "ca", RenewCertificate(keypair.public))
         future = self.bus.request(env, REQUEST_TIMEOUT)
         ref = self.actor_ref
 
@@ -120,6 +132,8 @@ class RenewerActor(GuardedActor):
             if info.curve_key != outcome.keypair.public or info.node_id != self.node_id:
                 raise Internal("the CA issued a certificate for another key or node")
             files.save_identity(self.state_dir, outcome.keypair, body.certificate, body.root_ca)
+            if body.server_secret:
+                files.save_server_key(self.state_dir, body.server_secret)
         except (SwarmError, OSError, CancelledError) as exc:
             pause = self.timer.failed(now, clock.wall())
             log.warning("certificate renewal failed: %s; trying again in %.0fs", exc, pause)

@@ -73,6 +73,8 @@ class Effects:
     # ("" with True: the next known manager), or it named the leader.
     switch_manager: bool = False
     switch_to: str = ""
+    # The node's role changed: its certificate must be renewed now.
+    renew_certificate: bool = False
 
 
 @dataclass(slots=True)
@@ -225,6 +227,7 @@ class Agent:
             self.next_heartbeat = min(planned, self.next_heartbeat)
         if self.session_id and msg.assignments_seq > self.seq:
             self._request_full(now, fx)
+        fx.renew_certificate = msg.renew_certificate
         return fx
 
     def _set_period(self, period: float) -> None:

@@ -121,6 +121,9 @@ class HeartbeatAck(Message, frozen=True, array_like=True, tag=4):
     # The sequence the node's latest assignment set results in.
     assignments_seq: Int = 0
     managers: Managers = ()
+    # The node's role changed (promoted or demoted): renew the certificate now,
+    # to get one of the new role.
+    renew_certificate: bool = False
     kind: ClassVar[str] = "heartbeat_ack"
 
 
@@ -193,7 +196,13 @@ class RenewCertificate(Message, frozen=True, array_like=True, tag=13):
 class CertificateIssued(Message, frozen=True, array_like=True, tag=14):
     certificate: Pem
     root_ca: Pem
+    # For a manager's certificate: the managers' server secret key (a node
+    # promoted to manager serves other nodes with it).
+    server_secret: Annotated[bytes, msgspec.Meta(max_length=32)] = b""
     kind: ClassVar[str] = "certificate_issued"
+
+    def __repr__(self) -> str:
+        return "CertificateIssued(...)"
 
 
 # --- manager <-> manager (Raft) -------------------------------------------------

@@ -141,7 +141,11 @@ def renew(
             cert = replace(cert, previous_key=held, previous_not_after=held_until)
     return (
         replace(node, certificate=cert),
-        CertificateIssued(certificate=cert.pem, root_ca=cluster.root_ca.cert_pem),
+        CertificateIssued(
+            certificate=cert.pem,
+            root_ca=cluster.root_ca.cert_pem,
+            server_secret=cluster.server_key.secret if node.role == NodeRole.MANAGER else b"",
+        ),
     )
 
 

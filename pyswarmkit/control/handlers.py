@@ -117,15 +117,24 @@ def _node_names(store: MemoryStore) -> dict[str, str]:
 ORPHANED_MESSAGE = "Task belonged to a node that has been deleted"
 
 
+def _managers_wanted(store: MemoryStore) -> int:
+    return sum(1 for n in store.nodes() if n.spec.desired_role == NodeRole.MANAGER)
+
+
 def removal_refused(node: Node, managers: int, force: bool) -> str:
     """Why the node may not be removed, or "" if it may.
 
-    As SwarmKit: a manager never (force or not), a node that is not DOWN only
-    with force; a removed node's tasks are its swarmd's no longer."""
+    A node that is not DOWN only with force (a removed node's tasks are its
+    swarmd's no longer); never the last manager, nor the leader (demote it
+    first: leadership moves on); another manager's Raft member goes with it."""
     if node.role == NodeRole.MANAGER or node.spec.desired_role == NodeRole.MANAGER:
         if managers <= 1:
             return f"attempting to remove the last manager of the swarm (node {node.name})"
-        return f"node {node.name} is a manager: only workers can be removed"
+        if node.manager_status is not None and node.manager_status.leader:
+            return (
+                f"node {node.name} leads the swarm: demote it first "
+                "(leadership moves to another manager), then remove it"
+            )
     if not force and node.status.state != NodeState.DOWN:
         return (
             f"node {node.name} is not down and can't be removed: "
@@ -299,6 +308,12 @@ class Handlers:
                 )
             if spec == current.spec:
                 return []
+            demoting = (
+                current.spec.desired_role == NodeRole.MANAGER
+                and spec.desired_role == NodeRole.WORKER
+            )
+            if demoting and _managers_wanted(st) <= 1:
+                raise FailedPrecondition("attempting to demote the last manager of the swarm")
             return [Change("update", replace(current, spec=spec))]
 
         return Write(build, lambda _: {})

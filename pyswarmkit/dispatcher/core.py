@@ -136,6 +136,8 @@ class Dispatcher:
         # Stalls seen, and how long the last one lasted beyond STALL.
         self.stalls = 0
         self.last_stall = 0.0
+        # Nodes whose certificate is of another role than the node now has.
+        self.role_changed: set[str] = set()
 
     @property
     def grace(self) -> float:
@@ -149,6 +151,7 @@ class Dispatcher:
         fx = Effects()
         for node in store.nodes():
             self._note_manager(node)
+            self._note_role(node)
         cluster = first_cluster(store)
         if cluster is not None:
             self.heartbeat_period = cluster.spec.dispatcher.heartbeat_period
@@ -173,7 +176,8 @@ class Dispatcher:
         elif isinstance(msg, Heartbeat):
             self.heartbeat(node_id, msg.session_id, now)
             session = self.sessions[node_id]
-            beat = HeartbeatAck(self.heartbeat_period, session.seq, self.managers)
+            renew = node_id in self.role_changed
+            beat = HeartbeatAck(self.heartbeat_period, session.seq, self.managers, renew)
             fx.replies.append(Outgoing(node_id, beat, reply_to))
         elif isinstance(msg, UpdateTaskStatus):
             self.update_task_status(node_id, msg.session_id, now)
@@ -309,6 +313,7 @@ class Dispatcher:
                 continue
             if ev.kind == "node" and isinstance(ev.obj, Node):
                 self._note_manager(ev.obj, ev.op == "delete")
+                self._note_role(ev.obj, ev.op == "delete")
                 continue
             if ev.kind != "task":
                 continue
@@ -329,6 +334,13 @@ class Dispatcher:
                 if old.node_id != new.node_id:
                     self._note(old.node_id, old.id, None)
             self._note(new.node_id, new.id, new)
+
+    def _note_role(self, node: Node, deleted: bool = False) -> None:
+        cert = node.certificate
+        if not deleted and cert is not None and cert.role != node.role:
+            self.role_changed.add(node.id)
+        else:
+            self.role_changed.discard(node.id)
 
     def _note_manager(self, node: Node, deleted: bool = False) -> None:
         status = node.manager_status

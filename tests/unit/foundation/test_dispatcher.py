@@ -15,6 +15,7 @@ from pyswarmkit.api.objects import (
     DispatcherConfig,
     ManagerStatus,
     Node,
+    NodeCertificate,
     NodeDescription,
     NodeStatus,
     Platform,
@@ -577,3 +578,29 @@ def test_a_shorter_period_does_not_expire_nodes_that_have_not_heard_of_it() -> N
     # From then on the new period holds: three missed 1 s beats expire it.
     assert d.expire(8.3) == []
     assert d.expire(8.5) == ["n1"]
+
+
+def test_a_node_whose_role_changed_is_told_to_renew_its_certificate() -> None:
+    store = MemoryStore()
+    worker_cert = NodeCertificate(role=NodeRole.WORKER)
+    apply(store, [Change("create", Node(id="n1", role=NodeRole.WORKER, certificate=worker_cert))])
+    d = dispatcher()
+    d.start(store, 0.0)
+    d.handle("n1", Register(1, DESC), "10.0.0.1", 1.0)
+    sid = d.sessions["n1"].session_id
+
+    def beat() -> HeartbeatAck:
+        (out,) = d.handle("n1", Heartbeat(sid), "10.0.0.1", 2.0).replies
+        assert isinstance(out.body, HeartbeatAck)
+        return out.body
+
+    assert not beat().renew_certificate
+    promoted = store.get_node("n1")
+    assert promoted is not None
+    d.observe(apply(store, [Change("update", replace(promoted, role=NodeRole.MANAGER))]))
+    assert beat().renew_certificate
+    renewed = store.get_node("n1")
+    assert renewed is not None
+    manager_cert = replace(worker_cert, role=NodeRole.MANAGER)
+    d.observe(apply(store, [Change("update", replace(renewed, certificate=manager_cert))]))
+    assert not beat().renew_certificate

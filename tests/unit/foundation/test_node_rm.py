@@ -178,10 +178,23 @@ def test_the_last_manager_is_refused_even_with_force(swarm: Swarm) -> None:
     assert swarm.store.get_node("m1") is not None
 
 
-def test_a_manager_among_several_is_refused_too(swarm: Swarm) -> None:
-    swarm.write([Change("create", node("m2", "manager-2", NodeState.DOWN, NodeRole.MANAGER))])
-    with pytest.raises(FailedPrecondition, match=r"^node manager-2 is a manager"):
-        swarm.call("node.remove", {"ref": "m2", "force": True})
+def test_a_down_manager_among_several_is_removed_but_not_the_leader(swarm: Swarm) -> None:
+    """Its Raft member goes with it (the leader removes members without a node)."""
+    follower = node("m2", "manager-2", NodeState.DOWN, NodeRole.MANAGER)
+    follower = replace(follower, manager_status=ManagerStatus(leader=False))
+    leading = node("m3", "manager-3", NodeState.READY, NodeRole.MANAGER)
+    swarm.write([Change("create", follower), Change("create", leading)])
+    assert swarm.call("node.remove", {"ref": "m2"}) == {"id": "m2"}
+    with pytest.raises(FailedPrecondition, match=r"^node manager-3 leads the swarm: demote it"):
+        swarm.call("node.remove", {"ref": "m3", "force": True})
+
+
+def test_the_last_manager_cannot_be_demoted(swarm: Swarm) -> None:
+    m1 = swarm.store.get_node("m1")
+    assert m1 is not None
+    spec = replace(m1.spec, desired_role=NodeRole.WORKER)
+    with pytest.raises(FailedPrecondition, match=r"^attempting to demote the last manager"):
+        swarm.call("node.update", {"ref": "m1", "version": m1.meta.version, "spec": spec})
 
 
 def test_a_node_removed_twice_is_not_found_the_second_time(swarm: Swarm) -> None:
