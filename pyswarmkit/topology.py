@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -113,19 +113,43 @@ def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
         )
 
 
+def load_toml(path: Path, what: str) -> dict[str, Any]:
+    """The tables of a TOML file, or InvalidArgument with one line."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidArgument(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise InvalidArgument(f"{what} {path} is a directory: name a TOML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"cannot read {what} {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"{path} is not valid TOML: {exc}") from None
+
+
+def stop_in_order(
+    groups: Sequence[Sequence[tuple[str, subprocess.Popen[bytes]]]], say: Callable[[str], None]
+) -> None:
+    """Each group in turn: SIGTERM to all of it, then SIGKILL to those still
+    running past the grace."""
+    for group in groups:
+        for _, proc in group:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for name, proc in group:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say(f"{name} did not stop within {STOP_GRACE:g} s: killed")
+                proc.kill()
+                proc.wait(5)
+
+
 def parse(path: Path) -> Topology:
     """The topology a file describes, or InvalidArgument with one line naming
     the file, the table and what is wrong."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidArgument(f"topology file {path} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidArgument(f"topology file {path} is a directory: name a TOML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"cannot read topology file {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidArgument(f"{path} is not valid TOML: {exc}") from None
+    data = load_toml(path, "topology file")
     base = path.resolve().parent
     _check_keys(str(path), data, {"node", "service"})
     topo = Topology()
@@ -409,6 +433,30 @@ class _Running:
     reader: threading.Thread
 
 
+class Lines:
+    """Lines to one stream from several threads (each child's relay), whole
+    lines only; a stream that is gone is ignored: the children run on."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+
+    def say(self, line: str) -> None:
+        with self._lock:
+            try:
+                self.out.write(line + "\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass
+
+    def relay(self, name: str, stream: IO[bytes]) -> None:
+        """Each line a child writes, prefixed with ``[name]``, until it closes."""
+        prefix = f"[{name}] "
+        with stream:
+            for raw in stream:
+                self.say(prefix + raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+
 class Launcher:
     """Starts the nodes of a topology as ``swarmd`` processes, relays their
     output, and stops them all when told to or when one of them exits."""
@@ -417,8 +465,8 @@ class Launcher:
         self.topo = topo
         self.log_level = log_level
         self.out = out or sys.stdout
+        self._lines = Lines(self.out)
         self.running: list[_Running] = []
-        self._out_lock = threading.Lock()
         # Set from a signal handler: a plain flag, polled (an Event's lock
         # could be held by the very code the handler interrupts).
         self._stop_asked = False
@@ -494,18 +542,10 @@ class Launcher:
         self.running.append(_Running(entry, proc, reader))
 
     def _relay(self, name: str, stream: IO[bytes]) -> None:
-        prefix = f"[{name}] "
-        with stream:
-            for raw in stream:
-                self._say(prefix + raw.decode("utf-8", "replace").rstrip("\r\n"))
+        self._lines.relay(name, stream)
 
     def _say(self, line: str) -> None:
-        with self._out_lock:
-            try:
-                self.out.write(line + "\n")
-                self.out.flush()
-            except (OSError, ValueError):
-                pass  # nowhere to write (a closed pipe): the nodes run on regardless
+        self._lines.say(line)
 
     def _wait(self, what: str, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -561,21 +601,13 @@ class Launcher:
     def _stop_all(self) -> None:
         """Workers first, then the manager (so no worker logs a lost manager
         while it stops): SIGTERM, then SIGKILL past the grace."""
-        workers = [r for r in self.running if r.entry.role != "manager"]
-        managers = [r for r in self.running if r.entry.role == "manager"]
-        for group in (workers, managers):
-            for r in group:
-                if r.proc.poll() is None:
-                    r.proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + STOP_GRACE
-            for r in group:
-                try:
-                    r.proc.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    name = r.entry.hostname
-                    self._say(f"node {name} did not stop within {STOP_GRACE:g} s: killed")
-                    r.proc.kill()
-                    r.proc.wait(5)
+        workers = [
+            (f"node {r.entry.hostname}", r.proc) for r in self.running if r.entry.role != "manager"
+        ]
+        managers = [
+            (f"node {r.entry.hostname}", r.proc) for r in self.running if r.entry.role == "manager"
+        ]
+        stop_in_order((workers, managers), self._say)
         for r in self.running:
             r.reader.join(2)
         # A node killed while up ran left its tasks running (a restarted node

@@ -84,8 +84,8 @@ class Bench:
         self.timeout = timeout
         self.log_level = log_level
         self.err = err or sys.stderr
+        self._lines = topology.Lines(self.err)
         self.children: list[_Child] = []
-        self._lock = threading.Lock()
         # Set from a signal handler: a plain flag, polled.
         self._stop_asked = False
         self.manager = topology.NodeEntry(
@@ -264,18 +264,10 @@ class Bench:
         return child
 
     def _relay(self, name: str, stream: IO[bytes]) -> None:
-        prefix = f"[{name}] "
-        with stream:
-            for raw in stream:
-                self._say(prefix + raw.decode("utf-8", "replace").rstrip("\r\n"))
+        self._lines.relay(name, stream)
 
     def _say(self, line: str) -> None:
-        with self._lock:
-            try:
-                self.err.write(line + "\n")
-                self.err.flush()
-            except (OSError, ValueError):
-                pass
+        self._lines.say(line)
 
     def _check(self) -> None:
         if self._stop_asked:
@@ -307,19 +299,8 @@ class Bench:
 
     def _stop_all(self) -> None:
         """Agent hosts first, then the manager: SIGTERM, SIGKILL past the grace."""
-        hosts = [c for c in self.children if c.name != "manager"]
-        managers = [c for c in self.children if c.name == "manager"]
-        for group in (hosts, managers):
-            for c in group:
-                if c.proc.poll() is None:
-                    c.proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + STOP_GRACE
-            for c in group:
-                try:
-                    c.proc.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    self._say(f"{c.name} did not stop within {STOP_GRACE:g} s: killed")
-                    c.proc.kill()
-                    c.proc.wait(5)
+        hosts = [(c.name, c.proc) for c in self.children if c.name != "manager"]
+        managers = [(c.name, c.proc) for c in self.children if c.name == "manager"]
+        topology.stop_in_order((hosts, managers), self._say)
         for c in self.children:
             c.reader.join(2)

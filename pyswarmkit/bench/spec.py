@@ -26,7 +26,6 @@ Every error is one line naming the file, the table and what is wrong.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from pyswarmkit.api.objects import (
 )
 from pyswarmkit.control import units
 from pyswarmkit.control.validate import validate_service_spec
+from pyswarmkit.topology import load_toml
 
 TOP_KEYS = {"managers", "heartbeat_period", "agents", "service"}
 AGENT_KEYS = {"count", "hosts", "cpus", "memory", "labels", "engine_labels", "hostname_prefix"}
@@ -177,17 +177,7 @@ def _label_rules(where: str, key: str, value: Any) -> dict[str, tuple[str, ...]]
 
 def parse(path: Path) -> BenchSpec:
     """The bench a file describes, or InvalidArgument with one line."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidArgument(f"bench file {path} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidArgument(f"bench file {path} is a directory: name a TOML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"cannot read bench file {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidArgument(f"{path} is not valid TOML: {exc}") from None
-    return parse_data(data, str(path))
+    return parse_data(load_toml(path, "bench file"), str(path))
 
 
 def parse_data(data: dict[str, Any], where: str) -> BenchSpec:

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from cluster import Swarm, ctl, free_port, leader, manager_args, node_rows, services
+from cluster import Swarm, ctl, free_port, join_managers, leader, manager_args, node_rows, services
 from helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -22,13 +22,7 @@ def test_three_managers_survive_the_leader_and_a_full_restart(swarm: Swarm) -> N
     swarm.init()
     swarm.ctl("cluster", "update", "default", "--heartbeat-period", "1s")
     worker_token, manager_token = swarm.tokens()
-    for name in ("node-2", "node-3"):
-        swarm.join(name, manager_token, *manager_args(swarm, name, ports[name]))
-        wait_until(
-            lambda n=name: node_rows(swarm, "node-1").get(n, [""])[-1] == "REACHABLE",
-            timeout=60,
-            what=f"{name} a reachable manager",
-        )
+    join_managers(swarm, manager_token, ports, "node-2", "node-3")
     swarm.join_workers(worker_token, "worker-1", "worker-2")
     assert leader(swarm, "node-1") == "node-1"
 
@@ -119,13 +113,7 @@ def test_a_lost_majority_fails_writes_fast_and_force_new_cluster_recovers(swarm:
     ports = {"node-1": swarm.port, "node-2": free_port(), "node-3": free_port()}
     swarm.init()
     _, manager_token = swarm.tokens()
-    for name in ("node-2", "node-3"):
-        swarm.join(name, manager_token, *manager_args(swarm, name, ports[name]))
-        wait_until(
-            lambda n=name: node_rows(swarm, "node-1").get(n, [""])[-1] == "REACHABLE",
-            timeout=60,
-            what=f"{name} a reachable manager",
-        )
+    join_managers(swarm, manager_token, ports, "node-2", "node-3")
     swarm.sleepers("kept", 2)
     wait_until(lambda: services(swarm, "node-3") == ["kept"], timeout=30, what="replicated")
 
