@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import inspect
 import types
 import typing
@@ -89,7 +90,10 @@ def _for_hint(hint: Any) -> st.SearchStrategy[Any]:
     raise AssertionError(f"no strategy for {hint!r}")
 
 
+@functools.cache
 def instances(cls: type) -> st.SearchStrategy[Any]:
+    # Built once per class: a strategy built afresh for every example fills
+    # hypothesis's strategy cache, whose upkeep then dominates a long test run.
     hints = typing.get_type_hints(cls, vars(objects), include_extras=True)
     return st.builds(cls, **{f.name: _for_hint(hints[f.name]) for f in msgspec.structs.fields(cls)})
 
