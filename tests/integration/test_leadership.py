@@ -17,6 +17,7 @@ from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import (
     ManagerStatus,
     Node,
+    NodeSpec,
     replace,
 )
 from pyswarmkit.api.states import NodeRole
@@ -59,6 +60,7 @@ def test_leadership_lost_and_gained_again_and_again(
     # Another manager the store says leads: a leadership gain here corrects it.
     other = Node(
         id="other-manager",
+        spec=NodeSpec(desired_role=NodeRole.MANAGER),
         role=NodeRole.MANAGER,
         manager_status=ManagerStatus(leader=True),
     )
