@@ -698,7 +698,7 @@ def print_report(r: dict[str, Any]) -> None:
     def rate(i: int) -> Callable[[dict[str, Any]], Any]:
         return lambda d: d["throughput"][i]["writes_per_s"]
 
-    def cpu(i: int) -> Callable[[dict[str, Any]], Any]:
+    def cpu_of(i: int) -> Callable[[dict[str, Any]], Any]:
         def cells(d: dict[str, Any]) -> str:
             by = d["throughput"][i]["member_cpu_s"]
             order = sorted(by, key=lambda name: name != d["leader"])
@@ -708,7 +708,7 @@ def print_report(r: dict[str, Any]) -> None:
 
     for i, clients in enumerate(r["clients"]):
         row(f"committed writes/s, {clients} in flight", rate(i))
-        row("  CPU s of the members (leader first)", cpu(i))
+        row("  CPU s of the members (leader first)", cpu_of(i))
     row("one write at a time, p50 ms (leader)", lambda d: d["latency"]["p50_ms"])
     row("one write at a time, p99 ms (leader)", lambda d: d["latency"]["p99_ms"])
     row("one write at a time, p50 ms (follower)", lambda d: d["follower_latency"]["p50_ms"])
