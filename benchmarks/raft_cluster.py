@@ -649,7 +649,7 @@ def run(
 
 
 def best(side: dict[str, Any]) -> float:
-    return max(r["writes_per_s"] for r in side["throughput"])
+    return float(max(r["writes_per_s"] for r in side["throughput"]))
 
 
 def targets(r: dict[str, Any]) -> dict[str, Any]:
