@@ -75,13 +75,13 @@ SLACK = 60.0
 # --- both kinds of child ------------------------------------------------------
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int) -> None:
     """SIGKILL this process when the process that started it dies (Linux)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:
-        os._exit(1)
+    if os.getppid() != parent:
+        os._exit(1)  # it died before the line above
 
 
 def self_destruct(after: float) -> None:
@@ -448,6 +448,8 @@ class Child:
                     *argv,
                     "--limit",
                     str(limit),
+                    "--parent",
+                    str(os.getpid()),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -532,6 +534,11 @@ def cluster_of(kind: str, root: Path, limit: float, profile: bool) -> Iterator[l
             for child in children:
                 child.hello = child.read(60)
         yield children
+    except BaseException:
+        # Interrupted or failed: no time for goodbyes.
+        for child in children:
+            child.kill()
+        raise
     finally:
         for child in children:
             child.stop()
@@ -582,7 +589,7 @@ def measure(
         assert leader is not None
         follower = next(c for c in children if c is not leader)
         t = seconds + SLACK
-        out: dict[str, Any] = {"leader": leader.name}
+        out: dict[str, Any] = {"leader": leader.name, "pids": [c.proc.pid for c in children]}
         # Light load first, while no throughput run has grown the store.
         out["latency"] = leader.ask(t, op="latency", writes=writes, seconds=seconds)
         out["follower_latency"] = follower.ask(
@@ -755,13 +762,21 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--partners", default="")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--limit", type=float, required=True)
+    parser.add_argument("--parent", type=int, required=True)
     args = parser.parse_args(argv)
-    die_with_parent()
+    die_with_parent(args.parent)
+    # Ctrl-C reaches the whole process group: the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     self_destruct(args.limit)
-    if args.kind == "ours":
-        ours_child(args)
-    else:
-        pso_child(args)
+    try:
+        if args.kind == "ours":
+            ours_child(args)
+        else:
+            pso_child(args)
+    except BaseException as exc:
+        # The parent gone (a broken pipe) or a failure: say why, then go.
+        print(f"{args.name}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)
     # Threads a library leaves behind must not keep the process alive.
     os._exit(0)
 
