@@ -211,6 +211,11 @@ def serve(driver: Driver, status: Callable[[], dict[str, Any]], stop: Callable[[
             say(driver.latency(cmd["writes"], cmd["seconds"]))
         elif op == "first_write":
             say(driver.first_write(cmd["timeout"]))
+        elif op == "profile":
+            setattr(driver, "profiling", cmd["on"])  # noqa: B010
+            say({})
+        elif op == "threads":
+            say(thread_cpu())
         elif op == "extra":
             say(getattr(driver, "extra", dict)())
         elif op == "stop":
@@ -296,28 +301,14 @@ class OursDriver(Driver):
 
             setattr(cls, "on_receive", wrapped)  # noqa: B010
 
-    def throughput(self, seconds: float, clients: int) -> dict[str, Any]:
-        cpu0 = thread_cpu()
-        self.profiling = bool(self.profiles)
-        try:
-            out = super().throughput(seconds, clients)
-        finally:
-            self.profiling = False
-        cpu1 = thread_cpu()
-        out["thread_cpu_s"] = {
-            k: round(v - cpu0.get(k, 0.0), 3)
-            for k, v in sorted(cpu1.items(), key=lambda kv: -(kv[1] - cpu0.get(kv[0], 0.0)))
-            if v - cpu0.get(k, 0.0) >= 0.01
-        }
-        out["process_cpu_s"] = round(sum(out["thread_cpu_s"].values()), 3)
-        return out
-
     def extra(self) -> dict[str, Any]:
         import io
         import pstats
 
         out: dict[str, Any] = {}
         for name, prof in self.profiles.items():
+            if not prof.getstats():
+                continue
             for order in ("tottime", "cumulative"):
                 buf = io.StringIO()
                 stats = pstats.Stats(prof, stream=buf)
@@ -326,6 +317,13 @@ class OursDriver(Driver):
                 start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
                 out[f"{name} by {order}"] = lines[start : start + 21]
         return out
+
+
+def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each thread spent between two ``thread_cpu()`` readings,
+    costliest first (threads under 10 ms left out)."""
+    diff = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    return {k: round(v, 2) for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v >= 0.01}
 
 
 def thread_cpu() -> dict[str, float]:
@@ -342,8 +340,9 @@ def thread_cpu() -> dict[str, float]:
         # utime and stime are the 14th and 15th fields (after pid and comm).
         cpu = (int(fields[11]) + int(fields[12])) / tick
         name = names.get(tid, f"native-{tid}")
-        # pykka's threads are named after their actor class and a number.
-        key = name.split("-")[0] if name.endswith(tuple("0123456789")) else name
+        # pykka's threads are named after their actor class and a number,
+        # the node's after the node's ID.
+        key = name.split("-")[0]
         out[key] = out.get(key, 0.0) + cpu
     return out
 
@@ -616,15 +615,26 @@ def measure(
         runs = []
         for clients in levels:
             before = {c.name: cpu_seconds(c.proc.pid) for c in children}
+            threads = {c.name: c.ask(10, op="threads") for c in children}
+            for c in children:
+                c.ask(10, op="profile", on=profile)
             got = leader.ask(t, op="throughput", seconds=seconds, clients=clients)
+            for c in children:
+                c.ask(10, op="profile", on=False)
             got["clients"] = clients
             got["member_cpu_s"] = {
                 c.name: round(cpu_seconds(c.proc.pid) - before[c.name], 2) for c in children
             }
+            got["member_threads_cpu_s"] = {
+                c.name: spent(threads[c.name], c.ask(10, op="threads")) for c in children
+            }
             runs.append(got)
         out["throughput"] = runs
         if profile and kind == "ours":
-            out["profile"] = leader.ask(t, op="extra")
+            out["profile"] = {
+                "leader": leader.ask(t, op="extra"),
+                "follower": follower.ask(t, op="extra"),
+            }
         out["failovers"] = [failover(children, t) for _ in range(failovers)]
         times = [f["first_commit_s"] for f in out["failovers"]]
         done = [x for x in times if x is not None]
@@ -787,16 +797,18 @@ def print_report(r: dict[str, Any]) -> None:
         )
     ours = r.get("ours", {})
     for run in ours.get("throughput", []):
-        cpu = run.get("thread_cpu_s")
-        if cpu:
-            print(f"\nleader's CPU s by thread, {run['clients']} in flight:")
-            print("  " + ", ".join(f"{name} {sec:.2f}" for name, sec in cpu.items()))
+        print(f"\nours, CPU s by thread, {run['clients']} in flight:")
+        for name, threads in run["member_threads_cpu_s"].items():
+            lead = " (leader)" if name == ours["leader"] else ""
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in threads.items())
+            print(f"  {name}{lead}: {shown}")
     prof = ours.get("profile")
     if prof:
-        for name, lines in prof.items():
-            if isinstance(lines, list) and lines:
-                print(f"\n=== leader's {name} actor, every throughput run ===")
-                print("\n".join(lines))
+        for member, tables in prof.items():
+            for name, lines in tables.items():
+                if lines:
+                    print(f"\n=== the {member}'s {name}, every throughput run ===")
+                    print("\n".join(lines))
 
 
 def child_main(argv: list[str]) -> int:
