@@ -214,6 +214,8 @@ def serve(driver: Driver, status: Callable[[], dict[str, Any]], stop: Callable[[
         elif op == "profile":
             setattr(driver, "profiling", cmd["on"])  # noqa: B010
             say({})
+        elif op == "syncs":
+            say(sync_times() if SYNCS or cmd.get("always") else {})
         elif op == "threads":
             say(thread_cpu())
         elif op == "extra":
@@ -347,9 +349,37 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
+# How long each fdatasync of the Raft log took here (ms), since last asked.
+SYNCS: list[float] = []
+
+
+def time_syncs() -> None:
+    from pyswarmkit.raft import DurableStorage
+
+    original = DurableStorage.sync
+
+    def sync(storage: DurableStorage) -> None:
+        t0 = time.perf_counter()
+        original(storage)
+        SYNCS.append((time.perf_counter() - t0) * 1000)
+
+    setattr(DurableStorage, "sync", sync)  # noqa: B010
+
+
+def sync_times() -> dict[str, Any]:
+    taken = SYNCS[:]
+    del SYNCS[:]
+    return {
+        "syncs": len(taken),
+        "p50_ms": round(percentile(taken, 50), 3) if taken else None,
+        "p99_ms": round(percentile(taken, 99), 3) if taken else None,
+    }
+
+
 def ours_child(args: argparse.Namespace) -> None:
     from pyswarmkit.node import NodeConfig, SwarmNode
 
+    time_syncs()
     config = NodeConfig(
         state_dir=Path(args.state),
         hostname=args.name,
@@ -608,7 +638,11 @@ def measure(
         t = seconds + SLACK
         out: dict[str, Any] = {"leader": leader.name}
         # Light load first, while no throughput run has grown the store.
+        for c in children:
+            c.ask(10, op="syncs")
         out["latency"] = leader.ask(t, op="latency", writes=writes, seconds=seconds)
+        # Each member's fdatasync times while the leader wrote one at a time.
+        out["latency"]["fsync"] = {c.name: c.ask(10, op="syncs") for c in children}
         out["follower_latency"] = follower.ask(
             t, op="latency", writes=max(1, writes // 4), seconds=seconds / 2
         )
@@ -616,6 +650,8 @@ def measure(
         for clients in levels:
             before = {c.name: cpu_seconds(c.proc.pid) for c in children}
             threads = {c.name: c.ask(10, op="threads") for c in children}
+            for c in children:
+                c.ask(10, op="syncs")
             for c in children:
                 c.ask(10, op="profile", on=profile)
             got = leader.ask(t, op="throughput", seconds=seconds, clients=clients)
@@ -625,6 +661,7 @@ def measure(
             got["member_cpu_s"] = {
                 c.name: round(cpu_seconds(c.proc.pid) - before[c.name], 2) for c in children
             }
+            got["fsync"] = {c.name: c.ask(10, op="syncs") for c in children}
             got["member_threads_cpu_s"] = {
                 c.name: spent(threads[c.name], c.ask(10, op="threads")) for c in children
             }
@@ -770,11 +807,31 @@ def print_report(r: dict[str, Any]) -> None:
 
         return cells
 
+    def per_sync(i: int) -> Callable[[dict[str, Any]], Any]:
+        def cell(d: dict[str, Any]) -> Any:
+            run = d["throughput"][i]
+            syncs = run["fsync"][d["leader"]].get("syncs")
+            return round(run["writes"] / syncs, 1) if syncs else None
+
+        return cell
+
+    def syncs(who: str) -> Callable[[dict[str, Any]], Any]:
+        def cell(d: dict[str, Any]) -> Any:
+            by = d["latency"]["fsync"]
+            name = d["leader"] if who == "leader" else next(n for n in by if n != d["leader"])
+            f = by[name]
+            return f"{f['p50_ms']:.2f}/{f['p99_ms']:.2f}" if f else None
+
+        return cell
+
     for i, clients in enumerate(r["clients"]):
         row(f"committed writes/s, {clients} in flight", rate(i))
         row("  CPU s of the members (leader first)", cpu_of(i))
+        row("  writes per fdatasync of the leader", per_sync(i))
     row("one write at a time, p50 ms (leader)", lambda d: d["latency"]["p50_ms"])
     row("one write at a time, p99 ms (leader)", lambda d: d["latency"]["p99_ms"])
+    row("  its fdatasyncs p50/p99 ms, leader", syncs("leader"))
+    row("  its fdatasyncs p50/p99 ms, a follower", syncs("follower"))
     row("one write at a time, p50 ms (follower)", lambda d: d["follower_latency"]["p50_ms"])
     row("one write at a time, p99 ms (follower)", lambda d: d["follower_latency"]["p99_ms"])
     row("kill -9 leader -> first commit p50, s", lambda d: d["failover_s"]["p50"])
