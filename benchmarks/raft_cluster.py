@@ -7,43 +7,48 @@ first starts the swarm, the other two join with the manager token, as
 
 PySyncObj (``pip install -e '.[bench]'``): three processes replicating a
 counter whose command carries 64 bytes; PySyncObj keeps its log in memory
-(no journal file, so no fsync), its defaults otherwise.
+(no journal file, so no fsync), its defaults otherwise. Without it installed,
+ours is measured alone and the JSON says why PySyncObj was skipped.
 
 Both are driven the same way, in the same run:
 
-- ``writes_per_s``: committed writes per second with ``--clients`` writes in
-  flight at all times (each completion sends the next), for ``--seconds``;
-- ``latency_ms``: one write at a time (light load), p50/p99 of the time from
-  submitting it to its commit being applied in the writer's process;
-- ``failover_s``: from ``kill -9`` of the leader's process to the first write
-  committed through a surviving member. That member starts a new attempt every
-  20 ms (a client that keeps retrying), so the figure is when the swarm
-  serves writes again, not how long one stuck attempt waits.
-  ``elected_s`` is when a surviving member first says it leads.
+- ``throughput``: committed writes per second with N writes in flight at all
+  times (each completion sends the next), one ``--seconds`` run for each N of
+  ``--clients``; each member's CPU (by thread for ours) and, for ours, how
+  many writes shared each of the leader's fdatasyncs;
+- ``latency`` / ``follower_latency``: one write at a time (light load, before
+  any throughput run), p50/p99 of the time from submitting it to its commit
+  being applied in the writer's process, on the leader and on a follower
+  (forwarded to the leader); for ours, each member's fdatasync times meanwhile;
+- ``failover_s``: ``--failovers`` times, from ``kill -9`` of the leader's
+  process to the first write committed through a surviving member, which
+  starts a new attempt every 20 ms (a client that keeps retrying: the figure
+  is when the swarm serves writes again, not how long one stuck attempt
+  waits). The killed member is started again and catches up before the next.
 
 **Why a child-process harness rather than three ``swarmd``:** each child runs
 one ``SwarmNode`` manager (the same code ``swarmd`` runs: its actors, the
 CurveZMQ transport, the durable log) and takes commands from this script on
-its stdin. The load generator runs inside the writer's process and writes the
-store as the control actor does (a ``Transact`` per write, here creating a
-service with no replicas and the 64-byte payload as its command), so the
-figures are those of the store over Raft, not of the control socket and its
-JSON codec, and PySyncObj is driven from inside its leader's process too. A
-write through a follower is forwarded to the leader, as ``swarmctl`` against
-a follower's socket is.
+its stdin, so the script can ask any member who leads, time its fdatasyncs
+and read its threads' CPU. The load generator runs inside the writer's
+process and writes the store as the control actor does (a ``Transact`` per
+write, here creating a service with no replicas and the 64-byte payload as
+its command), so the figures are those of the store over Raft, not of the
+control socket and its JSON codec; PySyncObj is driven from inside its
+leader's process too.
 
 Everything started here stops by itself: every child gets SIGKILL when this
-process dies (``PR_SET_PDEATHSIG``), exits when its stdin closes, and kills
-itself after ``--seconds``-derived time limit; this process kills what is left
-on any exit path and removes its temporary directory.
+process dies (``PR_SET_PDEATHSIG``), exits when its stdin closes or a command
+fails, and kills itself after a time limit derived from the run's length;
+this process kills what is left on any exit path (SIGTERM and SIGHUP unwind
+like Ctrl-C) and removes its temporary directory.
 
-``--profile`` runs cProfile inside the leader's Raft and store actors during
-the throughput run, and reports every thread's CPU time in the leader's
-process: where a missed target's time goes.
+``--profile`` runs cProfile inside the Raft and store actors of the leader and
+of a follower during the throughput runs: where a missed target's time goes.
 
 Usage:
-    python benchmarks/raft_cluster.py [--json] [--seconds S] [--clients N]
-        [--writes W] [--only ours|pysyncobj] [--profile]
+    python benchmarks/raft_cluster.py [--json] [--seconds S] [--clients N,M,...]
+        [--writes W] [--failovers K] [--only ours|pysyncobj] [--profile]
 """
 
 from __future__ import annotations
