@@ -804,12 +804,18 @@ class SwarmNode:
         """The leading manager's node ID and address, as far as this one knows."""
         raft = self.raft
         leader = raft.core.leader if raft is not None else 0
-        if not leader:
-            return "", ""
-        for node in self.store.nodes():
-            if node.role == NodeRole.MANAGER and raft_id_of(node.id) == leader:
+        nodes = self.store.nodes()
+        for node in nodes:
+            if leader and node.role == NodeRole.MANAGER and raft_id_of(node.id) == leader:
                 status = node.manager_status
                 return node.id, status.addr if status is not None else ""
+        if not leader:
+            # Out of the managers' Raft (demoted, say): the last leader the
+            # store recorded is the best guess.
+            for node in nodes:
+                status = node.manager_status
+                if node.id != self.node_id and status is not None and status.leader:
+                    return node.id, status.addr
         return "", ""
 
     def _record_leader(self) -> None:

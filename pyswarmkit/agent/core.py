@@ -253,6 +253,11 @@ class Agent:
             fx.switch_to = msg.leader
             if msg.leader_addr and all(m.node_id != msg.leader for m in self.managers):
                 self.managers = (*self.managers, ManagerAddr(msg.leader, msg.leader_addr))
+        elif msg.code == "unavailable" and self.session_id:
+            # This manager cannot serve the session (it lost its leadership, or
+            # left the managers) and knows no leader: try the next manager.
+            self.session_lost()
+            fx.switch_manager = True
         return fx
 
     def session_lost(self) -> None:

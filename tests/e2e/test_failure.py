@@ -43,6 +43,23 @@ def test_a_killed_worker_goes_down_and_its_tasks_run_elsewhere(swarm: Swarm, per
         what="six tasks, two on node-3",
     )
 
+    if period == "1s":
+        # Draining a worker moves its tasks to the others within seconds.
+        drained_at = time.monotonic()
+        swarm.ctl("node", "drain", "node-2")
+        assert swarm.rows()["node-2"][4] == "DRAIN"
+        wait_until(
+            lambda: (
+                len(task_nodes(swarm, "web")) == 6
+                and "node-2" not in task_nodes(swarm, "web").values()
+            ),
+            timeout=30,
+            what="node-2's tasks moved to node-1 and node-3",
+        )
+        print(f"\ndrain: 6/6 off node-2 after {time.monotonic() - drained_at:.1f}s")
+        swarm.ctl("node", "activate", "node-2")
+        assert swarm.rows()["node-2"][4] == "ACTIVE"
+
     killed_at = time.monotonic()
     swarm.procs["node-3"].send_signal(signal.SIGKILL)
     swarm.procs["node-3"].wait(10)

@@ -144,10 +144,11 @@ def test_a_manager_that_does_not_lead_sends_the_agent_to_the_leader() -> None:
     fx = a.receive(Error("unavailable", "this manager does not lead", "heartbeat", "", "m2"), 1, 1)
     assert fx.switch_to == "m2" and a.session_id == ""
     assert kinds(a.tick(1.1)) == ["register"]
-    # Without a leader's name, an unavailable manager is not a reason to move.
+    # A manager that cannot serve the session and names no leader (it left
+    # the managers, say): the agent tries the next one.
     b = connected(now=0.0)
-    assert b.receive(Error("unavailable", "busy"), 1, 1).switch_to == ""
-    assert b.session_id == "s1"
+    fx = b.receive(Error("unavailable", "the swarm has no leader"), 1, 1)
+    assert fx.switch_to == "" and fx.switch_manager and b.session_id == ""
 
 
 def test_the_period_comes_from_the_dispatcher() -> None:
