@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pyswarmkit.api import typecheck
-from pyswarmkit.api.errors import InvalidArgument, SwarmError, Unavailable
+from pyswarmkit.api.errors import InvalidArgument, NotFound, SwarmError, Unavailable
 from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
 from pyswarmkit.api.states import NodeState
 from pyswarmkit.control.units import check_heartbeat_period, check_hostname, parse_duration
@@ -433,6 +433,23 @@ class _Running:
     reader: threading.Thread
 
 
+def _apply_service(client: ControlClient, spec: ServiceSpec) -> str:
+    """Create the file's service, or bring the one a previous run left (the
+    swarm outlives `up` in its state dirs) to the file's spec."""
+    name = spec.annotations.name
+    try:
+        current = client.call("service.inspect", {"ref": name})["service"]
+    except NotFound:
+        result = client.call("service.create", {"spec": spec})
+        return f"service {name} created: {result['id']}"
+    if current.spec == spec:
+        return f"service {name} is as the file says: {current.id}"
+    client.call(
+        "service.update", {"ref": current.id, "version": current.meta.version, "spec": spec}
+    )
+    return f"service {name} updated to the file's spec: {current.id}"
+
+
 class Lines:
     """Lines to one stream from several threads (each child's relay), whole
     lines only; a stream that is gone is ignored: the children run on."""
@@ -504,8 +521,7 @@ class Launcher:
         client = ControlClient(str(manager.socket))
         try:
             for spec in self.topo.services:
-                result = client.call("service.create", {"spec": spec})
-                self._say(f"service {spec.annotations.name} created: {result['id']}")
+                self._say(_apply_service(client, spec))
         finally:
             client.close()
         count = len(self.running)

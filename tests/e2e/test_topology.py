@@ -49,6 +49,17 @@ def test_up_runs_the_example_until_ctrl_c(short_tmp: Path) -> None:
         assert [p for p in task_procs if alive(p)] == []
         # up waits for its node before it exits.
         assert [p for p in node_procs if alive(p)] == []
+
+        # The swarm outlives up in its state dirs: the next up finds the service.
+        with open(out, "wb") as log:
+            proc = subprocess.Popen(
+                [tool("swarmd"), "up", str(topo)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(lambda: "Press Ctrl-C to stop." in out.read_text(), timeout=60, what="up again")
+        assert "service clock is as the file says" in out.read_text()
+        wait_until(lambda: clock_replicas() == "2/2", what="the service running again")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
