@@ -233,6 +233,10 @@ def _node(where: str, n: dict[str, Any], i: int, base: Path) -> NodeEntry:
     return NodeEntry(hostname, state_dir, sock, executor, float(period), role, remote)
 
 
+# Each node is a whole swarmd process: more than this on one machine is a mistake.
+MAX_NODES = 64
+
+
 def _check_nodes(path: Path, nodes: list[NodeEntry]) -> None:
     managers = [i for i, n in enumerate(nodes, 1) if n.role == "manager"]
     if not managers:
@@ -241,8 +245,13 @@ def _check_nodes(path: Path, nodes: list[NodeEntry]) -> None:
         )
     if len(managers) > 1:
         raise InvalidArgument(
-            f"{path}: node {managers[1]} is a second manager, but a swarm has one manager "
-            "for now (joining as a manager needs replicated managers): make it a worker"
+            f"{path}: node {managers[1]} is a second manager, but swarmd up starts one: make "
+            "it a worker (more managers join with the manager token, see the README)"
+        )
+    if len(nodes) > MAX_NODES:
+        raise InvalidArgument(
+            f"{path}: {len(nodes)} nodes: swarmd up runs each node as its own process, at most "
+            f"{MAX_NODES} on one machine; for a large topology use swarmd bench"
         )
     seen_names: dict[str, int] = {}
     seen_dirs: dict[Path, int] = {}
@@ -512,6 +521,9 @@ class Launcher:
         self._wait("the manager's control socket", lambda: control_answers(manager.socket))
         token = worker_token(manager.socket)
         for entry in self.topo.workers:
+            if self._stop_asked:
+                # Ctrl-C while nodes are still starting: start no more.
+                raise _Stopped()
             self._spawn(entry, dial_addr(listen), token)
         names = {n.hostname for n in self.topo.nodes}
         self._wait(

@@ -108,8 +108,11 @@ def test_the_shipped_example_parses() -> None:
         ),
         (
             '[[node]]\n[[node]]\nrole = "manager"\n',
-            "node 2 is a second manager, but a swarm has one manager for now "
-            "(joining as a manager needs replicated managers)",
+            "node 2 is a second manager, but swarmd up starts one",
+        ),
+        (
+            "".join(f'[[node]]\nhostname = "n{i}"\nstate_dir = "s/n{i}"\n' for i in range(65)),
+            "65 nodes: swarmd up runs each node as its own process, at most 64",
         ),
         ('[[node]]\nrole = "worker"\n[[node]]\n', 'no node has role = "manager"'),
         ('[[node]]\nrole = "leader"\n', "node 1: role must be manager or worker, not 'leader'"),
