@@ -161,7 +161,7 @@ def swarmd(
     join_token: Annotated[
         str | None,
         typer.Option(
-            help="The swarm's worker join token (or set SWARM_JOIN_TOKEN).",
+            help="The swarm's worker or manager join token (or set SWARM_JOIN_TOKEN).",
             envvar="SWARM_JOIN_TOKEN",
             show_envvar=False,
         ),
@@ -922,14 +922,16 @@ def cluster_inspect(cluster: Annotated[str, typer.Argument(help="Name or ID.")])
         f"  Dispatcher heartbeat period: {display.duration(c.spec.dispatcher.heartbeat_period)}",
         "Certificate Authority settings:",
         f"  Certificate Validity Duration: {display.duration(c.spec.ca.node_cert_expiry)}",
-        "Raft settings:",
-        f"  Snapshot interval: {c.spec.raft.snapshot_interval}",
-        f"  Log entries kept for slow followers: {c.spec.raft.log_entries_for_slow_followers}",
     ]
     if c.join_tokens.worker or c.join_tokens.manager:
         lines.append("  Join Tokens:")
         lines.append(f"    Worker: {c.join_tokens.worker}")
         lines.append(f"    Manager: {c.join_tokens.manager}")
+    lines += [
+        "Raft settings:",
+        f"  Snapshot interval: {c.spec.raft.snapshot_interval}",
+        f"  Log entries kept for slow followers: {c.spec.raft.log_entries_for_slow_followers}",
+    ]
     _echo("\n".join(lines))
 
 

@@ -1,6 +1,6 @@
 """The bench file: what ``swarmd bench FILE`` launches and what it runs.
 
-    managers = 1                 # only 1 for now (replicated managers come later)
+    managers = 1                 # the bench runs one manager: its figures are the scheduler's
     heartbeat_period = 5         # seconds, or "5s"
 
     [agents]
@@ -185,8 +185,8 @@ def parse_data(data: dict[str, Any], where: str) -> BenchSpec:
     managers = _whole(where, "managers", data.get("managers", 1), 0, 7)
     if managers != 1:
         raise InvalidArgument(
-            f"{where}: managers = {managers}: a bench runs one manager for now "
-            "(replicated managers come later)"
+            f"{where}: managers = {managers}: a bench runs one manager (its figures are the "
+            "scheduler's; benchmarks/raft_cluster.py measures replicated managers)"
         )
     period = data.get("heartbeat_period", 5.0)
     if isinstance(period, str):
