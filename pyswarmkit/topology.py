@@ -287,6 +287,11 @@ def _service(where: str, s: dict[str, Any]) -> ServiceSpec:
         task=TaskSpec(container=container),
         mode=ServiceMode(replicas=replicas),
     )
+    return checked_service(spec, where)
+
+
+def checked_service(spec: ServiceSpec, where: str) -> ServiceSpec:
+    """``spec`` as the control API would take it, or one line naming ``where``."""
     try:
         typecheck.check(spec, "service")
         validate_service_spec(spec)

@@ -18,6 +18,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def sleepers_args(name: str, replicas: int) -> tuple[str, ...]:
+    """`swarmctl` arguments creating a service of long sleeps."""
+    return (
+        *("service", "create", "--name", name),
+        *("--command", "sleep", "--args", "1000", "--replicas", str(replicas)),
+    )
+
+
 class Swarm:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -105,18 +113,21 @@ class Swarm:
         wait_until(lambda: len(self.ready()) == count, timeout=60, what=f"{count} nodes READY")
 
     def sleepers(self, name: str, replicas: int) -> None:
-        self.ctl(
-            "service",
-            "create",
-            "--name",
-            name,
-            "--command",
-            "sleep",
-            "--args",
-            "1000",
-            "--replicas",
-            str(replicas),
+        self.ctl(*sleepers_args(name, replicas))
+
+    def worker_with_two_of_four(self) -> dict[str, int]:
+        """node-2 joins (heartbeat 1s); four sleepers run, two on node-2:
+        their task id -> pid there."""
+        self.ctl("cluster", "update", "default", "--heartbeat-period", "1s")
+        token, _ = self.tokens()
+        self.join_workers(token, "node-2")
+        self.sleepers("web", 4)
+        wait_until(
+            lambda: len(task_pids(self, "node-2")) == 2 and len(running_tasks(self)) == 4,
+            timeout=30,
+            what="four running, two on node-2",
         )
+        return task_pids(self, "node-2")
 
     def stop(self) -> None:
         for proc in self.procs.values():

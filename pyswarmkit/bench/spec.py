@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import (
     Annotations,
@@ -43,8 +42,7 @@ from pyswarmkit.api.objects import (
     TaskSpec,
 )
 from pyswarmkit.control import units
-from pyswarmkit.control.validate import validate_service_spec
-from pyswarmkit.topology import load_toml
+from pyswarmkit.topology import checked_service, load_toml
 
 TOP_KEYS = {"managers", "heartbeat_period", "agents", "service"}
 AGENT_KEYS = {"count", "hosts", "cpus", "memory", "labels", "engine_labels", "hostname_prefix"}
@@ -285,9 +283,4 @@ def _service(where: str, s: dict[str, Any]) -> ServiceSpec:
         ),
         mode=ServiceMode(replicas=replicas),
     )
-    try:
-        typecheck.check(spec, "service")
-        validate_service_spec(spec)
-    except InvalidArgument as err:
-        raise InvalidArgument(f"{where}: {err}") from None
-    return spec
+    return checked_service(spec, where)

@@ -9,7 +9,17 @@ import threading
 import time
 
 import pytest
-from cluster import Swarm, ctl, free_port, join_managers, leader, manager_args, node_rows, services
+from cluster import (
+    Swarm,
+    ctl,
+    free_port,
+    join_managers,
+    leader,
+    manager_args,
+    node_rows,
+    services,
+    sleepers_args,
+)
 from helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -37,20 +47,7 @@ def test_three_managers_survive_the_leader_and_a_full_restart(swarm: Swarm) -> N
         while not stop.is_set() and i < 400:
             name = f"s{i:03d}"
             via = MANAGERS[i % 3]
-            result = ctl(
-                swarm,
-                via,
-                "service",
-                "create",
-                "--name",
-                name,
-                "--command",
-                "sleep",
-                "--args",
-                "1000",
-                "--replicas",
-                "0",
-            )
+            result = ctl(swarm, via, *sleepers_args(name, 0))
             (ok if result.returncode == 0 else failed).append(name)
             i += 1
 

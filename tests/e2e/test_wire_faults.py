@@ -72,16 +72,7 @@ def no_slot_twice(swarm: Swarm, seconds: float) -> None:
 
 def test_a_worker_and_then_its_manager_frozen_past_the_down_time(swarm: Swarm) -> None:
     swarm.init()
-    swarm.ctl("cluster", "update", "default", "--heartbeat-period", "1s")
-    token, _ = swarm.tokens()
-    swarm.join_workers(token, "node-2")
-    swarm.sleepers("web", 4)
-    wait_until(
-        lambda: len(task_pids(swarm, "node-2")) == 2 and len(running_tasks(swarm)) == 4,
-        timeout=30,
-        what="four running, two on node-2",
-    )
-    pids = task_pids(swarm, "node-2")
+    pids = swarm.worker_with_two_of_four()
     (victim, victim_pid), (kept, kept_pid) = sorted(pids.items())
     worker = swarm.procs["node-2"]
 
