@@ -85,6 +85,9 @@ class EventRing:
         # The newest index recorded, and the newest index that left the ring.
         self.newest = 0
         self.dropped = 0
+        # Batches are kept from the first reader on: until someone reads,
+        # keeping rows of every batch (100,000 tasks in one) is work for nobody.
+        self.reading = False
 
     def __len__(self) -> int:
         return self._rows
@@ -92,6 +95,9 @@ class EventRing:
     def record(self, batch: EventBatch, time: float) -> None:
         """Keep one committed batch, committed at ``time``."""
         index = batch.index
+        if not self.reading:
+            self.newest = self.dropped = max(self.newest, index)
+            return
         rows = [row(index, time, ev.op, ev.obj, ev.kind) for ev in batch.events]
         self._batches.append((index, rows))
         self._rows += len(rows)
@@ -107,6 +113,7 @@ class EventRing:
         """The events of the batches committed after ``index``, at most about
         ``limit`` of them, of ``kinds`` only if given. ``index`` None: none,
         only where the ring is now (a reader's starting point)."""
+        self.reading = True
         if index is None:
             return Page([], self.newest, self.dropped)
         if index < self.dropped:

@@ -21,8 +21,26 @@ def task_batch(index: int, *ids: str, state: TaskState = TaskState.PENDING) -> E
     return EventBatch(index, events)
 
 
-def test_rows_carry_index_time_and_task_fields() -> None:
+def reading() -> EventRing:
+    """A ring a reader has started on (it keeps batches from then on)."""
     ring = EventRing()
+    ring.since(None)
+    return ring
+
+
+def test_nothing_is_kept_until_someone_reads() -> None:
+    ring = EventRing()
+    ring.record(task_batch(3, "t1"), 1.0)
+    assert len(ring) == 0
+    with pytest.raises(FailedPrecondition, match="have left the event ring"):
+        ring.since(0)
+    assert ring.since(None).next == 3
+    ring.record(task_batch(4, "t2"), 2.0)
+    assert [r[4] for r in ring.since(3).rows] == ["t2"]
+
+
+def test_rows_carry_index_time_and_task_fields() -> None:
+    ring = reading()
     ring.record(task_batch(3, "t1", state=TaskState.ASSIGNED), 100.5)
     ring.record(EventBatch(4, (Event("create", "service", Service(id="s1"), None),)), 101.0)
     page = ring.since(0)
@@ -43,7 +61,7 @@ def test_rows_carry_index_time_and_task_fields() -> None:
 
 
 def test_since_returns_only_what_came_after_and_filters_kinds() -> None:
-    ring = EventRing()
+    ring = reading()
     for i in range(1, 6):
         ring.record(task_batch(i, f"t{i}"), float(i))
     ring.record(EventBatch(6, (Event("create", "service", Service(id="s"), None),)), 6.0)
@@ -56,7 +74,7 @@ def test_since_returns_only_what_came_after_and_filters_kinds() -> None:
 
 
 def test_a_page_ends_on_a_batch_boundary_and_the_next_page_goes_on() -> None:
-    ring = EventRing()
+    ring = reading()
     ring.record(task_batch(1, "a", "b"), 1.0)
     ring.record(task_batch(2, "c", "d"), 2.0)
     ring.record(task_batch(3, "e"), 3.0)
@@ -71,6 +89,7 @@ def test_a_page_ends_on_a_batch_boundary_and_the_next_page_goes_on() -> None:
 
 def test_the_ring_is_bounded_and_says_when_an_index_has_left_it() -> None:
     ring = EventRing(capacity=4)
+    ring.since(None)
     for i in range(1, 11):
         ring.record(task_batch(i, f"t{i}", f"u{i}"), float(i))
     assert len(ring) <= 4
