@@ -1,7 +1,7 @@
 """End to end on one node: ``service create --replicas N`` with the sim executor.
 
 One SwarmNode runs in this process (store, control, orchestrator, scheduler,
-dispatcher, agent and executor actors, the ticker), as ``swarmd --executor sim``
+dispatcher, agent, executor and Raft member actors, the ticker), as ``swarmd --executor sim``
 runs them. The service is created and removed through the control actor, as
 ``swarmctl`` does, minus the socket. Reported:
 
@@ -46,6 +46,7 @@ from pyswarmkit.actors import (
     dispatcher,
     executor,
     orchestrator,
+    raft,
     scheduler,
     store,
 )
@@ -59,6 +60,7 @@ from pyswarmkit.store.memory import EventBatch, MemoryStore
 TIMEOUT = 600.0
 
 ACTORS: dict[str, Any] = {
+    "raft": raft.RaftActor,
     "store": store.StoreActor,
     "control": control.ControlActor,
     "orchestrator": orchestrator.OrchestratorActor,
