@@ -26,7 +26,7 @@ from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
 from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
 from pyswarmkit.actors.orchestrator import OrchestratorActor
-from pyswarmkit.actors.raft import RaftActor, RaftMember, RaftProposer, raft_id_of
+from pyswarmkit.actors.raft import RaftActor, RaftMember, RaftProposer
 from pyswarmkit.actors.redirect import RedirectActor
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.actors.renewer import RenewerActor
@@ -55,6 +55,7 @@ from pyswarmkit.control.handlers import Handlers
 from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
 from pyswarmkit.executor.sim import SimExecutor
+from pyswarmkit.membership import raft_id_of
 from pyswarmkit.raft import Config as RaftCoreConfig
 from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError
 from pyswarmkit.store.entries import EntryError

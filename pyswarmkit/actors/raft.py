@@ -18,7 +18,6 @@ stopped rather than replaying the log into the store.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
@@ -34,7 +33,7 @@ from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.messages import Deliver, Tick
 from pyswarmkit.api import codec
 from pyswarmkit.api.errors import FailedPrecondition, PermissionDenied, SwarmError, Unavailable
-from pyswarmkit.api.objects import ManagerStatus, replace
+from pyswarmkit.api.objects import ManagerStatus, Node, replace
 from pyswarmkit.api.objects import RaftMember as MemberInfo
 from pyswarmkit.api.protocol import (
     Body,
@@ -46,6 +45,7 @@ from pyswarmkit.api.protocol import (
     RaftProposed,
 )
 from pyswarmkit.api.states import NodeRole, Reachability
+from pyswarmkit.membership import plan_roles, raft_id_of, reachability_changes
 from pyswarmkit.raft import (
     CC_ADD_LEARNER,
     CC_REMOVE,
@@ -78,11 +78,6 @@ MESSAGE_TTL = 2.0
 JOIN_RETRY = 2.0
 # How often the leader brings the managers' reachability up to date.
 REACHABILITY_EVERY = 1.0
-
-
-def raft_id_of(node_id: str) -> int:
-    """A node's Raft ID: positive, 63 bits, the same on every manager."""
-    return int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:8], "big") >> 1 or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,73 +292,38 @@ class RaftActor(GuardedActor):
         )
 
     def _reachability(self, now: float) -> None:
-        """The leader keeps each manager's Manager Status: REACHABLE while its
-        Raft member answers, UNREACHABLE when it has not for an election timeout."""
+        """The leader keeps each manager's Manager Status up to date."""
         member = self.member
         if not member.leading or now < self._next_reach:
             return
         self._next_reach = now + REACHABILITY_EVERY
-        changes: list[Change] = []
-        members = member.members()
-        for node in member.store.nodes():
-            status = node.manager_status
-            if node.role != NodeRole.MANAGER or status is None:
-                continue
-            rid = raft_id_of(node.id)
-            heard = self._heard_tick.get(rid)
-            # A manager that is not a member (a new cluster was forced without
-            # it) is unreachable until it joins again.
-            up = rid == member.raft_id or (
-                rid in members
-                and heard is not None
-                and self._ticks - heard <= 2 * self.core.cfg.election_tick
-            )
-            want = Reachability.REACHABLE if up else Reachability.UNREACHABLE
-            if status.reachability != want:
-                fresh = replace(node, manager_status=replace(status, reachability=want))
-                changes.append(Change("update", fresh))
+        changes = reachability_changes(
+            member.store.nodes(),
+            member.members(),
+            member.raft_id,
+            self._heard_tick,
+            self._ticks,
+            2 * self.core.cfg.election_tick,
+        )
         if changes:
             self._propose(RaftPropose(changes, clock.wall(), _quiet, None))
 
     def _roles(self, now: float) -> None:
-        """The leader carries out promotions, demotions and removals: a node's
-        role follows its desired role, and the Raft members follow the
-        managers. One membership change at a time; the core refuses more."""
+        """The leader carries out promotions, demotions and removals."""
         member = self.member
         if not member.leading or now < self._next_roles:
             return
         self._next_roles = now + REACHABILITY_EVERY
-        store = member.store
-        managers: set[int] = set()
-        changes: list[Change] = []
-        for node in store.nodes():
-            rid = raft_id_of(node.id)
-            wanted = node.spec.desired_role
-            if node.role == NodeRole.MANAGER and wanted == NodeRole.MANAGER:
-                managers.add(rid)
-            elif node.role == NodeRole.WORKER and wanted == NodeRole.MANAGER:
-                # Promoted: a manager from now on; it renews its certificate
-                # (its heartbeats say so), restarts as a manager and joins Raft.
-                log.info("raft: promoting node %s to manager", node.id)
-                status = ManagerStatus(raft_id=rid, reachability=Reachability.UNKNOWN)
-                changes.append(
-                    Change("update", replace(node, role=NodeRole.MANAGER, manager_status=status))
-                )
-            elif node.role == NodeRole.MANAGER and wanted == NodeRole.WORKER:
-                if rid == member.raft_id:
-                    self._hand_over()
-                elif rid in member.members():
-                    self._remove_member(rid, f"demoting node {node.id}")
-                else:
-                    log.info("raft: node %s is a worker now", node.id)
-                    changes.append(
-                        Change("update", replace(node, role=NodeRole.WORKER, manager_status=None))
-                    )
-        known = {raft_id_of(n.id) for n in store.nodes()}
-        for rid in member.members() - known:
-            self._remove_member(rid, "its node was removed")
-        if changes:
-            self._propose(RaftPropose(changes, clock.wall(), _quiet, None))
+        plan = plan_roles(member.store.nodes(), member.members(), member.raft_id)
+        if plan.hand_over:
+            self._hand_over()
+        for rid, why in plan.remove:
+            self._remove_member(rid, why)
+        if plan.changes:
+            for ch in plan.changes:
+                if isinstance(ch.obj, Node):
+                    log.info("raft: node %s is a %s now", ch.obj.id, ch.obj.role.name.lower())
+            self._propose(RaftPropose(plan.changes, clock.wall(), _quiet, None))
 
     def _remove_member(self, rid: int, why: str) -> None:
         try:
