@@ -31,6 +31,7 @@ import msgspec
 from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.messages import Deliver, Tick
+from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api import codec
 from pyswarmkit.api.errors import FailedPrecondition, PermissionDenied, SwarmError, Unavailable
 from pyswarmkit.api.objects import ManagerStatus, Node, replace
@@ -582,7 +583,7 @@ def _quiet(batch: object, err: SwarmError | None) -> None:
 class RaftProposer:
     """The store's proposer on a manager: hands each batch to the Raft member."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
     def propose(

@@ -16,10 +16,10 @@ import os
 from pathlib import Path
 
 from pyswarmkit import clock
-from pyswarmkit.api.errors import SwarmError
-from pyswarmkit.raft import ENTRY_NORMAL, ConfState, DurableStorage, HardState, Snapshot
-from pyswarmkit.store.entries import EntryError, decode_batch, decode_snapshot, encode_snapshot
+from pyswarmkit.raft import ConfState, DurableStorage, HardState, Snapshot
+from pyswarmkit.store.entries import encode_snapshot
 from pyswarmkit.store.memory import MemoryStore
+from pyswarmkit.store.replicated import ReplicatedStore
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +27,17 @@ log = logging.getLogger(__name__)
 def committed_store(storage: DurableStorage) -> tuple[MemoryStore, int, int, HardState]:
     """The store as of the last committed entry; that entry's index and term."""
     state = storage.load()
-    store = MemoryStore()
+    replica = ReplicatedStore(MemoryStore())
     index, term = 0, 0
     snap = state.snapshot
     if snap is not None:
-        store_index, objects = decode_snapshot(snap.data)
-        store.restore(store_index, objects)
+        replica.restore(snap.data, snap.index)
         index, term = snap.index, snap.term
-    commit = state.hard_state.commit
     for entry in state.entries:
-        if entry.index <= index or entry.index > commit:
-            continue
-        index, term = entry.index, entry.term
-        if entry.type != ENTRY_NORMAL or not entry.data:
-            continue
-        try:
-            changes, now = decode_batch(entry.data)
-            store.apply(changes, entry.index, now)
-        except (EntryError, SwarmError):
-            pass  # refused the same way when it was first applied
-    return store, index, term, state.hard_state
+        if index < entry.index <= state.hard_state.commit:
+            replica.apply(entry)  # applied (or refused) as when it was first committed
+            index, term = entry.index, entry.term
+    return replica.store, index, term, state.hard_state
 
 
 def force_new_cluster(raft_dir: Path, raft_id: int) -> Path:
