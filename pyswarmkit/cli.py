@@ -79,22 +79,29 @@ def _setup_logging(level: str) -> None:
     )
 
 
+# How often the main thread looks for a signal that arrived.
+SIGNAL_POLL = 0.1
+
+
 def wait_for_signal(until: threading.Event | None = None, parent: int | None = None) -> int:
     """Block until SIGINT or SIGTERM (returns the signal number), until
     ``until`` is set, or, given ``parent``, until that process is no longer our
     parent (it died: we were re-parented); those two return 0."""
     got: list[int] = []
-    stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
+        # Nothing that takes a lock: a second signal can arrive while the
+        # first one's handler runs, and a lock held by the interrupted frame
+        # would never be released (two SIGTERMs deadlocked swarmd so).
         got.append(signum)
-        stop.set()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    while not stop.wait(0.5):
-        if until is not None and until.is_set():
+    while not got:
+        if until is not None and until.wait(SIGNAL_POLL):
             return 0
+        if until is None:
+            time.sleep(SIGNAL_POLL)
         if parent is not None and os.getppid() != parent:
             return 0
     return got[0]
