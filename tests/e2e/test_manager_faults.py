@@ -8,7 +8,16 @@ import signal
 import time
 
 import pytest
-from cluster import Swarm, ctl, free_port, join_managers, leader, manager_args, services
+from cluster import (
+    Swarm,
+    ctl,
+    free_port,
+    join_managers,
+    leader,
+    manager_args,
+    services,
+    sleepers_args,
+)
 from helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -101,7 +110,15 @@ def test_two_managers_restarted_at_once_find_each_other(swarm: Swarm) -> None:
         swarm.start(name, *manager_args(swarm, name, ports[name]))
     for name in MANAGERS:
         wait_until(lambda n=name: leader(swarm, n) != "", timeout=60, what=f"{name} sees a leader")
-    create(swarm, "node-3", "later")
+
+    # `node ls` shows the leader the store recorded; a write needs node-3's Raft
+    # member to have heard from the leader since its restart.
+    def write_through_node_3() -> bool:
+        out = ctl(swarm, "node-3", *sleepers_args("later", 0))
+        # An earlier try may have committed after its answer was lost.
+        return out.returncode == 0 or "already exists" in out.stderr
+
+    wait_until(write_through_node_3, timeout=60, what="a write through node-3")
     for name in MANAGERS:
         wait_until(
             lambda n=name: sorted(services(swarm, n) or []) == ["kept", "later"],
