@@ -60,7 +60,13 @@ from pyswarmkit.raft import (
     from_wire,
     to_wire,
 )
-from pyswarmkit.store.entries import EntryError, decode_batch, encode_batch, encode_snapshot
+from pyswarmkit.store.entries import (
+    EntryError,
+    decode_batch,
+    encode_batch,
+    encode_group,
+    encode_snapshot,
+)
 from pyswarmkit.store.memory import Change, MemoryStore
 from pyswarmkit.store.proposer import Done
 from pyswarmkit.store.replicated import Pending, ReplicatedStore
@@ -70,6 +76,9 @@ log = logging.getLogger(__name__)
 
 # Under a steady stream of proposals, persist and apply at least this often.
 READY_EVERY = 256
+# Writes that reach the leader between two Ready rounds share one log entry,
+# up to this many bytes of batches (a larger one goes alone).
+GROUP_BYTES = 1 << 20
 NO_LEADER = "the swarm has no leader"
 # How long a follower waits for the leader to take a forwarded write.
 FORWARD_TIMEOUT = 5.0
@@ -87,6 +96,20 @@ class RaftPropose:
     now: float
     on_done: Done
     built_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Grouped:
+    """A write waiting, on the leader, for the entry it will share: its
+    encoded batch, its outcome's recipient, and the follower's request when
+    it was forwarded (answered with where the write went)."""
+
+    data: bytes
+    changes: Sequence[Change]
+    now: float
+    on_done: Done
+    built_at: int | None
+    forwarded: Envelope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +209,9 @@ class RaftActor(GuardedActor):
         # Ticks so far, and the tick each member was last heard from at.
         self._ticks = 0
         self._heard_tick: dict[int, int] = {}
+        # Writes for the next log entry (leader only), and their bytes.
+        self._group: list[_Grouped] = []
+        self._group_bytes = 0
 
     def on_start(self) -> None:
         if self.member.is_only_voter() and self.core.role != Role.LEADER:
@@ -197,6 +223,10 @@ class RaftActor(GuardedActor):
         for fwd in self._forwarding.values():
             fwd.propose.on_done(None, Unavailable("the manager is stopping"))
         self._forwarding.clear()
+        group, self._group = self._group, []
+        for g in group:
+            if g.forwarded is None:
+                g.on_done(None, Unavailable("the manager is stopping"))
 
     def handle(self, message: Any) -> Any:
         if self.member.closed:
@@ -222,21 +252,46 @@ class RaftActor(GuardedActor):
     # --- proposals ---------------------------------------------------------------
 
     def _propose(self, msg: RaftPropose) -> None:
-        core = self.core
-        if core.role != Role.LEADER:
+        if self.core.role != Role.LEADER:
             self._forward(msg)
             return
         try:
-            index = core.propose(encode_batch(msg.changes, msg.now))
-        except ProposalDropped as exc:
-            msg.on_done(None, Unavailable(f"the write was not accepted: {exc}"))
-            return
+            data = encode_batch(msg.changes, msg.now)
         except (TypeError, ValueError) as exc:
             msg.on_done(None, Unavailable(f"the write could not be encoded: {exc}"))
             return
-        self.member.replica.proposed(
-            index, Pending(core.term, msg.changes, msg.now, msg.on_done, msg.built_at)
-        )
+        self._add_to_group(_Grouped(data, msg.changes, msg.now, msg.on_done, msg.built_at))
+
+    def _add_to_group(self, item: _Grouped) -> None:
+        if self._group_bytes + len(item.data) > GROUP_BYTES:
+            self._propose_group()
+        self._group.append(item)
+        self._group_bytes += len(item.data)
+
+    def _propose_group(self) -> None:
+        """Propose the writes gathered since the last Ready as one entry."""
+        group = self._group
+        if not group:
+            return
+        self._group = []
+        self._group_bytes = 0
+        core = self.core
+        try:
+            index = core.propose(encode_group([g.data for g in group]))
+        except ProposalDropped as exc:
+            for g in group:
+                err = Unavailable(f"the write was not accepted: {exc}")
+                if g.forwarded is not None:
+                    self._reply(g.forwarded, Error.of(err))
+                else:
+                    g.on_done(None, err)
+            return
+        replica = self.member.replica
+        term = core.term
+        for part, g in enumerate(group):
+            replica.proposed(index, Pending(term, g.changes, g.now, g.on_done, g.built_at), part)
+            if g.forwarded is not None:
+                self._reply(g.forwarded, RaftProposed(index, term, part))
 
     def _forward(self, msg: RaftPropose) -> None:
         leader = self._node_of(self.core.leader) if self.core.leader else None
@@ -409,21 +464,15 @@ class RaftActor(GuardedActor):
         except EntryError as exc:
             self._reply(env, Error.of(FailedPrecondition(str(exc)), "raft_forward"))
             return
-        try:
-            index = core.propose(body.batch)
-        except ProposalDropped as exc:
-            self._reply(env, Error.of(Unavailable(f"the write was not accepted: {exc}")))
-            return
         # Applied here from the batch already decoded (and checked, before it
         # could enter the log); the follower hears the outcome when it applies.
-        self.member.replica.proposed(index, Pending(core.term, changes, now, _quiet, None))
-        self._reply(env, RaftProposed(index, core.term))
+        self._add_to_group(_Grouped(body.batch, changes, now, _quiet, None, env))
 
     def _forward_answered(self, fwd: _Forwarding, body: Body) -> None:
         msg = fwd.propose
         if isinstance(body, RaftProposed):
             pending = Pending(body.term, msg.changes, msg.now, msg.on_done, msg.built_at)
-            self.member.replica.proposed(body.index, pending)
+            self.member.replica.proposed(body.index, pending, body.part)
         elif isinstance(body, Error):
             msg.on_done(None, body.to_error())
         else:
@@ -485,6 +534,7 @@ class RaftActor(GuardedActor):
         with member.lock:
             if member.closed:
                 return
+            self._propose_group()
             while core.has_ready():
                 rd = core.ready()
                 if rd.must_sync:

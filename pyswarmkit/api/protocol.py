@@ -229,6 +229,8 @@ class RaftForward(Message, frozen=True, array_like=True, tag=16):
 class RaftProposed(Message, frozen=True, array_like=True, tag=17):
     index: Int
     term: Int
+    # The write's place in the entry's group of batches.
+    part: Int = 0
     kind: ClassVar[str] = "raft_proposed"
 
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
-from pyswarmkit.api.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from pyswarmkit.api.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, SwarmError
 from pyswarmkit.api.objects import (
     KIND_OF,
     Cluster,
@@ -252,6 +252,36 @@ class MemoryStore:
             except Exception:
                 log.exception("a store watcher failed on batch %d", index)
         return batch
+
+    def apply_group(
+        self, batches: Sequence[tuple[Sequence[Change], float]], index: int
+    ) -> list[EventBatch | SwarmError]:
+        """Apply several independent batches that committed together at log
+        ``index``, in order, each all or nothing: for each, its EventBatch or
+        the error that refused it. Watchers get one batch holding the events
+        of all that applied (none if none did)."""
+        results: list[EventBatch | SwarmError] = []
+        events: list[Event] = []
+        with self._lock:
+            self.index = max(self.index, index)
+            for changes, now in batches:
+                try:
+                    self._validate(changes)
+                except SwarmError as err:
+                    results.append(err)
+                    continue
+                done = tuple(self._apply_one(ch, index, now) for ch in changes)
+                events.extend(done)
+                results.append(EventBatch(index, done))
+            watchers = list(self._watchers) if events else []
+        if watchers:
+            batch = EventBatch(index, tuple(events))
+            for w in watchers:
+                try:
+                    w(batch)
+                except Exception:
+                    log.exception("a store watcher failed on batch %d", index)
+        return results
 
     def _validate(self, changes: Sequence[Change]) -> None:
         # Tracks ids and names as they would be after each change, so a batch
