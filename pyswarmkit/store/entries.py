@@ -15,7 +15,7 @@ second encoding.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Annotated, cast
 
 import msgspec
 
@@ -32,12 +32,17 @@ GROUP_FORMAT = 2
 _GROUP_HEAD = b"\x92\x02"
 _KIND_CODE: dict[Kind, int] = {k: i for i, k in enumerate(KINDS)}
 _OP_CODE = {op: i for i, op in enumerate(OPS)}
+_OP_OF: tuple[Op, ...] = cast(tuple[Op, ...], OPS)
+
+
+# op * 4 + kind, for the three ops and four kinds.
+OpCode = Annotated[int, msgspec.Meta(ge=0, le=len(OPS) * 4 - 1)]
 
 
 class BatchEntry(msgspec.Struct, array_like=True, frozen=True, gc=False):
     format: int
     now: float
-    ops: list[int]
+    ops: list[OpCode]
     nodes: list[Node]
     services: list[Service]
     tasks: list[Task]
@@ -147,11 +152,11 @@ def _changes_of(entry: BatchEntry) -> tuple[list[Change], float]:
     )
     at = [0, 0, 0, 0]
     changes: list[Change] = []
+    append = changes.append
     try:
         for code in entry.ops:
-            op, kind = divmod(code, 4)
-            objs = lists[kind]
-            changes.append(Change(cast(Op, OPS[op]), objs[at[kind]]))
+            kind = code & 3
+            append(Change(_OP_OF[code >> 2], lists[kind][at[kind]]))
             at[kind] += 1
     except IndexError:
         raise EntryError("store batch names more objects than it holds") from None

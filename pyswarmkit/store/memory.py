@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
@@ -77,9 +76,25 @@ def _with_meta(obj: Any, meta: Meta) -> Any:
 Watcher = Callable[[EventBatch], None]
 
 
+class _Reading:
+    __slots__ = ("_lock", "_store")
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._lock = store._lock
+
+    def __enter__(self) -> MemoryStore:
+        self._lock.acquire()
+        return self._store
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._reading = _Reading(self)
         self._tables: dict[Kind, dict[str, StoreObject]] = {k: {} for k in KINDS}
         self._tasks_by_service: dict[str, set[str]] = {}
         self._tasks_by_node: dict[str, set[str]] = {}
@@ -90,11 +105,11 @@ class MemoryStore:
 
     # --- reads -------------------------------------------------------------
 
-    @contextmanager
-    def reading(self) -> Iterator[MemoryStore]:
-        """Hold the lock across several reads for one consistent view."""
-        with self._lock:
-            yield self
+    def reading(self) -> _Reading:
+        """Hold the lock across several reads for one consistent view
+        (``with store.reading() as s``); a plain class rather than a
+        generator, as every write is built under it."""
+        return self._reading
 
     def get(self, kind: Kind, obj_id: str) -> StoreObject | None:
         with self._lock:

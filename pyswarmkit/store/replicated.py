@@ -53,12 +53,11 @@ class ReplicatedStore:
         # Own proposals not yet applied: index -> part -> proposal.
         self.pending: dict[int, dict[int, Pending]] = {}
         self.applied = 0
-        # (index, part) -> (term, batch, err) of recent entries' batches.
-        self._recent: OrderedDict[
-            tuple[int, int], tuple[int, EventBatch | None, SwarmError | None]
-        ] = OrderedDict()
-        # The store's index just before each recent batch was applied.
-        self._before: dict[tuple[int, int], int] = {}
+        # What recent entries did: index -> (term, the store's index just
+        # before the entry, each part's batch or refusal).
+        self._recent: OrderedDict[int, tuple[int, int, list[EventBatch | SwarmError]]] = (
+            OrderedDict()
+        )
         # Entries whose batch could not be read (a newer format): applied as
         # nothing, counted, logged; the member does not stop.
         self.unreadable = 0
@@ -68,22 +67,24 @@ class ReplicatedStore:
             self.pending.setdefault(index, {})[part] = pending
             return
         # Already applied: answer from what happened then.
-        seen = self._recent.get((index, part))
-        if seen is None:
-            err: SwarmError | None = Unavailable(
-                "the write's outcome is no longer known here: check and retry"
-            )
-            _answer(pending.on_done, None, err)
+        seen = self._recent.get(index)
+        if seen is None or part >= len(seen[2]):
+            gone = "the write's outcome is no longer known here: check and retry"
+            _answer(pending.on_done, None, Unavailable(gone if seen is None else LOST))
             return
-        term, batch, err = seen
+        term, before, results = seen
         if term != pending.term:
             _answer(pending.on_done, None, Unavailable(LOST))
             return
-        if err is not None and pending.built_at is not None:
-            before = self._before.get((index, part))
-            if before is not None and before > pending.built_at:
-                err = StaleWrite(err)
-        _answer(pending.on_done, batch, err)
+        result = results[part]
+        if isinstance(result, SwarmError):
+            # As in ``apply``: a later part counts every part before it as a race.
+            was = before if part == 0 else index
+            if pending.built_at is not None and was > pending.built_at:
+                result = StaleWrite(result)
+            _answer(pending.on_done, None, result)
+        else:
+            _answer(pending.on_done, result, None)
 
     def apply(self, entry: Entry) -> None:
         """Apply one committed entry (after every entry before it)."""
@@ -117,25 +118,25 @@ class ReplicatedStore:
                 results = [refused]
         else:
             results = self.store.apply_group(batches, index)
-        for part, result in enumerate(results):
-            # A later part of a group may have been refused because of an
-            # earlier one: it is built again like any write raced by another.
-            was = before if part == 0 else index
-            if isinstance(result, SwarmError):
-                self._remember(index, part, entry.term, was, None, result)
-            else:
-                self._remember(index, part, entry.term, was, result, None)
-            own = mine.pop(part, None)
-            if own is None:
-                continue
-            if isinstance(result, SwarmError):
-                if own.built_at is not None and was > own.built_at:
-                    # Built from state that other writes have since changed: the
-                    # proposer builds again from the new state.
-                    result = StaleWrite(result)
-                _answer(own.on_done, None, result)
-            else:
-                _answer(own.on_done, result, None)
+        self._recent[index] = (entry.term, before, results)
+        if len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+        if mine:
+            for part, result in enumerate(results):
+                own = mine.pop(part, None)
+                if own is None:
+                    continue
+                if isinstance(result, SwarmError):
+                    # A later part of a group may have been refused because of
+                    # an earlier one: it is built again like any raced write.
+                    was = before if part == 0 else index
+                    if own.built_at is not None and was > own.built_at:
+                        # Built from state that other writes have since
+                        # changed: the proposer builds again from the new state.
+                        result = StaleWrite(result)
+                    _answer(own.on_done, None, result)
+                else:
+                    _answer(own.on_done, result, None)
         for lost in mine.values():  # a part the entry does not hold
             _answer(lost.on_done, None, Unavailable(LOST))
 
@@ -147,22 +148,6 @@ class ReplicatedStore:
             log.error("raft entry %d skipped: %s", entry.index, exc)
             return []
 
-    def _remember(
-        self,
-        index: int,
-        part: int,
-        term: int,
-        before: int,
-        batch: EventBatch | None,
-        err: SwarmError | None,
-    ) -> None:
-        key = (index, part)
-        self._recent[key] = (term, batch, err)
-        self._before[key] = before
-        if len(self._recent) > RECENT:
-            old, _ = self._recent.popitem(last=False)
-            self._before.pop(old, None)
-
     def restore(self, data: bytes, raft_index: int) -> None:
         """Become the state of a snapshot taken at ``raft_index`` (a restart, or
         a follower far behind)."""
@@ -170,7 +155,6 @@ class ReplicatedStore:
         self.applied = raft_index
         self.store.restore(index, objects)
         self._recent.clear()
-        self._before.clear()
 
     def fail_pending(self, err: SwarmError, up_to: int | None = None) -> None:
         """Answer proposals that can no longer commit here (all, or those at or

@@ -51,6 +51,8 @@ def test_a_batch_keeps_its_order_kinds_and_now() -> None:
         msgspec.msgpack.encode([1, 0.0, [2], [], [], [], []]),  # a change with no object
         msgspec.msgpack.encode([1, 0.0, [], [], [], [], [["c1"]]]),  # an object no change names
         msgspec.msgpack.encode([1, 0.0, [1], [], [["s1", "not a spec"]], [], []]),
+        msgspec.msgpack.encode([1, 0.0, [-1], [], [], [], [["c1"]]]),  # no such op
+        msgspec.msgpack.encode([1, 0.0, [12], [["n1"]], [], [], []]),  # no such op
     ],
 )
 def test_an_entry_this_version_cannot_apply_is_refused_with_a_reason(data: bytes) -> None:
