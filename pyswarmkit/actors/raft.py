@@ -43,6 +43,7 @@ from pyswarmkit.api.protocol import (
     RaftJoin,
     RaftJoined,
     RaftMessages,
+    RaftPart,
     RaftProposed,
 )
 from pyswarmkit.api.states import NodeRole, Reachability
@@ -60,6 +61,7 @@ from pyswarmkit.raft import (
     from_wire,
     to_wire,
 )
+from pyswarmkit.raft.parts import CHUNK, Assembler, split
 from pyswarmkit.store.entries import (
     EntryError,
     decode_batch,
@@ -84,6 +86,8 @@ NO_LEADER = "the swarm has no leader"
 FORWARD_TIMEOUT = 5.0
 # Raft messages older than this are useless to their receiver.
 MESSAGE_TTL = 2.0
+# The parts of a large bundle (a snapshot) may take longer to go through.
+PARTS_TTL = 60.0
 # A manager that joined asks the leader to make it a member this often until it is one.
 JOIN_RETRY = 2.0
 # How often the leader brings the managers' reachability up to date.
@@ -209,6 +213,10 @@ class RaftActor(GuardedActor):
         # Ticks so far, and the tick each member was last heard from at.
         self._ticks = 0
         self._heard_tick: dict[int, int] = {}
+        # Raft messages too large for one frame arriving in parts, by sender;
+        # and the number of the last bundle this member sent in parts.
+        self._assembler = Assembler()
+        self._bundles = 0
         # Writes for the next log entry (leader only), and their bytes.
         self._group: list[_Grouped] = []
         self._group_bytes = 0
@@ -417,6 +425,15 @@ class RaftActor(GuardedActor):
             return
         if isinstance(body, RaftMessages):
             self._step(env, body)
+        elif isinstance(body, RaftPart):
+            whole, why = self._assembler.add(
+                env.source, body.bundle, body.offset, body.size, body.data
+            )
+            if why:
+                self.dropped += 1
+                log.warning("raft: dropped %s from %s", why, env.source)
+            elif whole is not None:
+                self._step(env, RaftMessages(whole))
         elif isinstance(body, RaftForward):
             self._forwarded(env, body)
         elif isinstance(body, RaftJoin):
@@ -569,8 +586,28 @@ class RaftActor(GuardedActor):
             if node_id is None:
                 self.dropped += len(wire)
                 continue
-            body = RaftMessages(msgspec.msgpack.encode(wire))
+            payload = msgspec.msgpack.encode(wire)
+            if len(payload) > CHUNK:
+                self._send_parts(node_id, payload)
+                continue
+            body = RaftMessages(payload)
             bus.send(Envelope(self.member.node_id, node_id, "raft", body, deadline=deadline))
+
+    def _send_parts(self, node_id: str, payload: bytes) -> None:
+        """Send messages too large for one frame (a snapshot, a huge entry)
+        in parts; the same connection keeps them in order."""
+        bus = self.member.bus
+        if bus is None:
+            return
+        self._bundles += 1
+        deadline = clock.monotonic() + PARTS_TTL
+        for offset, data in split(payload):
+            body = RaftPart(self._bundles, offset, len(payload), data)
+            if not bus.send(
+                Envelope(self.member.node_id, node_id, "raft", body, deadline=deadline)
+            ):
+                return
+        log.info("raft: sent %d bytes to %s in parts", len(payload), node_id)
 
     def _node_of(self, raft_id: int) -> str | None:
         store = self.member.store
