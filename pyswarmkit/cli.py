@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import os
 import signal
@@ -776,10 +777,26 @@ def _node_row(n: Node) -> list[str]:
     ]
 
 
+class Output(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    Output,
+    typer.Option(
+        "--format", help="table, or json: one JSON document with every field of each object."
+    ),
+]
+
+
 @node_app.command("ls")
-def node_ls() -> None:
+def node_ls(output: FormatOpt = Output.table) -> None:
     """List nodes."""
     result = STATE.call("node.list")
+    if output is Output.json:
+        _echo(display.as_json(result["nodes"]))
+        return
     _echo(display.table(NODE_HEADERS, [_node_row(n) for n in result["nodes"]]))
 
 

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import time
 from collections.abc import Sequence
+from typing import Any
+
+import msgspec
 
 from pyswarmkit.api.objects import Node, Service, Task
 from pyswarmkit.api.states import NodeRole
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data: objects become maps of their fields (in
+    declaration order), states their lower-case names, PEM text, and other
+    bytes hex."""
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, msgspec.Struct):
+        return {f: plain(getattr(value, f)) for f in value.__struct_fields__}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | frozenset | set):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes):
+        if value.startswith(b"-----BEGIN"):
+            return value.decode("ascii", "replace")
+        return value.hex()
+    return value
+
+
+def as_json(values: Sequence[Any]) -> str:
+    """One JSON document: the list of ``values``, each with all its fields."""
+    return json.dumps([plain(v) for v in values], indent=2)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
