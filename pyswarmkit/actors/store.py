@@ -78,7 +78,22 @@ class StoreActor(GuardedActor):
         self._rebuilds: collections.deque[_Rebuild] = collections.deque()
         self._rebuilding = False
 
+    def on_stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proposer.flush()
+
     def handle(self, message: Any) -> Any:
+        self._handle(message)
+        if self.actor_inbox.empty():
+            # The proposer may hold proposals back to hand them on together.
+            try:
+                self.proposer.flush()
+            except Exception as exc:  # a bug must not take the only writer down
+                self.failures += 1
+                self.log_failure(message, exc, "handing proposals on")
+        return None
+
+    def _handle(self, message: Any) -> Any:
         if isinstance(message, _Release):
             _trim_heap()
             return None
