@@ -174,6 +174,12 @@ def swarmd(
             show_envvar=False,
         ),
     ] = None,
+    listen_metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT where Prometheus metrics are served (GET /metrics); off by default."
+        ),
+    ] = None,
     cert_renewal_scale: Annotated[
         float, typer.Option(hidden=True, help="Testing only: scale certificate renewal delays.")
     ] = 1.0,
@@ -218,6 +224,9 @@ def swarmd(
         heartbeat_tick=heartbeat_tick,
         election_tick=election_tick,
         force_new_cluster=force_new_cluster,
+        listen_metrics=None
+        if listen_metrics is None
+        else _hostport(listen_metrics, "--listen-metrics"),
     )
     node = SwarmNode(config)
     node.start()
@@ -235,6 +244,18 @@ def swarmd(
         node.stop()
     if node.failure:
         raise Internal(node.failure)
+
+
+def _hostport(value: str, flag: str) -> str:
+    from pyswarmkit.transport.zmq_bus import split_hostport
+
+    try:
+        split_hostport(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"{flag} {value[:100]!r} is not HOST:PORT, e.g. 127.0.0.1:9323"
+        ) from None
+    return value
 
 
 def _renewal_scale(value: float) -> float:
