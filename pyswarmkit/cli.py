@@ -34,7 +34,7 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeRole, RestartCondition
-from pyswarmkit.control import units
+from pyswarmkit.control import eventlines, units
 from pyswarmkit.network import DEFAULT_REMOTE_API
 from pyswarmkit.transport.control import ControlClient
 
@@ -809,6 +809,56 @@ FormatOpt = Annotated[
         "--format", help="table, or json: one JSON document with every field of each object."
     ),
 ]
+
+
+EVENTS_POLL = 0.2
+
+
+@swarmctl_app.command("events")
+def events(
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="type=service, type=node or type=task (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Show what the manager still holds from then on: 10m, or a UTC time."),
+    ] = None,
+    output: FormatOpt = Output.table,
+) -> None:
+    """Stream store changes as they commit, one line each, until Ctrl-C."""
+    kinds = eventlines.parse_filters(filters or [])
+    start = None if since is None else eventlines.parse_since(since, time.time())
+    show = eventlines.json_line if output is Output.json else eventlines.line
+    body: dict[str, Any] = {} if kinds is None else {"kinds": sorted(kinds)}
+    client = STATE.client()
+    names: dict[str, str] = {}
+
+    def learn() -> None:
+        names.update((s.id, s.name) for s in client.call("service.list")["services"])
+        names.update((n.id, n.name) for n in client.call("node.list")["nodes"])
+
+    try:
+        learn()
+        first = client.call("events.since", body)
+        # With --since: everything the manager's event ring still holds.
+        index = first["oldest"] if start is not None else first["next"]
+        while True:
+            page = client.call("events.since", {**body, "index": index})
+            rows = page["events"]
+            if any(r[3] in ("service", "node") and r[4] not in names for r in rows):
+                learn()
+            for r in rows:
+                if start is None or r[1] >= start:
+                    typer.echo(show(r, names))
+            index = page["next"]
+            if not rows:
+                time.sleep(EVENTS_POLL)
+    except KeyboardInterrupt:
+        # Ctrl-C stops the watching, and only that.
+        return
+    finally:
+        client.close()
 
 
 @node_app.command("ls")
