@@ -1,0 +1,283 @@
+"""The global-service orchestrator, as a pure core: one task of each global
+service on every node that may run it.
+
+A node may run a service when it exists, is not down and not drained, and
+satisfies the service's constraints and platforms; a new task is placed only on
+a READY, ACTIVE node. On a paused node the task there is kept but nothing new
+is placed, updated or restarted. A node that is removed, drained, goes down or
+stops satisfying the constraints loses its task. Tasks are made already
+assigned to their node (slot 0): the scheduler only checks that they fit there
+(resources, ports), as SwarmKit's does.
+
+Like the replicated core: events mark what needs a look, ``step(store, now,
+wall)`` returns one batch of changes; ``now`` (monotonic) times restart delays
+and windows, ``wall`` only stamps new tasks. Restart counts are per (service,
+node), rebuilt from the store on ``reset``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from pyswarmkit.api.ids import new_id
+from pyswarmkit.api.objects import Node, Service, Task, replace
+from pyswarmkit.api.states import NodeAvailability, TaskState
+from pyswarmkit.orchestrator.restart import RestartHistory, wants_restart
+from pyswarmkit.orchestrator.support import (
+    Delays,
+    age,
+    created,
+    current,
+    fits_node,
+    history_limit,
+    node_gone,
+    shut_down,
+    takes_new_tasks,
+    trim,
+)
+from pyswarmkit.orchestrator.tasks import is_dirty, is_live, new_task
+from pyswarmkit.store.memory import Change, EventBatch, MemoryStore, Tx
+
+# The slots of a global service: node id -> the tasks there that count.
+NodeSlots = dict[str, list[Task]]
+
+
+def is_global(service: Service) -> bool:
+    return service.spec.mode.kind == "global"
+
+
+def replace_changed(
+    tx: Tx, service: Service, slots: NodeSlots, make: Callable[[str], None]
+) -> None:
+    """Replace the tasks of ``slots`` made from a spec the service no longer has.
+
+    This is where a rolling update takes over: the updater gets the service and
+    its slots keyed by node id and decides how many to replace at a time, with
+    which delay and failure action. Until it is wired in, every changed task is
+    replaced at once: stopped, and a new one made on the same node (``make``)."""
+    for node_id, tasks in sorted(slots.items()):
+        dirty = [t for t in tasks if is_dirty(t, service)]
+        if not dirty:
+            continue
+        for t in dirty:
+            shut_down(tx, t)
+        if len(dirty) == len(tasks):
+            make(node_id)
+
+
+class GlobalOrchestrator:
+    def __init__(self, id_gen: Callable[[], str] = new_id) -> None:
+        self.id_gen = id_gen
+        self.restarts = RestartHistory()
+        self.delays = Delays()
+        self._services: set[str] = set()
+        self._nodes: set[str] = set()
+        self._poked = False
+        # Per step: the (service, node) pairs a task was made for.
+        self._made: set[tuple[str, str]] = set()
+        self._touched: set[tuple[str, str]] = set()
+
+    # --- input ------------------------------------------------------------
+
+    def reset(self, store: MemoryStore, now: float, wall: float, resync: bool = False) -> None:
+        """Look at everything again. Restart delays and counts are rebuilt from the
+        tasks as the replicated core does; ``resync`` (same leader, refused batch)
+        keeps the ones it holds, which run on its own monotonic clock."""
+        self._poked = True
+        kept_delays = self.delays if resync else None
+        kept_restarts = self.restarts if resync else None
+        self.delays = Delays()
+        self.restarts = RestartHistory()
+        slots: dict[tuple[str, str], list[Task]] = {}
+        with store.reading():
+            services = {s.id: s for s in store.services() if is_global(s)}
+            self._services = set(services)
+            self._nodes = {n.id for n in store.nodes()}
+            for sid in services:
+                for t in store.tasks_by_service(sid):
+                    if t.desired_state == TaskState.REMOVE:
+                        continue
+                    slots.setdefault((sid, t.node_id), []).append(t)
+                    if t.desired_state == TaskState.READY:
+                        if kept_delays is not None and t.id in kept_delays.when:
+                            self.delays.add(t.id, kept_delays.when[t.id])
+                        else:
+                            self.delays.rebuild(t, now, wall)
+        if kept_restarts is not None:
+            self.restarts = kept_restarts
+            return
+        for key, tasks in slots.items():
+            newest = max(t.spec_version for t in tasks)
+            same = sorted((t for t in tasks if t.spec_version == newest), key=age)
+            for t in same[1:]:
+                when = min(now, now + created(t) - wall)
+                self.restarts.record(t.spec.restart, key, t.spec_version, when)
+
+    def observe(self, batch: EventBatch) -> None:
+        for ev in batch.events:
+            obj = ev.obj
+            if ev.kind == "service":
+                assert isinstance(obj, Service)
+                if ev.op == "delete":
+                    self.restarts.forget_service(obj.id)
+                    self._services.discard(obj.id)
+                elif is_global(obj):
+                    self._services.add(obj.id)
+                    self._poked = True
+            elif ev.kind == "node":
+                self._nodes.add(obj.id)
+                self._poked = True
+            elif ev.kind == "task":
+                assert isinstance(obj, Task)
+                if ev.op == "delete":
+                    self.delays.drop(obj.id)
+                elif obj.service_id and obj.node_id and obj.slot == 0:
+                    # Possibly a global task that ended; step checks the service.
+                    if is_live(obj) and obj.status.state.terminal:
+                        self._touched.add((obj.service_id, obj.node_id))
+                        self._poked = True
+                    elif not is_live(obj):
+                        self._touched.add((obj.service_id, obj.node_id))
+
+    def due(self, now: float) -> bool:
+        return self._poked or self.delays.due(now)
+
+    # --- decisions -------------------------------------------------------
+
+    def step(self, store: MemoryStore, now: float, wall: float) -> list[Change]:
+        tx = Tx(store)
+        self._made = set()
+        touched, self._touched = self._touched, set()
+        with store.reading():
+            self.delays.start_due(tx, now)
+            services = [s for s in store.services() if is_global(s)]
+            nodes = {n.id: n for n in store.nodes()}
+            for service in sorted(services, key=lambda s: s.id):
+                whole = service.id in self._services
+                look = set(self._nodes) | {n for (sid, n) in touched if sid == service.id}
+                if not whole and not look:
+                    continue
+                by_node: dict[str, list[Task]] = {}
+                for t in current(tx, store.tasks_by_service(service.id)):
+                    by_node.setdefault(t.node_id, []).append(t)
+                if whole:
+                    look = set(nodes) | set(by_node)
+                updatable: NodeSlots = {}
+                for node_id in sorted(look):
+                    tasks = by_node.get(node_id, [])
+                    kept = self._reconcile_node(
+                        tx, service, node_id, nodes.get(node_id), tasks, now, wall
+                    )
+                    if kept:
+                        updatable[node_id] = kept
+                    touched.add((service.id, node_id))
+                make = functools.partial(self._create, tx, service, now=now, wall=wall)
+                if whole:
+                    replace_changed(tx, service, updatable, make)
+                else:
+                    # A node that comes back (activated, a paused node resumed)
+                    # with an old task gets the new spec at once, outside any
+                    # rolling update, as in SwarmKit: it was not the update's.
+                    for node_id, tasks in updatable.items():
+                        replace_changed(tx, service, {node_id: tasks}, make)
+            self._trim(store, tx, touched)
+        self._services.clear()
+        self._nodes.clear()
+        self._poked = False
+        return tx.changes
+
+    def _reconcile_node(
+        self,
+        tx: Tx,
+        service: Service,
+        node_id: str,
+        node: Node | None,
+        tasks: list[Task],
+        now: float,
+        wall: float,
+    ) -> list[Task]:
+        """The service on one node; returns the live tasks an update may replace."""
+        live = [t for t in tasks if is_live(t)]
+        if node_gone(node) or node is None or not fits_node(service, node):
+            for t in live:
+                shut_down(tx, t)
+            return []
+        ended = [t for t in live if t.status.state.terminal]
+        running = sorted((t for t in live if not t.status.state.terminal), key=age)
+        for t in ended:
+            shut_down(tx, t)
+        if node.spec.availability == NodeAvailability.PAUSE:
+            return []
+        if running:
+            # One per node: keep the oldest one of the current spec if any.
+            clean = [t for t in running if not is_dirty(t, service)]
+            keep = clean[0] if clean else running[0]
+            for t in running:
+                if t is not keep:
+                    shut_down(tx, t)
+            return [keep]
+        if ended:
+            newest = max(ended, key=age)
+            policy = newest.spec.restart
+            key = (service.id, node_id)
+            if wants_restart(policy, newest) and self.restarts.allowed(
+                policy, key, newest.spec_version, now
+            ):
+                self._create(tx, service, node_id, now, wall, delay=policy.delay)
+            return []
+        if not takes_new_tasks(node) or self._stays_finished(service, tasks, now):
+            return []
+        self._create(tx, service, node_id, now, wall)
+        return []
+
+    def _stays_finished(self, service: Service, tasks: list[Task], now: float) -> bool:
+        """The node's last task of the service ended on its own and its restart
+        policy says it stays ended (a task we stopped, or one of an older spec,
+        is replaced)."""
+        if not tasks:
+            return False
+        newest = max(tasks, key=age)
+        if is_dirty(newest, service):
+            return False
+        if newest.status.state not in (TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED):
+            return False
+        policy = newest.spec.restart
+        key = (service.id, newest.node_id)
+        return not (
+            wants_restart(policy, newest)
+            and self.restarts.allowed(policy, key, newest.spec_version, now)
+        )
+
+    def _create(
+        self, tx: Tx, service: Service, node_id: str, now: float, wall: float, delay: float = 0.0
+    ) -> None:
+        """A task for the node, made assigned to it; with a delay it waits
+        desired READY. A second task of the same spec version on the node is a
+        restart, counted as a new leader would count it."""
+        key = (service.id, node_id)
+        if key in self._made:
+            return
+        self._made.add(key)
+        desired = TaskState.READY if delay > 0 else TaskState.RUNNING
+        task = replace(new_task(service, 0, wall, self.id_gen, desired), node_id=node_id)
+        earlier = [
+            t
+            for t in current(tx, tx.store.tasks_by_node(node_id))
+            if t.service_id == service.id
+            and t.spec_version == task.spec_version
+            and t.desired_state != TaskState.REMOVE
+        ]
+        tx.create(task)
+        if delay > 0:
+            self.delays.add(task.id, now + delay)
+        if earlier:
+            self.restarts.record(task.spec.restart, key, task.spec_version, now)
+
+    def _trim(self, store: MemoryStore, tx: Tx, keys: set[tuple[str, str]]) -> None:
+        for sid, node_id in sorted(keys):
+            service = store.get_service(sid)
+            if service is None or not is_global(service):
+                continue
+            tasks = [t for t in current(tx, store.tasks_by_node(node_id)) if t.service_id == sid]
+            trim(tx, tasks, history_limit(store, service))
