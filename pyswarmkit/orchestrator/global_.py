@@ -280,4 +280,7 @@ class GlobalOrchestrator:
             if service is None or not is_global(service):
                 continue
             tasks = [t for t in current(tx, store.tasks_by_node(node_id)) if t.service_id == sid]
-            trim(tx, tasks, history_limit(store, service))
+            keep = history_limit(store, service)
+            if keep is not None and (sid, node_id) in self._made:
+                keep -= 1  # the task made in this step counts too
+            trim(tx, tasks, keep)
