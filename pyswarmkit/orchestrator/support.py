@@ -65,9 +65,10 @@ def takes_new_tasks(node: Node) -> bool:
     )
 
 
-def age(task: Task) -> int:
-    """Orders tasks oldest first by store creation; one made in this step is newest."""
-    return task.meta.created_index or INT64_MAX
+def age(task: Task) -> tuple[int, str]:
+    """Orders tasks oldest first by store creation; one made in this step is
+    newest; tasks made in one batch by id, so every run orders them alike."""
+    return (task.meta.created_index or INT64_MAX, task.id)
 
 
 def created(task: Task) -> float:
