@@ -114,7 +114,9 @@ class JobsOrchestrator:
                 assert isinstance(obj, Task)
                 if ev.op == "delete":
                     self.delays.drop(obj.id)
-                elif obj.service_id and obj.status.state.terminal and is_live(obj):
+                elif obj.service_id and obj.status.state.terminal:
+                    # One stopped by us may still report it completed: its
+                    # slot is done then, and a replacement made meanwhile goes.
                     self._dirty.add(obj.service_id)
                     self._poked = True
 
