@@ -71,8 +71,11 @@ class GlobalOrchestrator:
         self.id_gen = id_gen
         self.restarts = RestartHistory()
         self.delays = Delays()
+        # Global services to look at whole, and nodes to look at for all of them.
         self._services: set[str] = set()
         self._nodes: set[str] = set()
+        # Every global service, so that other services' task events cost nothing.
+        self._globals: set[str] = set()
         self._poked = False
         # Per step: the (service, node) pairs a task was made for.
         self._made: set[tuple[str, str]] = set()
@@ -93,6 +96,7 @@ class GlobalOrchestrator:
         with store.reading():
             services = {s.id: s for s in store.services() if is_global(s)}
             self._services = set(services)
+            self._globals = set(services)
             self._nodes = {n.id for n in store.nodes()}
             for sid in services:
                 for t in store.tasks_by_service(sid):
@@ -122,18 +126,19 @@ class GlobalOrchestrator:
                 if ev.op == "delete":
                     self.restarts.forget_service(obj.id)
                     self._services.discard(obj.id)
+                    self._globals.discard(obj.id)
                 elif is_global(obj):
+                    self._globals.add(obj.id)
                     self._services.add(obj.id)
                     self._poked = True
             elif ev.kind == "node":
                 self._nodes.add(obj.id)
-                self._poked = True
+                self._poked = self._poked or bool(self._globals)
             elif ev.kind == "task":
                 assert isinstance(obj, Task)
                 if ev.op == "delete":
                     self.delays.drop(obj.id)
-                elif obj.service_id and obj.node_id and obj.slot == 0:
-                    # Possibly a global task that ended; step checks the service.
+                elif obj.service_id in self._globals and obj.node_id:
                     if is_live(obj) and obj.status.state.terminal:
                         self._touched.add((obj.service_id, obj.node_id))
                         self._poked = True
@@ -151,7 +156,8 @@ class GlobalOrchestrator:
         touched, self._touched = self._touched, set()
         with store.reading():
             self.delays.start_due(tx, now)
-            services = [s for s in store.services() if is_global(s)]
+            found = (store.get_service(sid) for sid in self._globals)
+            services = [s for s in found if s is not None and is_global(s)]
             nodes = {n.id: n for n in store.nodes()}
             for service in sorted(services, key=lambda s: s.id):
                 whole = service.id in self._services

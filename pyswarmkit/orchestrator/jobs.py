@@ -58,6 +58,8 @@ class JobsOrchestrator:
         self.restarts = RestartHistory()
         self.delays = Delays()
         self._dirty: set[str] = set()
+        # The job services, so that other services' task events cost nothing.
+        self._jobs: set[str] = set()
         self._all = False
         self._poked = False
 
@@ -74,6 +76,7 @@ class JobsOrchestrator:
         self.restarts = RestartHistory()
         slots: dict[RestartKey, list[Task]] = {}
         with store.reading():
+            self._jobs = {s.id for s in store.services() if is_job(s)}
             for s in store.services():
                 if not is_job(s):
                     continue
@@ -102,10 +105,12 @@ class JobsOrchestrator:
                 if ev.op == "delete":
                     self.restarts.forget_service(obj.id)
                     self._dirty.discard(obj.id)
+                    self._jobs.discard(obj.id)
                 elif is_job(obj):
+                    self._jobs.add(obj.id)
                     self._dirty.add(obj.id)
                     self._poked = True
-            elif ev.kind == "node":
+            elif ev.kind == "node" and self._jobs:
                 # A node coming, going or changing: every job looks (few jobs,
                 # and a global job needs a task on a new node).
                 self._all = True
@@ -114,7 +119,7 @@ class JobsOrchestrator:
                 assert isinstance(obj, Task)
                 if ev.op == "delete":
                     self.delays.drop(obj.id)
-                elif obj.service_id and obj.status.state.terminal:
+                elif obj.service_id in self._jobs and obj.status.state.terminal:
                     # One stopped by us may still report it completed: its
                     # slot is done then, and a replacement made meanwhile goes.
                     self._dirty.add(obj.service_id)
