@@ -17,7 +17,6 @@ node), rebuilt from the store on ``reset``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from pyswarmkit.api.ids import new_id
@@ -36,7 +35,7 @@ from pyswarmkit.orchestrator.support import (
     takes_new_tasks,
     trim,
 )
-from pyswarmkit.orchestrator.tasks import is_dirty, is_live, new_task
+from pyswarmkit.orchestrator.tasks import is_dirty, is_live, new_task, with_desired
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore, Tx
 
 # The slots of a global service: node id -> the tasks there that count.
@@ -47,23 +46,25 @@ def is_global(service: Service) -> bool:
     return service.spec.mode.kind == "global"
 
 
-def replace_changed(
-    tx: Tx, service: Service, slots: NodeSlots, make: Callable[[str], None]
-) -> None:
-    """Replace the tasks of ``slots`` made from a spec the service no longer has.
-
-    This is where a rolling update takes over: the updater gets the service and
-    its slots keyed by node id and decides how many to replace at a time, with
-    which delay and failure action. Until it is wired in, every changed task is
-    replaced at once: stopped, and a new one made on the same node (``make``)."""
+def replace_at_once(
+    service: Service, slots: NodeSlots, make: Callable[[str, TaskState], Task]
+) -> tuple[list[Task], list[Task]]:
+    """Every slot's live tasks made from another spec (and any second task) are
+    stopped, and a slot left without a task of the current spec gets a new one:
+    (tasks with a new desired state, tasks to create)."""
+    desired: list[Task] = []
+    create: list[Task] = []
     for node_id, tasks in sorted(slots.items()):
-        dirty = [t for t in tasks if is_dirty(t, service)]
-        if not dirty:
+        live = sorted((t for t in tasks if is_live(t)), key=age)
+        clean = [t for t in live if not is_dirty(t, service)]
+        # One per node: the oldest task of the current spec stays.
+        stop = [t for t in live if is_dirty(t, service)] + clean[1:]
+        if not stop:
             continue
-        for t in dirty:
-            shut_down(tx, t)
-        if len(dirty) == len(tasks):
-            make(node_id)
+        desired.extend(with_desired(t, TaskState.SHUTDOWN) for t in stop)
+        if not clean:
+            create.append(make(node_id, TaskState.RUNNING))
+    return desired, create
 
 
 class GlobalOrchestrator:
@@ -140,9 +141,12 @@ class GlobalOrchestrator:
                     self.delays.drop(obj.id)
                 elif obj.service_id in self._globals and obj.node_id:
                     if is_live(obj) and obj.status.state.terminal:
-                        self._touched.add((obj.service_id, obj.node_id))
+                        # The whole service looks: a rolling update wants every
+                        # slot at once, and waits on its tasks' states.
+                        self._services.add(obj.service_id)
                         self._poked = True
                     elif not is_live(obj):
+                        # Only its history may need trimming.
                         self._touched.add((obj.service_id, obj.node_id))
 
     def due(self, now: float) -> bool:
@@ -172,26 +176,59 @@ class GlobalOrchestrator:
                 updatable: NodeSlots = {}
                 for node_id in sorted(look):
                     tasks = by_node.get(node_id, [])
-                    kept = self._reconcile_node(
+                    if self._reconcile_node(
                         tx, service, node_id, nodes.get(node_id), tasks, now, wall
-                    )
-                    if kept:
-                        updatable[node_id] = kept
+                    ):
+                        # As the updater wants a slot: its tasks as this
+                        # batch leaves them, history included, none removed.
+                        current_tasks = current(tx, tasks)
+                        updatable[node_id] = [
+                            t for t in current_tasks if t.desired_state != TaskState.REMOVE
+                        ]
                     touched.add((service.id, node_id))
-                make = functools.partial(self._create, tx, service, now=now, wall=wall)
                 if whole:
-                    replace_changed(tx, service, updatable, make)
+                    self._update(tx, service, updatable, now, wall)
                 else:
                     # A node that comes back (activated, a paused node resumed)
                     # with an old task gets the new spec at once, outside any
                     # rolling update, as in SwarmKit: it was not the update's.
-                    for node_id, tasks in updatable.items():
-                        replace_changed(tx, service, {node_id: tasks}, make)
+                    changed = {n: ts for n, ts in updatable.items() if n in self._nodes}
+                    make = self._task_for(service, wall)
+                    self._apply(tx, replace_at_once(service, changed, make))
             self._trim(store, tx, touched)
         self._services.clear()
         self._nodes.clear()
         self._poked = False
         return tx.changes
+
+    def _update(self, tx: Tx, service: Service, slots: NodeSlots, now: float, wall: float) -> None:
+        """Replace the tasks made from a spec the service no longer has.
+
+        This is where the rolling updater (orchestrator/update.py) plugs in: it
+        takes the service and its slots keyed by node id (every task of the slot
+        not being removed) and a ``make(node_id, desired)`` that returns a new
+        task assigned to that node, and says which tasks to stop, which to
+        create and the service's new update status, with the service's update
+        settings (parallelism, delay, failure action, monitor, order). Until it
+        is wired in here, every changed task is replaced at once."""
+        self._apply(tx, replace_at_once(service, slots, self._task_for(service, wall)))
+
+    def _task_for(self, service: Service, wall: float) -> Callable[[str, TaskState], Task]:
+        def make(node_id: str, desired: TaskState) -> Task:
+            task = new_task(service, 0, wall, self.id_gen, desired)
+            return replace(task, node_id=node_id)
+
+        return make
+
+    def _apply(self, tx: Tx, decided: tuple[list[Task], list[Task]]) -> None:
+        desired, create = decided
+        for t in desired:
+            tx.update(t)
+        for t in create:
+            key = (t.service_id, t.node_id)
+            if key not in self._made:
+                self._made.add(key)
+                tx.create(t)
 
     def _reconcile_node(
         self,
@@ -202,27 +239,23 @@ class GlobalOrchestrator:
         tasks: list[Task],
         now: float,
         wall: float,
-    ) -> list[Task]:
-        """The service on one node; returns the live tasks an update may replace."""
+    ) -> bool:
+        """The service on one node. True when the node's slot is one an update
+        looks at: the node may run the service and is not paused (a failed task
+        restarted here still tells the update that it failed)."""
         live = [t for t in tasks if is_live(t)]
         if node_gone(node) or node is None or not fits_node(service, node):
             for t in live:
                 shut_down(tx, t)
-            return []
+            return False
         ended = [t for t in live if t.status.state.terminal]
-        running = sorted((t for t in live if not t.status.state.terminal), key=age)
+        running = [t for t in live if not t.status.state.terminal]
         for t in ended:
             shut_down(tx, t)
         if node.spec.availability == NodeAvailability.PAUSE:
-            return []
+            return False
         if running:
-            # One per node: keep the oldest one of the current spec if any.
-            clean = [t for t in running if not is_dirty(t, service)]
-            keep = clean[0] if clean else running[0]
-            for t in running:
-                if t is not keep:
-                    shut_down(tx, t)
-            return [keep]
+            return True  # a second task, or one of another spec: the update's
         if ended:
             newest = max(ended, key=age)
             policy = newest.spec.restart
@@ -231,11 +264,10 @@ class GlobalOrchestrator:
                 policy, key, newest.spec_version, now
             ):
                 self._create(tx, service, node_id, now, wall, delay=policy.delay)
-            return []
-        if not takes_new_tasks(node) or self._stays_finished(service, tasks, now):
-            return []
-        self._create(tx, service, node_id, now, wall)
-        return []
+            return True
+        if takes_new_tasks(node) and not self._stays_finished(service, tasks, now):
+            self._create(tx, service, node_id, now, wall)
+        return True
 
     def _stays_finished(self, service: Service, tasks: list[Task], now: float) -> bool:
         """The node's last task of the service ended on its own and its restart

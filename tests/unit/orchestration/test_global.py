@@ -3,11 +3,14 @@ join, leave, drain, pause, go down or change labels."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from pyswarmkit.api.objects import Platform, RestartPolicy, replace
+from pyswarmkit.api.objects import Platform, RestartPolicy, Service, replace
 from pyswarmkit.api.states import NodeAvailability, NodeState, RestartCondition, TaskState
-from pyswarmkit.orchestrator.global_ import GlobalOrchestrator
+from pyswarmkit.orchestrator.global_ import GlobalOrchestrator, NodeSlots
+from pyswarmkit.store.memory import Tx
 from tests.unit.orchestration.world import World, spec
 
 pytestmark = pytest.mark.unit
@@ -263,3 +266,43 @@ def test_keeps_one_task_per_node_when_two_are_found() -> None:
     w.global_.reset(w.store, 0.0, 1_700_000_000.0)
     w.settle()
     assert w.wanted_nodes(sid) == ["n1", "n2", "n3"]
+
+
+class Recording(GlobalOrchestrator):
+    """Records what reaches the seam where the rolling updater plugs in."""
+
+    def __init__(self, id_gen: Callable[[], str]) -> None:
+        super().__init__(id_gen)
+        self.calls: list[dict[str, list[str]]] = []
+
+    def _update(self, tx: Tx, service: Service, slots: NodeSlots, now: float, wall: float) -> None:
+        self.calls.append({n: sorted(t.id for t in ts) for n, ts in slots.items()})
+        super()._update(tx, service, slots, now, wall)
+
+
+def test_a_spec_change_hands_every_node_slot_to_the_update_seam() -> None:
+    w = three_nodes()
+    w.global_ = Recording(w.global_.id_gen)
+    w.global_.reset(w.store, 0.0, 1_700_000_000.0)
+    sid = w.create(spec("agent", "global"))
+    w.settle()
+    w.run_pending()
+    failed = next(t for t in w.wanted(sid) if t.node_id == "n1")
+    w.report(failed.id, TaskState.FAILED)
+    w.settle()
+    recorder = w.global_
+    assert isinstance(recorder, Recording)
+    recorder.calls.clear()
+    w.update(sid, spec("agent", "global", command="v2"))
+    w.settle()
+    # Keyed by node, every task of the slot not being removed (history too).
+    first = recorder.calls[0]
+    assert sorted(first) == ["n1", "n2", "n3"]
+    assert failed.id in first["n1"] and len(first["n1"]) == 2
+    # A task of the service ending mid-update brings the whole service back to it.
+    recorder.calls.clear()
+    w.run_pending()
+    t = next(t for t in w.wanted(sid) if t.node_id == "n2")
+    w.report(t.id, TaskState.FAILED)
+    w.settle()
+    assert recorder.calls and sorted(recorder.calls[0]) == ["n1", "n2", "n3"]
