@@ -112,3 +112,18 @@ def test_a_global_task_rejected_is_made_again_for_its_node_and_waits_there() -> 
     # scheduler keeps it pending there until the node has room.
     (again,) = [t for t in w.wanted(sid) if t.node_id == "n1"]
     assert again.id != first.id and again.status.state == TaskState.PENDING
+
+
+def test_a_role_change_rejects_tasks_constrained_to_the_old_role() -> None:
+    w = world()
+    sid = w.create(spec("work", replicas=1, constraints=("node.role==worker",)))
+    w.settle()
+    w.run_pending(node="n1")
+    (first,) = w.wanted(sid)
+    from pyswarmkit.api.states import NodeRole
+
+    w.write([Change("update", replace(w.node("n1"), role=NodeRole.MANAGER))], 0.0)
+    w.settle()
+    assert w.store.get_task(first.id).status.state == TaskState.REJECTED  # type: ignore[union-attr]
+    (again,) = w.wanted(sid)
+    assert again.id != first.id
