@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import pytest
 
 from pyswarmkit import display
+from pyswarmkit.api.codec import decode, encode
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import Service, ServiceMode, Task, TaskStatus, replace
 from pyswarmkit.api.states import TaskState
@@ -116,3 +118,18 @@ def test_the_cli_checks_modes_as_docker_does() -> None:
     assert _edit_mode(job, None, 5).max_concurrent == 5
     with pytest.raises(InvalidArgument, match="--replicas can only be used"):
         _edit_mode(ServiceMode(kind="global-job"), 2, None)
+
+
+def test_objects_written_before_the_job_fields_still_read() -> None:
+    """A state dir or Raft log of before: ServiceMode without max_concurrent and
+    total_completions, Service and Task without job_iteration."""
+    svc = Service(id="s", spec=spec("web", replicas=3))
+    fields = msgpack.unpackb(encode(svc), raw=False)
+    mode = fields[1][2]
+    assert mode == ["replicated", 3, 0, 0]
+    fields[1][2] = mode[:2]
+    old = msgpack.packb(fields[:-1], use_bin_type=True)
+    assert decode(old, Service) == svc
+    t = Task(id="t", slot=2)
+    old_task = msgpack.packb(msgpack.unpackb(encode(t), raw=False)[:-1], use_bin_type=True)
+    assert decode(old_task, Task) == t
