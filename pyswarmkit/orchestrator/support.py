@@ -13,6 +13,7 @@ from pyswarmkit.api.states import NodeAvailability, NodeState, TaskState
 from pyswarmkit.orchestrator.tasks import is_history, with_desired
 from pyswarmkit.scheduler.constraint import Constraint, parse_constraints
 from pyswarmkit.scheduler.filters import platform_matches
+from pyswarmkit.scheduler.nodeinfo import node_is_ready
 from pyswarmkit.store.memory import MemoryStore, Tx
 
 DEFAULT_HISTORY = 5
@@ -59,10 +60,9 @@ def fits_node(service: Service, node: Node) -> bool:
 
 
 def takes_new_tasks(node: Node) -> bool:
-    """A node a task may be newly placed on: ready and active."""
-    return (
-        node.status.state == NodeState.READY and node.spec.availability == NodeAvailability.ACTIVE
-    )
+    """A node a task may be newly placed on: ready, active and accepted into the
+    swarm (the scheduler's readiness)."""
+    return node_is_ready(node)
 
 
 def age(task: Task) -> tuple[int, str]:
