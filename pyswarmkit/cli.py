@@ -21,12 +21,14 @@ from pyswarmkit import __version__, display
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import Internal, InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.objects import (
+    JOB_KINDS,
     Annotations,
     Cluster,
     ContainerSpec,
     Node,
     NodeSpec,
     Service,
+    ServiceKind,
     ServiceMode,
     ServiceSpec,
     Task,
@@ -491,6 +493,66 @@ PublishOpt = Annotated[
 ]
 
 
+ModeOpt = Annotated[
+    str, typer.Option("--mode", help="replicated, global, replicated-job or global-job.")
+]
+MaxConcurrentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrent",
+        help="Tasks of a replicated job running at once (default: as many as --replicas).",
+    ),
+]
+ReplicasOpt = Annotated[
+    int | None,
+    typer.Option(help="Number of tasks (of a replicated job: completions wanted). Default 1."),
+]
+
+
+_KINDS: dict[str, ServiceKind] = {
+    "replicated": "replicated",
+    "global": "global",
+    "replicated-job": "replicated-job",
+    "global-job": "global-job",
+}
+
+
+def _mode(text: str, replicas: int | None, max_concurrent: int | None) -> ServiceMode:
+    """The mode `service create` asks for, with Docker's checks and defaults."""
+    kind = _KINDS.get(text)
+    if kind is None:
+        raise InvalidArgument(
+            f"invalid --mode {text!r}: choose replicated, global, replicated-job or global-job"
+        )
+    if replicas is not None and kind not in ("replicated", "replicated-job"):
+        raise InvalidArgument("--replicas can only be used with replicated or replicated-job mode")
+    if max_concurrent is not None and kind != "replicated-job":
+        raise InvalidArgument("--max-concurrent can only be used with replicated-job mode")
+    if kind == "replicated-job":
+        total = 1 if replicas is None else replicas
+        concurrent = total if max_concurrent is None else max_concurrent
+        return ServiceMode(kind=kind, total_completions=total, max_concurrent=concurrent)
+    return ServiceMode(kind=kind, replicas=1 if replicas is None else replicas)
+
+
+def _edit_mode(mode: ServiceMode, replicas: int | None, max_concurrent: int | None) -> ServiceMode:
+    """`service update`'s --replicas and --max-concurrent on a service's mode."""
+    if replicas is not None:
+        if mode.kind == "replicated":
+            mode = replace(mode, replicas=replicas)
+        elif mode.kind == "replicated-job":
+            mode = replace(mode, total_completions=replicas)
+        else:
+            raise InvalidArgument(
+                "--replicas can only be used with replicated or replicated-job mode"
+            )
+    if max_concurrent is not None:
+        if mode.kind != "replicated-job":
+            raise InvalidArgument("--max-concurrent can only be used with replicated-job mode")
+        mode = replace(mode, max_concurrent=max_concurrent)
+    return mode
+
+
 @service_app.command("create")
 def service_create(
     name: Annotated[str | None, typer.Option(help="Service name.")] = None,
@@ -498,7 +560,9 @@ def service_create(
     command: Annotated[list[str] | None, typer.Option(help="Command to run (repeatable).")] = None,
     args: Annotated[list[str] | None, typer.Option(help="Arguments (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE (repeatable).")] = None,
-    replicas: Annotated[int, typer.Option(help="Number of tasks.")] = 1,
+    mode: ModeOpt = "replicated",
+    replicas: ReplicasOpt = None,
+    max_concurrent: MaxConcurrentOpt = None,
     constraint: ConstraintOpt = None,
     placement_pref: PrefOpt = None,
     reserve_cpu: ReserveCpuOpt = None,
@@ -526,8 +590,12 @@ def service_create(
                 env=_env_list(env),
             )
         ),
-        mode=ServiceMode(replicas=replicas),
+        mode=_mode(mode, replicas, max_concurrent),
     )
+    if spec.mode.kind in JOB_KINDS and restart_condition is None:
+        # As Docker: a job's tasks are restarted only when they fail.
+        restart = replace(spec.task.restart, condition=RestartCondition.ON_FAILURE)
+        spec = replace(spec, task=replace(spec.task, restart=restart))
     flags = SpecFlags.from_params(locals())
     spec = flags.apply(spec)
     typecheck.check(spec, "spec")
@@ -539,16 +607,18 @@ def service_create(
 def service_ls() -> None:
     """List services."""
     result = STATE.call("service.list")
+    counts = result.get("counts") or {}
     rows = [
         [
             s.id,
             s.name,
+            display.mode(s),
             display.service_image(s),
-            display.replicas(s, result["running"].get(s.id, 0)),
+            display.replicas(s, result["running"].get(s.id, 0), counts.get(s.id)),
         ]
         for s in result["services"]
     ]
-    _echo(display.table(["ID", "Name", "Image", "Replicas"], rows))
+    _echo(display.table(["ID", "Name", "Mode", "Image", "Replicas"], rows))
 
 
 def _task_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[list[str]]:
@@ -578,8 +648,11 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
     fields = [
         ("ID", svc.id),
         ("Name", svc.name),
-        ("Replicas", display.replicas(svc, result["running"])),
+        ("Mode", display.mode(svc)),
+        ("Replicas", display.replicas(svc, result["running"], result.get("counts"))),
     ]
+    if svc.spec.mode.kind == "replicated-job":
+        fields.append(("Max Concurrent", str(svc.spec.mode.max_concurrent)))
     lines = [f"{k:<18}: {v}" for k, v in fields]
     lines.append("Template")
     lines.append(" Container")
@@ -685,7 +758,10 @@ def _edit_service(ref: str, edit: Callable[[ServiceSpec], ServiceSpec]) -> None:
 @service_app.command("update")
 def service_update(
     service: Annotated[str, typer.Argument(help="Name or ID.")],
-    replicas: Annotated[int | None, typer.Option(help="Number of tasks.")] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help="Number of tasks (of a replicated job: completions).")
+    ] = None,
+    max_concurrent: MaxConcurrentOpt = None,
     image: Annotated[str | None, typer.Option(help="Image.")] = None,
     command: Annotated[list[str] | None, typer.Option(help="Command (repeatable).")] = None,
     args: Annotated[list[str] | None, typer.Option(help="Arguments (repeatable).")] = None,
@@ -718,8 +794,7 @@ def service_update(
         if env is not None:
             c = replace(c, env=_env_list(env))
         spec = replace(spec, task=replace(spec.task, container=c))
-        if replicas is not None:
-            spec = replace(spec, mode=replace(spec.mode, replicas=replicas))
+        spec = replace(spec, mode=_edit_mode(spec.mode, replicas, max_concurrent))
         return flags.apply(spec)
 
     _edit_service(service, edit)

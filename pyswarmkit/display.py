@@ -151,8 +151,30 @@ def task_image(task: Task) -> str:
     return c.image or " ".join(c.command)
 
 
-def replicas(service: Service, running: int) -> str:
-    return f"{running}/{service.spec.mode.replicas}"
+# The Mode column, in Docker's words.
+MODES = {
+    "replicated": "replicated",
+    "global": "global",
+    "replicated-job": "replicated job",
+    "global-job": "global job",
+}
+
+
+def mode(service: Service) -> str:
+    return MODES.get(service.spec.mode.kind, service.spec.mode.kind)
+
+
+def replicas(service: Service, running: int, counts: Sequence[int] | None = None) -> str:
+    """``running/desired``; for a job also ``(completed/total completed)``, as
+    Docker shows them. ``counts`` is (desired, completed, total) for services
+    that are not replicated (the control API's ``task_counts``)."""
+    kind = service.spec.mode.kind
+    if kind == "replicated":
+        return f"{running}/{service.spec.mode.replicas}"
+    desired, completed, total = counts if counts is not None else (0, 0, 0)
+    if kind == "global":
+        return f"{running}/{desired}"
+    return f"{running}/{desired} ({completed}/{total} completed)"
 
 
 def task_name(task: Task) -> str:

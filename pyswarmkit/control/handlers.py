@@ -14,7 +14,16 @@ from typing import Any, TypeVar
 from pyswarmkit import clock, display
 from pyswarmkit.api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Cluster, Node, NodeSpec, Service, ServiceSpec, Task, replace
+from pyswarmkit.api.objects import (
+    JOB_KINDS,
+    Cluster,
+    Node,
+    NodeSpec,
+    Service,
+    ServiceSpec,
+    Task,
+    replace,
+)
 from pyswarmkit.api.states import NodeRole, NodeState, TaskState
 from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
@@ -62,6 +71,27 @@ def _running(tasks: list[Task]) -> int:
         for t in tasks
         if t.status.state == TaskState.RUNNING and t.desired_state == TaskState.RUNNING
     )
+
+
+def task_counts(service: Service, tasks: list[Task]) -> tuple[int, int, int]:
+    """(desired, completed, total) as SwarmKit counts them: a global service
+    wants its tasks desired running; a replicated job runs ``max concurrent`` at
+    once; a global job wants those of its current iteration still to complete.
+    ``completed`` and ``total`` are the current iteration's, for jobs."""
+    mode = service.spec.mode
+    if mode.kind == "replicated":
+        return mode.replicas, 0, 0
+    if mode.kind == "global":
+        return sum(1 for t in tasks if t.desired_state == TaskState.RUNNING), 0, 0
+    current = [t for t in tasks if t.job_iteration == service.job_iteration]
+    completed = sum(1 for t in current if t.status.state == TaskState.COMPLETE)
+    if mode.kind == "replicated-job":
+        total = mode.total_completions
+        return min(mode.max_concurrent or total, total), completed, total
+    going = sum(
+        1 for t in current if t.desired_state <= TaskState.RUNNING and not t.status.state.terminal
+    )
+    return going, completed, going + completed
 
 
 # service inspect shows the latest error of this many failing slots at most.
@@ -205,8 +235,15 @@ class Handlers:
 
     def service_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         services = sorted(store.services(), key=lambda s: s.name)
-        running = {s.id: _running(store.tasks_by_service(s.id)) for s in services}
-        return Reply({"services": services, "running": running})
+        running: dict[str, int] = {}
+        # Only for services that are not replicated: (desired, completed, total).
+        counts: dict[str, tuple[int, int, int]] = {}
+        for s in services:
+            tasks = store.tasks_by_service(s.id)
+            running[s.id] = _running(tasks)
+            if s.spec.mode.kind != "replicated":
+                counts[s.id] = task_counts(s, tasks)
+        return Reply({"services": services, "running": running, "counts": counts})
 
     def service_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         """The service and a summary of its tasks; the tasks themselves come
@@ -218,6 +255,7 @@ class Handlers:
             {
                 "service": service,
                 "running": _running(tasks),
+                "counts": task_counts(service, tasks),
                 "pending": _pending_message(tasks),
                 "errors": failing[:MAX_SLOT_ERRORS],
                 "failing_slots": len(failing),
@@ -239,6 +277,11 @@ class Handlers:
                 )
             if spec.annotations.name != current.name:
                 raise InvalidArgument("renaming a service is not supported")
+            if spec.mode.kind != current.spec.mode.kind:
+                raise InvalidArgument(
+                    f"service mode change is not allowed ({current.spec.mode.kind} to "
+                    f"{spec.mode.kind}): remove the service and create it again"
+                )
             if spec == current.spec:
                 return []
             bump = 1 if spec.task != current.spec.task else 0
@@ -248,6 +291,9 @@ class Handlers:
                 previous_spec=current.spec,
                 spec_version=current.spec_version + bump,
             )
+            if spec.mode.kind in JOB_KINDS:
+                # As SwarmKit: any update of a job runs it again.
+                updated = replace(updated, job_iteration=current.job_iteration + 1)
             return [Change("update", updated)]
 
         return Write(build, lambda _: {})
