@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -326,6 +327,7 @@ swarmctl_app.add_typer(cluster_app, name="cluster")
 @dataclasses.dataclass(slots=True)
 class CtlState:
     socket: str = ""
+    debug: bool = False
 
     def client(self) -> ControlClient:
         if not self.socket:
@@ -354,9 +356,16 @@ def swarmctl(
         str,
         typer.Option("--socket", "-s", envvar="SWARM_SOCKET", help="The manager's control socket."),
     ] = DEFAULT_SOCKET,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="On an error, also print its code and the trace (for bug reports)."
+        ),
+    ] = False,
     version: Annotated[bool, _version_option("swarmctl")] = False,
 ) -> None:
     STATE.socket = socket_path
+    STATE.debug = debug
 
 
 def _echo(text: str) -> None:
@@ -1194,6 +1203,9 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
     try:
         code = command_.main(args=sys.argv[1:], prog_name=prog, standalone_mode=False)
     except SwarmError as err:
+        if STATE.debug:
+            traceback.print_exc()
+            _fail(prog, f"{err} (code: {err.code})", 1)
         _fail(prog, str(err), 1)
     except (KeyboardInterrupt, typer.Abort):
         _fail(prog, "interrupted", 130)
@@ -1206,6 +1218,8 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
             _fail(prog, f"{fmt()} (see {path} --help)", code)
         # Anything else is our bug; still one line, and the details in debug logs.
         logging.getLogger(prog).debug("unexpected error", exc_info=True)
+        if STATE.debug:
+            traceback.print_exc()
         _fail(prog, f"internal error: {type(exc).__name__}: {exc}", 1)
     sys.exit(code if isinstance(code, int) else 0)
 
