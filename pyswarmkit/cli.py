@@ -350,6 +350,24 @@ class CtlState:
 STATE = CtlState()
 
 
+class Output(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    Output,
+    typer.Option(
+        "--format", help="table, or json: one JSON document with every field of each object."
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs, one per line.")]
+
+
+def _json(values: list[Any]) -> None:
+    _echo(display.as_json(values))
+
+
 @swarmctl_app.callback()
 def swarmctl(
     socket_path: Annotated[
@@ -689,6 +707,14 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
 TaskRows = Callable[[list[Task], dict[str, str], float], list[list[str]]]
 
 
+def _all_tasks(body: dict[str, Any]) -> list[Task]:
+    client = STATE.client()
+    try:
+        return [t for page in client.stream("task.list", body) for t in page.get("tasks") or ()]
+    finally:
+        client.close()
+
+
 def _print_tasks(headers: list[str], body: dict[str, Any], rows: TaskRows) -> None:
     """Print a task listing page by page, as swarmd streams it."""
     table = display.PagedTable(headers)
@@ -821,9 +847,18 @@ def task_ls(
     service: Annotated[str | None, typer.Option(help="Only this service's tasks.")] = None,
     node: Annotated[str | None, typer.Option(help="Only tasks on this node.")] = None,
     all_tasks: Annotated[bool, typer.Option("--all", "-a", help="Include finished tasks.")] = False,
+    quiet: QuietOpt = False,
+    output: FormatOpt = Output.table,
 ) -> None:
     """List tasks."""
     body = {"service": service or "", "node": node or "", "all": all_tasks}
+    if quiet or output is Output.json:
+        tasks = _all_tasks(body)
+        if output is Output.json:
+            _json(tasks)
+        elif tasks:
+            _echo("\n".join(t.id for t in tasks))
+        return
     headers = ["ID", "Name", "Image", "Desired State", "Last State", "Node"]
     _print_tasks(headers, body, _task_ls_rows)
 
@@ -843,9 +878,21 @@ def _task_ls_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[
 
 
 @task_app.command("inspect")
-def task_inspect(task: Annotated[str, typer.Argument(help="ID or unique ID prefix.")]) -> None:
-    """Show one task."""
-    result = STATE.call("task.inspect", {"ref": task})
+def task_inspect(
+    tasks: Annotated[
+        list[str], typer.Argument(metavar="TASK...", help="IDs or unique ID prefixes.")
+    ],
+    output: FormatOpt = Output.table,
+) -> None:
+    """Show tasks."""
+    results = [STATE.call("task.inspect", {"ref": ref}) for ref in tasks]
+    if output is Output.json:
+        _json([r["task"] for r in results])
+        return
+    _echo("\n\n".join(_task_text(r) for r in results))
+
+
+def _task_text(result: dict[str, Any]) -> str:
     t: Task = result["task"]
     now = time.time()
     c = t.spec.container
@@ -865,7 +912,7 @@ def task_inspect(task: Annotated[str, typer.Argument(help="ID or unique ID prefi
     lines.append("Spec")
     lines.append(" Container")
     lines.extend(_container_lines(c))
-    _echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 NODE_HEADERS = ["ID", "Name", "Membership", "Status", "Availability", "Manager Status"]
@@ -880,19 +927,6 @@ def _node_row(n: Node) -> list[str]:
         n.spec.availability.name,
         display.manager_status(n),
     ]
-
-
-class Output(enum.StrEnum):
-    table = "table"
-    json = "json"
-
-
-FormatOpt = Annotated[
-    Output,
-    typer.Option(
-        "--format", help="table, or json: one JSON document with every field of each object."
-    ),
-]
 
 
 EVENTS_POLL = 0.2
@@ -946,9 +980,13 @@ def events(
 
 
 @node_app.command("ls")
-def node_ls(output: FormatOpt = Output.table) -> None:
+def node_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> None:
     """List nodes."""
     result = STATE.call("node.list")
+    if quiet and output is not Output.json:
+        if result["nodes"]:
+            _echo("\n".join(n.id for n in result["nodes"]))
+        return
     if output is Output.json:
         _echo(display.as_json(result["nodes"]))
         return
@@ -956,10 +994,17 @@ def node_ls(output: FormatOpt = Output.table) -> None:
 
 
 @node_app.command("inspect")
-def node_inspect(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
-    """Show one node."""
-    result = STATE.call("node.inspect", {"ref": node})
-    _echo(display.node_summary(result["node"], result["tasks"], time.time()))
+def node_inspect(
+    nodes: Annotated[list[str], typer.Argument(metavar="NODE...", help="Names or IDs.")],
+    output: FormatOpt = Output.table,
+) -> None:
+    """Show nodes."""
+    results = [STATE.call("node.inspect", {"ref": ref}) for ref in nodes]
+    if output is Output.json:
+        _json([r["node"] for r in results])
+        return
+    now = time.time()
+    _echo("\n\n".join(display.node_summary(r["node"], r["tasks"], now) for r in results))
 
 
 def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:
@@ -1081,17 +1126,34 @@ def node_activate(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> N
 
 
 @cluster_app.command("ls")
-def cluster_ls() -> None:
+def cluster_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> None:
     """List clusters."""
     result = STATE.call("cluster.list")
+    if output is Output.json:
+        _json(result["clusters"])
+        return
+    if quiet:
+        _echo("\n".join(c.id for c in result["clusters"]))
+        return
     _echo(display.table(["ID", "Name"], [[c.id, c.name] for c in result["clusters"]]))
 
 
 @cluster_app.command("inspect")
-def cluster_inspect(cluster: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+def cluster_inspect(
+    clusters: Annotated[list[str], typer.Argument(metavar="CLUSTER...", help="Names or IDs.")],
+    output: FormatOpt = Output.table,
+) -> None:
     """Show the cluster's settings and join tokens."""
-    result = STATE.call("cluster.inspect", {"ref": cluster})
-    c: Cluster = result["cluster"]
+    found: list[Cluster] = [
+        STATE.call("cluster.inspect", {"ref": ref})["cluster"] for ref in clusters
+    ]
+    if output is Output.json:
+        _json(list(found))
+        return
+    _echo("\n\n".join(_cluster_text(c) for c in found))
+
+
+def _cluster_text(c: Cluster) -> str:
     lines = [
         f"ID          : {c.id}",
         f"Name        : {c.name}",
@@ -1111,7 +1173,7 @@ def cluster_inspect(cluster: Annotated[str, typer.Argument(help="Name or ID.")])
         f"  Snapshot interval: {c.spec.raft.snapshot_interval}",
         f"  Log entries kept for slow followers: {c.spec.raft.log_entries_for_slow_followers}",
     ]
-    _echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 @cluster_app.command("update")

@@ -52,18 +52,35 @@ def test_events_stream_as_they_commit_and_ctrl_c_ends_quietly() -> None:
     with one_node() as (node, client):
         sock = node.config.control_socket
         assert sock is not None
-        proc, lines = follow(tool("swarmctl"), "-s", sock, "events")
+        # The manager keeps its event history from the first reader on: one
+        # reads now, and the followers started below ask for all it holds,
+        # however long they take to start.
+        client.call("events.since", {})
+        client.call("service.create", {"spec": spec("web", 2)})
+        proc, lines = follow(tool("swarmctl"), "-s", sock, "events", "--since", "10m")
         svc_proc, svc_lines = follow(
-            tool("swarmctl"), "-s", sock, "events", "--filter", "type=service", "--format", "json"
+            tool("swarmctl"),
+            "-s",
+            sock,
+            "events",
+            "--since",
+            "10m",
+            "--filter",
+            "type=service",
+            "--format",
+            "json",
         )
         try:
-            time.sleep(1.0)  # both have asked once: what commits now is theirs
-            client.call("service.create", {"spec": spec("web", 2)})
             seen = wait_line(lines, "state=running")
             assert any(" service create web" in s for s in seen), seen
             assert any(" task create " in s and "service=web" in s for s in seen), seen
             docs = [json.loads(s) for s in wait_line(svc_lines, '"name":"web"')]
             assert {d["kind"] for d in docs} == {"service"}
+            # Both are streaming now: what commits next shows up as it does.
+            client.call("service.create", {"spec": spec("db", 0)})
+            assert wait_line(lines, " service create db")
+            later = [json.loads(s) for s in wait_line(svc_lines, '"name":"db"')]
+            assert later[-1]["op"] == "create"
         finally:
             for p in (proc, svc_proc):
                 p.send_signal(signal.SIGINT)
