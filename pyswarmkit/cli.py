@@ -47,9 +47,11 @@ DEFAULT_STATE_DIR = "./swarmkitstate"
 DEFAULT_SOCKET = "./swarmkitstate/swarm.sock"
 
 
-def _app(help_text: str, **kwargs: Any) -> typer.Typer:
+def _app(help_text: str, add_completion: bool = False, **kwargs: Any) -> typer.Typer:
     # Plain click help: rich's boxes cut long option names at 80 columns.
-    return typer.Typer(add_completion=False, rich_markup_mode=None, help=help_text, **kwargs)
+    return typer.Typer(
+        add_completion=add_completion, rich_markup_mode=None, help=help_text, **kwargs
+    )
 
 
 def _version_option(prog: str) -> Any:
@@ -313,7 +315,7 @@ def swarmd_bench(
 
 # --- swarmctl -----------------------------------------------------------------
 
-swarmctl_app = _app("Control a swarm through a manager's socket.")
+swarmctl_app = _app("Control a swarm through a manager's socket.", add_completion=True)
 service_app = _app("Manage services.")
 task_app = _app("Inspect tasks.")
 node_app = _app("Manage nodes.")
@@ -361,6 +363,36 @@ FormatOpt = Annotated[
         "--format", help="table, or json: one JSON document with every field of each object."
     ),
 ]
+
+
+def _completer(method: str, key: str, by_name: bool = True) -> Callable[..., list[str]]:
+    """Shell completion of names (and IDs) from the running swarm, through
+    the control socket the command line names; nothing when it does not answer."""
+
+    def complete(ctx: typer.Context, incomplete: str) -> list[str]:
+        root = ctx.find_root().params
+        sock = root.get("socket_path") or os.environ.get("SWARM_SOCKET") or DEFAULT_SOCKET
+        try:
+            client = ControlClient(str(sock), timeout=2.0)
+            try:
+                items = [i for page in client.stream(method) for i in page.get(key) or ()]
+            finally:
+                client.close()
+        except (SwarmError, OSError):
+            return []
+        words = {i.id for i in items}
+        if by_name:
+            words |= {getattr(i, "name", "") for i in items} - {""}
+        return sorted(w for w in words if w.startswith(incomplete))
+
+    return complete
+
+
+complete_nodes = _completer("node.list", "nodes")
+complete_tasks = _completer("task.list", "tasks", by_name=False)
+complete_services = _completer("service.list", "services")
+
+
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs, one per line.")]
 
 
@@ -880,7 +912,10 @@ def _task_ls_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[
 @task_app.command("inspect")
 def task_inspect(
     tasks: Annotated[
-        list[str], typer.Argument(metavar="TASK...", help="IDs or unique ID prefixes.")
+        list[str],
+        typer.Argument(
+            metavar="TASK...", help="IDs or unique ID prefixes.", autocompletion=complete_tasks
+        ),
     ],
     output: FormatOpt = Output.table,
 ) -> None:
@@ -995,7 +1030,7 @@ def node_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> None:
 
 @node_app.command("inspect")
 def node_inspect(
-    nodes: Annotated[list[str], typer.Argument(metavar="NODE...", help="Names or IDs.")],
+    nodes: NodesArg,
     output: FormatOpt = Output.table,
 ) -> None:
     """Show nodes."""
@@ -1032,7 +1067,13 @@ def _remove_nodes(nodes: list[str], force: bool) -> None:
         raise typer.Exit(1)
 
 
-NodesArg = Annotated[list[str], typer.Argument(metavar="NODE...", help="Names or IDs.")]
+NodeArg = Annotated[
+    str, typer.Argument(metavar="NODE", help="Name or ID.", autocompletion=complete_nodes)
+]
+NodesArg = Annotated[
+    list[str],
+    typer.Argument(metavar="NODE...", help="Names or IDs.", autocompletion=complete_nodes),
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", "-f", help="Remove the node even if it is not down.")
 ]
@@ -1075,7 +1116,7 @@ def _availability(text: str) -> NodeAvailability:
 
 @node_app.command("update")
 def node_update(
-    node: Annotated[str, typer.Argument(help="Name or ID.")],
+    node: NodeArg,
     label_add: Annotated[
         list[str] | None, typer.Option("--label-add", help="Add or change a label k=v.")
     ] = None,
@@ -1108,19 +1149,19 @@ def _set_availability(node: str, availability: NodeAvailability) -> None:
 
 
 @node_app.command("drain")
-def node_drain(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+def node_drain(node: NodeArg) -> None:
     """Move every task off the node and place no new ones there."""
     _set_availability(node, NodeAvailability.DRAIN)
 
 
 @node_app.command("pause")
-def node_pause(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+def node_pause(node: NodeArg) -> None:
     """Place no new tasks on the node; its tasks keep running."""
     _set_availability(node, NodeAvailability.PAUSE)
 
 
 @node_app.command("activate")
-def node_activate(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+def node_activate(node: NodeArg) -> None:
     """Let the scheduler use the node again."""
     _set_availability(node, NodeAvailability.ACTIVE)
 
