@@ -88,14 +88,16 @@ class StoreActor(GuardedActor):
             self.proposer.flush()
 
     def handle(self, message: Any) -> Any:
-        self._handle(message)
-        if self.actor_inbox.empty():
-            # The proposer may hold proposals back to hand them on together.
-            try:
-                self.proposer.flush()
-            except Exception as exc:  # a bug must not take the only writer down
-                self.failures += 1
-                self.log_failure(message, exc, "handing proposals on")
+        try:
+            self._handle(message)
+        finally:
+            if self.actor_inbox.empty():
+                # The proposer may hold proposals back to hand them on together.
+                try:
+                    self.proposer.flush()
+                except Exception as exc:  # a bug must not take the only writer down
+                    self.failures += 1
+                    self.log_failure(message, exc, "handing proposals on")
         return None
 
     def _handle(self, message: Any) -> Any:
