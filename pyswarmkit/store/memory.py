@@ -237,11 +237,7 @@ class MemoryStore:
             self.index = index
             batch = EventBatch(index, tuple(events))
             watchers = list(self._watchers)
-        for w in watchers:
-            try:
-                w(batch)
-            except Exception:
-                log.exception("a store watcher failed on the snapshot at %d", index)
+        _tell(watchers, batch, "snapshot at")
         return batch
 
     # --- writes ------------------------------------------------------------
@@ -259,13 +255,7 @@ class MemoryStore:
             events = tuple(self._apply_one(ch, index, now) for ch in changes)
             batch = EventBatch(index, events)
             watchers = list(self._watchers)
-        for w in watchers:
-            # The batch is committed whatever a watcher does: one that raises
-            # must neither fail the write nor starve the watchers after it.
-            try:
-                w(batch)
-            except Exception:
-                log.exception("a store watcher failed on batch %d", index)
+        _tell(watchers, batch, "batch")
         return batch
 
     def apply_group(
@@ -290,12 +280,7 @@ class MemoryStore:
                 results.append(EventBatch(index, done))
             watchers = list(self._watchers) if events else []
         if watchers:
-            batch = EventBatch(index, tuple(events))
-            for w in watchers:
-                try:
-                    w(batch)
-                except Exception:
-                    log.exception("a store watcher failed on batch %d", index)
+            _tell(watchers, EventBatch(index, tuple(events)), "batch")
         return results
 
     def _validate(self, changes: Sequence[Change]) -> None:
@@ -389,6 +374,16 @@ class MemoryStore:
                 _discard(self._tasks_by_node, t.node_id, t.id)
         elif kind == "service":
             self._service_by_name.pop(cast(Service, obj).name, None)
+
+
+def _tell(watchers: list[Watcher], batch: EventBatch, what: str) -> None:
+    for w in watchers:
+        # The batch is committed whatever a watcher does: one that raises
+        # must neither fail the write nor starve the watchers after it.
+        try:
+            w(batch)
+        except Exception:
+            log.exception("a store watcher failed on the %s %d", what, batch.index)
 
 
 def _same_index_keys(kind: Kind, old: StoreObject, new: StoreObject) -> bool:

@@ -76,15 +76,7 @@ class ReplicatedStore:
         if term != pending.term:
             _answer(pending.on_done, None, Unavailable(LOST))
             return
-        result = results[part]
-        if isinstance(result, SwarmError):
-            # As in ``apply``: a later part counts every part before it as a race.
-            was = before if part == 0 else index
-            if pending.built_at is not None and was > pending.built_at:
-                result = StaleWrite(result)
-            _answer(pending.on_done, None, result)
-        else:
-            _answer(pending.on_done, result, None)
+        _outcome(pending, results[part], before if part == 0 else index)
 
     def apply(self, entry: Entry) -> None:
         """Apply one committed entry (after every entry before it)."""
@@ -124,19 +116,8 @@ class ReplicatedStore:
         if mine:
             for part, result in enumerate(results):
                 own = mine.pop(part, None)
-                if own is None:
-                    continue
-                if isinstance(result, SwarmError):
-                    # A later part of a group may have been refused because of
-                    # an earlier one: it is built again like any raced write.
-                    was = before if part == 0 else index
-                    if own.built_at is not None and was > own.built_at:
-                        # Built from state that other writes have since
-                        # changed: the proposer builds again from the new state.
-                        result = StaleWrite(result)
-                    _answer(own.on_done, None, result)
-                else:
-                    _answer(own.on_done, result, None)
+                if own is not None:
+                    _outcome(own, result, before if part == 0 else index)
         for lost in mine.values():  # a part the entry does not hold
             _answer(lost.on_done, None, Unavailable(LOST))
 
@@ -164,6 +145,20 @@ class ReplicatedStore:
                 break
             for _, own in sorted(self.pending.pop(index).items()):
                 _answer(own.on_done, None, err)
+
+
+def _outcome(pending: Pending, result: EventBatch | SwarmError, before: int) -> None:
+    """Answer a proposal with its batch's outcome. ``before`` is the store's
+    index just before the batch: a refusal of a batch built from state older
+    than that may be a race with the writes between (for a later part of a
+    group, the parts before it), so the proposer builds it again from the new
+    state (StaleWrite) rather than failing."""
+    if not isinstance(result, SwarmError):
+        _answer(pending.on_done, result, None)
+        return
+    if pending.built_at is not None and before > pending.built_at:
+        result = StaleWrite(result)
+    _answer(pending.on_done, None, result)
 
 
 def _answer(on_done: Done, batch: object, err: SwarmError | None) -> None:
