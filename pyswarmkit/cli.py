@@ -20,7 +20,13 @@ import typer
 
 from pyswarmkit import __version__, display
 from pyswarmkit.api import typecheck
-from pyswarmkit.api.errors import Internal, InvalidArgument, SwarmError, Unavailable
+from pyswarmkit.api.errors import (
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    SwarmError,
+    Unavailable,
+)
 from pyswarmkit.api.objects import (
     JOB_KINDS,
     Annotations,
@@ -331,7 +337,7 @@ class CtlState:
     socket: str = ""
     debug: bool = False
 
-    def client(self) -> ControlClient:
+    def client(self, timeout: float = 15.0) -> ControlClient:
         if not self.socket:
             raise InvalidArgument("no control socket: pass -s/--socket or set SWARM_SOCKET")
         if self.socket == DEFAULT_SOCKET and not os.path.exists(self.socket):
@@ -339,7 +345,7 @@ class CtlState:
                 f"no swarmd socket at {DEFAULT_SOCKET} (the default): "
                 "pass -s/--socket or set SWARM_SOCKET"
             )
-        return ControlClient(self.socket)
+        return ControlClient(self.socket, timeout)
 
     def call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         client = self.client()
@@ -398,6 +404,30 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs, one per
 
 def _json(values: list[Any]) -> None:
     _echo(display.as_json(values))
+
+
+def _inspect_each(method: str, refs: list[str]) -> tuple[list[dict[str, Any]], bool]:
+    """Each object named, as ``docker inspect`` does: one that is not found
+    gets its error line and the others are still shown (the exit code says
+    if any failed)."""
+    found: list[dict[str, Any]] = []
+    failed = False
+    for ref in refs:
+        try:
+            found.append(STATE.call(method, {"ref": ref}))
+        except SwarmError as err:
+            if isinstance(err, Unavailable):
+                raise
+            typer.echo(f"swarmctl: error: {err}", err=True)
+            failed = True
+    return found, failed
+
+
+def _shown_then(failed: bool, text: str) -> None:
+    if text:
+        _echo(text)
+    if failed:
+        raise typer.Exit(1)
 
 
 @swarmctl_app.callback()
@@ -920,11 +950,11 @@ def task_inspect(
     output: FormatOpt = Output.table,
 ) -> None:
     """Show tasks."""
-    results = [STATE.call("task.inspect", {"ref": ref}) for ref in tasks]
+    results, failed = _inspect_each("task.inspect", tasks)
     if output is Output.json:
-        _json([r["task"] for r in results])
-        return
-    _echo("\n\n".join(_task_text(r) for r in results))
+        _shown_then(failed, display.as_json([r["task"] for r in results]))
+    else:
+        _shown_then(failed, "\n\n".join(_task_text(r) for r in results))
 
 
 def _task_text(result: dict[str, Any]) -> str:
@@ -971,42 +1001,58 @@ EVENTS_POLL = 0.2
 def events(
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", "-f", help="type=service, type=node or type=task (repeatable)."),
+        typer.Option("--filter", "-f", help="type=service, node, task or cluster (repeatable)."),
     ] = None,
     since: Annotated[
         str | None,
         typer.Option(help="Show what the manager still holds from then on: 10m, or a UTC time."),
     ] = None,
-    output: FormatOpt = Output.table,
+    output: Annotated[
+        Output, typer.Option("--format", help="table (one line each), or json (one object each).")
+    ] = Output.table,
 ) -> None:
     """Stream store changes as they commit, one line each, until Ctrl-C."""
     kinds = eventlines.parse_filters(filters or [])
     start = None if since is None else eventlines.parse_since(since, time.time())
     show = eventlines.json_line if output is Output.json else eventlines.line
     body: dict[str, Any] = {} if kinds is None else {"kinds": sorted(kinds)}
-    client = STATE.client()
+    # A manager that stops mid-request is noticed within this many seconds.
+    client = STATE.client(timeout=5.0)
     names: dict[str, str] = {}
 
     def learn() -> None:
         names.update((s.id, s.name) for s in client.call("service.list")["services"])
         names.update((n.id, n.name) for n in client.call("node.list")["nodes"])
+        names.update((c.id, c.name) for c in client.call("cluster.list")["clusters"])
 
+    idle = 0
     try:
         learn()
         first = client.call("events.since", body)
         # With --since: everything the manager's event ring still holds.
         index = first["oldest"] if start is not None else first["next"]
         while True:
-            page = client.call("events.since", {**body, "index": index})
+            try:
+                page = client.call("events.since", {**body, "index": index})
+            except DeadlineExceeded:
+                if client.alive():
+                    raise
+                raise Unavailable(f"swarmd at {client.path} stopped") from None
             rows = page["events"]
-            if any(r[3] in ("service", "node") and r[4] not in names for r in rows):
+            if any(r[3] in ("service", "node", "cluster") and r[4] not in names for r in rows):
                 learn()
             for r in rows:
                 if start is None or r[1] >= start:
                     typer.echo(show(r, names))
             index = page["next"]
-            if not rows:
-                time.sleep(EVENTS_POLL)
+            if rows:
+                idle = 0
+                continue
+            time.sleep(EVENTS_POLL)
+            idle += 1
+            # A swarmd that stopped answers nothing, quickly: look now and then.
+            if idle % 5 == 0 and not client.alive():
+                raise Unavailable(f"swarmd at {client.path} stopped")
     except KeyboardInterrupt:
         # Ctrl-C stops the watching, and only that.
         return
@@ -1034,12 +1080,13 @@ def node_inspect(
     output: FormatOpt = Output.table,
 ) -> None:
     """Show nodes."""
-    results = [STATE.call("node.inspect", {"ref": ref}) for ref in nodes]
+    results, failed = _inspect_each("node.inspect", nodes)
     if output is Output.json:
-        _json([r["node"] for r in results])
-        return
-    now = time.time()
-    _echo("\n\n".join(display.node_summary(r["node"], r["tasks"], now) for r in results))
+        _shown_then(failed, display.as_json([r["node"] for r in results]))
+    else:
+        now = time.time()
+        text = "\n\n".join(display.node_summary(r["node"], r["tasks"], now) for r in results)
+        _shown_then(failed, text)
 
 
 def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:
@@ -1185,13 +1232,12 @@ def cluster_inspect(
     output: FormatOpt = Output.table,
 ) -> None:
     """Show the cluster's settings and join tokens."""
-    found: list[Cluster] = [
-        STATE.call("cluster.inspect", {"ref": ref})["cluster"] for ref in clusters
-    ]
+    results, failed = _inspect_each("cluster.inspect", clusters)
+    found: list[Cluster] = [r["cluster"] for r in results]
     if output is Output.json:
-        _json(list(found))
-        return
-    _echo("\n\n".join(_cluster_text(c) for c in found))
+        _shown_then(failed, display.as_json(list(found)))
+    else:
+        _shown_then(failed, "\n\n".join(_cluster_text(c) for c in found))
 
 
 def _cluster_text(c: Cluster) -> str:

@@ -651,15 +651,14 @@ class SwarmNode:
 
     def _record_manager_addr(self, addr: str) -> None:
         node = self.store.get_node(self.node_id)
-        if node is None or node.manager_status is None or node.manager_status.addr == addr:
+        if node is None or node.manager_status is None:
             return
-        self.write(
-            [
-                Change(
-                    "update", replace(node, manager_status=replace(node.manager_status, addr=addr))
-                )
-            ]
-        )
+        rid = raft_id_of(self.node_id)
+        status = node.manager_status
+        if status.addr == addr and status.raft_id == rid:
+            return
+        fresh = replace(status, addr=addr, raft_id=rid)
+        self.write([Change("update", replace(node, manager_status=fresh))])
 
     # --- factories: how each actor is (re)built --------------------------------
 
@@ -872,7 +871,9 @@ class SwarmNode:
         if self.store.get_node(self.node_id) is None:
             spec = NodeSpec(desired_role=NodeRole.MANAGER)
             # Not the leader yet: set_leader records that when it happens.
-            status = ManagerStatus(leader=False, reachability=Reachability.REACHABLE)
+            status = ManagerStatus(
+                raft_id=raft_id_of(self.node_id), reachability=Reachability.REACHABLE
+            )
             node = Node(
                 id=self.node_id,
                 spec=spec,
