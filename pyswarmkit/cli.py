@@ -43,7 +43,7 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeRole, RestartCondition
-from pyswarmkit.control import eventlines, units
+from pyswarmkit.control import eventlines, progress, units
 from pyswarmkit.network import DEFAULT_REMOTE_API
 from pyswarmkit.transport.control import ControlClient
 
@@ -642,6 +642,89 @@ def _edit_mode(mode: ServiceMode, replicas: int | None, max_concurrent: int | No
     return mode
 
 
+DetachOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detach/--no-detach",
+        "-d",
+        help="Return at once rather than show the service converging.",
+    ),
+]
+# How often a watched change is looked at, at least (seconds).
+WATCH_POLL = 0.3
+
+
+def _converge(ref: str) -> None:
+    """Show a service converging until it has (then its tasks stay up for the
+    update monitor period: `verify`), or fail with the reason: tasks that
+    keep failing, an update paused or rolled back. Ctrl-C stops the
+    watching, never the change. On a terminal the lines are redrawn in
+    place; otherwise a line is printed whenever a slot's state changes."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    client = STATE.client()
+    console = Console(highlight=False)
+    tty = console.is_terminal
+    printed: dict[str, str] = {}
+    since: int | None = None
+    verify_until: float | None = None
+    live = Live(console=console, auto_refresh=False, transient=False) if tty else None
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            started = time.monotonic()
+            service: Service = client.call("service.inspect", {"ref": ref})["service"]
+            if since is None:
+                since = service.meta.version
+            tasks: list[Task] = []
+            nodes: dict[str, str] = {}
+            for page in client.stream("task.list", {"service": service.id, "all": True}):
+                tasks.extend(page.get("tasks") or ())
+                nodes.update(page.get("nodes") or {})
+            shown = progress.view(service, tasks, nodes, since)
+            lines = shown.render()
+            now = time.monotonic()
+            if shown.outcome == "converged" and verify_until is None:
+                verify_until = now + service.spec.update.monitor
+            elif shown.outcome != "converged":
+                verify_until = None
+            if verify_until is not None:
+                left = max(0.0, verify_until - now)
+                lines.append(
+                    f"verify: Waiting {left:.0f} seconds to verify that tasks are stable..."
+                )
+            if live is not None:
+                live.update(Text("\n".join(lines)), refresh=True)
+            else:
+                for line in shown.lines:
+                    if printed.get(line.label) != line.text:
+                        printed[line.label] = line.text
+                        _echo(f"{line.label}: {line.text}")
+            if shown.outcome == "failed":
+                raise Unavailable(f"{service.name} did not converge: {shown.reason}")
+            if verify_until is not None and now >= verify_until:
+                if live is not None:
+                    lines[-1] = "verify: Service converged"
+                    live.update(Text("\n".join(lines)), refresh=True)
+                else:
+                    _echo("verify: Service converged")
+                return
+            time.sleep(max(WATCH_POLL, 2 * (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        typer.echo(
+            f"swarmctl: stopped watching; the change goes on (swarmctl task ls --service {ref})",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        if live is not None:
+            live.stop()
+        client.close()
+
+
 @service_app.command("create")
 def service_create(
     name: Annotated[str | None, typer.Option(help="Service name.")] = None,
@@ -665,6 +748,7 @@ def service_create(
     restart_max_attempts: RestartAttemptsOpt = None,
     restart_window: RestartWindowOpt = None,
     stop_grace_period: StopGraceOpt = None,
+    detach: DetachOpt = False,
 ) -> None:
     """Create a service; prints its ID."""
     if not name:
@@ -690,6 +774,8 @@ def service_create(
     typecheck.check(spec, "spec")
     result = STATE.call("service.create", {"spec": spec})
     _echo(result["id"])
+    if not detach:
+        _converge(result["id"])
 
 
 @service_app.command("ls")
@@ -876,6 +962,7 @@ def service_update(
     restart_max_attempts: RestartAttemptsOpt = None,
     restart_window: RestartWindowOpt = None,
     stop_grace_period: StopGraceOpt = None,
+    detach: DetachOpt = False,
 ) -> None:
     """Change a service; its tasks follow."""
     flags = SpecFlags.from_params(locals())
@@ -895,6 +982,8 @@ def service_update(
         return flags.apply(spec)
 
     _edit_service(service, edit)
+    if not detach:
+        _converge(service)
 
 
 @service_app.command("rm")
