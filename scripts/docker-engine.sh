@@ -97,7 +97,7 @@ images() {
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
     local first="${TAGS[0]}"
     tar -C "$root" -c . | docker import \
-        -c 'CMD ["sleep", "86400"]' -c 'ENV PATH=/bin' - "$first" >/dev/null
+        -c 'CMD ["sh", "-c", "trap \"exit 0\" TERM; sleep 86400 & wait"]' -c 'ENV PATH=/bin' - "$first" >/dev/null
     rm -rf "$root"
     for tag in "${TAGS[@]:1}"; do
         docker tag "$first" "$tag"

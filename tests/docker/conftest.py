@@ -30,7 +30,7 @@ def _engine_or_reason() -> tuple[object | None, str]:
             client.images.get(image)
     except (ImageNotFound, DockerException):
         client.close()
-        return None, f"the engine at {host} lacks the test images: run scripts/docker-engine.sh images"
+        return None, f"the engine at {host} lacks the test images: {HOW}"
     return client, ""
 
 
