@@ -154,7 +154,9 @@ def test_recover_adopts_running_and_reports_exited(executor: DockerExecutor, eng
     done = executor.controller(make_task("t8", command=("true",)))
     done.prepare()
     done.start()
-    wait_until(lambda: engine.api.inspect_container(done.container_id)["State"]["Status"] == "exited")
+    wait_until(
+        lambda: engine.api.inspect_container(done.container_id)["State"]["Status"] == "exited"
+    )
     again = DockerExecutor("node-x", os.environ["DOCKER_HOST"])
     again.node_id = "nodex"
     found = {f.task_id: f for f in again.recover()}
