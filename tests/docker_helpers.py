@@ -40,7 +40,9 @@ def engine_or_reason() -> tuple[object | None, str]:
 def task_containers(client: Any, service: str, running_only: bool = False) -> list[Any]:
     """The containers of a service's tasks on the engine, as the SDK sees them."""
     found = client.containers.list(
-        all=not running_only, filters={"label": f"com.docker.swarm.service.name={service}"}
+        all=not running_only,
+        filters={"label": f"com.docker.swarm.service.name={service}"},
+        ignore_removed=True,
     )
     return list(found)
 

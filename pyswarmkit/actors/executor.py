@@ -111,6 +111,8 @@ class ExecutorActor(GuardedActor):
         if getattr(executor, "blocking", False):
             self.pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="executor-step")
         self._busy: dict[str, deque[tuple[Command, float]]] = {}
+        # Exits reported while the task's start was still in flight.
+        self._early: dict[str, tuple[int, str]] = {}
         # An executor with ``watch`` reports exits itself: nothing is polled.
         self.watched = callable(getattr(executor, "watch", None))
 
@@ -244,10 +246,14 @@ class ExecutorActor(GuardedActor):
 
             def started(pid: int | None, err: str) -> None:
                 if pid is None:
+                    self._early.pop(tid, None)
                     self._tell(ExecutorEvent("started", tid, err=err))
                     return
                 self.running.add(tid)
                 self._tell(ExecutorEvent("started", tid, pid=pid))
+                early = self._early.pop(tid, None)
+                if early is not None:
+                    self._exited(tid, *early)
 
             self._run(tid, "started", found.start, started)
         elif cmd.op == "shutdown":
@@ -321,6 +327,10 @@ class ExecutorActor(GuardedActor):
 
     def _exited(self, tid: str, code: int, err: str = "") -> None:
         if tid not in self.running:
+            if tid in self._busy:
+                # Its start is still finishing in the pool: a container that
+                # exits at once is reported before the start's outcome arrives.
+                self._early[tid] = (code, err)
             return
         self.running.discard(tid)
         self.stopping.discard(tid)

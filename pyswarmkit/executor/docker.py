@@ -251,7 +251,9 @@ class DockerController:
         except DockerException as exc:
             self.executor.unwatch(self.container_id)
             raise ExecutorError(f"starting the container failed: {_short(exc)}") from None
-        return int(container.attrs.get("State", {}).get("Pid", 0) or 0)
+        # The host's pid of its main process; one that already exited has
+        # none left, and is reported by its pid inside the container, 1.
+        return int(container.attrs.get("State", {}).get("Pid", 0) or 0) or 1
 
     def poll(self) -> int | None:
         try:

@@ -114,3 +114,38 @@ def test_exits_come_from_the_executor_and_nothing_is_polled() -> None:
     finally:
         actor.stop()
         collector.stop()
+
+
+class ExitsAtOnce(SlowExecutor):
+    """Its task exits before its start has returned, as a container may."""
+
+    def controller(self, task: Task) -> SlowController:
+        ctl = super().controller(task)
+        inner = ctl.start
+
+        def start() -> int:
+            pid = inner()
+            assert self.notify is not None
+            # Told before the start's own outcome, which follows when this returns.
+            self.notify(task.id, 3, "")
+            return pid
+
+        ctl.start = start  # type: ignore[method-assign]
+        return ctl
+
+
+def test_an_exit_reported_before_the_start_returned_is_kept() -> None:
+    registry = Registry("n")
+    collector = Collector.start()
+    registry.add("agent", collector)
+    executor = ExitsAtOnce()
+    actor = ExecutorActor.start(registry, executor)
+    task = Task(id="t1")
+    try:
+        actor.tell(Commands((Command("prepare", task), Command("start", task))))
+        wait_until(lambda: ("exited", "t1", 3) in _events(collector), what="exit reported")
+        kinds = [k for k, tid, _ in _events(collector) if tid == "t1"]
+        assert kinds == ["prepared", "started", "exited"]
+    finally:
+        actor.stop()
+        collector.stop()
