@@ -210,3 +210,42 @@ def test_an_engine_restart_fails_the_tasks_and_they_are_replaced(
         stop_swarmd(node)
         client.close()
         subprocess.run(["bash", str(ENGINE_SCRIPT), "stop", str(engine_dir)], timeout=120)
+
+
+def test_a_restarted_swarmd_keeps_its_containers_and_removes_strays(
+    engine: Any, short_tmp: Path
+) -> None:
+    addr = os.environ["DOCKER_HOST"]
+    node = start_swarmd(short_tmp, addr)
+    try:
+        node.sh("service create --name keep --image busybox --replicas 2")
+        wait_until(lambda: node.replicas("keep") == "2/2", timeout=30, what="keep 2/2")
+        before = running_images(engine, "keep")
+        node_id = next(iter(task_containers(engine, "keep"))).labels["com.docker.swarm.node.id"]
+        node.proc.kill()
+        node.proc.wait(30)
+        # A container of a task the swarm no longer has, left by this node.
+        stray = engine.containers.run(
+            "busybox",
+            detach=True,
+            name="keep.9.straytask",
+            labels={
+                "com.docker.swarm.task.id": "straytask",
+                "com.docker.swarm.service.name": "keep",
+                "com.docker.swarm.node.id": node_id,
+            },
+        )
+        node = start_swarmd(short_tmp, addr)
+        wait_until(
+            lambda: not engine.containers.list(all=True, filters={"id": stray.id}),
+            timeout=60,
+            what="the stray container removed",
+        )
+        wait_until(lambda: node.replicas("keep") == "2/2", timeout=30, what="keep 2/2 again")
+        # The same containers, taken back rather than replaced.
+        assert running_images(engine, "keep") == before
+        assert "adopted task" in node.log()
+    finally:
+        stop_swarmd(node)
+        for c in engine.containers.list(all=True, filters={"label": "com.docker.swarm.task.id"}):
+            c.remove(force=True)
