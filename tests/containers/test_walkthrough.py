@@ -237,7 +237,9 @@ def test_a_restarted_swarmd_keeps_its_containers_and_removes_strays(
         )
         node = start_swarmd(short_tmp, addr)
         wait_until(
-            lambda: not engine.containers.list(all=True, filters={"id": stray.id}),
+            lambda: (
+                not engine.containers.list(all=True, filters={"id": stray.id}, ignore_removed=True)
+            ),
             timeout=60,
             what="the stray container removed",
         )
