@@ -264,6 +264,7 @@ class DockerController:
         return None if found is None else found[0]
 
     def _kill(self, sig: str) -> None:
+        self.executor.asked_to_stop(self.container_id)
         with contextlib.suppress(NotFound):
             try:
                 self.client.api.kill(self.container_id, signal=sig)
@@ -315,6 +316,10 @@ class DockerExecutor:
         self._lock = threading.Lock()
         # Containers whose exit is to be reported: container ID to task ID.
         self._watched: dict[str, str] = {}
+        # Watched containers this executor signalled, and those someone else
+        # did (the engine stopping, a docker stop): container ID to signal.
+        self._asked: set[str] = set()
+        self._outside: dict[str, str] = {}
         self._notify: ExitNotify | None = None
         self._stopped = threading.Event()
         self._events: Any = None
@@ -382,6 +387,17 @@ class DockerExecutor:
     def unwatch(self, container_id: str) -> None:
         with self._lock:
             self._watched.pop(container_id, None)
+            self._asked.discard(container_id)
+            self._outside.pop(container_id, None)
+
+    def asked_to_stop(self, container_id: str) -> None:
+        with self._lock:
+            self._asked.add(container_id)
+
+    def _killed(self, container_id: str, sig: str) -> None:
+        with self._lock:
+            if container_id in self._watched and container_id not in self._asked:
+                self._outside[container_id] = sig
 
     def watch(self, notify: ExitNotify) -> None:
         """Report each watched container's exit to ``notify(task_id, code, err)``
@@ -402,6 +418,12 @@ class DockerExecutor:
     def _exited(self, container_id: str, code: int, err: str) -> None:
         with self._lock:
             tid = self._watched.pop(container_id, None)
+            self._asked.discard(container_id)
+            sig = self._outside.pop(container_id, None)
+        if sig is not None and not err:
+            # It did not end by itself, whatever its exit code: the engine
+            # stopping or restarting, or a docker stop or kill from outside.
+            err = f"the container was stopped from outside swarmd (signal {sig})"
         if tid is not None and self._notify is not None:
             self._notify(tid, code, err)
 
@@ -410,7 +432,7 @@ class DockerExecutor:
         while not self._stopped.is_set():
             try:
                 self._events = self.client.events(
-                    decode=True, filters={"type": "container", "event": "die"}
+                    decode=True, filters={"type": "container", "event": ["kill", "die"]}
                 )
                 if lost:
                     log.warning("the Docker engine is back: checking the tasks' containers")
@@ -423,8 +445,12 @@ class DockerExecutor:
                         return
                     actor = event.get("Actor") or {}
                     attrs = actor.get("Attributes") or {}
+                    cid = str(actor.get("ID") or event.get("id", ""))
+                    if event.get("Action", event.get("status")) == "kill":
+                        self._killed(cid, str(attrs.get("signal", "")))
+                        continue
                     code = int(attrs.get("exitCode", EXIT_UNKNOWN))
-                    self._exited(str(actor.get("ID") or event.get("id", "")), code, "")
+                    self._exited(cid, code, "")
             except Exception as exc:
                 if self._stopped.is_set():
                     return

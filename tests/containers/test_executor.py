@@ -147,6 +147,18 @@ def test_stop_signal_then_kill(executor: DockerExecutor) -> None:
     assert q.get(timeout=15) == ("t6", 137, "")
 
 
+def test_a_container_stopped_from_outside_fails(executor: DockerExecutor, engine: Any) -> None:
+    q = exits(executor)
+    ctl = executor.controller(make_task("t9"))
+    ctl.prepare()
+    ctl.start()
+    engine.api.stop(ctl.container_id, timeout=5)
+    tid, code, err = q.get(timeout=15)
+    # The image's CMD exits 0 on SIGTERM; it still did not end by itself.
+    assert (tid, code) == ("t9", 0)
+    assert err == "the container was stopped from outside swarmd (signal 15)"
+
+
 def test_recover_adopts_running_and_reports_exited(executor: DockerExecutor, engine: Any) -> None:
     running = executor.controller(make_task("t7"))
     running.prepare()

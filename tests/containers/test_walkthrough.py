@@ -161,10 +161,13 @@ def test_swarmd_refuses_to_start_without_an_engine(short_tmp: Path) -> None:
 ENGINE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "docker-engine.sh"
 
 
+@pytest.mark.parametrize("sig", [15, 9], ids=["stopped", "crashed"])
 def test_an_engine_restart_fails_the_tasks_and_they_are_replaced(
-    engine: Any, short_tmp: Path
+    engine: Any, short_tmp: Path, sig: int
 ) -> None:
-    """On an engine of its own, restarted under running tasks."""
+    """On an engine of its own, restarted under running tasks: stopped (it
+    stops the containers, which exit 0 on SIGTERM) or crashed (its next start
+    kills what it left)."""
     import docker
 
     engine_dir = short_tmp / "e"
@@ -186,7 +189,7 @@ def test_an_engine_restart_fails_the_tasks_and_they_are_replaced(
         before = set(running_images(client, "r"))
         old_tasks = task_ids(node, "r")
         pid = int((engine_dir / "dockerd.pid").read_text())
-        os.kill(pid, 9)
+        os.kill(pid, sig)
         wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=30, what="dockerd gone")
         subprocess.run(
             ["bash", str(ENGINE_SCRIPT), "start", str(engine_dir)],
