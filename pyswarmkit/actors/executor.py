@@ -1,8 +1,10 @@
-"""Drives task controllers: carries out the agent's commands, polls running
-tasks on ticks, and sends SIGKILL when a stop outlasts its grace period.
+"""Drives task controllers: carries out the agent's commands, learns of exits
+(from the executor, or by polling running tasks on ticks), and sends SIGKILL
+when a stop outlasts its grace period.
 
-Polling: tasks being stopped are polled on every tick; the others in turn, at
-most ``POLL_SLICE`` a tick. Polling every controller every tick costs O(tasks)
+Polling, for an executor without ``watch`` (the sim executor): tasks being
+stopped are polled on every tick; the others in turn, at most ``POLL_SLICE`` a
+tick. Polling every controller every tick costs O(tasks)
 per tick, which at 100 000 tasks is most of a core. The price is latency for a
 task that exits by itself: it is noticed within ceil(running / POLL_SLICE)
 ticks (one tick up to 2000 running tasks, 50 ticks at 100 000).
