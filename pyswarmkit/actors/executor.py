@@ -14,7 +14,8 @@ whose every step is a call to the engine, and a pull may take minutes) has them
 run in a pool of ``POOL_SIZE`` threads, so one slow task never holds up the
 others or a stop deadline; a task's own steps still run in order, and their
 outcomes come back to this actor as messages. An executor with ``watch``
-reports exits itself (Docker's event stream) and is never polled.
+reports exits itself (pidfds for processes, the event stream for Docker) and
+is never polled.
 
 The events of one handled message go to the agent as one ``ExecutorEvents``.
 

@@ -402,6 +402,9 @@ class DockerExecutor:
     def watch(self, notify: ExitNotify) -> None:
         """Report each watched container's exit to ``notify(task_id, code, err)``
         from a thread of its own, until ``close``."""
+        if self._thread is not None:
+            # A restarted executor actor: its predecessor's watch ends first.
+            self.close()
         self._notify = notify
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="docker-events", daemon=True)
@@ -414,6 +417,7 @@ class DockerExecutor:
                 self._events.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
 
     def _exited(self, container_id: str, code: int, err: str) -> None:
         with self._lock:

@@ -45,6 +45,8 @@ class PidWatch:
         return self._notify is not None
 
     def start(self, notify: Notify) -> None:
+        # A second start (a restarted executor actor) replaces the first run.
+        self.close()
         self._notify = notify
         self._stopped = threading.Event()
         self._selector = selectors.DefaultSelector()
