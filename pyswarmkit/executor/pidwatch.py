@@ -8,7 +8,8 @@ start time), never by the pidfd alone: a pidfd opened after the pid was
 reused names the wrong process, and ``check`` is run once right after
 registering to catch exactly that, and an exit before the pidfd was open.
 Where a pidfd cannot be had (no pidfd_open, out of file descriptors) the
-process is checked every ``FALLBACK_PERIOD`` seconds instead.
+process is checked in turn instead, ``FALLBACK_SLICE`` of them every
+``FALLBACK_PERIOD`` seconds.
 """
 
 from __future__ import annotations
@@ -22,11 +23,22 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-# Seconds between checks of the processes no pidfd watches.
+# Seconds between checks of the processes no pidfd watches, and how many of
+# them are checked each time (in turn, as the executor actor polled them).
 FALLBACK_PERIOD = 0.1
+FALLBACK_SLICE = 2000
 
 Check = Callable[[], "int | None"]
 Notify = Callable[[str, int, str], None]
+
+
+def in_turn(keys: list[str], turn: int, size: int) -> tuple[list[str], int]:
+    """The next ``size`` of ``keys`` from position ``turn``, wrapping around,
+    and where the next turn starts. Pure."""
+    if len(keys) <= size:
+        return keys, 0
+    start = turn % len(keys)
+    return (keys + keys)[start : start + size], start + size
 
 
 class PidWatch:
@@ -39,6 +51,7 @@ class PidWatch:
         self._wake_r = self._wake_w = -1
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._turn = 0
 
     @property
     def started(self) -> bool:
@@ -161,5 +174,6 @@ class PidWatch:
                             selector.unregister(entry[0])
                         os.close(entry[0])
                         self._entries[key] = (-1, entry[1])
+            fallback, self._turn = in_turn(fallback, self._turn, FALLBACK_SLICE)
             for key in fallback:
                 self._check(key)

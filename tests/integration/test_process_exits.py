@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,46 @@ def test_a_process_gone_before_it_is_added_is_reported_at_once() -> None:
         assert seen.get(timeout=5) == ("b", 0, "")
     finally:
         watch.close()
+
+
+def test_without_pidfds_processes_are_checked_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pid: int) -> int:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(os, "pidfd_open", refuse)
+    monkeypatch.setattr(pidwatch, "FALLBACK_SLICE", 2)
+    checked: list[str] = []
+    seen: queue.Queue[str] = queue.Queue()
+    watch = pidwatch.PidWatch()
+    watch.start(lambda key, code, err: seen.put(key))
+    done: set[str] = set()
+
+    def check(key: str) -> Callable[[], int | None]:
+        def run() -> int | None:
+            checked.append(key)
+            return 0 if key in done else None
+
+        return run
+
+    try:
+        for key in "abcde":
+            watch.add(key, 1, check(key))
+        checked.clear()
+        wait_until(lambda: len(checked) >= 10, timeout=10, what="rounds of checks")
+        # Two a round, every one in turn.
+        assert set(checked[:10]) == set("abcde")
+        done.add("d")
+        assert seen.get(timeout=10) == "d"
+    finally:
+        watch.close()
+
+
+def test_in_turn_takes_a_slice_and_wraps() -> None:
+    keys = list("abcde")
+    part, turn = pidwatch.in_turn(keys, 0, 2)
+    assert part == ["a", "b"]
+    part, turn = pidwatch.in_turn(keys, turn, 2)
+    assert part == ["c", "d"]
+    part, turn = pidwatch.in_turn(keys, turn, 2)
+    assert part == ["e", "a"]
+    assert pidwatch.in_turn(keys, 7, 10) == (keys, 0)
