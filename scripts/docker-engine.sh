@@ -12,11 +12,10 @@
 # DOCKER_HOST (or PYSWARMKIT_DOCKER_HOST); without one they are skipped.
 #
 # dockerd runs with:
-#   --iptables=false   a test engine must not rewrite the machine's firewall, and
-#                      in VMs or containers without the nat table it cannot start
-#   --bridge=none      no docker0 bridge to create (needs netlink rights many CI
-#                      sandboxes lack); containers still get loopback, and host-mode
-#                      ports or --network host work
+#   --iptables=false   a test engine leaves the machine's firewall alone (without it
+#                      dockerd adds DOCKER chains and NAT rules that outlive it)
+#   --bridge=none      and its network devices (no docker0 bridge left behind); the
+#                      test containers need no network, and get loopback only
 #   --exec-root, --pidfile, --data-root under DIR: nothing shared with a system dockerd
 #
 # Images: a rootfs of Debian's busybox-static (/bin/busybox plus applet links,
@@ -123,6 +122,10 @@ stop() {
             sleep 0.1
         done
         kill -9 "$pid" 2>/dev/null || true
+    fi
+    # Swarm mode (benchmarks/docker_executor.py) leaves its gateway bridge behind.
+    if ! pgrep -x dockerd >/dev/null && ip link show docker_gwbridge >/dev/null 2>&1; then
+        ip link del docker_gwbridge 2>/dev/null || true
     fi
     # Overlay mounts of removed containers are gone; whatever is left under
     # the exec root is unmounted before the directory goes.
