@@ -136,7 +136,15 @@ def swarmd(
         typer.Option(help="Path of the control socket [default: <state-dir>/swarm.sock]."),
     ] = None,
     hostname: Annotated[str | None, typer.Option(help="The node's name in the swarm.")] = None,
-    executor: Annotated[str, typer.Option(help="Task executor: process or sim.")] = "process",
+    executor: Annotated[
+        str, typer.Option(help="Task executor: process, docker or sim.")
+    ] = "process",
+    engine_addr: Annotated[
+        str | None,
+        typer.Option(
+            help="Docker engine (docker executor) [default: DOCKER_HOST, else the standard socket]."
+        ),
+    ] = None,
     heartbeat_period: Annotated[
         float, typer.Option(help="Seconds between agent heartbeats.")
     ] = 5.0,
@@ -226,6 +234,7 @@ def swarmd(
         generic_resources=units.parse_generic(generic_node_resources),
         engine_labels=dict(units.parse_label(item) for item in engine_label or ()),
         listen_remote_api=listen_remote_api,
+        engine_addr=engine_addr,
         advertise_remote_api=advertise_remote_api,
         join_addr=join_addr,
         join_token=join_token,
@@ -725,6 +734,12 @@ def _converge(ref: str) -> None:
         client.close()
 
 
+MountOpt = Annotated[
+    list[str] | None,
+    typer.Option("--mount", help="type=bind|volume,source=SRC,target=DST[,readonly] (repeatable)."),
+]
+
+
 @service_app.command("create")
 def service_create(
     name: Annotated[str | None, typer.Option(help="Service name.")] = None,
@@ -748,11 +763,17 @@ def service_create(
     restart_max_attempts: RestartAttemptsOpt = None,
     restart_window: RestartWindowOpt = None,
     stop_grace_period: StopGraceOpt = None,
+    mount: MountOpt = None,
+    workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory.")] = "",
+    user: Annotated[str, typer.Option("--user", "-u", help="User (docker executor).")] = "",
+    stop_signal: Annotated[str, typer.Option(help="Signal that stops a task.")] = "",
     detach: DetachOpt = False,
 ) -> None:
     """Create a service; prints its ID."""
     if not name:
         raise InvalidArgument("service name is required: pass --name")
+    from pyswarmkit.mounts import parse_mount, parse_stop_signal
+
     spec = ServiceSpec(
         annotations=Annotations(name=name),
         task=TaskSpec(
@@ -761,6 +782,10 @@ def service_create(
                 command=tuple(command or ()),
                 args=tuple(args or ()),
                 env=_env_list(env),
+                dir=workdir,
+                user=user,
+                mounts=tuple(parse_mount(m) for m in mount or ()),
+                stop_signal=parse_stop_signal(stop_signal) if stop_signal else "",
             )
         ),
         mode=_mode(mode, replicas, max_concurrent),

@@ -71,7 +71,7 @@ from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("process", "sim")
+EXECUTORS = ("process", "sim", "docker")
 # Started when this manager gains leadership, stopped (in reverse) when it loses it.
 LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher")
 # The actors that keep time, in tick order.
@@ -109,6 +109,8 @@ class NodeConfig:
     # HOST:PORT where a manager serves other nodes over CurveZMQ; None: nodes
     # reach it only in process (a LocalBus).
     listen_remote_api: str | None = None
+    # The Docker engine of ``--executor docker``; None: DOCKER_HOST, else the standard socket.
+    engine_addr: str | None = None
     # The address other nodes dial, when it differs from the one listened on.
     advertise_remote_api: str | None = None
     # Join the swarm whose manager listens at join_addr, with a join token.
@@ -218,6 +220,15 @@ def make_executor(config: NodeConfig) -> Executor:
         return ProcessExecutor(config.state_dir, config.hostname, resources, labels)
     if config.executor == "sim":
         return SimExecutor(config.hostname, resources, labels)
+    if config.executor == "docker":
+        from pyswarmkit.executor.docker import DockerExecutor
+
+        overrides = Resources(
+            nano_cpus=config.nano_cpus or 0,
+            memory_bytes=config.memory_bytes or 0,
+            generic=dict(config.generic_resources),
+        )
+        return DockerExecutor(config.hostname, config.engine_addr, overrides, labels)
     raise InvalidArgument(
         f"unknown executor {config.executor!r}: choose one of {', '.join(EXECUTORS)}"
     )
@@ -257,6 +268,9 @@ class SwarmNode:
                 save_node_id(config.state_dir, self.node_id)
             else:
                 self.node_id = load_node_id(config.state_dir)
+            # Executors that label what they start (containers) name the node.
+            if hasattr(self.executor, "node_id"):
+                self.executor.node_id = self.node_id
         except BaseException:
             self._lock.close()
             raise
