@@ -182,6 +182,13 @@ def swarmd(
             help="HOST:PORT where Prometheus metrics are served (GET /metrics); off by default."
         ),
     ] = None,
+    listen_web: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT where a read-only web page of the swarm is served; a bare PORT or "
+            ":PORT means 127.0.0.1. Off by default."
+        ),
+    ] = None,
     cert_renewal_scale: Annotated[
         float, typer.Option(hidden=True, help="Testing only: scale certificate renewal delays.")
     ] = 1.0,
@@ -229,6 +236,7 @@ def swarmd(
         listen_metrics=None
         if listen_metrics is None
         else _hostport(listen_metrics, "--listen-metrics"),
+        listen_web=None if listen_web is None else _web_address(listen_web),
     )
     node = SwarmNode(config)
     node.start()
@@ -246,6 +254,12 @@ def swarmd(
         node.stop()
     if node.failure:
         raise Internal(node.failure)
+
+
+def _web_address(value: str) -> str:
+    from pyswarmkit.web.view import listen_address
+
+    return _hostport(listen_address(value), "--listen-web")
 
 
 def _hostport(value: str, flag: str) -> str:
