@@ -257,9 +257,17 @@ def swarmd(
 
 
 def _web_address(value: str) -> str:
+    from pyswarmkit.transport.zmq_bus import split_hostport
     from pyswarmkit.web.view import listen_address
 
-    return _hostport(listen_address(value), "--listen-web")
+    address = listen_address(value)
+    try:
+        split_hostport(address)
+    except ValueError:
+        raise InvalidArgument(
+            f"--listen-web {value[:100]!r} is not HOST:PORT or PORT, e.g. 127.0.0.1:8080 or 8080"
+        ) from None
+    return address
 
 
 def _hostport(value: str, flag: str) -> str:
