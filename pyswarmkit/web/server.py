@@ -56,6 +56,7 @@ NOT_A_MANAGER = {
     "nodes": [],
     "services": [],
     "unassigned": [],
+    "more_unassigned": 0,
 }
 
 # The page loads only its own files, and no other site may frame it.

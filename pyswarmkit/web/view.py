@@ -51,8 +51,9 @@ def snapshot(
     for t in live:
         by_node.setdefault(t.node_id, []).append(t)
     node_rows = [
-        _node(n, by_node.get(n.id, [])) for n in sorted(nodes, key=lambda n: (n.name, n.id))
+        _node(n, by_node.get(n.id, []), names) for n in sorted(nodes, key=lambda n: (n.name, n.id))
     ]
+    waiting = by_node.get("", [])
     return {
         "index": index,
         "nodes": node_rows,
@@ -61,7 +62,8 @@ def snapshot(
             for s in sorted(all_services, key=lambda s: (s.name, s.id))
         ],
         # Tasks waiting for a node (the scheduler found none yet).
-        "unassigned": [_task(t, names) for t in by_node.get("", [])[:MAX_TASKS_PER_NODE]],
+        "unassigned": [_task(t, names) for t in waiting[:MAX_TASKS_PER_NODE]],
+        "more_unassigned": max(0, len(waiting) - MAX_TASKS_PER_NODE),
     }
 
 
@@ -74,8 +76,7 @@ def _task_key(task: Task, names: dict[str, str]) -> tuple[str, int, str]:
     return (names.get(task.service_id, task.service_name), task.slot, task.id)
 
 
-def _node(node: Node, tasks: list[Task]) -> dict[str, Any]:
-    names = {t.service_id: t.service_name for t in tasks}
+def _node(node: Node, tasks: list[Task], names: dict[str, str]) -> dict[str, Any]:
     return {
         "id": node.id,
         "name": node.name,

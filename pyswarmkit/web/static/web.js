@@ -90,7 +90,9 @@ function render(data) {
   fill("nodes", data.nodes, renderNode);
   fill("services", data.services, renderService);
   const boxes = data.nodes.map((n) => taskList(n.name, n.tasks, n.more_tasks));
-  if (data.unassigned.length > 0) boxes.push(taskList("waiting for a node", data.unassigned, 0));
+  if (data.unassigned.length > 0) {
+    boxes.push(taskList("waiting for a node", data.unassigned, data.more_unassigned));
+  }
   document.getElementById("tasks").replaceChildren(...boxes);
 }
 

@@ -161,11 +161,20 @@ def test_tasks_are_listed_per_node_without_finished_history() -> None:
     assert [t["name"] for t in page["unassigned"]] == ["web.3"]
 
 
+def test_tasks_are_named_after_their_service_as_it_is_now() -> None:
+    old_name = task("t9", service("s1", "old-web", ServiceMode()), 1, "n1", TaskState.RUNNING)
+    manager = snapshot(1, NODES[1:], [WEB], [old_name])["nodes"][0]
+    assert [t["name"] for t in manager["tasks"]] == ["web.1"]
+
+
 def test_a_busy_node_shows_the_first_tasks_and_how_many_more() -> None:
     many = [task(f"t{i:06}", WEB, i, "n1", TaskState.RUNNING) for i in range(1, 151)]
     manager = snapshot(1, NODES[1:], [WEB], many)["nodes"][0]
     assert len(manager["tasks"]) == MAX_TASKS_PER_NODE
     assert manager["more_tasks"] == 150 - MAX_TASKS_PER_NODE
+    waiting = [task(f"t{i:06}", WEB, i, "", TaskState.PENDING) for i in range(1, 121)]
+    page = snapshot(1, NODES[1:], [WEB], waiting)
+    assert (len(page["unassigned"]), page["more_unassigned"]) == (MAX_TASKS_PER_NODE, 20)
 
 
 def test_nothing_secret_reaches_the_page() -> None:
