@@ -126,6 +126,8 @@ class WebServer:
         )
         config = uvicorn.Config(
             app,
+            # swarmd's own logging setup carries uvicorn's warnings and errors.
+            log_config=None,
             log_level="warning",
             access_log=False,
             lifespan="off",
