@@ -199,6 +199,13 @@ def swarmd(
             help="HOST:PORT where Prometheus metrics are served (GET /metrics); off by default."
         ),
     ] = None,
+    listen_web: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT where a read-only web page of the swarm is served; a bare PORT or "
+            ":PORT means 127.0.0.1. Off by default."
+        ),
+    ] = None,
     cert_renewal_scale: Annotated[
         float, typer.Option(hidden=True, help="Testing only: scale certificate renewal delays.")
     ] = 1.0,
@@ -247,6 +254,7 @@ def swarmd(
         listen_metrics=None
         if listen_metrics is None
         else _hostport(listen_metrics, "--listen-metrics"),
+        listen_web=None if listen_web is None else _web_address(listen_web),
     )
     node = SwarmNode(config)
     node.start()
@@ -264,6 +272,20 @@ def swarmd(
         node.stop()
     if node.failure:
         raise Internal(node.failure)
+
+
+def _web_address(value: str) -> str:
+    from pyswarmkit.transport.zmq_bus import split_hostport
+    from pyswarmkit.web.view import listen_address
+
+    address = listen_address(value)
+    try:
+        split_hostport(address)
+    except ValueError:
+        raise InvalidArgument(
+            f"--listen-web {value[:100]!r} is not HOST:PORT or PORT, e.g. 127.0.0.1:8080 or 8080"
+        ) from None
+    return address
 
 
 def _hostport(value: str, flag: str) -> str:

@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pykka
 import zmq
@@ -68,6 +68,9 @@ from pyswarmkit.ticker import Ticker
 from pyswarmkit.transport.bus import Envelope, LocalBus
 from pyswarmkit.transport.control import ControlServer, check_socket_path
 from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
+
+if TYPE_CHECKING:
+    from pyswarmkit.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,8 @@ class NodeConfig:
     restart_command: list[str] | None = None
     # HOST:PORT where Prometheus metrics are served over HTTP; None: not served.
     listen_metrics: str | None = None
+    # HOST:PORT where the read-only web view is served over HTTP; None: not served.
+    listen_web: str | None = None
 
 
 def save_node_id(state_dir: Path, node_id: str) -> None:
@@ -300,6 +305,7 @@ class SwarmNode:
             )
         )
         self._metrics_server: MetricsServer | None = None
+        self._web_server: WebServer | None = None
         # Nodes whose old key is being retired (a write in flight).
         self._forgetting: set[str] = set()
         self._forget_lock = threading.Lock()
@@ -413,6 +419,14 @@ class SwarmNode:
     def _start(self) -> None:
         if self.config.listen_metrics:
             self._metrics_server = MetricsServer(self.config.listen_metrics, self.metrics)
+        if self.config.listen_web:
+            # Imported here: a node without a web view never loads the HTTP stack.
+            from pyswarmkit.web.server import WebServer
+
+            self._web_server = WebServer(
+                self.config.listen_web, lambda: self.store if self.raft is not None else None
+            )
+            log.info("web view on http://%s/", self._web_server.address)
         if self.is_manager:
             self._open_raft()
             assert self.raft is not None
@@ -941,6 +955,9 @@ class SwarmNode:
         if self._metrics_server is not None:
             self._metrics_server.stop()
             self._metrics_server = None
+        if self._web_server is not None:
+            self._web_server.stop()
+            self._web_server = None
         self.supervisor.stop()
         if self.ticker is not None:
             self.ticker.stop()
