@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers import tool, wait_until
+from helpers import swarmctl, tool, wait_until
 
 IMAGES = ("busybox:latest", "redis:3.0.5", "redis:3.0.6", "redis:3.0.7")
 HOW = "start one with scripts/docker-engine.sh start and export the DOCKER_HOST it prints"
@@ -58,7 +58,7 @@ class DockerSwarmd:
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [tool("swarmctl"), "-s", self.socket, *args],
+            swarmctl(self.socket, *args),
             capture_output=True,
             text=True,
             timeout=60,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cluster import free_port
-from helpers import tool, wait_until
+from helpers import swarmctl, tool, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,7 @@ def test_the_page_follows_a_scale_without_a_reload(short_tmp: Path, browser: obj
 
     def ctl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [tool("swarmctl"), "-s", sock, *args], capture_output=True, text=True, timeout=60
+            swarmctl(sock, *args), capture_output=True, text=True, timeout=60
         )
 
     def replicas(name: str) -> str:
