@@ -68,6 +68,9 @@ class ControlActor(GuardedActor):
                 ref.tell(Committed(batch, clock.wall()))
 
         self._unwatch = self.store.watch(committed)
+        # What committed before the watch began is not in the ring: a reader
+        # starts from where the store is now (later batches raise it).
+        self.events.start_at(self.store.index)
 
     def on_stop(self) -> None:
         if self._unwatch is not None:

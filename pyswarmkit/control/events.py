@@ -92,6 +92,11 @@ class EventRing:
     def __len__(self) -> int:
         return self._rows
 
+    def start_at(self, index: int) -> None:
+        """Nothing before ``index`` will be recorded: readers start there."""
+        if not self._batches:
+            self.newest = self.dropped = max(self.newest, index)
+
     def record(self, batch: EventBatch, time: float) -> None:
         """Keep one committed batch, committed at ``time``."""
         index = batch.index
