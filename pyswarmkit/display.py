@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from pyswarmkit.api.objects import Node, Service, Task
-from pyswarmkit.api.states import NodeRole
+from pyswarmkit.api.states import NodeRole, UpdateState
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -211,3 +211,8 @@ def size(n: int) -> str:
             return f"{value:.4g}{unit}"
         value /= 1024
     return f"{n}B"
+
+
+def update_state(state: UpdateState) -> str:
+    """As Docker's API spells update states: updating, paused, rollback_completed, ..."""
+    return state.name.lower()

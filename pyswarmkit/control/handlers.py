@@ -14,8 +14,17 @@ from typing import Any, TypeVar
 from pyswarmkit import clock, display
 from pyswarmkit.api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.objects import Cluster, Node, NodeSpec, Service, ServiceSpec, Task, replace
-from pyswarmkit.api.states import NodeRole, NodeState, TaskState
+from pyswarmkit.api.objects import (
+    Cluster,
+    Node,
+    NodeSpec,
+    Service,
+    ServiceSpec,
+    Task,
+    UpdateStatus,
+    replace,
+)
+from pyswarmkit.api.states import NodeRole, NodeState, TaskState, UpdateState
 from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
@@ -23,6 +32,7 @@ from pyswarmkit.control.events import FIELDS, EventRing, parse_request
 from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.units import MAX_DURATION, check_heartbeat_period
 from pyswarmkit.control.validate import validate_service_spec
+from pyswarmkit.orchestrator.update import with_spec
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 V = TypeVar("V")
@@ -225,10 +235,18 @@ class Handlers:
         )
 
     def service_update(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        """A new spec starts a rolling update (and supersedes one in progress);
+        ``rollback`` returns to the previous spec instead, keeping the update
+        and rollback settings of ``spec``. The same spec again resumes a
+        paused update and changes nothing else."""
         ref = _arg(body, "ref", str)
         version = _arg(body, "version", int)
         spec = _arg(body, "spec", ServiceSpec)
+        rollback = body.get("rollback", False)
+        if not isinstance(rollback, bool):
+            raise InvalidArgument("request field 'rollback' must be a bool")
         self._check(spec)
+        wall = self.wall()
 
         def build(st: MemoryStore) -> list[Change]:
             current = resolve("service", ref, st.services())
@@ -239,16 +257,15 @@ class Handlers:
                 )
             if spec.annotations.name != current.name:
                 raise InvalidArgument("renaming a service is not supported")
+            if rollback:
+                return [Change("update", _rolled_back(current, spec, wall))]
             if spec == current.spec:
+                status = current.update_status
+                if status is not None and status.state in PAUSED:
+                    return [Change("update", replace(current, update_status=None))]
                 return []
-            bump = 1 if spec.task != current.spec.task else 0
-            updated = replace(
-                current,
-                spec=spec,
-                previous_spec=current.spec,
-                spec_version=current.spec_version + bump,
-            )
-            return [Change("update", updated)]
+            updated = with_spec(current, spec, current.spec)
+            return [Change("update", replace(updated, update_status=None))]
 
         return Write(build, lambda _: {})
 
@@ -366,6 +383,26 @@ class Handlers:
             return [] if updated == current else [Change("update", updated)]
 
         return Write(build, lambda _: {})
+
+
+PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
+
+
+def _rolled_back(current: Service, spec: ServiceSpec, wall: float) -> Service:
+    """``service update --rollback``: the previous spec back (the current one
+    becomes the previous), rolled out with the rollback settings."""
+    settings_only = replace(spec, update=current.spec.update, rollback=current.spec.rollback)
+    if settings_only != current.spec:
+        raise InvalidArgument(
+            "--rollback takes no other change than --update-* and --rollback-* settings"
+        )
+    if current.previous_spec is None:
+        raise FailedPrecondition(f"service {current.name} has no previous spec to roll back to")
+    restored = replace(current.previous_spec, update=spec.update, rollback=spec.rollback)
+    status = UpdateStatus(
+        state=UpdateState.ROLLBACK_STARTED, started_at=wall, message="manually requested rollback"
+    )
+    return replace(with_spec(current, restored, current.spec), update_status=status)
 
 
 def events_since(ring: EventRing, body: dict[str, Any]) -> Reply:

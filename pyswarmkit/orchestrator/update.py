@@ -262,13 +262,14 @@ class Updates:
         if not waiting:
             return
         created = {t.id for t in out.create}
+        stopping = {t.id for t in out.desired if t.desired_state > TaskState.RUNNING}
         for tid, (key, since) in list(waiting.items()):
             if tid in created:
                 wakes.append(since + OLD_TASK_TIMEOUT)
                 continue
             tasks = slots.get(key, ())
             new = next((t for t in tasks if t.id == tid), None)
-            if new is None or new.desired_state != TaskState.READY:
+            if new is None or new.desired_state != TaskState.READY or tid in stopping:
                 del waiting[tid]
                 continue
             others = [t for t in tasks if t.id != tid]

@@ -120,8 +120,13 @@ class Swarm:
     def update(self, s: ServiceSpec, now: float) -> None:
         current = self.service()
         bump = 1 if s.task != current.spec.task else 0
+        # As the control API does: a new spec starts a new update.
         updated = replace(
-            current, spec=s, previous_spec=current.spec, spec_version=current.spec_version + bump
+            current,
+            spec=s,
+            previous_spec=current.spec,
+            spec_version=current.spec_version + bump,
+            update_status=None,
         )
         self.write([Change("update", updated)], now)
 
