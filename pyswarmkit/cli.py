@@ -553,12 +553,12 @@ def _update_lines(name: str, c: UpdateConfig) -> list[str]:
     """The effective settings of updates or rollbacks, for service inspect."""
     return [
         f" {name}",
-        f"  {'Parallelism':<16}: {c.parallelism}",
-        f"  {'Delay':<16}: {display.duration(c.delay)}",
-        f"  {'On failure':<16}: {c.failure_action}",
-        f"  {'Monitor':<16}: {display.duration(c.monitor)}",
-        f"  {'Max failure ratio':<16}: {c.max_failure_ratio:g}",
-        f"  {'Order':<16}: {c.order}",
+        f"  {'Parallelism':<17}: {c.parallelism}",
+        f"  {'Delay':<17}: {display.duration(c.delay)}",
+        f"  {'On failure':<17}: {c.failure_action}",
+        f"  {'Monitor':<17}: {display.duration(c.monitor)}",
+        f"  {'Max failure ratio':<17}: {c.max_failure_ratio:g}",
+        f"  {'Order':<17}: {c.order}",
     ]
 
 
