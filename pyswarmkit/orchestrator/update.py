@@ -80,9 +80,6 @@ from pyswarmkit.orchestrator.tasks import is_dirty, is_live, with_desired
 # starts anyway (SwarmKit's restart supervisor's task timeout).
 OLD_TASK_TIMEOUT = 60.0
 
-FAILURE_ACTIONS = ("pause", "continue", "rollback")
-ORDERS = ("stop-first", "start-first")
-
 # A slot key: a slot number (replicated) or a node ID (global).
 Slots = Mapping[Any, Sequence[Task]]
 MakeTask = Callable[[Any, TaskState], Task]
@@ -180,9 +177,15 @@ class Updates:
         # a replacement made by an update that was since superseded or paused
         # still starts.
         self._starts: dict[str, dict[str, tuple[Any, float]]] = {}
+        # Slots replaced start-first, per service: their other live tasks stop
+        # once a task of the service's spec runs there (the update that made it
+        # may have been paused or superseded since).
+        self._swaps: dict[str, set[Any]] = {}
+        # The slots given a new task in the current step (not yet in ``slots``).
+        self._made_keys: set[Any] = set()
 
     def updating(self, service_id: str) -> bool:
-        return service_id in self._runs or service_id in self._starts
+        return service_id in self._runs or service_id in self._starts or service_id in self._swaps
 
     def due(self, now: float) -> list[str]:
         return sorted(sid for sid, when in self._wakes.items() if when <= now)
@@ -194,6 +197,7 @@ class Updates:
         self._runs.pop(service_id, None)
         self._wakes.pop(service_id, None)
         self._starts.pop(service_id, None)
+        self._swaps.pop(service_id, None)
 
     def step(
         self,
@@ -205,6 +209,7 @@ class Updates:
     ) -> UpdateStep:
         out = UpdateStep()
         wakes: list[float] = []
+        self._made_keys = set()
         self._wakes.pop(service.id, None)
         run = self._decide(service, slots, now, wall, make_task, out, wakes)
         if run is None:
@@ -212,6 +217,7 @@ class Updates:
         else:
             self._runs[service.id] = run
         self._start_ready(service, slots, now, out, wakes)
+        self._swap(service, slots, out)
         out.wake_at = min(wakes, default=None)
         if out.wake_at is not None:
             self._wakes[service.id] = out.wake_at
@@ -233,15 +239,13 @@ class Updates:
             run = None  # superseded by a newer spec (or rolled back)
         status = service.update_status
         if run is not None and run.ending is not None:
-            if status is not None and (status.state, status.message) == (
-                run.ending.state,
-                run.ending.message,
-            ):
-                run = None
-            else:
+            ending = (run.ending.state, run.ending.message)
+            in_progress = status is not None and status.state in _IN_PROGRESS
+            if in_progress and status is not None and (status.state, status.message) != ending:
                 # Not in the store yet (a refused batch): say it again.
                 out.service = replace(service, update_status=run.ending)
                 return run
+            run = None  # written, or the operator has moved on since
         if status is not None and status.state in _PAUSED:
             return None
         if run is None:
@@ -252,6 +256,34 @@ class Updates:
             out.service = replace(service, update_status=_started(wall))
         self._advance(run, service, slots, now, wall, make_task, out, wakes)
         return run
+
+    def _swap(self, service: Service, slots: Slots, out: UpdateStep) -> None:
+        """Start-first slots: once a task of the service's spec runs, the
+        slot's other live tasks stop."""
+        swapping = self._swaps.get(service.id)
+        if not swapping:
+            return
+        stopping = {t.id for t in out.desired if t.desired_state > TaskState.RUNNING}
+        for key in list(swapping):
+            live = [t for t in slots.get(key, ()) if is_live(t) and t.id not in stopping]
+            if len(live) <= 1 and key not in self._made_keys:
+                swapping.discard(key)
+                continue
+            up = next(
+                (
+                    t
+                    for t in live
+                    if t.status.state == TaskState.RUNNING
+                    and t.desired_state == TaskState.RUNNING
+                    and not is_dirty(t, service)
+                ),
+                None,
+            )
+            if up is not None:
+                _stop([t for t in live if t.id != up.id], out)
+                swapping.discard(key)
+        if not swapping:
+            del self._swaps[service.id]
 
     def _start_ready(
         self, service: Service, slots: Slots, now: float, out: UpdateStep, wakes: list[float]
@@ -298,7 +330,7 @@ class Updates:
         if status is None:
             out.service = replace(service, update_status=_started(wall))
         rollback = status is not None and status.state == UpdateState.ROLLBACK_STARTED
-        config = service.spec.rollback if rollback else service.spec.update
+        config = settings(service)
         workers = config.parallelism if config.parallelism > 0 else len(dirty)
         return _Run(service.spec, rollback, config, deque(dirty), len(dirty), workers)
 
@@ -402,8 +434,7 @@ class Updates:
                 continue
             others = [t for t in tasks if t.id != new.id]
             if new.desired_state > TaskState.RUNNING or new.status.state >= TaskState.RUNNING:
-                if new.status.state == TaskState.RUNNING:
-                    _stop(others, out)
+                # Done; a start-first slot's old task is stopped by _swap.
                 del run.busy[key]
                 if run.config.delay > 0 and run.queue:
                     run.resting.append(now + run.config.delay)
@@ -440,7 +471,10 @@ class Updates:
             out.create.append(task)
             run.updated[task.id] = None
             run.busy[key] = _Busy(task.id, start_first)
-            if not start_first:
+            self._made_keys.add(key)
+            if start_first:
+                self._swaps.setdefault(service.id, set()).add(key)
+            else:
                 _stop(live, out)
                 self._starts.setdefault(service.id, {})[task.id] = (key, now)
             free -= 1
