@@ -457,3 +457,43 @@ def test_the_service_is_written_only_when_its_status_changes() -> None:
     version = swarm.service().meta.version
     run(swarm, 10.0, 30.0)
     assert swarm.service().meta.version == version
+
+
+def test_a_start_first_update_paused_mid_batch_still_stops_the_old_tasks() -> None:
+    swarm = running(3, UpdateConfig(parallelism=0, order="start-first"))
+    change(swarm, 1.0)
+    swarm.settle(1.0)
+    new = new_tasks(swarm)
+    # Every new task runs and one of them fails, all before the next step.
+    for t in new[1:]:
+        swarm.report(t.id, TaskState.RUNNING, 2.0)
+    swarm.report(new[0].id, TaskState.FAILED, 2.0)
+    run(swarm, 2.0, 10.0)
+    assert status(swarm)[0] == UpdateState.PAUSED
+    desired = Counter(t.slot for t in swarm.tasks() if t.desired_state == TaskState.RUNNING)
+    assert desired == {1: 1, 2: 1, 3: 1}
+
+
+def test_a_new_leader_carries_an_update_on_to_completion() -> None:
+    swarm = running(4, UpdateConfig(delay=5.0))
+    change(swarm, 1.0)
+    run(swarm, 1.0, 8.0)
+    assert 1 <= len(new_tasks(swarm)) < 4
+    swarm.new_leader(8.5)
+    run(swarm, 8.5, 40.0)
+    assert len(new_tasks(swarm)) == 4
+    assert all(t.spec.container.command[-1] == "serve --v2" for t in swarm.live())
+    assert status(swarm) == (UpdateState.COMPLETED, "update completed")
+
+
+def test_a_refused_batch_is_decided_again() -> None:
+    swarm = running(2)
+    change(swarm, 1.0)
+    # The orchestrator's first batch (a new task, the old one stopped, the
+    # status) is lost: the store refused it.
+    changes = swarm.orch.step(swarm.store, 1.0, swarm.wall(1.0))
+    assert changes
+    swarm.orch.reset(swarm.store, 1.0, swarm.wall(1.0), resync=True)
+    run(swarm, 1.5, 20.0)
+    assert len([t for t in swarm.live() if t.spec.container.command[-1] == "serve --v2"]) == 2
+    assert status(swarm) == (UpdateState.COMPLETED, "update completed")
