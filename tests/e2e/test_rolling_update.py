@@ -122,3 +122,25 @@ def test_force_replaces_the_tasks_of_an_unchanged_service(swarmd) -> None:  # ty
         return len(up) == 2 and not before & {t.id for t in up}
 
     wait_until(replaced, timeout=30, what="both tasks replaced")
+
+
+def test_on_failure_with_three_attempts_stops_after_the_third_restart(swarmd) -> None:  # type: ignore[no-untyped-def]
+    # SwarmKit's and Docker's meaning: max attempts counts restarts, so the
+    # first run and three restarts fail, and nothing runs after that.
+    swarmd.sh(
+        "service create --name flaky --command false --restart-condition on-failure"
+        " --restart-max-attempts 3 --restart-delay 0s"
+    )
+
+    def failed() -> int:
+        return sum(1 for t in tasks(swarmd, "flaky") if t.status.state == TaskState.FAILED)
+
+    def settled() -> bool:
+        live = [t for t in tasks(swarmd, "flaky") if t.desired_state == TaskState.RUNNING]
+        return failed() == 4 and not live
+
+    wait_until(settled, timeout=30, what="four failed tasks and none to run")
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:  # and no fifth attempt comes
+        assert settled()
+        time.sleep(0.2)
