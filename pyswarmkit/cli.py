@@ -466,9 +466,6 @@ class UpdateFlags:
     def from_params(cls, params: dict[str, Any]) -> UpdateFlags:
         return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
 
-    def given(self) -> bool:
-        return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
-
     def apply(self, spec: ServiceSpec) -> ServiceSpec:
         return replace(
             spec,
@@ -552,13 +549,13 @@ RbOrderOpt = Annotated[str | None, _R["order"]]
 def _update_lines(name: str, c: UpdateConfig) -> list[str]:
     """The effective settings of updates or rollbacks, for service inspect."""
     return [
-        f" {name}",
-        f"  {'Parallelism':<17}: {c.parallelism}",
-        f"  {'Delay':<17}: {display.duration(c.delay)}",
-        f"  {'On failure':<17}: {c.failure_action}",
-        f"  {'Monitor':<17}: {display.duration(c.monitor)}",
-        f"  {'Max failure ratio':<17}: {c.max_failure_ratio:g}",
-        f"  {'Order':<17}: {c.order}",
+        name,
+        f" {'Parallelism':<17}: {c.parallelism}",
+        f" {'Delay':<17}: {display.duration(c.delay)}",
+        f" {'On failure':<17}: {c.failure_action}",
+        f" {'Monitor':<17}: {display.duration(c.monitor)}",
+        f" {'Max failure ratio':<17}: {c.max_failure_ratio:g}",
+        f" {'Order':<17}: {c.order}",
     ]
 
 
