@@ -25,6 +25,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import signal
@@ -39,6 +40,7 @@ from typing import Any
 
 from pyswarmkit.api.objects import Service, Task
 from pyswarmkit.api.states import TaskState, UpdateState
+from pyswarmkit.orchestrator.update import failed_by_itself
 from pyswarmkit.transport.control import ControlClient
 
 
@@ -113,13 +115,29 @@ def measure(opts: argparse.Namespace, sock: str) -> dict[str, Any]:
         return svc.update_status is not None and svc.update_status.state == UpdateState.COMPLETED
 
     wait(completed, opts.timeout, "the update to complete")
+    done = time.monotonic() - start
+    history: list[Task] = call(sock, "task.list", {"service": "bench", "all": True})["tasks"]
+    svc: Service = call(sock, "service.inspect", {"ref": "bench"})["service"]
+    new = [t for t in history if t.spec.container.args[-1:] == (new_args,)]
+    made = sorted(t.meta.created_at for t in new)
+    gaps = sorted(b - a for a, b in itertools.pairwise(made)) or [0.0]
+    last_up = max(t.status.timestamp for t in new)
+    assert svc.update_status is not None
     return {
         "replicas": opts.replicas,
         "parallelism": opts.parallelism,
         "delay": opts.delay,
         "command": opts.command,
         "replaced_s": round(replaced, 2),
-        "completed_s": round(time.monotonic() - start, 2),
+        "completed_s": round(done, 2),
+        # Tasks that ended by themselves meanwhile (none, for a clean update).
+        "failed_tasks": sum(1 for t in history if failed_by_itself(t)),
+        "new_tasks": len(new),
+        # Between one slot's replacement and the next (the pace of the update).
+        "gap_min_s": round(gaps[0], 2),
+        "gap_median_s": round(gaps[len(gaps) // 2], 2),
+        "gap_max_s": round(gaps[-1], 2),
+        "last_running_to_completed_s": round(svc.update_status.completed_at - last_up, 2),
     }
 
 
