@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -20,12 +22,14 @@ from pyswarmkit import __version__, display
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import Internal, InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.objects import (
+    JOB_KINDS,
     Annotations,
     Cluster,
     ContainerSpec,
     Node,
     NodeSpec,
     Service,
+    ServiceKind,
     ServiceMode,
     ServiceSpec,
     Task,
@@ -34,7 +38,7 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeRole, RestartCondition
-from pyswarmkit.control import units
+from pyswarmkit.control import eventlines, units
 from pyswarmkit.control.validate import FAILURE_ACTIONS, ORDERS
 from pyswarmkit.network import DEFAULT_REMOTE_API
 from pyswarmkit.transport.control import ControlClient
@@ -45,9 +49,11 @@ DEFAULT_STATE_DIR = "./swarmkitstate"
 DEFAULT_SOCKET = "./swarmkitstate/swarm.sock"
 
 
-def _app(help_text: str, **kwargs: Any) -> typer.Typer:
+def _app(help_text: str, add_completion: bool = False, **kwargs: Any) -> typer.Typer:
     # Plain click help: rich's boxes cut long option names at 80 columns.
-    return typer.Typer(add_completion=False, rich_markup_mode=None, help=help_text, **kwargs)
+    return typer.Typer(
+        add_completion=add_completion, rich_markup_mode=None, help=help_text, **kwargs
+    )
 
 
 def _version_option(prog: str) -> Any:
@@ -175,6 +181,12 @@ def swarmd(
             show_envvar=False,
         ),
     ] = None,
+    listen_metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT where Prometheus metrics are served (GET /metrics); off by default."
+        ),
+    ] = None,
     cert_renewal_scale: Annotated[
         float, typer.Option(hidden=True, help="Testing only: scale certificate renewal delays.")
     ] = 1.0,
@@ -219,6 +231,9 @@ def swarmd(
         heartbeat_tick=heartbeat_tick,
         election_tick=election_tick,
         force_new_cluster=force_new_cluster,
+        listen_metrics=None
+        if listen_metrics is None
+        else _hostport(listen_metrics, "--listen-metrics"),
     )
     node = SwarmNode(config)
     node.start()
@@ -236,6 +251,18 @@ def swarmd(
         node.stop()
     if node.failure:
         raise Internal(node.failure)
+
+
+def _hostport(value: str, flag: str) -> str:
+    from pyswarmkit.transport.zmq_bus import split_hostport
+
+    try:
+        split_hostport(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"{flag} {value[:100]!r} is not HOST:PORT, e.g. 127.0.0.1:9323"
+        ) from None
+    return value
 
 
 def _renewal_scale(value: float) -> float:
@@ -290,7 +317,7 @@ def swarmd_bench(
 
 # --- swarmctl -----------------------------------------------------------------
 
-swarmctl_app = _app("Control a swarm through a manager's socket.")
+swarmctl_app = _app("Control a swarm through a manager's socket.", add_completion=True)
 service_app = _app("Manage services.")
 task_app = _app("Inspect tasks.")
 node_app = _app("Manage nodes.")
@@ -304,6 +331,7 @@ swarmctl_app.add_typer(cluster_app, name="cluster")
 @dataclasses.dataclass(slots=True)
 class CtlState:
     socket: str = ""
+    debug: bool = False
 
     def client(self) -> ControlClient:
         if not self.socket:
@@ -326,15 +354,70 @@ class CtlState:
 STATE = CtlState()
 
 
+class Output(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    Output,
+    typer.Option(
+        "--format", help="table, or json: one JSON document with every field of each object."
+    ),
+]
+
+
+def _completer(method: str, key: str, by_name: bool = True) -> Callable[..., list[str]]:
+    """Shell completion of names (and IDs) from the running swarm, through
+    the control socket the command line names; nothing when it does not answer."""
+
+    def complete(ctx: typer.Context, incomplete: str) -> list[str]:
+        root = ctx.find_root().params
+        sock = root.get("socket_path") or os.environ.get("SWARM_SOCKET") or DEFAULT_SOCKET
+        try:
+            client = ControlClient(str(sock), timeout=2.0)
+            try:
+                items = [i for page in client.stream(method) for i in page.get(key) or ()]
+            finally:
+                client.close()
+        except (SwarmError, OSError):
+            return []
+        words = {i.id for i in items}
+        if by_name:
+            words |= {getattr(i, "name", "") for i in items} - {""}
+        return sorted(w for w in words if w.startswith(incomplete))
+
+    return complete
+
+
+complete_nodes = _completer("node.list", "nodes")
+complete_tasks = _completer("task.list", "tasks", by_name=False)
+complete_services = _completer("service.list", "services")
+
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs, one per line.")]
+
+
+def _json(values: list[Any]) -> None:
+    _echo(display.as_json(values))
+
+
 @swarmctl_app.callback()
 def swarmctl(
     socket_path: Annotated[
         str,
         typer.Option("--socket", "-s", envvar="SWARM_SOCKET", help="The manager's control socket."),
     ] = DEFAULT_SOCKET,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="On an error, also print its code and the trace (for bug reports)."
+        ),
+    ] = False,
     version: Annotated[bool, _version_option("swarmctl")] = False,
 ) -> None:
     STATE.socket = socket_path
+    STATE.debug = debug
 
 
 def _echo(text: str) -> None:
@@ -603,6 +686,66 @@ PublishOpt = Annotated[
 ]
 
 
+ModeOpt = Annotated[
+    str, typer.Option("--mode", help="replicated, global, replicated-job or global-job.")
+]
+MaxConcurrentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrent",
+        help="Tasks of a replicated job running at once (default: as many as --replicas).",
+    ),
+]
+ReplicasOpt = Annotated[
+    int | None,
+    typer.Option(help="Number of tasks (of a replicated job: completions wanted). Default 1."),
+]
+
+
+_KINDS: dict[str, ServiceKind] = {
+    "replicated": "replicated",
+    "global": "global",
+    "replicated-job": "replicated-job",
+    "global-job": "global-job",
+}
+
+
+def _mode(text: str, replicas: int | None, max_concurrent: int | None) -> ServiceMode:
+    """The mode `service create` asks for, with Docker's checks and defaults."""
+    kind = _KINDS.get(text)
+    if kind is None:
+        raise InvalidArgument(
+            f"invalid --mode {text!r}: choose replicated, global, replicated-job or global-job"
+        )
+    if replicas is not None and kind not in ("replicated", "replicated-job"):
+        raise InvalidArgument("--replicas can only be used with replicated or replicated-job mode")
+    if max_concurrent is not None and kind != "replicated-job":
+        raise InvalidArgument("--max-concurrent can only be used with replicated-job mode")
+    if kind == "replicated-job":
+        total = 1 if replicas is None else replicas
+        concurrent = total if max_concurrent is None else max_concurrent
+        return ServiceMode(kind=kind, total_completions=total, max_concurrent=concurrent)
+    return ServiceMode(kind=kind, replicas=1 if replicas is None else replicas)
+
+
+def _edit_mode(mode: ServiceMode, replicas: int | None, max_concurrent: int | None) -> ServiceMode:
+    """`service update`'s --replicas and --max-concurrent on a service's mode."""
+    if replicas is not None:
+        if mode.kind == "replicated":
+            mode = replace(mode, replicas=replicas)
+        elif mode.kind == "replicated-job":
+            mode = replace(mode, total_completions=replicas)
+        else:
+            raise InvalidArgument(
+                "--replicas can only be used with replicated or replicated-job mode"
+            )
+    if max_concurrent is not None:
+        if mode.kind != "replicated-job":
+            raise InvalidArgument("--max-concurrent can only be used with replicated-job mode")
+        mode = replace(mode, max_concurrent=max_concurrent)
+    return mode
+
+
 @service_app.command("create")
 def service_create(
     name: Annotated[str | None, typer.Option(help="Service name.")] = None,
@@ -610,7 +753,9 @@ def service_create(
     command: Annotated[list[str] | None, typer.Option(help="Command to run (repeatable).")] = None,
     args: Annotated[list[str] | None, typer.Option(help="Arguments (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE (repeatable).")] = None,
-    replicas: Annotated[int, typer.Option(help="Number of tasks.")] = 1,
+    mode: ModeOpt = "replicated",
+    replicas: ReplicasOpt = None,
+    max_concurrent: MaxConcurrentOpt = None,
     constraint: ConstraintOpt = None,
     placement_pref: PrefOpt = None,
     reserve_cpu: ReserveCpuOpt = None,
@@ -650,9 +795,13 @@ def service_create(
                 env=_env_list(env),
             )
         ),
-        mode=ServiceMode(replicas=replicas),
+        mode=_mode(mode, replicas, max_concurrent),
     )
     params = locals()
+    if spec.mode.kind in JOB_KINDS and restart_condition is None:
+        # As Docker: a job's tasks are restarted only when they fail.
+        restart = replace(spec.task.restart, condition=RestartCondition.ON_FAILURE)
+        spec = replace(spec, task=replace(spec.task, restart=restart))
     spec = SpecFlags.from_params(params).apply(spec)
     spec = UpdateFlags.from_params(params).apply(spec)
     typecheck.check(spec, "spec")
@@ -664,16 +813,18 @@ def service_create(
 def service_ls() -> None:
     """List services."""
     result = STATE.call("service.list")
+    counts = result.get("counts") or {}
     rows = [
         [
             s.id,
             s.name,
+            display.mode(s),
             display.service_image(s),
-            display.replicas(s, result["running"].get(s.id, 0)),
+            display.replicas(s, result["running"].get(s.id, 0), counts.get(s.id)),
         ]
         for s in result["services"]
     ]
-    _echo(display.table(["ID", "Name", "Image", "Replicas"], rows))
+    _echo(display.table(["ID", "Name", "Mode", "Image", "Replicas"], rows))
 
 
 def _task_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[list[str]]:
@@ -703,8 +854,11 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
     fields = [
         ("ID", svc.id),
         ("Name", svc.name),
-        ("Replicas", display.replicas(svc, result["running"])),
+        ("Mode", display.mode(svc)),
+        ("Replicas", display.replicas(svc, result["running"], result.get("counts"))),
     ]
+    if svc.spec.mode.kind == "replicated-job":
+        fields.append(("Max Concurrent", str(svc.spec.mode.max_concurrent)))
     lines = [f"{k:<18}: {v}" for k, v in fields]
     lines.extend(_update_status_lines(svc, time.time()))
     lines.append("Template")
@@ -733,6 +887,14 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
 
 
 TaskRows = Callable[[list[Task], dict[str, str], float], list[list[str]]]
+
+
+def _all_tasks(body: dict[str, Any]) -> list[Task]:
+    client = STATE.client()
+    try:
+        return [t for page in client.stream("task.list", body) for t in page.get("tasks") or ()]
+    finally:
+        client.close()
 
 
 def _print_tasks(headers: list[str], body: dict[str, Any], rows: TaskRows) -> None:
@@ -818,7 +980,10 @@ def _edit_service(
 @service_app.command("update")
 def service_update(
     service: Annotated[str, typer.Argument(help="Name or ID.")],
-    replicas: Annotated[int | None, typer.Option(help="Number of tasks.")] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help="Number of tasks (of a replicated job: completions).")
+    ] = None,
+    max_concurrent: MaxConcurrentOpt = None,
     image: Annotated[str | None, typer.Option(help="Image.")] = None,
     command: Annotated[list[str] | None, typer.Option(help="Command (repeatable).")] = None,
     args: Annotated[list[str] | None, typer.Option(help="Arguments (repeatable).")] = None,
@@ -884,8 +1049,7 @@ def service_update(
         if env is not None:
             c = replace(c, env=_env_list(env))
         spec = replace(spec, task=replace(spec.task, container=c))
-        if replicas is not None:
-            spec = replace(spec, mode=replace(spec.mode, replicas=replicas))
+        spec = replace(spec, mode=_edit_mode(spec.mode, replicas, max_concurrent))
         if force:
             task = spec.task
             spec = replace(spec, task=replace(task, force_update=task.force_update + 1))
@@ -906,9 +1070,18 @@ def task_ls(
     service: Annotated[str | None, typer.Option(help="Only this service's tasks.")] = None,
     node: Annotated[str | None, typer.Option(help="Only tasks on this node.")] = None,
     all_tasks: Annotated[bool, typer.Option("--all", "-a", help="Include finished tasks.")] = False,
+    quiet: QuietOpt = False,
+    output: FormatOpt = Output.table,
 ) -> None:
     """List tasks."""
     body = {"service": service or "", "node": node or "", "all": all_tasks}
+    if quiet or output is Output.json:
+        tasks = _all_tasks(body)
+        if output is Output.json:
+            _json(tasks)
+        elif tasks:
+            _echo("\n".join(t.id for t in tasks))
+        return
     headers = ["ID", "Name", "Image", "Desired State", "Last State", "Node"]
     _print_tasks(headers, body, _task_ls_rows)
 
@@ -928,9 +1101,24 @@ def _task_ls_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[
 
 
 @task_app.command("inspect")
-def task_inspect(task: Annotated[str, typer.Argument(help="ID or unique ID prefix.")]) -> None:
-    """Show one task."""
-    result = STATE.call("task.inspect", {"ref": task})
+def task_inspect(
+    tasks: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TASK...", help="IDs or unique ID prefixes.", autocompletion=complete_tasks
+        ),
+    ],
+    output: FormatOpt = Output.table,
+) -> None:
+    """Show tasks."""
+    results = [STATE.call("task.inspect", {"ref": ref}) for ref in tasks]
+    if output is Output.json:
+        _json([r["task"] for r in results])
+        return
+    _echo("\n\n".join(_task_text(r) for r in results))
+
+
+def _task_text(result: dict[str, Any]) -> str:
     t: Task = result["task"]
     now = time.time()
     c = t.spec.container
@@ -950,7 +1138,7 @@ def task_inspect(task: Annotated[str, typer.Argument(help="ID or unique ID prefi
     lines.append("Spec")
     lines.append(" Container")
     lines.extend(_container_lines(c))
-    _echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 NODE_HEADERS = ["ID", "Name", "Membership", "Status", "Availability", "Manager Status"]
@@ -967,18 +1155,82 @@ def _node_row(n: Node) -> list[str]:
     ]
 
 
+EVENTS_POLL = 0.2
+
+
+@swarmctl_app.command("events")
+def events(
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="type=service, type=node or type=task (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Show what the manager still holds from then on: 10m, or a UTC time."),
+    ] = None,
+    output: FormatOpt = Output.table,
+) -> None:
+    """Stream store changes as they commit, one line each, until Ctrl-C."""
+    kinds = eventlines.parse_filters(filters or [])
+    start = None if since is None else eventlines.parse_since(since, time.time())
+    show = eventlines.json_line if output is Output.json else eventlines.line
+    body: dict[str, Any] = {} if kinds is None else {"kinds": sorted(kinds)}
+    client = STATE.client()
+    names: dict[str, str] = {}
+
+    def learn() -> None:
+        names.update((s.id, s.name) for s in client.call("service.list")["services"])
+        names.update((n.id, n.name) for n in client.call("node.list")["nodes"])
+
+    try:
+        learn()
+        first = client.call("events.since", body)
+        # With --since: everything the manager's event ring still holds.
+        index = first["oldest"] if start is not None else first["next"]
+        while True:
+            page = client.call("events.since", {**body, "index": index})
+            rows = page["events"]
+            if any(r[3] in ("service", "node") and r[4] not in names for r in rows):
+                learn()
+            for r in rows:
+                if start is None or r[1] >= start:
+                    typer.echo(show(r, names))
+            index = page["next"]
+            if not rows:
+                time.sleep(EVENTS_POLL)
+    except KeyboardInterrupt:
+        # Ctrl-C stops the watching, and only that.
+        return
+    finally:
+        client.close()
+
+
 @node_app.command("ls")
-def node_ls() -> None:
+def node_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> None:
     """List nodes."""
     result = STATE.call("node.list")
+    if quiet and output is not Output.json:
+        if result["nodes"]:
+            _echo("\n".join(n.id for n in result["nodes"]))
+        return
+    if output is Output.json:
+        _echo(display.as_json(result["nodes"]))
+        return
     _echo(display.table(NODE_HEADERS, [_node_row(n) for n in result["nodes"]]))
 
 
 @node_app.command("inspect")
-def node_inspect(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
-    """Show one node."""
-    result = STATE.call("node.inspect", {"ref": node})
-    _echo(display.node_summary(result["node"], result["tasks"], time.time()))
+def node_inspect(
+    nodes: NodesArg,
+    output: FormatOpt = Output.table,
+) -> None:
+    """Show nodes."""
+    results = [STATE.call("node.inspect", {"ref": ref}) for ref in nodes]
+    if output is Output.json:
+        _json([r["node"] for r in results])
+        return
+    now = time.time()
+    _echo("\n\n".join(display.node_summary(r["node"], r["tasks"], now) for r in results))
 
 
 def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:
@@ -1006,7 +1258,13 @@ def _remove_nodes(nodes: list[str], force: bool) -> None:
         raise typer.Exit(1)
 
 
-NodesArg = Annotated[list[str], typer.Argument(metavar="NODE...", help="Names or IDs.")]
+NodeArg = Annotated[
+    str, typer.Argument(metavar="NODE", help="Name or ID.", autocompletion=complete_nodes)
+]
+NodesArg = Annotated[
+    list[str],
+    typer.Argument(metavar="NODE...", help="Names or IDs.", autocompletion=complete_nodes),
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", "-f", help="Remove the node even if it is not down.")
 ]
@@ -1049,7 +1307,7 @@ def _availability(text: str) -> NodeAvailability:
 
 @node_app.command("update")
 def node_update(
-    node: Annotated[str, typer.Argument(help="Name or ID.")],
+    node: NodeArg,
     label_add: Annotated[
         list[str] | None, typer.Option("--label-add", help="Add or change a label k=v.")
     ] = None,
@@ -1082,35 +1340,52 @@ def _set_availability(node: str, availability: NodeAvailability) -> None:
 
 
 @node_app.command("drain")
-def node_drain(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+def node_drain(node: NodeArg) -> None:
     """Move every task off the node and place no new ones there."""
     _set_availability(node, NodeAvailability.DRAIN)
 
 
 @node_app.command("pause")
-def node_pause(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+def node_pause(node: NodeArg) -> None:
     """Place no new tasks on the node; its tasks keep running."""
     _set_availability(node, NodeAvailability.PAUSE)
 
 
 @node_app.command("activate")
-def node_activate(node: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+def node_activate(node: NodeArg) -> None:
     """Let the scheduler use the node again."""
     _set_availability(node, NodeAvailability.ACTIVE)
 
 
 @cluster_app.command("ls")
-def cluster_ls() -> None:
+def cluster_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> None:
     """List clusters."""
     result = STATE.call("cluster.list")
+    if output is Output.json:
+        _json(result["clusters"])
+        return
+    if quiet:
+        _echo("\n".join(c.id for c in result["clusters"]))
+        return
     _echo(display.table(["ID", "Name"], [[c.id, c.name] for c in result["clusters"]]))
 
 
 @cluster_app.command("inspect")
-def cluster_inspect(cluster: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
+def cluster_inspect(
+    clusters: Annotated[list[str], typer.Argument(metavar="CLUSTER...", help="Names or IDs.")],
+    output: FormatOpt = Output.table,
+) -> None:
     """Show the cluster's settings and join tokens."""
-    result = STATE.call("cluster.inspect", {"ref": cluster})
-    c: Cluster = result["cluster"]
+    found: list[Cluster] = [
+        STATE.call("cluster.inspect", {"ref": ref})["cluster"] for ref in clusters
+    ]
+    if output is Output.json:
+        _json(list(found))
+        return
+    _echo("\n\n".join(_cluster_text(c) for c in found))
+
+
+def _cluster_text(c: Cluster) -> str:
     lines = [
         f"ID          : {c.id}",
         f"Name        : {c.name}",
@@ -1130,7 +1405,7 @@ def cluster_inspect(cluster: Annotated[str, typer.Argument(help="Name or ID.")])
         f"  Snapshot interval: {c.spec.raft.snapshot_interval}",
         f"  Log entries kept for slow followers: {c.spec.raft.log_entries_for_slow_followers}",
     ]
-    _echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 @cluster_app.command("update")
@@ -1222,6 +1497,9 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
     try:
         code = command_.main(args=sys.argv[1:], prog_name=prog, standalone_mode=False)
     except SwarmError as err:
+        if STATE.debug:
+            traceback.print_exc()
+            _fail(prog, f"{err} (code: {err.code})", 1)
         _fail(prog, str(err), 1)
     except (KeyboardInterrupt, typer.Abort):
         _fail(prog, "interrupted", 130)
@@ -1234,6 +1512,8 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
             _fail(prog, f"{fmt()} (see {path} --help)", code)
         # Anything else is our bug; still one line, and the details in debug logs.
         logging.getLogger(prog).debug("unexpected error", exc_info=True)
+        if STATE.debug:
+            traceback.print_exc()
         _fail(prog, f"internal error: {type(exc).__name__}: {exc}", 1)
     sys.exit(code if isinstance(code, int) else 0)
 

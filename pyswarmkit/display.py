@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import time
 from collections.abc import Sequence
+from typing import Any
+
+import msgspec
 
 from pyswarmkit.api.objects import Node, Service, Task
 from pyswarmkit.api.states import NodeRole, UpdateState
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data: objects become maps of their fields (in
+    declaration order), states their lower-case names, PEM text, and other
+    bytes hex."""
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, msgspec.Struct):
+        return {f: plain(getattr(value, f)) for f in value.__struct_fields__}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | frozenset | set):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes):
+        if value.startswith(b"-----BEGIN"):
+            return value.decode("ascii", "replace")
+        return value.hex()
+    return value
+
+
+def as_json(values: Sequence[Any]) -> str:
+    """One JSON document: the list of ``values``, each with all its fields."""
+    return json.dumps([plain(v) for v in values], indent=2)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -122,8 +151,30 @@ def task_image(task: Task) -> str:
     return c.image or " ".join(c.command)
 
 
-def replicas(service: Service, running: int) -> str:
-    return f"{running}/{service.spec.mode.replicas}"
+# The Mode column, in Docker's words.
+MODES = {
+    "replicated": "replicated",
+    "global": "global",
+    "replicated-job": "replicated job",
+    "global-job": "global job",
+}
+
+
+def mode(service: Service) -> str:
+    return MODES.get(service.spec.mode.kind, service.spec.mode.kind)
+
+
+def replicas(service: Service, running: int, counts: Sequence[int] | None = None) -> str:
+    """``running/desired``; for a job also ``(completed/total completed)``, as
+    Docker shows them. ``counts`` is (desired, completed, total) for services
+    that are not replicated (the control API's ``task_counts``)."""
+    kind = service.spec.mode.kind
+    if kind == "replicated":
+        return f"{running}/{service.spec.mode.replicas}"
+    desired, completed, total = counts if counts is not None else (0, 0, 0)
+    if kind == "global":
+        return f"{running}/{desired}"
+    return f"{running}/{desired} ({completed}/{total} completed)"
 
 
 def task_name(task: Task) -> str:

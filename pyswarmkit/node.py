@@ -56,6 +56,7 @@ from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
 from pyswarmkit.executor.sim import SimExecutor
 from pyswarmkit.membership import raft_id_of
+from pyswarmkit.metrics import Metrics, MetricsServer, NodeView
 from pyswarmkit.raft import Config as RaftCoreConfig
 from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError
 from pyswarmkit.store.entries import EntryError
@@ -123,6 +124,8 @@ class NodeConfig:
     force_new_cluster: bool = False
     # How to start this node again (argv) when its role changes; None: stop.
     restart_command: list[str] | None = None
+    # HOST:PORT where Prometheus metrics are served over HTTP; None: not served.
+    listen_metrics: str | None = None
 
 
 def save_node_id(state_dir: Path, node_id: str) -> None:
@@ -274,6 +277,15 @@ class SwarmNode:
         self._follow_raft = False
         self.handlers = Handlers()
         self.auth = AuthTable()
+        self.metrics = Metrics(
+            NodeView(
+                store=lambda: self.store if self.raft is not None else None,
+                raft=lambda: self.raft,
+                transport=lambda: self.bus.stats() if isinstance(self.bus, ZmqBus) else None,
+                leading=lambda: self.is_leader,
+            )
+        )
+        self._metrics_server: MetricsServer | None = None
         # Nodes whose old key is being retired (a write in flight).
         self._forgetting: set[str] = set()
         self._forget_lock = threading.Lock()
@@ -385,6 +397,8 @@ class SwarmNode:
         return self._leader
 
     def _start(self) -> None:
+        if self.config.listen_metrics:
+            self._metrics_server = MetricsServer(self.config.listen_metrics, self.metrics)
         if self.is_manager:
             self._open_raft()
             assert self.raft is not None
@@ -657,10 +671,10 @@ class SwarmNode:
         return RaftActor.start(self.raft)
 
     def _store_actor(self) -> pykka.ActorRef[Any]:
-        return StoreActor.start(self.store, self.proposer)
+        return StoreActor.start(self.store, self.proposer, self.metrics)
 
     def _control_actor(self) -> pykka.ActorRef[Any]:
-        return ControlActor.start(self.registry, self.store, self.handlers)
+        return ControlActor.start(self.registry, self.store, self.handlers, metrics=self.metrics)
 
     def _executor_actor(self) -> pykka.ActorRef[Any]:
         return ExecutorActor.start(self.registry, self.executor)
@@ -760,8 +774,12 @@ class SwarmNode:
     def _leader_factories(self) -> dict[str, Factory]:
         return {
             "orchestrator": lambda: OrchestratorActor.start(self.registry, self.store),
-            "scheduler": lambda: SchedulerActor.start(self.registry, self.store),
-            "dispatcher": lambda: DispatcherActor.start(self.registry, self.store, self.bus),
+            "scheduler": lambda: SchedulerActor.start(
+                self.registry, self.store, metrics=self.metrics
+            ),
+            "dispatcher": lambda: DispatcherActor.start(
+                self.registry, self.store, self.bus, self.metrics
+            ),
         }
 
     def _to_control(self, req: ControlRequest) -> None:
@@ -905,6 +923,9 @@ class SwarmNode:
             self.stopped.set()
 
     def _stop(self) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
+            self._metrics_server = None
         self.supervisor.stop()
         if self.ticker is not None:
             self.ticker.stop()

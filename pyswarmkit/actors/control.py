@@ -18,6 +18,7 @@ from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import Internal, SwarmError, Unavailable
 from pyswarmkit.control.events import EventRing
 from pyswarmkit.control.handlers import Handlers, Outcome, Reply, events_since
+from pyswarmkit.metrics import Metrics
 from pyswarmkit.store.memory import EventBatch, MemoryStore
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,10 @@ class ControlActor(GuardedActor):
         store: MemoryStore,
         handlers: Handlers,
         ring: EventRing | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__()
+        self.metrics = metrics
         self.registry = registry
         self.store = store
         self.handlers = handlers
@@ -85,29 +88,37 @@ class ControlActor(GuardedActor):
             else:
                 outcome = self.handlers.handle(self.store, req.method, req.body)
         except SwarmError as err:
-            answer(req, failed(err))
+            self._answer(req, failed(err))
             return
         except Exception as exc:
             log.exception("control request %s failed", req.method)
-            answer(req, failed(Internal(f"{req.method} failed: {exc}")))
+            self._answer(req, failed(Internal(f"{req.method} failed: {exc}")))
             return
         if isinstance(outcome, Reply):
-            answer(req, ok(outcome.value))
+            self._answer(req, ok(outcome.value))
             return
 
         def done(batch: EventBatch | None, err: SwarmError | None) -> None:
             if err is not None:
-                answer(req, failed(err))
+                self._answer(req, failed(err))
                 return
             try:
                 result = outcome.result(batch)
             except Exception as exc:
-                answer(req, failed(Internal(f"{req.method} failed: {exc}")))
+                self._answer(req, failed(Internal(f"{req.method} failed: {exc}")))
                 return
-            answer(req, ok(result))
+            self._answer(req, ok(result))
 
         if not self.registry.tell("store", Transact(outcome.build, clock.wall(), done)):
-            answer(req, failed(Unavailable("the store is not running: is the node shutting down?")))
+            self._answer(
+                req, failed(Unavailable("the store is not running: is the node shutting down?"))
+            )
+
+    def _answer(self, req: ControlRequest, reply: dict[str, Any]) -> None:
+        if self.metrics is not None:
+            code = "ok" if reply.get("ok") else str(reply.get("error", {}).get("code", ""))
+            self.metrics.control_request(req.method, code)
+        answer(req, reply)
 
 
 def answer(req: ControlRequest, reply: dict[str, Any]) -> None:

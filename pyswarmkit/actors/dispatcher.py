@@ -16,6 +16,7 @@ from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
 from pyswarmkit.api.protocol import Error
 from pyswarmkit.dispatcher.core import Dispatcher, Effects, Outgoing, Write
+from pyswarmkit.metrics import Metrics
 from pyswarmkit.store.memory import EventBatch, MemoryStore
 from pyswarmkit.transport.bus import Bus, Envelope
 
@@ -25,8 +26,12 @@ log = logging.getLogger(__name__)
 class DispatcherActor(GuardedActor):
     name = "dispatcher"
 
-    def __init__(self, registry: Registry, store: MemoryStore, bus: Bus) -> None:
+    def __init__(
+        self, registry: Registry, store: MemoryStore, bus: Bus, metrics: Metrics | None = None
+    ) -> None:
         super().__init__()
+        self.metrics = metrics
+        self._missed = 0
         self.registry = registry
         self.store = store
         self.bus = bus
@@ -44,6 +49,8 @@ class DispatcherActor(GuardedActor):
     def on_stop(self) -> None:
         if self._cancel_watch is not None:
             self._cancel_watch()
+        if self.metrics is not None:
+            self.metrics.dispatcher_sessions.set(0)
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Deliver):
@@ -60,9 +67,18 @@ class DispatcherActor(GuardedActor):
                     self.core.last_stall,
                 )
             self._carry_out(fx)
+            self._count()
         elif isinstance(message, Committed):
             self._committed(message)
         return None
+
+    def _count(self) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.dispatcher_sessions.set(len(self.core.sessions))
+        missed, self._missed = self.core.missed - self._missed, self.core.missed
+        if missed:
+            self.metrics.heartbeat_misses.inc(missed)
 
     def _delivered(self, msg: Deliver) -> None:
         env = msg.envelope

@@ -43,6 +43,7 @@ from pyswarmkit.api.protocol import (
     RaftJoin,
     RaftJoined,
     RaftMessages,
+    RaftPart,
     RaftProposed,
 )
 from pyswarmkit.api.states import NodeRole, Reachability
@@ -60,7 +61,14 @@ from pyswarmkit.raft import (
     from_wire,
     to_wire,
 )
-from pyswarmkit.store.entries import EntryError, decode_batch, encode_batch, encode_snapshot
+from pyswarmkit.raft.parts import CHUNK, Assembler, split
+from pyswarmkit.store.entries import (
+    EntryError,
+    decode_batch,
+    encode_batch,
+    encode_group,
+    encode_snapshot,
+)
 from pyswarmkit.store.memory import Change, MemoryStore
 from pyswarmkit.store.proposer import Done
 from pyswarmkit.store.replicated import Pending, ReplicatedStore
@@ -70,11 +78,18 @@ log = logging.getLogger(__name__)
 
 # Under a steady stream of proposals, persist and apply at least this often.
 READY_EVERY = 256
+# The store actor hands over at most this many proposals in one message.
+HOLD_AT_MOST = 256
+# Writes that reach the leader between two Ready rounds share one log entry,
+# up to this many bytes of batches (a larger one goes alone).
+GROUP_BYTES = 1 << 20
 NO_LEADER = "the swarm has no leader"
 # How long a follower waits for the leader to take a forwarded write.
 FORWARD_TIMEOUT = 5.0
 # Raft messages older than this are useless to their receiver.
 MESSAGE_TTL = 2.0
+# The parts of a large bundle (a snapshot) may take longer to go through.
+PARTS_TTL = 60.0
 # A manager that joined asks the leader to make it a member this often until it is one.
 JOIN_RETRY = 2.0
 # How often the leader brings the managers' reachability up to date.
@@ -87,6 +102,27 @@ class RaftPropose:
     now: float
     on_done: Done
     built_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RaftProposals:
+    """Several proposals handed over at once."""
+
+    items: tuple[RaftPropose, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Grouped:
+    """A write waiting, on the leader, for the entry it will share: its
+    encoded batch, its outcome's recipient, and the follower's request when
+    it was forwarded (answered with where the write went)."""
+
+    data: bytes
+    changes: Sequence[Change]
+    now: float
+    on_done: Done
+    built_at: int | None
+    forwarded: Envelope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +222,13 @@ class RaftActor(GuardedActor):
         # Ticks so far, and the tick each member was last heard from at.
         self._ticks = 0
         self._heard_tick: dict[int, int] = {}
+        # Raft messages too large for one frame arriving in parts, by sender;
+        # and the number of the last bundle this member sent in parts.
+        self._assembler = Assembler()
+        self._bundles = 0
+        # Writes for the next log entry (leader only), and their bytes.
+        self._group: list[_Grouped] = []
+        self._group_bytes = 0
 
     def on_start(self) -> None:
         if self.member.is_only_voter() and self.core.role != Role.LEADER:
@@ -197,13 +240,23 @@ class RaftActor(GuardedActor):
         for fwd in self._forwarding.values():
             fwd.propose.on_done(None, Unavailable("the manager is stopping"))
         self._forwarding.clear()
+        group, self._group = self._group, []
+        for g in group:
+            if g.forwarded is None:
+                g.on_done(None, Unavailable("the manager is stopping"))
 
     def handle(self, message: Any) -> Any:
         if self.member.closed:
             if isinstance(message, RaftPropose):
                 message.on_done(None, Unavailable("the manager is stopping"))
+            elif isinstance(message, RaftProposals):
+                for p in message.items:
+                    p.on_done(None, Unavailable("the manager is stopping"))
             return None
-        if isinstance(message, RaftPropose):
+        if isinstance(message, RaftProposals):
+            for p in message.items:
+                self._propose(p)
+        elif isinstance(message, RaftPropose):
             self._propose(message)
         elif isinstance(message, Tick):
             self._ticks += 1
@@ -222,21 +275,46 @@ class RaftActor(GuardedActor):
     # --- proposals ---------------------------------------------------------------
 
     def _propose(self, msg: RaftPropose) -> None:
-        core = self.core
-        if core.role != Role.LEADER:
+        if self.core.role != Role.LEADER:
             self._forward(msg)
             return
         try:
-            index = core.propose(encode_batch(msg.changes, msg.now))
-        except ProposalDropped as exc:
-            msg.on_done(None, Unavailable(f"the write was not accepted: {exc}"))
-            return
+            data = encode_batch(msg.changes, msg.now)
         except (TypeError, ValueError) as exc:
             msg.on_done(None, Unavailable(f"the write could not be encoded: {exc}"))
             return
-        self.member.replica.proposed(
-            index, Pending(core.term, msg.changes, msg.now, msg.on_done, msg.built_at)
-        )
+        self._add_to_group(_Grouped(data, msg.changes, msg.now, msg.on_done, msg.built_at))
+
+    def _add_to_group(self, item: _Grouped) -> None:
+        if self._group_bytes + len(item.data) > GROUP_BYTES:
+            self._propose_group()
+        self._group.append(item)
+        self._group_bytes += len(item.data)
+
+    def _propose_group(self) -> None:
+        """Propose the writes gathered since the last Ready as one entry."""
+        group = self._group
+        if not group:
+            return
+        self._group = []
+        self._group_bytes = 0
+        core = self.core
+        try:
+            index = core.propose(encode_group([g.data for g in group]))
+        except ProposalDropped as exc:
+            for g in group:
+                err = Unavailable(f"the write was not accepted: {exc}")
+                if g.forwarded is not None:
+                    self._reply(g.forwarded, Error.of(err))
+                else:
+                    g.on_done(None, err)
+            return
+        replica = self.member.replica
+        term = core.term
+        for part, g in enumerate(group):
+            replica.proposed(index, Pending(term, g.changes, g.now, g.on_done, g.built_at), part)
+            if g.forwarded is not None:
+                self._reply(g.forwarded, RaftProposed(index, term, part))
 
     def _forward(self, msg: RaftPropose) -> None:
         leader = self._node_of(self.core.leader) if self.core.leader else None
@@ -362,6 +440,15 @@ class RaftActor(GuardedActor):
             return
         if isinstance(body, RaftMessages):
             self._step(env, body)
+        elif isinstance(body, RaftPart):
+            whole, why = self._assembler.add(
+                env.source, body.bundle, body.offset, body.size, body.data
+            )
+            if why:
+                self.dropped += 1
+                log.warning("raft: dropped %s from %s", why, env.source)
+            elif whole is not None:
+                self._step(env, RaftMessages(whole))
         elif isinstance(body, RaftForward):
             self._forwarded(env, body)
         elif isinstance(body, RaftJoin):
@@ -409,21 +496,15 @@ class RaftActor(GuardedActor):
         except EntryError as exc:
             self._reply(env, Error.of(FailedPrecondition(str(exc)), "raft_forward"))
             return
-        try:
-            index = core.propose(body.batch)
-        except ProposalDropped as exc:
-            self._reply(env, Error.of(Unavailable(f"the write was not accepted: {exc}")))
-            return
         # Applied here from the batch already decoded (and checked, before it
         # could enter the log); the follower hears the outcome when it applies.
-        self.member.replica.proposed(index, Pending(core.term, changes, now, _quiet, None))
-        self._reply(env, RaftProposed(index, core.term))
+        self._add_to_group(_Grouped(body.batch, changes, now, _quiet, None, env))
 
     def _forward_answered(self, fwd: _Forwarding, body: Body) -> None:
         msg = fwd.propose
         if isinstance(body, RaftProposed):
             pending = Pending(body.term, msg.changes, msg.now, msg.on_done, msg.built_at)
-            self.member.replica.proposed(body.index, pending)
+            self.member.replica.proposed(body.index, pending, body.part)
         elif isinstance(body, Error):
             msg.on_done(None, body.to_error())
         else:
@@ -485,6 +566,7 @@ class RaftActor(GuardedActor):
         with member.lock:
             if member.closed:
                 return
+            self._propose_group()
             while core.has_ready():
                 rd = core.ready()
                 if rd.must_sync:
@@ -519,8 +601,28 @@ class RaftActor(GuardedActor):
             if node_id is None:
                 self.dropped += len(wire)
                 continue
-            body = RaftMessages(msgspec.msgpack.encode(wire))
+            payload = msgspec.msgpack.encode(wire)
+            if len(payload) > CHUNK:
+                self._send_parts(node_id, payload)
+                continue
+            body = RaftMessages(payload)
             bus.send(Envelope(self.member.node_id, node_id, "raft", body, deadline=deadline))
+
+    def _send_parts(self, node_id: str, payload: bytes) -> None:
+        """Send messages too large for one frame (a snapshot, a huge entry)
+        in parts; the same connection keeps them in order."""
+        bus = self.member.bus
+        if bus is None:
+            return
+        self._bundles += 1
+        deadline = clock.monotonic() + PARTS_TTL
+        for offset, data in split(payload):
+            body = RaftPart(self._bundles, offset, len(payload), data)
+            if not bus.send(
+                Envelope(self.member.node_id, node_id, "raft", body, deadline=deadline)
+            ):
+                return
+        log.info("raft: sent %d bytes to %s in parts", len(payload), node_id)
 
     def _node_of(self, raft_id: int) -> str | None:
         store = self.member.store
@@ -581,13 +683,26 @@ def _quiet(batch: object, err: SwarmError | None) -> None:
 
 
 class RaftProposer:
-    """The store's proposer on a manager: hands each batch to the Raft member."""
+    """The store's proposer on a manager: hands batches to the Raft member,
+    those proposed together in one message (per write, the hop between the
+    two actors cost as much as the rest of the leader's work)."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self._held: list[RaftPropose] = []
 
     def propose(
         self, changes: Sequence[Change], now: float, on_done: Done, built_at: int | None = None
     ) -> None:
-        if not self.registry.tell("raft", RaftPropose(changes, now, on_done, built_at)):
-            on_done(None, Unavailable("the raft member is not running: try again"))
+        self._held.append(RaftPropose(changes, now, on_done, built_at))
+        if len(self._held) >= HOLD_AT_MOST:
+            self.flush()
+
+    def flush(self) -> None:
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        if not self.registry.tell("raft", RaftProposals(tuple(held))):
+            for p in held:
+                p.on_done(None, Unavailable("the raft member is not running: try again"))

@@ -17,6 +17,7 @@ from pyswarmkit.actors.messages import Tick
 from pyswarmkit.actors.reconciler import ReconcilerActor
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import SwarmError
+from pyswarmkit.metrics import Metrics
 from pyswarmkit.scheduler.base import SchedulerCore
 from pyswarmkit.scheduler.core import Scheduler
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
@@ -80,10 +81,15 @@ class SchedulerActor(ReconcilerActor):
     name = "scheduler"
 
     def __init__(
-        self, registry: Registry, store: MemoryStore, core: SchedulerCore | None = None
+        self,
+        registry: Registry,
+        store: MemoryStore,
+        core: SchedulerCore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(registry, store)
         self.core = core or default_core()
+        self.metrics = metrics
         self.waker: Waker | None = None
 
     def on_start(self) -> None:
@@ -131,7 +137,12 @@ class SchedulerActor(ReconcilerActor):
         return self.core.due(now)
 
     def decide(self, now: float, wall: float) -> list[Change]:
-        return self.core.schedule(now, wall)
+        if self.metrics is None:
+            return self.core.schedule(now, wall)
+        started = clock.monotonic()
+        changes = self.core.schedule(now, wall)
+        self.metrics.scheduler_pass(clock.monotonic() - started, len(changes))
+        return changes
 
     def refused(self, changes: list[Change], error: SwarmError) -> None:
         log.debug("scheduler batch refused: %s", error)

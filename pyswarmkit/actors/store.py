@@ -24,9 +24,11 @@ from typing import Any
 
 import pykka
 
+from pyswarmkit import clock
 from pyswarmkit.actors.base import GuardedActor, shown
 from pyswarmkit.actors.messages import Propose, Transact
 from pyswarmkit.api.errors import Internal, SwarmError
+from pyswarmkit.metrics import Metrics
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import Done, Proposer, StaleWrite
 
@@ -68,17 +70,37 @@ class _RebuiltDone:
 class StoreActor(GuardedActor):
     name = "store"
 
-    def __init__(self, store: MemoryStore, proposer: Proposer) -> None:
+    def __init__(
+        self, store: MemoryStore, proposer: Proposer, metrics: Metrics | None = None
+    ) -> None:
         super().__init__()
         self.store = store
         self.proposer = proposer
+        self.metrics = metrics
         # Transactions to build again, one at a time: each is built once the
         # one before it has committed, so writes racing for one object all get
         # through in one more round each rather than racing again.
         self._rebuilds: collections.deque[_Rebuild] = collections.deque()
         self._rebuilding = False
 
+    def on_stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proposer.flush()
+
     def handle(self, message: Any) -> Any:
+        try:
+            self._handle(message)
+        finally:
+            if self.actor_inbox.empty():
+                # The proposer may hold proposals back to hand them on together.
+                try:
+                    self.proposer.flush()
+                except Exception as exc:  # a bug must not take the only writer down
+                    self.failures += 1
+                    self.log_failure(message, exc, "handing proposals on")
+        return None
+
+    def _handle(self, message: Any) -> Any:
         if isinstance(message, _Release):
             _trim_heap()
             return None
@@ -89,10 +111,24 @@ class StoreActor(GuardedActor):
             self._rebuilding = False
             self._next_rebuild()
         elif isinstance(message, Transact):
-            self._transact(message, _once(message.on_done, message), 0)
+            self._transact(message, self._timed(_once(message.on_done, message)), 0)
         elif isinstance(message, Propose):
-            self._propose(message.changes, message.now, _once(message.on_done, message), message)
+            done = self._timed(_once(message.on_done, message))
+            self._propose(message.changes, message.now, done, message)
         return None
+
+    def _timed(self, done: Done) -> Done:
+        """``done``, recording how long the write took to its outcome."""
+        metrics = self.metrics
+        if metrics is None:
+            return done
+        started = clock.monotonic()
+
+        def timed(batch: EventBatch | None, err: SwarmError | None) -> None:
+            metrics.committed(clock.monotonic() - started, None if err is None else err.code)
+            done(batch, err)
+
+        return timed
 
     def _next_rebuild(self) -> None:
         while self._rebuilds and not self._rebuilding:

@@ -183,16 +183,27 @@ class Task(Object, frozen=True):
     desired_state: TaskState = TaskState.RUNNING
     status: TaskStatus = TaskStatus()
     meta: Meta = Meta()
+    # The job iteration the task was made for (jobs only).
+    job_iteration: Int = 0
 
 
 # --- services ----------------------------------------------------------------
 
 
-class ServiceMode(Object, frozen=True):
-    """Replicated with `replicas` tasks, or global (one task per eligible node)."""
+ServiceKind = Literal["replicated", "global", "replicated-job", "global-job"]
+JOB_KINDS: tuple[str, ...] = ("replicated-job", "global-job")
 
-    kind: Literal["replicated", "global"] = "replicated"
+
+class ServiceMode(Object, frozen=True):
+    """Replicated with `replicas` tasks, global (one task per eligible node), or
+    a job: tasks that run to completion, ``total_completions`` of them at most
+    ``max_concurrent`` at a time (replicated-job), or one per node (global-job).
+    ``max_concurrent`` 0 means as many as ``total_completions``."""
+
+    kind: ServiceKind = "replicated"
     replicas: Int = 1
+    max_concurrent: Int = 0
+    total_completions: Int = 0
 
 
 class ServiceSpec(Object, frozen=True):
@@ -218,6 +229,9 @@ class Service(Object, frozen=True):
     previous_spec: ServiceSpec | None = None
     update_status: UpdateStatus | None = None
     meta: Meta = Meta()
+    # Jobs only: which run of the job is current; every update of a job starts
+    # the next one (its tasks carry the iteration they belong to).
+    job_iteration: Int = 0
 
     @property
     def name(self) -> str:

@@ -229,7 +229,21 @@ class RaftForward(Message, frozen=True, array_like=True, tag=16):
 class RaftProposed(Message, frozen=True, array_like=True, tag=17):
     index: Int
     term: Int
+    # The write's place in the entry's group of batches.
+    part: Int = 0
     kind: ClassVar[str] = "raft_proposed"
+
+
+class RaftPart(Message, frozen=True, array_like=True, tag=20):
+    """The bytes at ``offset`` of an encoded ``RaftMessages`` payload of
+    ``size`` bytes in all, too large for one frame (see ``raft/parts.py``);
+    ``bundle`` tells one payload from the next."""
+
+    bundle: Int
+    offset: Int
+    size: Int
+    data: RaftPayload
+    kind: ClassVar[str] = "raft_part"
 
 
 class RaftJoin(Message, frozen=True, array_like=True, tag=18):
@@ -287,4 +301,5 @@ Body = (
     | RaftProposed
     | RaftJoin
     | RaftJoined
+    | RaftPart
 )

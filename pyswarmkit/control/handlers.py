@@ -15,6 +15,7 @@ from pyswarmkit import clock, display
 from pyswarmkit.api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
 from pyswarmkit.api.objects import (
+    JOB_KINDS,
     Cluster,
     Node,
     NodeSpec,
@@ -72,6 +73,27 @@ def _running(tasks: list[Task]) -> int:
         for t in tasks
         if t.status.state == TaskState.RUNNING and t.desired_state == TaskState.RUNNING
     )
+
+
+def task_counts(service: Service, tasks: list[Task]) -> tuple[int, int, int]:
+    """(desired, completed, total) as SwarmKit counts them: a global service
+    wants its tasks desired running; a replicated job runs ``max concurrent`` at
+    once; a global job wants those of its current iteration still to complete.
+    ``completed`` and ``total`` are the current iteration's, for jobs."""
+    mode = service.spec.mode
+    if mode.kind == "replicated":
+        return mode.replicas, 0, 0
+    if mode.kind == "global":
+        return sum(1 for t in tasks if t.desired_state == TaskState.RUNNING), 0, 0
+    current = [t for t in tasks if t.job_iteration == service.job_iteration]
+    completed = sum(1 for t in current if t.status.state == TaskState.COMPLETE)
+    if mode.kind == "replicated-job":
+        total = mode.total_completions
+        return min(mode.max_concurrent or total, total), completed, total
+    going = sum(
+        1 for t in current if t.desired_state <= TaskState.RUNNING and not t.status.state.terminal
+    )
+    return going, completed, going + completed
 
 
 # service inspect shows the latest error of this many failing slots at most.
@@ -215,8 +237,15 @@ class Handlers:
 
     def service_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         services = sorted(store.services(), key=lambda s: s.name)
-        running = {s.id: _running(store.tasks_by_service(s.id)) for s in services}
-        return Reply({"services": services, "running": running})
+        running: dict[str, int] = {}
+        # Only for services that are not replicated: (desired, completed, total).
+        counts: dict[str, tuple[int, int, int]] = {}
+        for s in services:
+            tasks = store.tasks_by_service(s.id)
+            running[s.id] = _running(tasks)
+            if s.spec.mode.kind != "replicated":
+                counts[s.id] = task_counts(s, tasks)
+        return Reply({"services": services, "running": running, "counts": counts})
 
     def service_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         """The service and a summary of its tasks; the tasks themselves come
@@ -228,6 +257,7 @@ class Handlers:
             {
                 "service": service,
                 "running": _running(tasks),
+                "counts": task_counts(service, tasks),
                 "pending": _pending_message(tasks),
                 "errors": failing[:MAX_SLOT_ERRORS],
                 "failing_slots": len(failing),
@@ -257,15 +287,20 @@ class Handlers:
                 )
             if spec.annotations.name != current.name:
                 raise InvalidArgument("renaming a service is not supported")
+            if spec.mode.kind != current.spec.mode.kind:
+                raise InvalidArgument(
+                    f"service mode change is not allowed ({current.spec.mode.kind} to "
+                    f"{spec.mode.kind}): remove the service and create it again"
+                )
             if rollback:
-                return [Change("update", _rolled_back(current, spec, wall))]
+                return [Change("update", _next_run(current, _rolled_back(current, spec, wall)))]
             if spec == current.spec:
                 status = current.update_status
                 if status is not None and status.state in PAUSED:
                     return [Change("update", replace(current, update_status=None))]
                 return []
-            updated = with_spec(current, spec, current.spec)
-            return [Change("update", replace(updated, update_status=None))]
+            updated = replace(with_spec(current, spec, current.spec), update_status=None)
+            return [Change("update", _next_run(current, updated))]
 
         return Write(build, lambda _: {})
 
@@ -386,6 +421,13 @@ class Handlers:
 
 
 PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
+
+
+def _next_run(current: Service, updated: Service) -> Service:
+    """As SwarmKit: any update of a job (a rollback too) runs it again."""
+    if updated.spec.mode.kind in JOB_KINDS:
+        return replace(updated, job_iteration=current.job_iteration + 1)
+    return updated
 
 
 def _rolled_back(current: Service, spec: ServiceSpec, wall: float) -> Service:

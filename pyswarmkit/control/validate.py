@@ -12,6 +12,7 @@ from pyswarmkit.scheduler.constraint import parse_constraints, parse_preferences
 _NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 _ENV_KEY = re.compile(r"^[^=\s]+$")
 MAX_REPLICAS = 100_000
+MODES = ("replicated", "global", "replicated-job", "global-job")
 
 
 def validate_name(name: str) -> None:
@@ -26,13 +27,7 @@ def validate_name(name: str) -> None:
 
 def validate_service_spec(spec: ServiceSpec) -> None:
     validate_name(spec.annotations.name)
-    mode = spec.mode
-    if mode.kind != "replicated":
-        raise InvalidArgument(f"service mode {mode.kind!r} is not supported yet: use replicated")
-    if mode.replicas < 0:
-        raise InvalidArgument(f"replicas must be 0 or more, not {mode.replicas}")
-    if mode.replicas > MAX_REPLICAS:
-        raise InvalidArgument(f"replicas must be at most {MAX_REPLICAS}, not {mode.replicas}")
+    validate_mode(spec)
     c = spec.task.container
     _refuse_nul(c)
     if not c.command and not c.image:
@@ -73,6 +68,26 @@ def validate_update_config(config: UpdateConfig, what: str) -> None:
         raise InvalidArgument(
             f"{what} order must be one of {'|'.join(ORDERS)}, not {config.order!r}"
         )
+
+
+def _count(what: str, value: int) -> None:
+    if value < 0:
+        raise InvalidArgument(f"{what} must be 0 or more, not {value}")
+    if value > MAX_REPLICAS:
+        raise InvalidArgument(f"{what} must be at most {MAX_REPLICAS}, not {value}")
+
+
+def validate_mode(spec: ServiceSpec) -> None:
+    mode = spec.mode
+    if mode.kind not in MODES:
+        raise InvalidArgument(
+            f"unknown service mode {mode.kind!r}: use replicated, global, "
+            "replicated-job or global-job"
+        )
+    _count("replicas", mode.replicas)
+    if mode.kind == "replicated-job":
+        _count("total completions (--replicas of a job)", mode.total_completions)
+        _count("max concurrent", mode.max_concurrent)
 
 
 def _refuse_nul(c: ContainerSpec) -> None:

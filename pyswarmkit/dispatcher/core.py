@@ -122,6 +122,8 @@ class Dispatcher:
         self.heartbeat_period = heartbeat_period
         self.id_gen = id_gen
         self.sessions: dict[str, Session] = {}
+        # Sessions closed so far because their node fell silent.
+        self.missed = 0
         # Nodes marked UNKNOWN when this dispatcher started, with when they expire.
         self.unknown: dict[str, float] = {}
         self._dirty_nodes: set[str] = set()
@@ -365,6 +367,7 @@ class Dispatcher:
         expired = [n for n, s in self.sessions.items() if now - s.last_seen > max(grace, s.grace)]
         for node_id in expired:
             del self.sessions[node_id]
+        self.missed += len(expired)
         return expired
 
     @staticmethod

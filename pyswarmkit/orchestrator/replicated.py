@@ -198,7 +198,7 @@ class ReplicatedOrchestrator:
                 self._remove_service_tasks(store, tx, sid)
             for sid in sorted(self._dirty_services):
                 service = store.get_service(sid)
-                if service is not None:
+                if service is not None and replicated(service):
                     self._reconcile(store, tx, service, now, wall)
             self._reap(store, tx)
             self._trim_history(store, tx)
@@ -238,6 +238,10 @@ class ReplicatedOrchestrator:
             if task is None or not is_live(task) or not task.status.state.terminal:
                 self._finished.discard(tid)
                 continue
+            owner = store.get_service(task.service_id)
+            if owner is not None and not replicated(owner):
+                self._finished.discard(tid)
+                continue
             if tid in self.delayed:
                 # A restart that failed before its own delay ended (it could
                 # not even be prepared) is restarted only once that delay is
@@ -261,8 +265,10 @@ class ReplicatedOrchestrator:
             for task in self._current_all(tx, store.tasks_by_node(node_id)):
                 if not is_live(task) or task.node_id != node_id:
                     continue
-                tx.update(with_desired(task, TaskState.SHUTDOWN))
                 service = store.get_service(task.service_id)
+                if service is not None and not replicated(service):
+                    continue
+                tx.update(with_desired(task, TaskState.SHUTDOWN))
                 if service is not None:
                     self._create(store, tx, service, task.slot, now, wall)
         self._drained_nodes.clear()
@@ -423,6 +429,8 @@ class ReplicatedOrchestrator:
             limit = clusters[0].spec.orchestration.task_history_retention_limit
         for key in sorted(self._trim):
             service = store.get_service(key[0])
+            if service is not None and not replicated(service):
+                continue
             keep = _history_limit(limit, service)
             if keep is None:
                 continue
@@ -435,6 +443,11 @@ class ReplicatedOrchestrator:
                 for t in old[:excess]:
                     tx.delete(t)
         self._trim.clear()
+
+
+def replicated(service: Service) -> bool:
+    """This core's services; global services and jobs have their own (global_.py, jobs.py)."""
+    return service.spec.mode.kind == "replicated"
 
 
 def _history_limit(limit: int, service: Service | None) -> int | None:

@@ -10,6 +10,9 @@ from pyswarmkit.api.objects import RestartPolicy, Task
 from pyswarmkit.api.states import RestartCondition, TaskState
 
 SlotKey = tuple[str, int]
+# What restarts are counted by: a SlotKey, or (service id, node id) for the
+# services that run one task per node (global services and global jobs).
+RestartKey = tuple[str, int | str]
 
 
 def wants_restart(policy: RestartPolicy, task: Task) -> bool:
@@ -43,9 +46,11 @@ class RestartHistory:
     SwarmKit does: a slot's count starts afresh when the service's task spec
     changes. A new leader rebuilds it from the tasks in the store."""
 
-    slots: dict[SlotKey, SlotRestarts] = field(default_factory=dict)
+    slots: dict[RestartKey, SlotRestarts] = field(default_factory=dict)
 
-    def allowed(self, policy: RestartPolicy, key: SlotKey, spec_version: int, now: float) -> bool:
+    def allowed(
+        self, policy: RestartPolicy, key: RestartKey, spec_version: int, now: float
+    ) -> bool:
         if policy.max_attempts <= 0:
             return True
         info = self.slots.get(key)
@@ -56,7 +61,7 @@ class RestartHistory:
         _expire(info, policy.window, now)
         return len(info.recent) < policy.max_attempts
 
-    def record(self, policy: RestartPolicy, key: SlotKey, spec_version: int, now: float) -> None:
+    def record(self, policy: RestartPolicy, key: RestartKey, spec_version: int, now: float) -> None:
         if policy.max_attempts <= 0:
             return
         info = self.slots.get(key)
@@ -68,7 +73,7 @@ class RestartHistory:
             info.recent.append(now)
             _expire(info, policy.window, now)
 
-    def forget_slot(self, key: SlotKey) -> None:
+    def forget_slot(self, key: RestartKey) -> None:
         self.slots.pop(key, None)
 
     def forget_service(self, service_id: str) -> None:

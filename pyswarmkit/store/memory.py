@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
-from pyswarmkit.api.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from pyswarmkit.api.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, SwarmError
 from pyswarmkit.api.objects import (
     KIND_OF,
     Cluster,
@@ -77,9 +76,25 @@ def _with_meta(obj: Any, meta: Meta) -> Any:
 Watcher = Callable[[EventBatch], None]
 
 
+class _Reading:
+    __slots__ = ("_lock", "_store")
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._lock = store._lock
+
+    def __enter__(self) -> MemoryStore:
+        self._lock.acquire()
+        return self._store
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._reading = _Reading(self)
         self._tables: dict[Kind, dict[str, StoreObject]] = {k: {} for k in KINDS}
         self._tasks_by_service: dict[str, set[str]] = {}
         self._tasks_by_node: dict[str, set[str]] = {}
@@ -90,11 +105,11 @@ class MemoryStore:
 
     # --- reads -------------------------------------------------------------
 
-    @contextmanager
-    def reading(self) -> Iterator[MemoryStore]:
-        """Hold the lock across several reads for one consistent view."""
-        with self._lock:
-            yield self
+    def reading(self) -> _Reading:
+        """Hold the lock across several reads for one consistent view
+        (``with store.reading() as s``); a plain class rather than a
+        generator, as every write is built under it."""
+        return self._reading
 
     def get(self, kind: Kind, obj_id: str) -> StoreObject | None:
         with self._lock:
@@ -222,11 +237,7 @@ class MemoryStore:
             self.index = index
             batch = EventBatch(index, tuple(events))
             watchers = list(self._watchers)
-        for w in watchers:
-            try:
-                w(batch)
-            except Exception:
-                log.exception("a store watcher failed on the snapshot at %d", index)
+        _tell(watchers, batch, "snapshot at")
         return batch
 
     # --- writes ------------------------------------------------------------
@@ -244,14 +255,33 @@ class MemoryStore:
             events = tuple(self._apply_one(ch, index, now) for ch in changes)
             batch = EventBatch(index, events)
             watchers = list(self._watchers)
-        for w in watchers:
-            # The batch is committed whatever a watcher does: one that raises
-            # must neither fail the write nor starve the watchers after it.
-            try:
-                w(batch)
-            except Exception:
-                log.exception("a store watcher failed on batch %d", index)
+        _tell(watchers, batch, "batch")
         return batch
+
+    def apply_group(
+        self, batches: Sequence[tuple[Sequence[Change], float]], index: int
+    ) -> list[EventBatch | SwarmError]:
+        """Apply several independent batches that committed together at log
+        ``index``, in order, each all or nothing: for each, its EventBatch or
+        the error that refused it. Watchers get one batch holding the events
+        of all that applied (none if none did)."""
+        results: list[EventBatch | SwarmError] = []
+        events: list[Event] = []
+        with self._lock:
+            self.index = max(self.index, index)
+            for changes, now in batches:
+                try:
+                    self._validate(changes)
+                except SwarmError as err:
+                    results.append(err)
+                    continue
+                done = tuple(self._apply_one(ch, index, now) for ch in changes)
+                events.extend(done)
+                results.append(EventBatch(index, done))
+            watchers = list(self._watchers) if events else []
+        if watchers:
+            _tell(watchers, EventBatch(index, tuple(events)), "batch")
+        return results
 
     def _validate(self, changes: Sequence[Change]) -> None:
         # Tracks ids and names as they would be after each change, so a batch
@@ -344,6 +374,16 @@ class MemoryStore:
                 _discard(self._tasks_by_node, t.node_id, t.id)
         elif kind == "service":
             self._service_by_name.pop(cast(Service, obj).name, None)
+
+
+def _tell(watchers: list[Watcher], batch: EventBatch, what: str) -> None:
+    for w in watchers:
+        # The batch is committed whatever a watcher does: one that raises
+        # must neither fail the write nor starve the watchers after it.
+        try:
+            w(batch)
+        except Exception:
+            log.exception("a store watcher failed on the %s %d", what, batch.index)
 
 
 def _same_index_keys(kind: Kind, old: StoreObject, new: StoreObject) -> bool:

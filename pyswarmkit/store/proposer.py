@@ -33,6 +33,10 @@ class Proposer(Protocol):
         self, changes: Sequence[Change], now: float, on_done: Done, built_at: int | None = None
     ) -> None: ...
 
+    def flush(self) -> None:
+        """Hand on what ``propose`` may hold back: the store actor calls it
+        whenever its mailbox runs empty."""
+
 
 class LocalProposer:
     """Commits each batch immediately at the next index."""
@@ -50,3 +54,6 @@ class LocalProposer:
             on_done(None, err)
             return
         on_done(batch, None)
+
+    def flush(self) -> None:
+        pass

@@ -9,6 +9,9 @@ applied from the proposal as it was built (the entry holds the same batch
 encoded; followers and a restarted member decode it), and ``on_done`` gets the
 outcome. An entry at a proposal's index with another term means the proposal
 was lost to a leader change.
+
+An entry may hold a group of batches (``store.entries``): a proposal is named
+by its index and its part, the batch's place in the group (0 for a lone one).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from pyswarmkit.api.errors import SwarmError, Unavailable
 from pyswarmkit.raft.messages import ENTRY_NORMAL, Entry
-from pyswarmkit.store.entries import EntryError, decode_batch, decode_snapshot
+from pyswarmkit.store.entries import EntryError, batches_in, decode_entry, decode_snapshot
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import Done, StaleWrite
 
@@ -47,84 +50,84 @@ class Pending:
 class ReplicatedStore:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
-        self.pending: dict[int, Pending] = {}
+        # Own proposals not yet applied: index -> part -> proposal.
+        self.pending: dict[int, dict[int, Pending]] = {}
         self.applied = 0
-        self._recent: OrderedDict[int, tuple[int, EventBatch | None, SwarmError | None]] = (
+        # What recent entries did: index -> (term, the store's index just
+        # before the entry, each part's batch or refusal).
+        self._recent: OrderedDict[int, tuple[int, int, list[EventBatch | SwarmError]]] = (
             OrderedDict()
         )
-        # The store's index just before each recent entry was applied.
-        self._before: dict[int, int] = {}
         # Entries whose batch could not be read (a newer format): applied as
         # nothing, counted, logged; the member does not stop.
         self.unreadable = 0
 
-    def proposed(self, index: int, pending: Pending) -> None:
+    def proposed(self, index: int, pending: Pending, part: int = 0) -> None:
         if index > self.applied:
-            self.pending[index] = pending
+            self.pending.setdefault(index, {})[part] = pending
             return
         # Already applied: answer from what happened then.
         seen = self._recent.get(index)
-        if seen is None:
-            err: SwarmError | None = Unavailable(
-                "the write's outcome is no longer known here: check and retry"
-            )
-            _answer(pending.on_done, None, err)
+        if seen is None or part >= len(seen[2]):
+            gone = "the write's outcome is no longer known here: check and retry"
+            _answer(pending.on_done, None, Unavailable(gone if seen is None else LOST))
             return
-        term, batch, err = seen
+        term, before, results = seen
         if term != pending.term:
             _answer(pending.on_done, None, Unavailable(LOST))
             return
-        if err is not None and pending.built_at is not None and self._stale(pending, index):
-            err = StaleWrite(err)
-        _answer(pending.on_done, batch, err)
-
-    def _stale(self, pending: Pending, index: int) -> bool:
-        # Whether any store batch was applied between the build and ``index``.
-        before = self._before.get(index)
-        return before is not None and pending.built_at is not None and before > pending.built_at
+        _outcome(pending, results[part], before if part == 0 else index)
 
     def apply(self, entry: Entry) -> None:
         """Apply one committed entry (after every entry before it)."""
-        self.applied = entry.index
-        mine = self.pending.pop(entry.index, None)
-        if mine is not None and mine.term != entry.term:
-            _answer(mine.on_done, None, Unavailable(LOST))
-            mine = None
+        index = entry.index
+        self.applied = index
+        mine = self.pending.pop(index, None) or {}
+        if mine:
+            for part in [p for p, m in mine.items() if m.term != entry.term]:
+                _answer(mine.pop(part).on_done, None, Unavailable(LOST))
         if entry.type != ENTRY_NORMAL or not entry.data:
+            for lost in mine.values():  # cannot happen: nothing proposed an empty entry
+                _answer(lost.on_done, None, Unavailable(LOST))
             return  # a leader's empty entry, or a membership change
-        if mine is not None:
-            changes, now = mine.changes, mine.now
+        batches: list[tuple[Sequence[Change], float]]
+        size = batches_in(entry.data)
+        if len(mine) == size and all(p in mine for p in range(size)):
+            # Every batch proposed here (the leader's usual case): no decoding.
+            batches = [(mine[p].changes, mine[p].now) for p in range(size)]
         else:
-            try:
-                changes, now = decode_batch(entry.data)
-            except EntryError as exc:
-                self.unreadable += 1
-                log.error("raft entry %d skipped: %s", entry.index, exc)
-                return
-        before = self.store.index
-        try:
-            batch = self.store.apply(changes, entry.index, now)
-        except SwarmError as err:
-            self._remember(entry, before, None, err)
-            if mine is not None:
-                if mine.built_at is not None and before > mine.built_at:
-                    # Built from state that other writes have since changed: the
-                    # proposer builds again from the new state.
-                    err = StaleWrite(err)
-                _answer(mine.on_done, None, err)
+            batches = self._decoded(entry)
+        if not batches:
+            for lost in mine.values():
+                _answer(lost.on_done, None, Unavailable(LOST))
             return
-        self._remember(entry, before, batch, None)
-        if mine is not None:
-            _answer(mine.on_done, batch, None)
-
-    def _remember(
-        self, entry: Entry, before: int, batch: EventBatch | None, err: SwarmError | None
-    ) -> None:
-        self._recent[entry.index] = (entry.term, batch, err)
-        self._before[entry.index] = before
+        before = self.store.index
+        if len(batches) == 1:
+            changes, now = batches[0]
+            try:
+                results: list[EventBatch | SwarmError] = [self.store.apply(changes, index, now)]
+            except SwarmError as refused:
+                results = [refused]
+        else:
+            results = self.store.apply_group(batches, index)
+        self._recent[index] = (entry.term, before, results)
         if len(self._recent) > RECENT:
-            old, _ = self._recent.popitem(last=False)
-            self._before.pop(old, None)
+            self._recent.popitem(last=False)
+        if mine:
+            for part, result in enumerate(results):
+                own = mine.pop(part, None)
+                if own is not None:
+                    _outcome(own, result, before if part == 0 else index)
+        for lost in mine.values():  # a part the entry does not hold
+            _answer(lost.on_done, None, Unavailable(LOST))
+
+    def _decoded(self, entry: Entry) -> list[tuple[Sequence[Change], float]]:
+        try:
+            return list(decode_entry(entry.data))
+        except EntryError as exc:
+            self.unreadable += 1
+            log.error("raft entry %d skipped: %s", entry.index, exc)
+            return []
 
     def restore(self, data: bytes, raft_index: int) -> None:
         """Become the state of a snapshot taken at ``raft_index`` (a restart, or
@@ -133,7 +136,6 @@ class ReplicatedStore:
         self.applied = raft_index
         self.store.restore(index, objects)
         self._recent.clear()
-        self._before.clear()
 
     def fail_pending(self, err: SwarmError, up_to: int | None = None) -> None:
         """Answer proposals that can no longer commit here (all, or those at or
@@ -141,7 +143,22 @@ class ReplicatedStore:
         for index in sorted(self.pending):
             if up_to is not None and index > up_to:
                 break
-            _answer(self.pending.pop(index).on_done, None, err)
+            for _, own in sorted(self.pending.pop(index).items()):
+                _answer(own.on_done, None, err)
+
+
+def _outcome(pending: Pending, result: EventBatch | SwarmError, before: int) -> None:
+    """Answer a proposal with its batch's outcome. ``before`` is the store's
+    index just before the batch: a refusal of a batch built from state older
+    than that may be a race with the writes between (for a later part of a
+    group, the parts before it), so the proposer builds it again from the new
+    state (StaleWrite) rather than failing."""
+    if not isinstance(result, SwarmError):
+        _answer(pending.on_done, result, None)
+        return
+    if pending.built_at is not None and before > pending.built_at:
+        result = StaleWrite(result)
+    _answer(pending.on_done, None, result)
 
 
 def _answer(on_done: Done, batch: object, err: SwarmError | None) -> None:

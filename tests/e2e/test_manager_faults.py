@@ -125,3 +125,42 @@ def test_two_managers_restarted_at_once_find_each_other(swarm: Swarm) -> None:
             timeout=30,
             what=f"{name} with both",
         )
+
+
+def test_an_entry_larger_than_a_frame_reaches_every_manager(swarm: Swarm) -> None:
+    """A service of 100,000 replicas is created in one batch, a log entry of
+    about 19 MB: over the transport's 16 MiB frame cap, so it travels to the
+    followers in parts. It commits, and the manager that takes over when the
+    leader dies has every task."""
+    three_managers(swarm)
+    out = ctl(
+        swarm,
+        "node-1",
+        "service",
+        "create",
+        "--name",
+        "big",
+        "--command",
+        "x",
+        "--replicas",
+        "100000",
+        # Nowhere to run: only the orchestrator's one large batch is written.
+        "--constraint",
+        "node.labels.nowhere==true",
+    )
+    assert out.returncode == 0, out.stderr
+    wait_until(
+        lambda: "0/100000" in ctl(swarm, "node-1", "service", "ls").stdout,
+        timeout=60,
+        what="100,000 tasks on the leader",
+    )
+    create(swarm, "node-1", "after")
+    swarm.procs["node-1"].send_signal(signal.SIGKILL)
+    swarm.procs["node-1"].wait(10)
+    wait_until(
+        lambda: leader(swarm, "node-2") in ("node-2", "node-3"),
+        timeout=60,
+        what="a new leader",
+    )
+    listing = ctl(swarm, "node-2", "service", "ls").stdout
+    assert "0/100000" in listing and "after" in listing, listing

@@ -4,6 +4,7 @@ every process of the swarm restarted with nothing lost."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -68,6 +69,17 @@ def test_three_managers_survive_the_leader_and_a_full_restart(swarm: Swarm) -> N
     print(f"\nnew leader after {new_leader_after:.1f}s; {len(ok)} creates ok, {len(failed)} failed")
 
     survivor = leader(swarm, "node-2")
+    # Scripts read the same from `node ls --format json`: the leader says so.
+    nodes = json.loads(ctl(swarm, survivor, "node", "ls", "--format", "json").stdout)
+    status = {
+        n["description"]["hostname"]: n["manager_status"]
+        for n in nodes
+        if n["manager_status"] is not None
+    }
+    assert sorted(status) == list(MANAGERS)
+    assert [h for h, st in status.items() if st["leader"]] == [survivor]
+    assert status["node-1"]["reachability"] == "unreachable"
+    assert {n["role"] for n in nodes} == {"manager", "worker"}
     listed = services(swarm, survivor)
     assert listed is not None
     assert len(listed) == len(set(listed)), "a service exists twice"

@@ -19,6 +19,7 @@ from pyswarmkit.actors.messages import Transact
 from pyswarmkit.api.errors import FailedPrecondition, SwarmError
 from pyswarmkit.api.objects import Service, replace
 from pyswarmkit.node import NodeConfig, SwarmNode
+from pyswarmkit.store.entries import batches_in
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.transport.control import ControlClient
 
@@ -172,5 +173,53 @@ def test_racing_writes_to_one_object_are_built_again_not_refused(tmp: Path) -> N
         assert outcomes == [None] * n
         svc: Any = node.store.service_by_name("counter")
         assert isinstance(svc, Service) and svc.spec.mode.replicas == n
+    finally:
+        stop(node, client)
+
+
+def test_writes_arriving_together_share_entries_yet_each_has_its_own_outcome(
+    tmp: Path,
+) -> None:
+    """Many writes sent at once reach the log in a few group entries; one
+    refused (a name already taken) fails alone, the rest commit, and the log
+    replayed after a restart gives the same store."""
+    node, client = start(tmp)
+    try:
+        n = 300
+        outcomes: dict[int, SwarmError | None] = {}
+        done = threading.Event()
+
+        def creating(i: int) -> Any:
+            name = "dup" if i % 100 == 7 else f"s{i}"
+            svc = Service(id=f"id{i:04d}", spec=spec(name, 0))
+            return lambda store: [Change("create", svc)]
+
+        def answer(i: int) -> Any:
+            def on_done(batch: EventBatch | None, err: SwarmError | None) -> None:
+                outcomes[i] = err
+                if len(outcomes) == n:
+                    done.set()
+
+            return on_done
+
+        assert node.raft is not None
+        first = node.raft.core.log.last_index + 1
+        for i in range(n):
+            assert node.registry.tell("store", Transact(creating(i), 0.0, answer(i)))
+        assert done.wait(30), f"only {len(outcomes)} of {n} answered"
+        failed = sorted(i for i, err in outcomes.items() if err is not None)
+        assert failed == [107, 207], failed
+        assert all("already exists" in str(outcomes[i]) for i in failed)
+        last = node.raft.core.log.last_index
+        grouped = [e for e in node.raft.core.log.slice(first, last + 1) if batches_in(e.data) > 1]
+        assert grouped, "no two writes shared an entry"
+        assert last - first + 1 < n
+        kept = {s.id for s in node.store.services()}
+    finally:
+        stop(node, client)
+    node, client = start(tmp)
+    try:
+        assert {s.id for s in node.store.services()} == kept
+        assert len([i for i in kept if i.startswith("id")]) == n - 2
     finally:
         stop(node, client)

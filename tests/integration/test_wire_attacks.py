@@ -19,7 +19,7 @@ import zmq
 from helpers import wait_until
 from nodes import one_node
 
-from pyswarmkit.api.errors import DeadlineExceeded, PermissionDenied
+from pyswarmkit.api.errors import Conflict, DeadlineExceeded, PermissionDenied
 from pyswarmkit.api.objects import NodeDescription, replace
 from pyswarmkit.api.protocol import (
     Body,
@@ -311,16 +311,31 @@ def test_expired_and_removed_nodes_are_refused_on_their_next_message(
     assert isinstance(old.register(), Registered)
     assert isinstance(gone.register(), Registered)
 
-    node = n.store.get_node(old.node_id)
-    assert node is not None and node.certificate is not None
-    expired = replace(node.certificate, not_after=1.0)
-    n.write([Change("update", replace(node, certificate=expired))])
+    def expire() -> bool:
+        # Read and write again if the node's registration changed it between.
+        node = n.store.get_node(old.node_id)
+        assert node is not None and node.certificate is not None
+        expired = replace(node.certificate, not_after=1.0)
+        try:
+            n.write([Change("update", replace(node, certificate=expired))])
+        except Conflict:
+            return False
+        return True
+
+    wait_until(expire, what="the certificate expired in the store")
     with pytest.raises(PermissionDenied, match=f"certificate of node {old.node_id} expired"):
         old.register()
 
-    victim = n.store.get_node(gone.node_id)
-    assert victim is not None
-    n.write([Change("delete", victim)])
+    def remove() -> bool:
+        victim = n.store.get_node(gone.node_id)
+        assert victim is not None
+        try:
+            n.write([Change("delete", victim)])
+        except Conflict:
+            return False
+        return True
+
+    wait_until(remove, what="the node removed")
     # Its key is unknown now, and it is told why.
     with pytest.raises(PermissionDenied, match=r"^this node was removed from the swarm$"):
         gone.register()

@@ -114,3 +114,22 @@ def test_swarmctl_uses_the_default_socket_when_swarm_socket_is_unset(short_cwd: 
         assert found.output.startswith("ID")
     finally:
         server.stop()
+
+
+def test_an_error_is_one_line_and_debug_adds_its_code_and_trace(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    missing = str(tmp_path / "no.sock")
+    run = [sys.executable, "-c", "from pyswarmkit.cli import swarmctl_main; swarmctl_main()"]
+    plain = subprocess.run([*run, "-s", missing, "service", "ls"], capture_output=True, text=True)
+    assert plain.returncode == 1
+    assert plain.stderr.splitlines() == [
+        f"swarmctl: error: cannot connect to swarmd at {missing}: is it running?"
+    ]
+    debug = subprocess.run(
+        [*run, "--debug", "-s", missing, "service", "ls"], capture_output=True, text=True
+    )
+    assert debug.returncode == 1
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.splitlines()[-1].endswith("is it running? (code: unavailable)")

@@ -144,8 +144,12 @@ BAD_SPECS = [
     (spec(replicas=-1), "replicas must be 0 or more, not -1"),
     (spec(replicas=100_001), "replicas must be at most 100000, not 100001"),
     (
-        replace(spec(), mode=ServiceMode(kind="global")),
-        "mode 'global' is not supported",
+        replace(spec(), mode=ServiceMode(kind="replicated-job", total_completions=-1)),
+        "total completions (--replicas of a job) must be 0 or more, not -1",
+    ),
+    (
+        replace(spec(), mode=ServiceMode(kind="replicated-job", max_concurrent=-2)),
+        "max concurrent must be 0 or more, not -2",
     ),
     (spec(command=()), "a service needs something to run"),
     (_with_container(env=("NOEQUALS",)), "invalid environment entry 'NOEQUALS': use KEY=VALUE"),

@@ -181,3 +181,29 @@ def test_exit_code_only_when_a_process_exited() -> None:
         id="t", status=TaskStatus(state=TaskState.RUNNING, container=ContainerStatus(pid=42))
     )
     assert exit_code(still_running) == ""
+
+
+def test_json_output_has_every_field_with_states_by_name() -> None:
+    import json
+
+    from pyswarmkit.api.objects import ManagerStatus, Node, NodeCertificate
+    from pyswarmkit.api.states import NodeRole, Reachability
+    from pyswarmkit.display import as_json
+
+    node = Node(
+        id="n1",
+        role=NodeRole.MANAGER,
+        manager_status=ManagerStatus(7, "10.0.0.1:4242", True, Reachability.REACHABLE),
+        certificate=NodeCertificate(curve_key=b"\x01\x02", pem=b"-----BEGIN CERTIFICATE-----\n"),
+    )
+    [doc] = json.loads(as_json([node]))
+    assert doc["id"] == "n1" and doc["role"] == "manager"
+    assert doc["manager_status"] == {
+        "raft_id": 7,
+        "addr": "10.0.0.1:4242",
+        "leader": True,
+        "reachability": "reachable",
+    }
+    assert doc["certificate"]["curve_key"] == "0102"
+    assert doc["certificate"]["pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert set(doc) == set(Node.__struct_fields__)

@@ -11,9 +11,12 @@ from pyswarmkit.api.objects import Annotations, Cluster, Node, Service, ServiceS
 from pyswarmkit.raft.messages import ENTRY_NORMAL, Entry
 from pyswarmkit.store.entries import (
     EntryError,
+    batches_in,
     decode_batch,
+    decode_entry,
     decode_snapshot,
     encode_batch,
+    encode_group,
     encode_snapshot,
 )
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
@@ -48,6 +51,8 @@ def test_a_batch_keeps_its_order_kinds_and_now() -> None:
         msgspec.msgpack.encode([1, 0.0, [2], [], [], [], []]),  # a change with no object
         msgspec.msgpack.encode([1, 0.0, [], [], [], [], [["c1"]]]),  # an object no change names
         msgspec.msgpack.encode([1, 0.0, [1], [], [["s1", "not a spec"]], [], []]),
+        msgspec.msgpack.encode([1, 0.0, [-1], [], [], [], [["c1"]]]),  # no such op
+        msgspec.msgpack.encode([1, 0.0, [12], [["n1"]], [], [], []]),  # no such op
     ],
 )
 def test_an_entry_this_version_cannot_apply_is_refused_with_a_reason(data: bytes) -> None:
@@ -114,3 +119,93 @@ def test_a_refusal_is_stale_only_when_other_writes_came_between() -> None:
     replica.proposed(4, Pending(1, update, 4.0, note, built_at=3))  # type: ignore[arg-type]
     replica.apply(entry(4, 1, update))
     assert isinstance(errs[2], Conflict) and not isinstance(errs[2], StaleWrite)
+
+
+@pytest.mark.parametrize("count", [1, 2, 15, 16, 70_000])
+def test_a_group_entry_holds_its_batches_in_order(count: int) -> None:
+    batches = [[Change("create", Node(id=f"n{i}"))] for i in range(count)]
+    data = encode_group([encode_batch(b, float(i)) for i, b in enumerate(batches)])
+    assert batches_in(data) == count
+    decoded = decode_entry(data)
+    assert [c for c, _ in decoded] == batches
+    assert [now for _, now in decoded] == [float(i) for i in range(count)]
+    if count == 1:
+        # A lone batch is written as itself: entries of earlier versions read the same.
+        assert decode_batch(data) == (batches[0], 0.0)
+
+
+def test_a_group_holding_something_else_is_refused_whole() -> None:
+    good = encode_batch([Change("create", Node(id="n1"))], 1.0)
+    bad = msgspec.msgpack.encode([2, 0.0, [], [], [], [], []])
+    with pytest.raises(EntryError):
+        decode_entry(encode_group([good, bad]))
+    # A group inside a group is not a batch.
+    with pytest.raises(EntryError):
+        decode_entry(encode_group([good, encode_group([good, good])]))
+
+
+def group_entry(index: int, term: int, batches: list[list[Change]]) -> Entry:
+    data = encode_group([encode_batch(b, float(index)) for b in batches])
+    return Entry(term, index, ENTRY_NORMAL, data)
+
+
+def test_each_batch_of_a_group_commits_or_fails_on_its_own() -> None:
+    """Writes that share an entry are independent: one refused does not undo
+    the others, each proposer hears its own outcome, and watchers see one
+    batch with the events of those that applied."""
+    replica = ReplicatedStore(MemoryStore())
+    seen: list[EventBatch] = []
+    replica.store.watch(seen.append)
+    answers: dict[int, tuple[object, SwarmError | None]] = {}
+
+    def answer(part: int) -> object:
+        return lambda batch, err: answers.__setitem__(part, (batch, err))
+
+    batches = [
+        [Change("create", svc("s1", "web"))],
+        [Change("create", svc("s2", "web"))],  # the name is taken by part 0
+        [Change("create", svc("s3", "db"))],
+    ]
+    for part, b in enumerate(batches):
+        pending = Pending(2, b, 1.0, answer(part), None)  # type: ignore[arg-type]
+        replica.proposed(1, pending, part)
+    replica.apply(group_entry(1, 2, batches))
+    assert answers[0][1] is None and answers[2][1] is None
+    assert answers[1][0] is None and answers[1][1] is not None
+    assert replica.store.get_service("s2") is None
+    assert [e.obj.id for e in seen[0].events] == ["s1", "s3"]
+    # A follower (no proposals of its own) decodes the entry and ends the same.
+    follower = ReplicatedStore(MemoryStore())
+    follower.apply(group_entry(1, 2, batches))
+    assert follower.store.dump() == replica.store.dump()
+    # A proposal that learns its index after the entry applied gets that outcome.
+    late: list[SwarmError | None] = []
+    late_pending = Pending(2, batches[1], 1.0, lambda b, e: late.append(e), None)
+    follower.proposed(1, late_pending, 1)  # type: ignore[arg-type]
+    assert late and late[0] is not None
+
+
+def test_a_later_batch_refused_because_of_an_earlier_one_in_its_group_is_built_again() -> None:
+    replica = ReplicatedStore(MemoryStore())
+    replica.apply(entry(1, 1, [Change("create", svc("s1", "web"))]))
+    read = replica.store.get_service("s1")
+    assert read is not None
+    errs: dict[int, SwarmError | None] = {}
+    update = [Change("update", read)]
+    for part in (0, 1):
+        pending = Pending(1, update, 2.0, lambda b, e, p=part: errs.__setitem__(p, e), 1)
+        replica.proposed(2, pending, part)  # type: ignore[arg-type]
+    replica.apply(group_entry(2, 1, [update, update]))
+    assert errs[0] is None
+    assert isinstance(errs[1], StaleWrite)
+
+
+def test_proposals_a_group_does_not_hold_are_lost() -> None:
+    replica = ReplicatedStore(MemoryStore())
+    errs: list[SwarmError | None] = []
+    b = [Change("create", svc("s1", "web"))]
+    replica.proposed(1, Pending(1, b, 1.0, lambda x, e: errs.append(e), None), 0)  # type: ignore[arg-type]
+    replica.proposed(1, Pending(1, b, 1.0, lambda x, e: errs.append(e), None), 5)  # type: ignore[arg-type]
+    replica.apply(entry(1, 1, b))
+    assert errs[0] is None
+    assert isinstance(errs[1], Unavailable)

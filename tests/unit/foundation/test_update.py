@@ -16,6 +16,8 @@ from pyswarmkit.api.states import RestartCondition, TaskState, UpdateState
 from pyswarmkit.control.handlers import Handlers, Write
 from pyswarmkit.control.validate import validate_update_config
 from pyswarmkit.orchestrator.update import OLD_TASK_TIMEOUT
+from tests.unit.orchestration.world import World
+from tests.unit.orchestration.world import spec as world_spec
 
 from .test_orchestrator import SID, Swarm, spec
 
@@ -497,3 +499,37 @@ def test_a_refused_batch_is_decided_again() -> None:
     run(swarm, 1.5, 20.0)
     assert len([t for t in swarm.live() if t.spec.container.command[-1] == "serve --v2"]) == 2
     assert status(swarm) == (UpdateState.COMPLETED, "update completed")
+
+
+# --- global services update with the same machinery, slots keyed by node -----------
+
+
+def test_a_global_service_updates_one_node_at_a_time_with_a_delay() -> None:
+    w = World()
+    for name in ("n1", "n2", "n3"):
+        w.add_node(name)
+    paced = UpdateConfig(parallelism=1, delay=10.0)
+    sid = w.create(replace(world_spec("agent", "global"), update=paced))
+    w.settle()
+    w.run_pending()
+    w.settle()
+    w.update(sid, replace(world_spec("agent", "global", command="v2"), update=paced), 1.0)
+    started: dict[str, float] = {}
+    now = 1.0
+    while now < 60:
+        w.settle(now)
+        w.stop_unwanted(now)
+        w.settle(now)
+        w.run_pending(now)
+        for t in w.tasks(sid):
+            if t.spec.container.command[-1] == "v2" and t.status.state == TaskState.RUNNING:
+                started.setdefault(t.node_id, now)
+        now += 0.5
+    # One node at a time, each 10 s after the one before ran; the new task
+    # keeps its node.
+    assert sorted(started) == ["n1", "n2", "n3"]
+    times = sorted(started.values())
+    assert 10 <= times[1] - times[0] <= 11 and 10 <= times[2] - times[1] <= 11
+    svc = w.service(sid)
+    assert svc.update_status is not None and svc.update_status.state == UpdateState.COMPLETED
+    assert sorted(t.node_id for t in w.wanted(sid)) == ["n1", "n2", "n3"]
