@@ -88,12 +88,13 @@ def running(sock: str, args: str) -> int:
 
 def measure(opts: argparse.Namespace, sock: str) -> dict[str, Any]:
     if opts.command == "trap":
-        command = ["--command", "sh", "--args", "-c", "--args", 'trap "" TERM; sleep 1000']
-        new_args = 'trap "" TERM; sleep 1001'
-        old_args = 'trap "" TERM; sleep 1000'
+        command = ["--command", "sh", "--args", "-c", "--args", 'trap "" TERM; sleep 100000']
+        new_args = 'trap "" TERM; sleep 100001'
+        old_args = 'trap "" TERM; sleep 100000'
     else:
-        command = ["--command", "sleep", "--args", "1000"]
-        new_args, old_args = "1001", "1000"
+        # Long enough that no task ends by itself during a long update.
+        command = ["--command", "sleep", "--args", "100000"]
+        new_args, old_args = "100001", "100000"
     ctl(sock, "service", "create", "--name", "bench", "--replicas", str(opts.replicas), *command)
     wait(lambda: running(sock, old_args) == opts.replicas, opts.timeout, "the tasks to run")
     update = [
