@@ -95,7 +95,11 @@ def measure(opts: argparse.Namespace, sock: str) -> dict[str, Any]:
         # Long enough that no task ends by itself during a long update.
         command = ["--command", "sleep", "--args", "100000"]
         new_args, old_args = "100001", "100000"
-    ctl(sock, "service", "create", "--name", "bench", "--replicas", str(opts.replicas), *command)
+    ctl(
+        sock,
+        *("service", "create", "--detach", "--name", "bench"),
+        *("--replicas", str(opts.replicas), *command),
+    )
     wait(lambda: running(sock, old_args) == opts.replicas, opts.timeout, "the tasks to run")
     update = [
         *(["--args", "-c"] if opts.command == "trap" else []),
@@ -107,7 +111,7 @@ def measure(opts: argparse.Namespace, sock: str) -> dict[str, Any]:
         opts.delay,
     ]
     start = time.monotonic()
-    ctl(sock, "service", "update", "bench", *update)
+    ctl(sock, "service", "update", "--detach", "bench", *update)
     wait(lambda: running(sock, new_args) == opts.replicas, opts.timeout, "the new tasks to run")
     replaced = time.monotonic() - start
 

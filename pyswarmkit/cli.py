@@ -20,7 +20,13 @@ import typer
 
 from pyswarmkit import __version__, display
 from pyswarmkit.api import typecheck
-from pyswarmkit.api.errors import Internal, InvalidArgument, SwarmError, Unavailable
+from pyswarmkit.api.errors import (
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    SwarmError,
+    Unavailable,
+)
 from pyswarmkit.api.objects import (
     JOB_KINDS,
     Annotations,
@@ -38,7 +44,7 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeRole, RestartCondition
-from pyswarmkit.control import eventlines, units
+from pyswarmkit.control import eventlines, progress, units
 from pyswarmkit.control.validate import FAILURE_ACTIONS, ORDERS
 from pyswarmkit.network import DEFAULT_REMOTE_API
 from pyswarmkit.transport.control import ControlClient
@@ -132,7 +138,15 @@ def swarmd(
         typer.Option(help="Path of the control socket [default: <state-dir>/swarm.sock]."),
     ] = None,
     hostname: Annotated[str | None, typer.Option(help="The node's name in the swarm.")] = None,
-    executor: Annotated[str, typer.Option(help="Task executor: process or sim.")] = "process",
+    executor: Annotated[
+        str, typer.Option(help="Task executor: process, docker or sim.")
+    ] = "process",
+    engine_addr: Annotated[
+        str | None,
+        typer.Option(
+            help="Docker engine (docker executor) [default: DOCKER_HOST, else the standard socket]."
+        ),
+    ] = None,
     heartbeat_period: Annotated[
         float, typer.Option(help="Seconds between agent heartbeats.")
     ] = 5.0,
@@ -187,6 +201,13 @@ def swarmd(
             help="HOST:PORT where Prometheus metrics are served (GET /metrics); off by default."
         ),
     ] = None,
+    listen_web: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT where a read-only web page of the swarm is served; a bare PORT or "
+            ":PORT means 127.0.0.1. Off by default."
+        ),
+    ] = None,
     cert_renewal_scale: Annotated[
         float, typer.Option(hidden=True, help="Testing only: scale certificate renewal delays.")
     ] = 1.0,
@@ -222,6 +243,7 @@ def swarmd(
         generic_resources=units.parse_generic(generic_node_resources),
         engine_labels=dict(units.parse_label(item) for item in engine_label or ()),
         listen_remote_api=listen_remote_api,
+        engine_addr=engine_addr,
         advertise_remote_api=advertise_remote_api,
         join_addr=join_addr,
         join_token=join_token,
@@ -234,6 +256,7 @@ def swarmd(
         listen_metrics=None
         if listen_metrics is None
         else _hostport(listen_metrics, "--listen-metrics"),
+        listen_web=None if listen_web is None else _web_address(listen_web),
     )
     node = SwarmNode(config)
     node.start()
@@ -251,6 +274,20 @@ def swarmd(
         node.stop()
     if node.failure:
         raise Internal(node.failure)
+
+
+def _web_address(value: str) -> str:
+    from pyswarmkit.transport.zmq_bus import split_hostport
+    from pyswarmkit.web.view import listen_address
+
+    address = listen_address(value)
+    try:
+        split_hostport(address)
+    except ValueError:
+        raise InvalidArgument(
+            f"--listen-web {value[:100]!r} is not HOST:PORT or PORT, e.g. 127.0.0.1:8080 or 8080"
+        ) from None
+    return address
 
 
 def _hostport(value: str, flag: str) -> str:
@@ -333,7 +370,7 @@ class CtlState:
     socket: str = ""
     debug: bool = False
 
-    def client(self) -> ControlClient:
+    def client(self, timeout: float = 15.0) -> ControlClient:
         if not self.socket:
             raise InvalidArgument("no control socket: pass -s/--socket or set SWARM_SOCKET")
         if self.socket == DEFAULT_SOCKET and not os.path.exists(self.socket):
@@ -341,7 +378,7 @@ class CtlState:
                 f"no swarmd socket at {DEFAULT_SOCKET} (the default): "
                 "pass -s/--socket or set SWARM_SOCKET"
             )
-        return ControlClient(self.socket)
+        return ControlClient(self.socket, timeout)
 
     def call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         client = self.client()
@@ -400,6 +437,30 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs, one per
 
 def _json(values: list[Any]) -> None:
     _echo(display.as_json(values))
+
+
+def _inspect_each(method: str, refs: list[str]) -> tuple[list[dict[str, Any]], bool]:
+    """Each object named, as ``docker inspect`` does: one that is not found
+    gets its error line and the others are still shown (the exit code says
+    if any failed)."""
+    found: list[dict[str, Any]] = []
+    failed = False
+    for ref in refs:
+        try:
+            found.append(STATE.call(method, {"ref": ref}))
+        except SwarmError as err:
+            if isinstance(err, Unavailable):
+                raise
+            typer.echo(f"swarmctl: error: {err}", err=True)
+            failed = True
+    return found, failed
+
+
+def _shown_then(failed: bool, text: str) -> None:
+    if text:
+        _echo(text)
+    if failed:
+        raise typer.Exit(1)
 
 
 @swarmctl_app.callback()
@@ -746,6 +807,95 @@ def _edit_mode(mode: ServiceMode, replicas: int | None, max_concurrent: int | No
     return mode
 
 
+DetachOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detach/--no-detach",
+        "-d",
+        help="Return at once rather than show the service converging.",
+    ),
+]
+# How often a watched change is looked at, at least (seconds).
+WATCH_POLL = 0.3
+
+
+def _converge(ref: str) -> None:
+    """Show a service converging until it has (then its tasks stay up for the
+    update monitor period: `verify`), or fail with the reason: tasks that
+    keep failing, an update paused or rolled back. Ctrl-C stops the
+    watching, never the change. On a terminal the lines are redrawn in
+    place; otherwise a line is printed whenever a slot's state changes."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    client = STATE.client()
+    console = Console(highlight=False)
+    tty = console.is_terminal
+    printed: dict[str, str] = {}
+    since: int | None = None
+    verify_until: float | None = None
+    live = Live(console=console, auto_refresh=False, transient=False) if tty else None
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            started = time.monotonic()
+            service: Service = client.call("service.inspect", {"ref": ref})["service"]
+            if since is None:
+                since = service.meta.version
+            tasks: list[Task] = []
+            nodes: dict[str, str] = {}
+            for page in client.stream("task.list", {"service": service.id, "all": True}):
+                tasks.extend(page.get("tasks") or ())
+                nodes.update(page.get("nodes") or {})
+            shown = progress.view(service, tasks, nodes, since)
+            lines = shown.render()
+            now = time.monotonic()
+            if shown.outcome == "converged" and verify_until is None:
+                verify_until = now + service.spec.update.monitor
+            elif shown.outcome != "converged":
+                verify_until = None
+            if verify_until is not None:
+                left = max(0.0, verify_until - now)
+                lines.append(
+                    f"verify: Waiting {left:.0f} seconds to verify that tasks are stable..."
+                )
+            if live is not None:
+                live.update(Text("\n".join(lines)), refresh=True)
+            else:
+                for line in shown.lines:
+                    if printed.get(line.label) != line.text:
+                        printed[line.label] = line.text
+                        _echo(f"{line.label}: {line.text}")
+            if shown.outcome == "failed":
+                raise Unavailable(f"{service.name} did not converge: {shown.reason}")
+            if verify_until is not None and now >= verify_until:
+                if live is not None:
+                    lines[-1] = "verify: Service converged"
+                    live.update(Text("\n".join(lines)), refresh=True)
+                else:
+                    _echo("verify: Service converged")
+                return
+            time.sleep(max(WATCH_POLL, 2 * (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        typer.echo(
+            f"swarmctl: stopped watching; the change goes on (swarmctl task ls --service {ref})",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        if live is not None:
+            live.stop()
+        client.close()
+
+
+MountOpt = Annotated[
+    list[str] | None,
+    typer.Option("--mount", help="type=bind|volume,source=SRC,target=DST[,readonly] (repeatable)."),
+]
+
+
 @service_app.command("create")
 def service_create(
     name: Annotated[str | None, typer.Option(help="Service name.")] = None,
@@ -781,10 +931,17 @@ def service_create(
     rollback_monitor: RbMonitorOpt = None,
     rollback_max_failure_ratio: RbRatioOpt = None,
     rollback_order: RbOrderOpt = None,
+    mount: MountOpt = None,
+    workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory.")] = "",
+    user: Annotated[str, typer.Option("--user", "-u", help="User (docker executor).")] = "",
+    stop_signal: Annotated[str, typer.Option(help="Signal that stops a task.")] = "",
+    detach: DetachOpt = False,
 ) -> None:
     """Create a service; prints its ID."""
     if not name:
         raise InvalidArgument("service name is required: pass --name")
+    from pyswarmkit.mounts import parse_mount, parse_stop_signal
+
     spec = ServiceSpec(
         annotations=Annotations(name=name),
         task=TaskSpec(
@@ -793,6 +950,10 @@ def service_create(
                 command=tuple(command or ()),
                 args=tuple(args or ()),
                 env=_env_list(env),
+                dir=workdir,
+                user=user,
+                mounts=tuple(parse_mount(m) for m in mount or ()),
+                stop_signal=parse_stop_signal(stop_signal) if stop_signal else "",
             )
         ),
         mode=_mode(mode, replicas, max_concurrent),
@@ -807,6 +968,8 @@ def service_create(
     typecheck.check(spec, "spec")
     result = STATE.call("service.create", {"spec": spec})
     _echo(result["id"])
+    if not detach:
+        _converge(result["id"])
 
 
 @service_app.command("ls")
@@ -1019,6 +1182,7 @@ def service_update(
     force: Annotated[
         bool, typer.Option("--force", help="Replace every task even if nothing changed.")
     ] = False,
+    detach: DetachOpt = False,
 ) -> None:
     """Change a service; its tasks follow, as a rolling update."""
     params = locals()
@@ -1028,7 +1192,7 @@ def service_update(
         others = [
             k
             for k, v in params.items()
-            if k not in ("service", "rollback", "update_flags", "flags")
+            if k not in ("service", "rollback", "detach", "update_flags", "flags")
             and k not in {f.name for f in dataclasses.fields(UpdateFlags)}
             and v not in (None, False)
         ]
@@ -1056,6 +1220,8 @@ def service_update(
         return update_flags.apply(flags.apply(spec))
 
     _edit_service(service, edit)
+    if not detach:
+        _converge(service)
 
 
 @service_app.command("rm")
@@ -1111,11 +1277,11 @@ def task_inspect(
     output: FormatOpt = Output.table,
 ) -> None:
     """Show tasks."""
-    results = [STATE.call("task.inspect", {"ref": ref}) for ref in tasks]
+    results, failed = _inspect_each("task.inspect", tasks)
     if output is Output.json:
-        _json([r["task"] for r in results])
-        return
-    _echo("\n\n".join(_task_text(r) for r in results))
+        _shown_then(failed, display.as_json([r["task"] for r in results]))
+    else:
+        _shown_then(failed, "\n\n".join(_task_text(r) for r in results))
 
 
 def _task_text(result: dict[str, Any]) -> str:
@@ -1162,42 +1328,58 @@ EVENTS_POLL = 0.2
 def events(
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", "-f", help="type=service, type=node or type=task (repeatable)."),
+        typer.Option("--filter", "-f", help="type=service, node, task or cluster (repeatable)."),
     ] = None,
     since: Annotated[
         str | None,
         typer.Option(help="Show what the manager still holds from then on: 10m, or a UTC time."),
     ] = None,
-    output: FormatOpt = Output.table,
+    output: Annotated[
+        Output, typer.Option("--format", help="table (one line each), or json (one object each).")
+    ] = Output.table,
 ) -> None:
     """Stream store changes as they commit, one line each, until Ctrl-C."""
     kinds = eventlines.parse_filters(filters or [])
     start = None if since is None else eventlines.parse_since(since, time.time())
     show = eventlines.json_line if output is Output.json else eventlines.line
     body: dict[str, Any] = {} if kinds is None else {"kinds": sorted(kinds)}
-    client = STATE.client()
+    # A manager that stops mid-request is noticed within this many seconds.
+    client = STATE.client(timeout=5.0)
     names: dict[str, str] = {}
 
     def learn() -> None:
         names.update((s.id, s.name) for s in client.call("service.list")["services"])
         names.update((n.id, n.name) for n in client.call("node.list")["nodes"])
+        names.update((c.id, c.name) for c in client.call("cluster.list")["clusters"])
 
+    idle = 0
     try:
         learn()
         first = client.call("events.since", body)
         # With --since: everything the manager's event ring still holds.
         index = first["oldest"] if start is not None else first["next"]
         while True:
-            page = client.call("events.since", {**body, "index": index})
+            try:
+                page = client.call("events.since", {**body, "index": index})
+            except DeadlineExceeded:
+                if client.alive():
+                    raise
+                raise Unavailable(f"swarmd at {client.path} stopped") from None
             rows = page["events"]
-            if any(r[3] in ("service", "node") and r[4] not in names for r in rows):
+            if any(r[3] in ("service", "node", "cluster") and r[4] not in names for r in rows):
                 learn()
             for r in rows:
                 if start is None or r[1] >= start:
                     typer.echo(show(r, names))
             index = page["next"]
-            if not rows:
-                time.sleep(EVENTS_POLL)
+            if rows:
+                idle = 0
+                continue
+            time.sleep(EVENTS_POLL)
+            idle += 1
+            # A swarmd that stopped answers nothing, quickly: look now and then.
+            if idle % 5 == 0 and not client.alive():
+                raise Unavailable(f"swarmd at {client.path} stopped")
     except KeyboardInterrupt:
         # Ctrl-C stops the watching, and only that.
         return
@@ -1225,12 +1407,13 @@ def node_inspect(
     output: FormatOpt = Output.table,
 ) -> None:
     """Show nodes."""
-    results = [STATE.call("node.inspect", {"ref": ref}) for ref in nodes]
+    results, failed = _inspect_each("node.inspect", nodes)
     if output is Output.json:
-        _json([r["node"] for r in results])
-        return
-    now = time.time()
-    _echo("\n\n".join(display.node_summary(r["node"], r["tasks"], now) for r in results))
+        _shown_then(failed, display.as_json([r["node"] for r in results]))
+    else:
+        now = time.time()
+        text = "\n\n".join(display.node_summary(r["node"], r["tasks"], now) for r in results)
+        _shown_then(failed, text)
 
 
 def _edit_node(ref: str, edit: Callable[[NodeSpec], NodeSpec]) -> None:
@@ -1376,13 +1559,12 @@ def cluster_inspect(
     output: FormatOpt = Output.table,
 ) -> None:
     """Show the cluster's settings and join tokens."""
-    found: list[Cluster] = [
-        STATE.call("cluster.inspect", {"ref": ref})["cluster"] for ref in clusters
-    ]
+    results, failed = _inspect_each("cluster.inspect", clusters)
+    found: list[Cluster] = [r["cluster"] for r in results]
     if output is Output.json:
-        _json(list(found))
-        return
-    _echo("\n\n".join(_cluster_text(c) for c in found))
+        _shown_then(failed, display.as_json(list(found)))
+    else:
+        _shown_then(failed, "\n\n".join(_cluster_text(c) for c in found))
 
 
 def _cluster_text(c: Cluster) -> str:

@@ -14,17 +14,24 @@ Every metric is listed, with its meaning, in docs/metrics.md.
 
 from __future__ import annotations
 
+import logging
+import socket
+import threading
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from pyswarmkit.api.errors import Unavailable
 from pyswarmkit.store.memory import MemoryStore
 from pyswarmkit.transport.zmq_bus import split_hostport
+
+log = logging.getLogger(__name__)
 
 # Write commit latency: from a Transact reaching the store actor to its outcome.
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -208,19 +215,40 @@ def _transport_families(stats: dict[str, int]) -> Iterator[Metric]:
     )
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape every few seconds is not worth a log line
+
+
 class MetricsServer:
-    """The HTTP endpoint (prometheus_client's own server, on its own thread):
-    ``GET /metrics`` on HOST:PORT."""
+    """The HTTP endpoint: ``GET /metrics`` on HOST:PORT (prometheus_client's
+    WSGI app and threading server, on a thread of its own); any other path
+    is not found."""
 
     def __init__(self, hostport: str, metrics: Metrics) -> None:
         host, port = split_hostport(hostport)
+        metrics_app = make_wsgi_app(metrics.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("PATH_INFO") not in ("/metrics", "/metrics/"):
+                start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"not found: the metrics are at /metrics\n"]
+            return metrics_app(environ, start_response)
+
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
         try:
-            self._server, self._thread = start_http_server(port, host, metrics.registry)
+            self._server = make_server(host, port, app, Server, handler_class=_Quiet)
         except OSError as exc:
-            raise Unavailable(
-                f"cannot serve metrics on {hostport}: {exc.strerror or exc}"
-            ) from None
+            why = exc.strerror or exc
+            raise Unavailable(f"cannot serve metrics on {hostport}: {why}") from None
         self.port = self._server.server_port
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-http", daemon=True
+        )
+        self._thread.start()
+        log.info("metrics served on http://%s:%d/metrics", host, self.port)
 
     def stop(self) -> None:
         self._server.shutdown()

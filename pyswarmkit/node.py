@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pykka
 import zmq
@@ -69,9 +69,12 @@ from pyswarmkit.transport.bus import Envelope, LocalBus
 from pyswarmkit.transport.control import ControlServer, check_socket_path
 from pyswarmkit.transport.zmq_bus import CurveKeys, ZmqBus
 
+if TYPE_CHECKING:
+    from pyswarmkit.web.server import WebServer
+
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("process", "sim")
+EXECUTORS = ("process", "sim", "docker")
 # Started when this manager gains leadership, stopped (in reverse) when it loses it.
 LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher")
 # The actors that keep time, in tick order.
@@ -109,6 +112,8 @@ class NodeConfig:
     # HOST:PORT where a manager serves other nodes over CurveZMQ; None: nodes
     # reach it only in process (a LocalBus).
     listen_remote_api: str | None = None
+    # The Docker engine of ``--executor docker``; None: DOCKER_HOST, else the standard socket.
+    engine_addr: str | None = None
     # The address other nodes dial, when it differs from the one listened on.
     advertise_remote_api: str | None = None
     # Join the swarm whose manager listens at join_addr, with a join token.
@@ -126,6 +131,8 @@ class NodeConfig:
     restart_command: list[str] | None = None
     # HOST:PORT where Prometheus metrics are served over HTTP; None: not served.
     listen_metrics: str | None = None
+    # HOST:PORT where the read-only web view is served over HTTP; None: not served.
+    listen_web: str | None = None
 
 
 def save_node_id(state_dir: Path, node_id: str) -> None:
@@ -218,6 +225,15 @@ def make_executor(config: NodeConfig) -> Executor:
         return ProcessExecutor(config.state_dir, config.hostname, resources, labels)
     if config.executor == "sim":
         return SimExecutor(config.hostname, resources, labels)
+    if config.executor == "docker":
+        from pyswarmkit.executor.docker import DockerExecutor
+
+        overrides = Resources(
+            nano_cpus=config.nano_cpus or 0,
+            memory_bytes=config.memory_bytes or 0,
+            generic=dict(config.generic_resources),
+        )
+        return DockerExecutor(config.hostname, config.engine_addr, overrides, labels)
     raise InvalidArgument(
         f"unknown executor {config.executor!r}: choose one of {', '.join(EXECUTORS)}"
     )
@@ -257,6 +273,9 @@ class SwarmNode:
                 save_node_id(config.state_dir, self.node_id)
             else:
                 self.node_id = load_node_id(config.state_dir)
+            # Executors that label what they start (containers) name the node.
+            if hasattr(self.executor, "node_id"):
+                self.executor.node_id = self.node_id
         except BaseException:
             self._lock.close()
             raise
@@ -286,6 +305,7 @@ class SwarmNode:
             )
         )
         self._metrics_server: MetricsServer | None = None
+        self._web_server: WebServer | None = None
         # Nodes whose old key is being retired (a write in flight).
         self._forgetting: set[str] = set()
         self._forget_lock = threading.Lock()
@@ -399,6 +419,14 @@ class SwarmNode:
     def _start(self) -> None:
         if self.config.listen_metrics:
             self._metrics_server = MetricsServer(self.config.listen_metrics, self.metrics)
+        if self.config.listen_web:
+            # Imported here: a node without a web view never loads the HTTP stack.
+            from pyswarmkit.web.server import WebServer
+
+            self._web_server = WebServer(
+                self.config.listen_web, lambda: self.store if self.raft is not None else None
+            )
+            log.info("web view on http://%s/", self._web_server.address)
         if self.is_manager:
             self._open_raft()
             assert self.raft is not None
@@ -651,15 +679,14 @@ class SwarmNode:
 
     def _record_manager_addr(self, addr: str) -> None:
         node = self.store.get_node(self.node_id)
-        if node is None or node.manager_status is None or node.manager_status.addr == addr:
+        if node is None or node.manager_status is None:
             return
-        self.write(
-            [
-                Change(
-                    "update", replace(node, manager_status=replace(node.manager_status, addr=addr))
-                )
-            ]
-        )
+        rid = raft_id_of(self.node_id)
+        status = node.manager_status
+        if status.addr == addr and status.raft_id == rid:
+            return
+        fresh = replace(status, addr=addr, raft_id=rid)
+        self.write([Change("update", replace(node, manager_status=fresh))])
 
     # --- factories: how each actor is (re)built --------------------------------
 
@@ -872,7 +899,9 @@ class SwarmNode:
         if self.store.get_node(self.node_id) is None:
             spec = NodeSpec(desired_role=NodeRole.MANAGER)
             # Not the leader yet: set_leader records that when it happens.
-            status = ManagerStatus(leader=False, reachability=Reachability.REACHABLE)
+            status = ManagerStatus(
+                raft_id=raft_id_of(self.node_id), reachability=Reachability.REACHABLE
+            )
             node = Node(
                 id=self.node_id,
                 spec=spec,
@@ -926,6 +955,9 @@ class SwarmNode:
         if self._metrics_server is not None:
             self._metrics_server.stop()
             self._metrics_server = None
+        if self._web_server is not None:
+            self._web_server.stop()
+            self._web_server = None
         self.supervisor.stop()
         if self.ticker is not None:
             self.ticker.stop()

@@ -9,7 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from helpers import alive, tool, wait_until
+from helpers import alive, swarmctl, tool, wait_until
 
 
 def free_port() -> int:
@@ -56,7 +56,7 @@ class Swarm:
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """swarmctl as it ran: exit code, stdout and stderr."""
         return subprocess.run(
-            [tool("swarmctl"), "-s", self.socket, *args],
+            swarmctl(self.socket, *args),
             capture_output=True,
             text=True,
             timeout=60,
@@ -73,7 +73,7 @@ class Swarm:
 
     def ctl(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
-            [tool("swarmctl"), "-s", self.socket, *args],
+            swarmctl(self.socket, *args),
             capture_output=True,
             text=True,
             timeout=60,
@@ -192,7 +192,7 @@ def sock(swarm: Swarm, name: str) -> str:
 
 def ctl(swarm: Swarm, name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [tool("swarmctl"), "-s", sock(swarm, name), *args],
+        swarmctl(sock(swarm, name), *args),
         capture_output=True,
         text=True,
         timeout=60,

@@ -98,7 +98,7 @@ class AgentActor(GuardedActor):
         elif ev.kind == "started":
             self.core.started(ev.task_id, ev.pid, ev.err, wall)
         elif ev.kind == "exited":
-            self.core.exited(ev.task_id, ev.exit_code, wall)
+            self.core.exited(ev.task_id, ev.exit_code, wall, ev.err)
 
     def _delivered(self, msg: Deliver) -> None:
         env = msg.envelope

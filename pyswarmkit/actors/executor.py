@@ -1,11 +1,21 @@
-"""Drives task controllers: carries out the agent's commands, polls running
-tasks on ticks, and sends SIGKILL when a stop outlasts its grace period.
+"""Drives task controllers: carries out the agent's commands, learns of exits
+(from the executor, or by polling running tasks on ticks), and sends SIGKILL
+when a stop outlasts its grace period.
 
-Polling: tasks being stopped are polled on every tick; the others in turn, at
-most ``POLL_SLICE`` a tick. Polling every controller every tick costs O(tasks)
+Polling, for an executor without ``watch`` (the sim executor): tasks being
+stopped are polled on every tick; the others in turn, at most ``POLL_SLICE`` a
+tick. Polling every controller every tick costs O(tasks)
 per tick, which at 100 000 tasks is most of a core. The price is latency for a
 task that exits by itself: it is noticed within ceil(running / POLL_SLICE)
 ticks (one tick up to 2000 running tasks, 50 ticks at 100 000).
+
+An executor whose steps may block (``blocking = True``: the Docker executor,
+whose every step is a call to the engine, and a pull may take minutes) has them
+run in a pool of ``POOL_SIZE`` threads, so one slow task never holds up the
+others or a stop deadline; a task's own steps still run in order, and their
+outcomes come back to this actor as messages. An executor with ``watch``
+reports exits itself (pidfds for processes, the event stream for Docker) and
+is never polled.
 
 The events of one handled message go to the agent as one ``ExecutorEvents``.
 
@@ -18,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,6 +50,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_LIMIT = 10.0
 # Running tasks polled per tick besides those being stopped.
 POLL_SLICE = 2000
+# Threads running the steps of an executor whose steps block (pulls, engine calls).
+POOL_SIZE = 8
 
 R = TypeVar("R")
 
@@ -48,6 +62,23 @@ class InventoryRequest:
     goes to ``reply_to``: the asking agent may not be in the registry yet."""
 
     reply_to: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    """A step of a task ran in the pool; ``finish`` hands its outcome on."""
+
+    task_id: str
+    finish: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExited:
+    """An executor that watches its tasks saw one exit."""
+
+    task_id: str
+    exit_code: int
+    err: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +108,16 @@ class ExecutorActor(GuardedActor):
         # Events of the message being handled, sent to the agent together.
         self._out: list[ExecutorEvent] = []
         self.inventory = Inventory({}, frozenset())
+        # An executor whose steps block gets a pool; its tasks' next steps
+        # wait here while one is in flight.
+        self.pool: ThreadPoolExecutor | None = None
+        if getattr(executor, "blocking", False):
+            self.pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="executor-step")
+        self._busy: dict[str, deque[tuple[Command, float]]] = {}
+        # Exits reported while the task's start was still in flight.
+        self._early: dict[str, tuple[int, str]] = {}
+        # An executor with ``watch`` reports exits itself: nothing is polled.
+        self.watched = callable(getattr(executor, "watch", None))
 
     def on_start(self) -> None:
         try:
@@ -93,6 +134,15 @@ class ExecutorActor(GuardedActor):
             {f.task_id: f.pid for f in found if f.pid},
             frozenset(f.task_id for f in found if not f.pid),
         )
+        # After taking back: the watch's first look covers what died meanwhile.
+        if self.watched:
+            me = self.actor_ref
+
+            def exited(task_id: str, code: int, err: str) -> None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    me.tell(TaskExited(task_id, code, err))
+
+            self.executor.watch(exited)  # type: ignore[attr-defined]
 
     def handle(self, message: Any) -> Any:
         try:
@@ -109,6 +159,10 @@ class ExecutorActor(GuardedActor):
                 self._command(message, clock.monotonic())
             elif isinstance(message, Tick):
                 self._poll(message.now)
+            elif isinstance(message, StepDone):
+                self._step_done(message)
+            elif isinstance(message, TaskExited):
+                self._exited(message.task_id, message.exit_code, message.err)
             elif isinstance(message, InventoryRequest):
                 with contextlib.suppress(pykka.ActorDeadError):
                     message.reply_to.tell(self.inventory)
@@ -121,45 +175,94 @@ class ExecutorActor(GuardedActor):
             events, self._out = tuple(self._out), []
             self.registry.tell("agent", ExecutorEvents(events))
 
-    def _guarded(self, tid: str, kind: str, step: Callable[[], R]) -> R | None:
+    def _outcome(self, tid: str, kind: str, step: Callable[[], R]) -> tuple[R | None, str]:
         """Run one controller step; any failure becomes the task's error, never
         this actor's death (which would orphan every task it runs)."""
         try:
-            return step()
+            return step(), ""
         except ExecutorError as exc:
-            err = str(exc)
+            return None, str(exc)
         except Exception as exc:
             log.exception("executor %s of task %s failed", kind, tid)
-            err = f"{kind} failed: {type(exc).__name__}: {exc}"
-        self._tell(ExecutorEvent(kind, tid, err=err))
-        return None
+            return None, f"{kind} failed: {type(exc).__name__}: {exc}"
+
+    def _run(
+        self,
+        tid: str,
+        kind: str,
+        step: Callable[[], R],
+        done: Callable[[R | None, str], None],
+    ) -> None:
+        """Run ``step`` and hand its outcome to ``done`` on this actor's
+        thread: at once for a quick executor, through the pool for one that
+        blocks. A task's steps run one after another, in the order given."""
+        if self.pool is None:
+            result, err = self._outcome(tid, kind, step)
+            done(result, err)
+            return
+        self._busy[tid] = deque()
+        me = self.actor_ref
+
+        def work() -> None:
+            result, err = self._outcome(tid, kind, step)
+            with contextlib.suppress(pykka.ActorDeadError):
+                me.tell(StepDone(tid, lambda: done(result, err)))
+
+        self.pool.submit(work)
+
+    def _step_done(self, message: StepDone) -> None:
+        try:
+            message.finish()
+        finally:
+            waiting = self._busy.pop(message.task_id, None)
+            while waiting and message.task_id not in self._busy:
+                cmd, now = waiting.popleft()
+                self._command(cmd, now)
+            if waiting and message.task_id in self._busy:
+                # The next step is in flight: the rest wait behind it.
+                self._busy[message.task_id].extend(waiting)
 
     def _command(self, cmd: Command, now: float) -> None:
         tid = cmd.task.id
+        if tid in self._busy:
+            self._busy[tid].append((cmd, now))
+            return
         if cmd.op == "prepare":
-            ctl = self._guarded(tid, "prepared", lambda: self.executor.controller(cmd.task))
-            if ctl is None:
-                return
-            self.controllers[tid] = ctl
 
-            def prepare() -> bool:
+            def prepare() -> Controller:
+                ctl = self.executor.controller(cmd.task)
                 ctl.prepare()
-                return True
+                return ctl
 
-            if self._guarded(tid, "prepared", prepare):
+            def prepared(ctl: Controller | None, err: str) -> None:
+                if ctl is None:
+                    self._tell(ExecutorEvent("prepared", tid, err=err))
+                    return
+                self.controllers[tid] = ctl
                 self._tell(ExecutorEvent("prepared", tid))
+
+            self._run(tid, "prepared", prepare, prepared)
         elif cmd.op == "start":
             found = self.controllers.get(tid)
             if found is None:
                 return
-            pid = self._guarded(tid, "started", found.start)
-            if pid is not None:
+
+            def started(pid: int | None, err: str) -> None:
+                if pid is None:
+                    self._early.pop(tid, None)
+                    self._tell(ExecutorEvent("started", tid, err=err))
+                    return
                 self.running.add(tid)
                 self._tell(ExecutorEvent("started", tid, pid=pid))
+                early = self._early.pop(tid, None)
+                if early is not None:
+                    self._exited(tid, *early)
+
+            self._run(tid, "started", found.start, started)
         elif cmd.op == "shutdown":
             found = self.controllers.get(tid)
             if found is not None and tid in self.running:
-                self._quietly(tid, found.shutdown)
+                self._run(tid, "shutdown", found.shutdown, self._ignore)
                 self.stops.start(tid, now, cmd.task.spec.container.stop_grace_period)
                 self.stopping.add(tid)
         elif cmd.op == "remove":
@@ -174,7 +277,13 @@ class ExecutorActor(GuardedActor):
             self.stopping.discard(tid)
             self.stops.cancel(tid)
             if found is not None:
-                self._quietly(tid, found.remove)
+                self._run(tid, "remove", found.remove, self._ignore)
+
+    @staticmethod
+    def _ignore(result: object, err: str) -> None:
+        """Stops and removals have no one to tell of a failure but the log."""
+        if err:
+            log.warning("executor step failed: %s", err)
 
     def _quietly(self, tid: str, step: Callable[[], object]) -> None:
         try:
@@ -183,14 +292,19 @@ class ExecutorActor(GuardedActor):
             log.exception("executor step for task %s failed", tid)
 
     def _poll(self, now: float) -> None:
-        for tid in list(self.stopping):
-            self._poll_one(tid)
-        for tid in self._next_slice():
-            self._poll_one(tid)
+        if not self.watched:
+            for tid in list(self.stopping):
+                self._poll_one(tid)
+            for tid in self._next_slice():
+                self._poll_one(tid)
         for tid in self.stops.pop_due(now):
             if tid in self.running:
                 log.info("task %s ignored SIGTERM for its grace period: killing it", tid)
-                self._quietly(tid, self.controllers[tid].terminate)
+                if self.pool is None:
+                    self._quietly(tid, self.controllers[tid].terminate)
+                else:
+                    # Not behind the task's other steps: a stop stuck there is why it is due.
+                    self.pool.submit(self._quietly, tid, self.controllers[tid].terminate)
 
     def _next_slice(self) -> list[str]:
         """The next running tasks to poll in turn; a round starts over from a
@@ -212,16 +326,31 @@ class ExecutorActor(GuardedActor):
         except Exception:
             log.exception("polling task %s failed", tid)
         if code is not None:
-            self.running.discard(tid)
-            self.stopping.discard(tid)
-            self.stops.cancel(tid)
-            self._tell(ExecutorEvent("exited", tid, exit_code=code))
+            self._exited(tid, code)
+
+    def _exited(self, tid: str, code: int, err: str = "") -> None:
+        if tid not in self.running:
+            if tid in self._busy:
+                # Its start is still finishing in the pool: a container that
+                # exits at once is reported before the start's outcome arrives.
+                self._early[tid] = (code, err)
+            return
+        self.running.discard(tid)
+        self.stopping.discard(tid)
+        self.stops.cancel(tid)
+        self._tell(ExecutorEvent("exited", tid, exit_code=code, err=err))
 
     def _tell(self, event: ExecutorEvent) -> None:
         self._out.append(event)
 
     def on_stop(self) -> None:
         """Stop every task: SIGTERM to all, a bounded wait, then SIGKILL."""
+        if self.pool is not None:
+            # Steps in flight finish first; their outcomes no longer matter.
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        close = getattr(self.executor, "close", None)
+        if callable(close):
+            self._quietly("*", close)
         for tid in self.running:
             self._quietly(tid, self.controllers[tid].shutdown)
         deadline = clock.monotonic() + SHUTDOWN_WAIT_LIMIT

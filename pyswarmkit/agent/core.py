@@ -422,7 +422,8 @@ class Agent:
         entry.pid = pid
         self._move(entry, TaskState.RUNNING, "started", wall)
 
-    def exited(self, task_id: str, exit_code: int, wall: float) -> None:
+    def exited(self, task_id: str, exit_code: int, wall: float, err: str = "") -> None:
+        """``err``: the engine's own words on why the task ended, if it has any."""
         entry = self.tasks.get(task_id)
         if entry is None and task_id in self.adopted:
             # Taken back from a previous run, and ended before any assignment
@@ -434,6 +435,8 @@ class Agent:
             return
         if entry.stopping:
             self._move(entry, TaskState.SHUTDOWN, "shutdown", wall, exit_code=exit_code)
+        elif err:
+            self._move(entry, TaskState.FAILED, "failed", wall, f"task: {err}", exit_code)
         elif exit_code == EXIT_UNKNOWN:
             # Only the previous run, its parent, could learn how it ended.
             err = "task: exited after being adopted from a previous run; exit code unknown"

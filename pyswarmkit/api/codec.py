@@ -66,6 +66,7 @@ _CLASSES: tuple[type[o.Object], ...] = (
     o.NodeCertificate,
     o.RootCA,
     o.CurveKeyPair,
+    o.Mount,
 )
 
 # Codes 0..31 are left for the transport's own types.

@@ -137,6 +137,15 @@ class UpdateConfig(Object, frozen=True):
 # --- tasks -------------------------------------------------------------------
 
 
+class Mount(Object, frozen=True):
+    """A bind mount of a host path or a named volume, as ``--mount`` gives it."""
+
+    type: Literal["bind", "volume"] = "bind"
+    source: Text = ""
+    target: Text = ""
+    readonly: bool = False
+
+
 class ContainerSpec(Object, frozen=True):
     image: Text = ""
     command: tuple[Text, ...] = ()
@@ -146,6 +155,9 @@ class ContainerSpec(Object, frozen=True):
     user: Text = ""
     labels: dict[Text, Text] = {}
     stop_grace_period: Float = 10.0
+    mounts: tuple[Mount, ...] = ()
+    # The signal that asks the task to stop; empty: the image's, else SIGTERM.
+    stop_signal: Text = ""
 
 
 class TaskSpec(Object, frozen=True):

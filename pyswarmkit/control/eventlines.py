@@ -59,7 +59,9 @@ def parse_since(text: str, now: float) -> float:
         return calendar.timegm(parsed) + frac
     try:
         return now - parse_duration(text, "--since")
-    except InvalidArgument:
+    except InvalidArgument as err:
+        if "at most" in str(err):
+            raise  # a duration, only too long: that is what the error says
         raise InvalidArgument(
             f"--since {text!r}: give a duration (10m, 1h30m) or a UTC time like "
             "2026-11-29T10:00:00Z"

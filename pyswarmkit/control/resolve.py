@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from pyswarmkit.api.errors import InvalidArgument, NotFound
 from pyswarmkit.api.objects import Cluster, Kind, Node, Service, Task
+from pyswarmkit.api.states import TaskState
 
 T = TypeVar("T", Node, Service, Task, Cluster)
 
@@ -18,6 +19,14 @@ _NOUN: dict[Kind, str] = {
 }
 
 
+def quoted(text: str, limit: int = 80) -> str:
+    """``text`` as an error message shows what a user typed: quoted, and cut
+    short (an error stays one readable line whatever was typed)."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def resolve(kind: Kind, ref: str, objects: Sequence[T]) -> T:
     """Exact ID first, then exact name, then a unique ID prefix."""
     noun = _NOUN[kind]
@@ -27,23 +36,29 @@ def resolve(kind: Kind, ref: str, objects: Sequence[T]) -> T:
         if obj.id == ref:
             return obj
     named = [o for o in objects if _name(o) == ref]
+    if len(named) > 1 and kind == "task":
+        # A slot's name (web.1) is shared by its history: the live task is meant.
+        live = [o for o in named if isinstance(o, Task) and o.desired_state <= TaskState.RUNNING]
+        named = live if len(live) == 1 else named
     if len(named) == 1:
         return named[0]
     if len(named) > 1:
         ids = ", ".join(sorted(o.id for o in named))
-        raise InvalidArgument(f"{noun} name {ref!r} is ambiguous ({ids}): use an ID")
+        raise InvalidArgument(f"{noun} name {quoted(ref)} is ambiguous ({ids}): use an ID")
     prefixed = [o for o in objects if o.id.startswith(ref)]
     if len(prefixed) == 1:
         return prefixed[0]
     if len(prefixed) > 1:
         raise InvalidArgument(
-            f"{noun} ID prefix {ref!r} is ambiguous: it matches {len(prefixed)} {noun}s; "
+            f"{noun} ID prefix {quoted(ref)} is ambiguous: it matches {len(prefixed)} {noun}s; "
             "type more of the ID"
         )
-    raise NotFound(f"{noun} {ref} not found")
+    shown = ref if len(ref) <= 80 else quoted(ref)
+    raise NotFound(f"{noun} {shown} not found")
 
 
 def _name(obj: Node | Service | Task | Cluster) -> str:
     if isinstance(obj, Task):
-        return ""
+        # As `task ls` shows it: service.slot (a global task: the service's name).
+        return f"{obj.service_name}.{obj.slot}" if obj.slot else ""
     return obj.name

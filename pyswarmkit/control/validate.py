@@ -6,6 +6,7 @@ import re
 
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import ContainerSpec, ServiceSpec, UpdateConfig
+from pyswarmkit.control.resolve import quoted
 from pyswarmkit.scheduler.constraint import parse_constraints, parse_preferences
 
 # A DNS label, as SwarmKit requires of service names.
@@ -20,7 +21,7 @@ def validate_name(name: str) -> None:
         raise InvalidArgument("service name is required: pass --name")
     if not _NAME.match(name):
         raise InvalidArgument(
-            f"invalid service name {name!r}: use letters, digits and '-', "
+            f"invalid service name {quoted(name)}: use letters, digits and '-', "
             "at most 63 characters, starting and ending with a letter or digit"
         )
 

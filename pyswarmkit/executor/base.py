@@ -1,8 +1,14 @@
 """The executor protocol, after SwarmKit's controller: an executor describes
 its node and makes one controller per task; the executor actor drives them.
 
-Controllers never block on a task: ``poll`` answers at once, and a stop is a
-signal now plus a deadline the actor enforces on its ticks.
+A stop is a signal now plus a deadline the actor enforces on its ticks. Two
+optional members change how the actor drives an executor:
+
+- ``blocking = True``: steps may wait (on an engine, a pull); the actor runs
+  them in a bounded pool, each task's in order.
+- ``watch(notify)``: the executor reports each started or adopted task's exit
+  itself, ``notify(task_id, exit_code, err)`` from any thread, and ``close()``
+  ends that; such an executor's controllers are polled only at shutdown.
 """
 
 from __future__ import annotations
@@ -65,6 +71,6 @@ class Executor(Protocol):
     def controller(self, task: Task) -> Controller: ...
 
     def recover(self) -> list[Found]:
-        """The tasks a previous run on this node's state left, once, before
-        any other call."""
+        """Adopt the tasks a previous run on this node's state left, once,
+        before any other call."""
         ...

@@ -8,8 +8,10 @@ Tasks outlive a node that dies without stopping them (a SIGKILLed swarmd), and
 the next swarmd on the same state dir takes them back: each task records
 ``<pid> <start time>`` in its directory, and ``recover`` adopts every recorded
 process that still runs with that start time (a reused pid is never touched).
-An adopted task keeps writing to the files it was given; its exit is noticed by
-polling /proc, as it is no child of this process. The agent then keeps each
+An adopted task keeps writing to the files it was given; it is no child of this
+process, so whether it still runs is read from /proc. Exits, of children and of
+adopted tasks alike, are reported as they happen through pidfds
+(executor/pidwatch.py), once the executor actor has called ``watch``. The agent then keeps each
 adopted task its dispatcher still assigns, and stops every other one, so a task
 whose node never returns is stopped the next time its state dir is used.
 """
@@ -26,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +41,7 @@ from pyswarmkit.api.objects import (
     Task,
 )
 from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found
+from pyswarmkit.executor.pidwatch import PidWatch
 from pyswarmkit.executor.records import (
     ProcInfo,
     Record,
@@ -163,9 +167,17 @@ def stop_recorded(tasks_dir: Path, grace: float = 5.0) -> list[str]:
 
 
 class ProcessController:
-    def __init__(self, task: Task, workdir: Path, adopted: Record | None = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        workdir: Path,
+        adopted: Record | None = None,
+        exits: PidWatch | None = None,
+    ) -> None:
         self.task = task
         self.workdir = workdir
+        # Where the process's exit is reported from, once the executor is watched.
+        self.exits = exits
         self.proc: subprocess.Popen[bytes] | None = None
         self._files: list[IO[bytes]] = []
         # A process a previous run of the node started: no Popen, only its record.
@@ -216,6 +228,8 @@ class ProcessController:
         if started is not None:
             record = self.workdir / PID_FILE
             record.write_text(f"{pid} {started}\n")
+        if self.exits is not None:
+            self.exits.add(self.task.id, pid, self.poll)
         return pid
 
     def poll(self) -> int | None:
@@ -249,6 +263,8 @@ class ProcessController:
             _kill_group(self.proc.pid, signal.SIGKILL)
 
     def remove(self) -> None:
+        if self.exits is not None:
+            self.exits.discard(self.task.id)
         if self.adopted is not None:
             self._signal_adopted(signal.SIGKILL)
             # Not our child: its new parent reaps it; wait until it has.
@@ -290,12 +306,26 @@ class ProcessExecutor:
         self.hostname = hostname
         self.resources = resources or machine_resources()
         self.engine_labels = dict(engine_labels or {})
+        self.exits = PidWatch()
+        self._adopted: dict[str, ProcessController] = {}
 
     def describe(self) -> NodeDescription:
         return describe_node(self.hostname, self.resources, self.name, self.engine_labels)
 
     def controller(self, task: Task) -> ProcessController:
-        return ProcessController(task, self.tasks_dir / task.id)
+        return ProcessController(task, self.tasks_dir / task.id, exits=self.exits)
+
+    def watch(self, notify: Callable[[str, int, str], None]) -> None:
+        """Report each started or adopted task's exit as it happens (pidfds,
+        see executor/pidwatch.py) rather than when polled."""
+        self.exits.start(notify)
+        for task_id, ctl in self._adopted.items():
+            if ctl.adopted is not None:
+                self.exits.add(task_id, ctl.adopted.pid, ctl.poll)
+        self._adopted = {}
+
+    def close(self) -> None:
+        self.exits.close()
 
     def recover(self) -> list[Found]:
         """Adopt what a previous run recorded. Whoever made this executor
@@ -306,7 +336,11 @@ class ProcessExecutor:
         out: list[Found] = []
         for task_id, record in found.adopt.items():
             log.info("adopted task %s (pid %d) left running by a previous run", task_id, record.pid)
-            ctl = ProcessController(Task(id=task_id), self.tasks_dir / task_id, record)
+            ctl = ProcessController(
+                Task(id=task_id), self.tasks_dir / task_id, record, exits=self.exits
+            )
+            # Watched once ``watch`` starts, which comes after this.
+            self._adopted[task_id] = ctl
             out.append(Found(task_id, record.pid, ctl))
         for task_id in found.gone:
             # Its leader is gone, and with it any proof that a process group of

@@ -271,6 +271,10 @@ class ControlClient:
             self._sock = sock
         return self._sock
 
+    def alive(self) -> bool:
+        """Whether something still accepts connections on the socket's path."""
+        return _answers(self.path)
+
     def call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request, its whole result (pages joined)."""
         return merge_pages(list(self.stream(method, body)))

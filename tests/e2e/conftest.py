@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cluster import Swarm
-from helpers import tool, wait_until
+from helpers import swarmctl, tool, wait_until
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Swarmd:
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [tool("swarmctl"), "-s", self.socket, *args],
+            swarmctl(self.socket, *args),
             capture_output=True,
             text=True,
             timeout=60,

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import alive, children_of, tool, wait_until
+from helpers import alive, children_of, swarmctl, tool, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +41,7 @@ def test_a_killed_worker_adopts_its_tasks_when_started_again(short_tmp: Path) ->
         return proc
 
     def ctl(*args: str) -> str:
-        result = subprocess.run(
-            [tool("swarmctl"), "-s", sock, *args], capture_output=True, text=True, timeout=60
-        )
+        result = subprocess.run(swarmctl(sock, *args), capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, f"swarmctl {' '.join(args)}: {result.stderr.strip()}"
         return result.stdout
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import alive, children_of, tool, wait_until
+from helpers import alive, children_of, swarmctl, tool, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -52,9 +52,7 @@ def procs() -> Iterator[Procs]:
 
 
 def ctl(sock: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [tool("swarmctl"), "-s", sock, *args], capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run(swarmctl(sock, *args), capture_output=True, text=True, timeout=60)
 
 
 def replicas(sock: str, name: str) -> str:

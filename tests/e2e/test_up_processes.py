@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import alive, children_of, tool, wait_until
+from helpers import alive, children_of, swarmctl, tool, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ class Up:
 
     def ctl(self, *args: str) -> str:
         result = subprocess.run(
-            [tool("swarmctl"), "-s", self.socket, *args],
+            swarmctl(self.socket, *args),
             capture_output=True,
             text=True,
             timeout=60,

@@ -53,3 +53,24 @@ def test_ls_and_inspect_as_json_and_quiet() -> None:
         assert cluster["server_key"]["secret"] == ""
         [again] = json.loads(ctl(sock, "cluster", "inspect", "default", "--format", "json"))
         assert again["id"] == cluster["id"] == ctl(sock, "cluster", "ls", "-q").strip()
+
+
+def test_inspect_shows_what_it_finds_and_fails_for_the_rest() -> None:
+    with one_node() as (node, client):
+        sock = node.config.control_socket
+        assert sock is not None
+        client.call("service.create", {"spec": spec("web", 1)})
+        wait_until(lambda: running(node, "web") == 1, what="1 running")
+        out = subprocess.run(
+            [tool("swarmctl"), "-s", sock, "node", "inspect", "node-1", "nosuch"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 1
+        assert node.node_id in out.stdout
+        assert out.stderr.splitlines() == ["swarmctl: error: node nosuch not found"]
+        # A task by the name `task ls` shows: its service and slot.
+        [task] = node.store.tasks()
+        shown = json.loads(ctl(sock, "task", "inspect", "web.1", "--format", "json"))
+        assert [t["id"] for t in shown] == [task.id]

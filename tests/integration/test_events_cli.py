@@ -87,3 +87,18 @@ def test_events_stream_as_they_commit_and_ctrl_c_ends_quietly() -> None:
         for p in (proc, svc_proc):
             assert p.wait(10) == 0
             assert p.stderr is not None and p.stderr.read() == ""
+
+
+def test_events_end_with_one_line_when_swarmd_stops() -> None:
+    with one_node() as (node, client):
+        sock = node.config.control_socket
+        assert sock is not None
+        client.call("events.since", {})
+        client.call("service.create", {"spec": spec("web", 0)})
+        proc, lines = follow(tool("swarmctl"), "-s", sock, "events", "--since", "10m")
+        assert wait_line(lines, " service create web")
+        node.stop()
+        assert proc.wait(15) == 1
+        assert proc.stderr is not None
+        err = proc.stderr.read().splitlines()
+        assert len(err) == 1 and "stopped" in err[0], err

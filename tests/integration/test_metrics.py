@@ -3,6 +3,7 @@ swarm's counts read from the store and what the actors recorded."""
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 
 import pytest
@@ -64,6 +65,10 @@ def test_a_scrape_shows_the_swarm_and_what_it_did() -> None:
         assert m[("swarm_raft_applied_index", ())] <= m[("swarm_raft_commit_index", ())]
         assert m[("swarm_raft_members", ())] == 1
         assert m[("swarm_store_index", ())] > 0
+        # Only /metrics is served.
+        with pytest.raises(urllib.error.HTTPError) as missing_page:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/other", timeout=10)
+        assert missing_page.value.code == 404
     # Stopped with the node: nothing listens there any more.
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=2)

@@ -1,0 +1,171 @@
+"""What `swarmctl service create/update` shows while a service converges, as
+`docker service create` does:
+
+    overall progress: 2 out of 3 tasks
+    1/3: running   [==================================================>]
+    2/3: starting  [============================================>      ]
+    3/3: pending   [=========>                                         ]
+
+Pure: the caller polls the manager and passes the service, its tasks and the
+node names; ``view`` says what to show and whether the service converged,
+or failed for good (tasks that keep failing, an update paused or rolled
+back). Nothing here reads a clock or a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pyswarmkit.api.objects import JOB_KINDS, Service, Task, replace
+from pyswarmkit.api.states import TaskState, UpdateState
+
+# The states a task passes on its way to RUNNING, each a step of the bar.
+STEPS = (
+    TaskState.NEW,
+    TaskState.PENDING,
+    TaskState.ASSIGNED,
+    TaskState.ACCEPTED,
+    TaskState.PREPARING,
+    TaskState.READY,
+    TaskState.STARTING,
+    TaskState.RUNNING,
+)
+BAR = 50
+# A slot whose tasks failed this many times since the command began has
+# failed for good, as far as the command is concerned.
+FAILURES = 3
+
+Outcome = Literal["converging", "converged", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    label: str  # "2/3", or a node's name for a global service
+    text: str  # the task's state, or its error
+    step: int  # how far along STEPS (len(STEPS) when running or complete)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    lines: tuple[Line, ...]
+    done: int
+    total: int
+    outcome: Outcome
+    reason: str = ""
+
+    def render(self) -> list[str]:
+        width = max((len(x.label) for x in self.lines), default=0)
+        text_width = max((len(x.text) for x in self.lines), default=0)
+        out = [f"overall progress: {self.done} out of {self.total} tasks"]
+        for x in self.lines:
+            filled = BAR * x.step // len(STEPS)
+            bar = "=" * max(0, filled - 1) + (">" if filled else "") + " " * (BAR - filled)
+            out.append(f"{x.label:>{width}}: {x.text:<{text_width}}  [{bar}]")
+        return out
+
+
+def _step(task: Task) -> int:
+    state = task.status.state
+    if state >= TaskState.RUNNING:
+        return len(STEPS) if state in (TaskState.RUNNING, TaskState.COMPLETE) else 0
+    return sum(1 for s in STEPS if s <= state)
+
+
+def _text(task: Task) -> str:
+    state = task.status.state
+    if state in (TaskState.FAILED, TaskState.REJECTED) and task.status.err:
+        return f"{state.name.lower()}: {task.status.err}"[:120]
+    return state.name.lower()
+
+
+def view(
+    service: Service,
+    tasks: Sequence[Task],
+    nodes: Mapping[str, str],
+    since_index: int,
+) -> View:
+    """Where ``service`` stands. ``since_index`` is the store index when the
+    command began: failures of tasks created before it do not count."""
+    status = service.update_status
+    if status is not None and status.state in (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED):
+        return _failed(service, tasks, nodes, f"update paused: {status.message}")
+    if status is not None and status.state == UpdateState.ROLLBACK_COMPLETED:
+        return _failed(service, tasks, nodes, f"update rolled back: {status.message}")
+    slots = _slots(service, tasks, nodes)
+    job = service.spec.mode.kind in JOB_KINDS
+    goal = TaskState.COMPLETE if job else TaskState.RUNNING
+    lines: list[Line] = []
+    done = 0
+    failed_slots = 0
+    worst = ""
+    for label, slot in slots:
+        current = _current(slot)
+        if current is None:
+            lines.append(Line(label, "new", 0))
+            continue
+        # A task of an older spec is on its way out: no progress to show.
+        fresh = current.spec_version >= service.spec_version
+        if current.status.state == goal and fresh:
+            done += 1
+        lines.append(Line(label, _text(current), _step(current) if fresh else 0))
+        failures = [
+            t
+            for t in slot
+            if t.status.state in (TaskState.FAILED, TaskState.REJECTED)
+            and t.meta.created_index > since_index
+        ]
+        if failures:
+            failed_slots += 1
+            latest = max(failures, key=lambda t: t.meta.version)
+            if len(failures) >= FAILURES or not worst:
+                worst = latest.status.err or latest.status.message or latest.status.state.name
+            if len(failures) >= FAILURES:
+                return View(tuple(lines), done, len(slots), "failed", worst)
+    total = len(slots)
+    if total and failed_slots == total and done == 0:
+        return View(tuple(lines), done, total, "failed", worst)
+    updating = status is not None and status.state in (
+        UpdateState.UPDATING,
+        UpdateState.ROLLBACK_STARTED,
+    )
+    outcome: Outcome = "converged" if done == total and not updating else "converging"
+    return View(tuple(lines), done, total, outcome)
+
+
+def _failed(service: Service, tasks: Sequence[Task], nodes: Mapping[str, str], why: str) -> View:
+    shown = view(replace(service, update_status=None), tasks, nodes, 0)
+    return View(shown.lines, shown.done, shown.total, "failed", why)
+
+
+def _slots(
+    service: Service, tasks: Sequence[Task], nodes: Mapping[str, str]
+) -> list[tuple[str, list[Task]]]:
+    mode = service.spec.mode
+    if mode.kind in ("global", "global-job"):
+        by_node: dict[str, list[Task]] = {}
+        for t in tasks:
+            if t.node_id:
+                by_node.setdefault(t.node_id, []).append(t)
+        # Nodes the service still means to run on (not those it left).
+        live = {
+            n: ts
+            for n, ts in by_node.items()
+            if any(t.desired_state <= TaskState.COMPLETE for t in ts)
+        }
+        return sorted((nodes.get(n, n), ts) for n, ts in live.items())
+    count = mode.total_completions if mode.kind == "replicated-job" else mode.replicas
+    by_slot: dict[int, list[Task]] = {}
+    for t in tasks:
+        by_slot.setdefault(t.slot, []).append(t)
+    return [(f"{i}/{count}", by_slot.get(i, [])) for i in range(1, count + 1)]
+
+
+def _current(slot: Sequence[Task]) -> Task | None:
+    """The task that stands for the slot now: the newest meant to run (or
+    complete), else the newest of all."""
+    if not slot:
+        return None
+    live = [t for t in slot if t.desired_state <= TaskState.COMPLETE]
+    return max(live or slot, key=lambda t: (t.meta.created_index, t.meta.version))
