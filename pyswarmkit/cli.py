@@ -40,10 +40,12 @@ from pyswarmkit.api.objects import (
     ServiceSpec,
     Task,
     TaskSpec,
+    UpdateConfig,
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeRole, RestartCondition
 from pyswarmkit.control import eventlines, progress, units
+from pyswarmkit.control.validate import FAILURE_ACTIONS, ORDERS
 from pyswarmkit.network import DEFAULT_REMOTE_API
 from pyswarmkit.transport.control import ControlClient
 
@@ -583,6 +585,138 @@ StopGraceOpt = Annotated[
 ]
 
 
+# --- rolling update and rollback settings (service create and update) ---------
+
+
+@dataclasses.dataclass(slots=True)
+class UpdateFlags:
+    """--update-* and --rollback-* (SwarmKit's and Docker's names); None keeps
+    what the service has, so a later update reuses the settings given before."""
+
+    update_parallelism: int | None = None
+    update_delay: str | None = None
+    update_failure_action: str | None = None
+    update_monitor: str | None = None
+    update_max_failure_ratio: float | None = None
+    update_order: str | None = None
+    rollback_parallelism: int | None = None
+    rollback_delay: str | None = None
+    rollback_failure_action: str | None = None
+    rollback_monitor: str | None = None
+    rollback_max_failure_ratio: float | None = None
+    rollback_order: str | None = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> UpdateFlags:
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+
+    def apply(self, spec: ServiceSpec) -> ServiceSpec:
+        return replace(
+            spec,
+            update=self._config(spec.update, "update"),
+            rollback=self._config(spec.rollback, "rollback"),
+        )
+
+    def _config(self, config: UpdateConfig, what: str) -> UpdateConfig:
+        def flag(name: str) -> Any:
+            return getattr(self, f"{what}_{name}")
+
+        changes: dict[str, Any] = {}
+        if flag("parallelism") is not None:
+            if flag("parallelism") < 0:
+                raise InvalidArgument(f"--{what}-parallelism must be 0 (all at once) or more")
+            changes["parallelism"] = flag("parallelism")
+        for name in ("delay", "monitor"):
+            if flag(name) is not None:
+                changes[name] = units.parse_duration(flag(name), f"--{what}-{name}")
+        ratio = flag("max_failure_ratio")
+        if ratio is not None:
+            if not 0 <= ratio <= 1:
+                raise InvalidArgument(f"--{what}-max-failure-ratio must be between 0 and 1")
+            changes["max_failure_ratio"] = float(ratio)
+        action = flag("failure_action")
+        if action is not None:
+            actions = FAILURE_ACTIONS[what]
+            if action not in actions:
+                raise InvalidArgument(
+                    f"--{what}-failure-action must be one of {'|'.join(actions)}, not {action!r}"
+                )
+            changes["failure_action"] = action
+        order = flag("order")
+        if order is not None:
+            if order not in ORDERS:
+                raise InvalidArgument(
+                    f"--{what}-order must be one of {'|'.join(ORDERS)}, not {order!r}"
+                )
+            changes["order"] = order
+        return replace(config, **changes)
+
+
+def _update_opts(what: str) -> dict[str, Any]:
+    doing = "an update" if what == "update" else "a rollback"
+    return {
+        "parallelism": typer.Option(
+            f"--{what}-parallelism", help=f"Tasks replaced at once in {doing} (0: all)."
+        ),
+        "delay": typer.Option(
+            f"--{what}-delay", help=f"Wait between batches of {doing}, e.g. 10s."
+        ),
+        "failure_action": typer.Option(
+            f"--{what}-failure-action", help="|".join(FAILURE_ACTIONS[what]) + "."
+        ),
+        "monitor": typer.Option(
+            f"--{what}-monitor", help="How long a new task must run to count as a success."
+        ),
+        "max_failure_ratio": typer.Option(
+            f"--{what}-max-failure-ratio", help="Failures tolerated, 0 to 1."
+        ),
+        "order": typer.Option(f"--{what}-order", help="stop-first or start-first."),
+    }
+
+
+_U = _update_opts("update")
+_R = _update_opts("rollback")
+UpdParOpt = Annotated[int | None, _U["parallelism"]]
+UpdDelayOpt = Annotated[str | None, _U["delay"]]
+UpdActionOpt = Annotated[str | None, _U["failure_action"]]
+UpdMonitorOpt = Annotated[str | None, _U["monitor"]]
+UpdRatioOpt = Annotated[float | None, _U["max_failure_ratio"]]
+UpdOrderOpt = Annotated[str | None, _U["order"]]
+RbParOpt = Annotated[int | None, _R["parallelism"]]
+RbDelayOpt = Annotated[str | None, _R["delay"]]
+RbActionOpt = Annotated[str | None, _R["failure_action"]]
+RbMonitorOpt = Annotated[str | None, _R["monitor"]]
+RbRatioOpt = Annotated[float | None, _R["max_failure_ratio"]]
+RbOrderOpt = Annotated[str | None, _R["order"]]
+
+
+def _update_lines(name: str, c: UpdateConfig) -> list[str]:
+    """The effective settings of updates or rollbacks, for service inspect."""
+    return [
+        name,
+        f" {'Parallelism':<17}: {c.parallelism}",
+        f" {'Delay':<17}: {display.duration(c.delay)}",
+        f" {'On failure':<17}: {c.failure_action}",
+        f" {'Monitor':<17}: {display.duration(c.monitor)}",
+        f" {'Max failure ratio':<17}: {c.max_failure_ratio:g}",
+        f" {'Order':<17}: {c.order}",
+    ]
+
+
+def _update_status_lines(svc: Service, now: float) -> list[str]:
+    """As SwarmKit's swarmctl: State, Started, Completed (once set), Message."""
+    st = svc.update_status
+    if st is None:
+        return []
+    lines = ["Update Status", f" {'State':<17}: {display.update_state(st.state)}"]
+    if st.started_at:
+        lines.append(f" {'Started':<17}: {display.ago(st.started_at, now)}")
+    if st.completed_at:
+        lines.append(f" {'Completed':<17}: {display.ago(st.completed_at, now)}")
+    lines.append(f" {'Message':<17}: {st.message}")
+    return lines
+
+
 ConstraintOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -785,6 +919,18 @@ def service_create(
     restart_max_attempts: RestartAttemptsOpt = None,
     restart_window: RestartWindowOpt = None,
     stop_grace_period: StopGraceOpt = None,
+    update_parallelism: UpdParOpt = None,
+    update_delay: UpdDelayOpt = None,
+    update_failure_action: UpdActionOpt = None,
+    update_monitor: UpdMonitorOpt = None,
+    update_max_failure_ratio: UpdRatioOpt = None,
+    update_order: UpdOrderOpt = None,
+    rollback_parallelism: RbParOpt = None,
+    rollback_delay: RbDelayOpt = None,
+    rollback_failure_action: RbActionOpt = None,
+    rollback_monitor: RbMonitorOpt = None,
+    rollback_max_failure_ratio: RbRatioOpt = None,
+    rollback_order: RbOrderOpt = None,
     mount: MountOpt = None,
     workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory.")] = "",
     user: Annotated[str, typer.Option("--user", "-u", help="User (docker executor).")] = "",
@@ -812,12 +958,13 @@ def service_create(
         ),
         mode=_mode(mode, replicas, max_concurrent),
     )
+    params = locals()
     if spec.mode.kind in JOB_KINDS and restart_condition is None:
         # As Docker: a job's tasks are restarted only when they fail.
         restart = replace(spec.task.restart, condition=RestartCondition.ON_FAILURE)
         spec = replace(spec, task=replace(spec.task, restart=restart))
-    flags = SpecFlags.from_params(locals())
-    spec = flags.apply(spec)
+    spec = SpecFlags.from_params(params).apply(spec)
+    spec = UpdateFlags.from_params(params).apply(spec)
     typecheck.check(spec, "spec")
     result = STATE.call("service.create", {"spec": spec})
     _echo(result["id"])
@@ -876,10 +1023,13 @@ def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")])
     if svc.spec.mode.kind == "replicated-job":
         fields.append(("Max Concurrent", str(svc.spec.mode.max_concurrent)))
     lines = [f"{k:<18}: {v}" for k, v in fields]
+    lines.extend(_update_status_lines(svc, time.time()))
     lines.append("Template")
     lines.append(" Container")
     lines.extend(_container_lines(c))
     lines.extend(_placement_lines(svc.spec.task))
+    lines.extend(_update_lines("Update Config", svc.spec.update))
+    lines.extend(_update_lines("Rollback Config", svc.spec.rollback))
     if result.get("pending"):
         lines.append("")
         lines.append(f"Pending tasks: {result['pending']}")
@@ -976,12 +1126,17 @@ def _placement_lines(task: TaskSpec) -> list[str]:
     return lines
 
 
-def _edit_service(ref: str, edit: Callable[[ServiceSpec], ServiceSpec]) -> None:
+def _edit_service(
+    ref: str, edit: Callable[[ServiceSpec], ServiceSpec], rollback: bool = False
+) -> None:
     result = STATE.call("service.inspect", {"ref": ref})
     svc: Service = result["service"]
     spec = edit(svc.spec)
     typecheck.check(spec, "spec")
-    STATE.call("service.update", {"ref": svc.id, "version": svc.meta.version, "spec": spec})
+    body = {"ref": svc.id, "version": svc.meta.version, "spec": spec}
+    if rollback:
+        body["rollback"] = True
+    STATE.call("service.update", body)
     _echo(svc.id)
 
 
@@ -1009,10 +1164,43 @@ def service_update(
     restart_max_attempts: RestartAttemptsOpt = None,
     restart_window: RestartWindowOpt = None,
     stop_grace_period: StopGraceOpt = None,
+    update_parallelism: UpdParOpt = None,
+    update_delay: UpdDelayOpt = None,
+    update_failure_action: UpdActionOpt = None,
+    update_monitor: UpdMonitorOpt = None,
+    update_max_failure_ratio: UpdRatioOpt = None,
+    update_order: UpdOrderOpt = None,
+    rollback_parallelism: RbParOpt = None,
+    rollback_delay: RbDelayOpt = None,
+    rollback_failure_action: RbActionOpt = None,
+    rollback_monitor: RbMonitorOpt = None,
+    rollback_max_failure_ratio: RbRatioOpt = None,
+    rollback_order: RbOrderOpt = None,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Return to the previous spec.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace every task even if nothing changed.")
+    ] = False,
     detach: DetachOpt = False,
 ) -> None:
-    """Change a service; its tasks follow."""
-    flags = SpecFlags.from_params(locals())
+    """Change a service; its tasks follow, as a rolling update."""
+    params = locals()
+    flags = SpecFlags.from_params(params)
+    update_flags = UpdateFlags.from_params(params)
+    if rollback:
+        others = [
+            k
+            for k, v in params.items()
+            if k not in ("service", "rollback", "detach", "update_flags", "flags")
+            and k not in {f.name for f in dataclasses.fields(UpdateFlags)}
+            and v not in (None, False)
+        ]
+        if others:
+            flag = "--" + others[0].replace("_", "-")
+            raise InvalidArgument(f"{flag} may not be combined with --rollback")
+        _edit_service(service, update_flags.apply, rollback=True)
+        return
 
     def edit(spec: ServiceSpec) -> ServiceSpec:
         c = spec.task.container
@@ -1026,7 +1214,10 @@ def service_update(
             c = replace(c, env=_env_list(env))
         spec = replace(spec, task=replace(spec.task, container=c))
         spec = replace(spec, mode=_edit_mode(spec.mode, replicas, max_concurrent))
-        return flags.apply(spec)
+        if force:
+            task = spec.task
+            spec = replace(spec, task=replace(task, force_update=task.force_update + 1))
+        return update_flags.apply(flags.apply(spec))
 
     _edit_service(service, edit)
     if not detach:

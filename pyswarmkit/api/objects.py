@@ -166,6 +166,9 @@ class TaskSpec(Object, frozen=True):
     restart: RestartPolicy = RestartPolicy()
     placement: Placement = Placement()
     ports: tuple[PortConfig, ...] = ()
+    # Bumped by `service update --force`: a task spec that differs in this
+    # alone still replaces every task (SwarmKit's ForceUpdate).
+    force_update: Int = 0
 
 
 class ContainerStatus(Object, frozen=True):

@@ -22,9 +22,10 @@ from pyswarmkit.api.objects import (
     Service,
     ServiceSpec,
     Task,
+    UpdateStatus,
     replace,
 )
-from pyswarmkit.api.states import NodeRole, NodeState, TaskState
+from pyswarmkit.api.states import NodeRole, NodeState, TaskState, UpdateState
 from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
@@ -32,6 +33,7 @@ from pyswarmkit.control.events import FIELDS, EventRing, parse_request
 from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.units import MAX_DURATION, check_heartbeat_period
 from pyswarmkit.control.validate import validate_service_spec
+from pyswarmkit.orchestrator.update import with_spec
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 V = TypeVar("V")
@@ -263,10 +265,18 @@ class Handlers:
         )
 
     def service_update(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        """A new spec starts a rolling update (and supersedes one in progress);
+        ``rollback`` returns to the previous spec instead, keeping the update
+        and rollback settings of ``spec``. The same spec again resumes a
+        paused update and changes nothing else."""
         ref = _arg(body, "ref", str)
         version = _arg(body, "version", int)
         spec = _arg(body, "spec", ServiceSpec)
+        rollback = body.get("rollback", False)
+        if not isinstance(rollback, bool):
+            raise InvalidArgument("request field 'rollback' must be a bool")
         self._check(spec)
+        wall = self.wall()
 
         def build(st: MemoryStore) -> list[Change]:
             current = resolve("service", ref, st.services())
@@ -282,19 +292,15 @@ class Handlers:
                     f"service mode change is not allowed ({current.spec.mode.kind} to "
                     f"{spec.mode.kind}): remove the service and create it again"
                 )
+            if rollback:
+                return [Change("update", _next_run(current, _rolled_back(current, spec, wall)))]
             if spec == current.spec:
+                status = current.update_status
+                if status is not None and status.state in PAUSED:
+                    return [Change("update", replace(current, update_status=None))]
                 return []
-            bump = 1 if spec.task != current.spec.task else 0
-            updated = replace(
-                current,
-                spec=spec,
-                previous_spec=current.spec,
-                spec_version=current.spec_version + bump,
-            )
-            if spec.mode.kind in JOB_KINDS:
-                # As SwarmKit: any update of a job runs it again.
-                updated = replace(updated, job_iteration=current.job_iteration + 1)
-            return [Change("update", updated)]
+            updated = replace(with_spec(current, spec, current.spec), update_status=None)
+            return [Change("update", _next_run(current, updated))]
 
         return Write(build, lambda _: {})
 
@@ -412,6 +418,33 @@ class Handlers:
             return [] if updated == current else [Change("update", updated)]
 
         return Write(build, lambda _: {})
+
+
+PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
+
+
+def _next_run(current: Service, updated: Service) -> Service:
+    """As SwarmKit: any update of a job (a rollback too) runs it again."""
+    if updated.spec.mode.kind in JOB_KINDS:
+        return replace(updated, job_iteration=current.job_iteration + 1)
+    return updated
+
+
+def _rolled_back(current: Service, spec: ServiceSpec, wall: float) -> Service:
+    """``service update --rollback``: the previous spec back (the current one
+    becomes the previous), rolled out with the rollback settings."""
+    settings_only = replace(spec, update=current.spec.update, rollback=current.spec.rollback)
+    if settings_only != current.spec:
+        raise InvalidArgument(
+            "--rollback takes no other change than --update-* and --rollback-* settings"
+        )
+    if current.previous_spec is None:
+        raise FailedPrecondition(f"service {current.name} has no previous spec to roll back to")
+    restored = replace(current.previous_spec, update=spec.update, rollback=spec.rollback)
+    status = UpdateStatus(
+        state=UpdateState.ROLLBACK_STARTED, started_at=wall, message="manually requested rollback"
+    )
+    return replace(with_spec(current, restored, current.spec), update_status=status)
 
 
 def events_since(ring: EventRing, body: dict[str, Any]) -> Reply:

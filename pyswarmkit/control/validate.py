@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pyswarmkit.api.errors import InvalidArgument
-from pyswarmkit.api.objects import ContainerSpec, ServiceSpec
+from pyswarmkit.api.objects import ContainerSpec, ServiceSpec, UpdateConfig
 from pyswarmkit.control.resolve import quoted
 from pyswarmkit.scheduler.constraint import parse_constraints, parse_preferences
 
@@ -43,6 +43,32 @@ def validate_service_spec(spec: ServiceSpec) -> None:
     if r.delay < 0 or r.window < 0 or r.max_attempts < 0:
         raise InvalidArgument("restart delay, window and max attempts must not be negative")
     validate_placement(spec)
+    validate_update_config(spec.update, "update")
+    validate_update_config(spec.rollback, "rollback")
+
+
+FAILURE_ACTIONS = {"update": ("pause", "continue", "rollback"), "rollback": ("pause", "continue")}
+ORDERS = ("stop-first", "start-first")
+
+
+def validate_update_config(config: UpdateConfig, what: str) -> None:
+    """``what`` is "update" or "rollback"; a rollback is never rolled back."""
+    if config.parallelism < 0:
+        raise InvalidArgument(f"{what} parallelism must be 0 (all at once) or more")
+    if config.delay < 0 or config.monitor < 0:
+        raise InvalidArgument(f"{what} delay and monitor must not be negative")
+    if not 0 <= config.max_failure_ratio <= 1:
+        raise InvalidArgument(f"{what} max failure ratio must be between 0 and 1")
+    actions = FAILURE_ACTIONS[what]
+    if config.failure_action not in actions:
+        raise InvalidArgument(
+            f"{what} failure action must be one of {'|'.join(actions)}, "
+            f"not {config.failure_action!r}"
+        )
+    if config.order not in ORDERS:
+        raise InvalidArgument(
+            f"{what} order must be one of {'|'.join(ORDERS)}, not {config.order!r}"
+        )
 
 
 def _count(what: str, value: int) -> None:

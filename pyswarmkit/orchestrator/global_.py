@@ -36,6 +36,7 @@ from pyswarmkit.orchestrator.support import (
     trim,
 )
 from pyswarmkit.orchestrator.tasks import is_dirty, is_live, new_task, with_desired
+from pyswarmkit.orchestrator.update import Updates
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore, Tx
 
 # The slots of a global service: node id -> the tasks there that count.
@@ -81,6 +82,8 @@ class GlobalOrchestrator:
         # Per step: the (service, node) pairs a task was made for.
         self._made: set[tuple[str, str]] = set()
         self._touched: set[tuple[str, str]] = set()
+        # Rolling updates in progress (orchestrator/update.py), keyed by node.
+        self.updates = Updates()
 
     # --- input ------------------------------------------------------------
 
@@ -89,6 +92,8 @@ class GlobalOrchestrator:
         tasks as the replicated core does; ``resync`` (same leader, refused batch)
         keeps the ones it holds, which run on its own monotonic clock."""
         self._poked = True
+        if not resync:
+            self.updates = Updates()  # a new leader starts updates afresh
         kept_delays = self.delays if resync else None
         kept_restarts = self.restarts if resync else None
         self.delays = Delays()
@@ -126,6 +131,7 @@ class GlobalOrchestrator:
                 assert isinstance(obj, Service)
                 if ev.op == "delete":
                     self.restarts.forget_service(obj.id)
+                    self.updates.forget(obj.id)
                     self._services.discard(obj.id)
                     self._globals.discard(obj.id)
                 elif is_global(obj):
@@ -140,7 +146,11 @@ class GlobalOrchestrator:
                 if ev.op == "delete":
                     self.delays.drop(obj.id)
                 elif obj.service_id in self._globals and obj.node_id:
-                    if is_live(obj) and obj.status.state.terminal:
+                    if self.updates.updating(obj.service_id):
+                        # A rolling update waits on its tasks' states.
+                        self._services.add(obj.service_id)
+                        self._poked = True
+                    elif is_live(obj) and obj.status.state.terminal:
                         # The whole service looks: a rolling update wants every
                         # slot at once, and waits on its tasks' states.
                         self._services.add(obj.service_id)
@@ -150,7 +160,8 @@ class GlobalOrchestrator:
                         self._touched.add((obj.service_id, obj.node_id))
 
     def due(self, now: float) -> bool:
-        return self._poked or self.delays.due(now)
+        wake = self.updates.next_wake()
+        return self._poked or self.delays.due(now) or (wake is not None and wake <= now)
 
     # --- decisions -------------------------------------------------------
 
@@ -158,6 +169,8 @@ class GlobalOrchestrator:
         tx = Tx(store)
         self._made = set()
         touched, self._touched = self._touched, set()
+        # Updates whose delay or monitor window ended look at their service again.
+        self._services.update(sid for sid in self.updates.due(now) if sid in self._globals)
         with store.reading():
             self.delays.start_due(tx, now)
             found = (store.get_service(sid) for sid in self._globals)
@@ -202,16 +215,13 @@ class GlobalOrchestrator:
         return tx.changes
 
     def _update(self, tx: Tx, service: Service, slots: NodeSlots, now: float, wall: float) -> None:
-        """Replace the tasks made from a spec the service no longer has.
-
-        This is where the rolling updater (orchestrator/update.py) plugs in: it
-        takes the service and its slots keyed by node id (every task of the slot
-        not being removed) and a ``make(node_id, desired)`` that returns a new
-        task assigned to that node, and says which tasks to stop, which to
-        create and the service's new update status, with the service's update
-        settings (parallelism, delay, failure action, monitor, order). Until it
-        is wired in here, every changed task is replaced at once."""
-        self._apply(tx, replace_at_once(service, slots, self._task_for(service, wall)))
+        """Replace the tasks made from a spec the service no longer has, as a
+        rolling update (orchestrator/update.py) over the slots keyed by node id,
+        with the service's update settings."""
+        step = self.updates.step(service, slots, now, wall, self._task_for(service, wall))
+        self._apply(tx, (step.desired, step.create))
+        if step.service is not None:
+            tx.update(step.service)
 
     def _task_for(self, service: Service, wall: float) -> Callable[[str, TaskState], Task]:
         def make(node_id: str, desired: TaskState) -> Task:

@@ -27,6 +27,7 @@ from pyswarmkit.orchestrator.tasks import (
     new_task,
     with_desired,
 )
+from pyswarmkit.orchestrator.update import Updates
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore, Tx
 
 DEFAULT_HISTORY = 5
@@ -70,6 +71,8 @@ class ReplicatedOrchestrator:
         # What this step created, per slot and per service.
         self._created: set[SlotKey] = set()
         self._made: dict[str, list[Task]] = {}
+        # Rolling updates in progress (orchestrator/update.py).
+        self.updates = Updates()
 
     # --- input ------------------------------------------------------------
 
@@ -91,6 +94,11 @@ class ReplicatedOrchestrator:
         self._poked = True
         known = self.delayed if resync else {}
         kept = self.restarts if resync else None
+        if not resync:
+            # A new leader starts updates afresh over the slots still dirty,
+            # as SwarmKit's does; the same leader keeps its failure counts and
+            # delays (the updater re-derives what a refused batch lost).
+            self.updates = Updates()
         self.restarts = RestartHistory()
         self.delayed = {}
         self._timers = []
@@ -131,6 +139,7 @@ class ReplicatedOrchestrator:
                 if ev.op == "delete":
                     self._deleted_services.add(ev.obj.id)
                     self._dirty_services.discard(ev.obj.id)
+                    self.updates.forget(ev.obj.id)
                 else:
                     self._dirty_services.add(ev.obj.id)
             elif ev.kind == "task":
@@ -140,6 +149,9 @@ class ReplicatedOrchestrator:
                     self._reap_next.discard(ev.obj.id)
                 else:
                     self._note_task(ev.obj)
+                if self.updates.updating(ev.obj.service_id):
+                    # A rolling update waits on its tasks' states.
+                    self._dirty_services.add(ev.obj.service_id)
             elif ev.kind == "node" and isinstance(ev.obj, Node) and _drained(ev.op, ev.obj):
                 self._drained_nodes.add(ev.obj.id)
 
@@ -160,7 +172,10 @@ class ReplicatedOrchestrator:
             self._trim.add((t.service_id, t.slot))
 
     def due(self, now: float) -> bool:
-        return self._poked or bool(self._timers and self._timers[0][0] <= now)
+        if self._poked or bool(self._timers and self._timers[0][0] <= now):
+            return True
+        wake = self.updates.next_wake()
+        return wake is not None and wake <= now
 
     def _delay(self, task_id: str, when: float) -> None:
         self.delayed[task_id] = when
@@ -172,6 +187,7 @@ class ReplicatedOrchestrator:
         tx = Tx(store)
         self._created = set()
         self._made = {}
+        self._dirty_services.update(self.updates.due(now))
         with store.reading():
             self._start_delayed(tx, now)
             self._restart_finished(store, tx, now, wall)
@@ -333,12 +349,8 @@ class ReplicatedOrchestrator:
             for slot in kept[want:]:
                 self._remove_slot(tx, service.id, by_number[slot.number])
             slots = kept[:want]
-        for slot in slots:
-            dirty = [t for t in slot.tasks if is_live(t) and is_dirty(t, service)]
-            for t in dirty:
-                tx.update(with_desired(t, TaskState.SHUTDOWN))
-            if dirty and len(dirty) == len(slot.tasks):
-                self._create(store, tx, service, slot.number, now, wall)
+        if self._update(tx, service, slots, by_number, now, wall):
+            return  # rolled back: the restored spec is reconciled once committed
         taken = {s.number for s in slots}
         number = 0
         for _ in range(want - len(slots)):
@@ -346,6 +358,38 @@ class ReplicatedOrchestrator:
             while number in taken:
                 number += 1
             self._create(store, tx, service, number, now, wall)
+
+    def _update(
+        self,
+        tx: Tx,
+        service: Service,
+        slots: list[_Slot],
+        by_number: dict[int, list[Task]],
+        now: float,
+        wall: float,
+    ) -> bool:
+        """Tasks made from another spec are replaced by the rolling updater,
+        slot by slot. True when the updater rolled the service's spec back."""
+        view = {
+            s.number: [t for t in by_number[s.number] if t.desired_state != TaskState.REMOVE]
+            for s in slots
+        }
+
+        def make(key: object, desired: TaskState) -> Task:
+            assert isinstance(key, int)
+            return new_task(service, key, wall, self.id_gen, desired)
+
+        step = self.updates.step(service, view, now, wall, make)
+        for t in step.desired:
+            tx.update(t)
+        for t in step.create:
+            tx.create(t)
+            self._created.add((service.id, t.slot))
+            self._made.setdefault(service.id, []).append(t)
+        if step.service is None:
+            return False
+        tx.update(step.service)
+        return step.service.spec != service.spec
 
     def _remove_slot(self, tx: Tx, service_id: str, tasks: list[Task]) -> None:
         """Scale down: every task of the slot goes, its history included; the

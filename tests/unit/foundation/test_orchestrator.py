@@ -29,12 +29,14 @@ from pyswarmkit.api.objects import (
     Task,
     TaskSpec,
     TaskStatus,
+    UpdateConfig,
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeState, RestartCondition, TaskState
 from pyswarmkit.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarmkit.orchestrator.restart import RestartHistory, wants_restart
 from pyswarmkit.orchestrator.tasks import is_dirty, is_live, new_task
+from pyswarmkit.orchestrator.update import OLD_TASK_TIMEOUT
 from pyswarmkit.store import Change, EventBatch, MemoryStore
 
 pytestmark = pytest.mark.unit
@@ -118,8 +120,13 @@ class Swarm:
     def update(self, s: ServiceSpec, now: float) -> None:
         current = self.service()
         bump = 1 if s.task != current.spec.task else 0
+        # As the control API does: a new spec starts a new update.
         updated = replace(
-            current, spec=s, previous_spec=current.spec, spec_version=current.spec_version + bump
+            current,
+            spec=s,
+            previous_spec=current.spec,
+            spec_version=current.spec_version + bump,
+            update_status=None,
         )
         self.write([Change("update", updated)], now)
 
@@ -541,9 +548,14 @@ def test_a_spec_change_replaces_every_live_task() -> None:
     old = {t.id for t in swarm.tasks()}
     for t in swarm.tasks():
         swarm.report(t.id, TaskState.RUNNING, 1.0)
-    new_spec = spec(3, command="serve --v2")
+    new_spec = replace(spec(3, command="serve --v2"), update=UpdateConfig(parallelism=0))
     swarm.update(new_spec, 2.0)
     swarm.settle(2.0)
+    # Stop-first: each replacement waits, prepared, until its old task stopped.
+    assert {t.desired_state for t in swarm.live()} == {TaskState.READY}
+    for tid in old:
+        swarm.report(tid, TaskState.SHUTDOWN, 2.5)
+    swarm.settle(2.5)
     service = swarm.service()
     assert service.spec_version == 2
     for t in swarm.tasks():
@@ -899,7 +911,9 @@ def _play(
             swarm.scale(int(arg), now)  # type: ignore[call-overload]
         elif action == "spec":
             current = swarm.service().spec
-            swarm.update(spec(current.mode.replicas, str(arg), restart), now)
+            changed = spec(current.mode.replicas, str(arg), restart)
+            # Every slot at once: what is checked here is restarts, not the pace.
+            swarm.update(replace(changed, update=UpdateConfig(parallelism=0)), now)
         elif action == "leader":
             swarm.new_leader(now, base=swarm.base + 1000.0)
         elif action == "wait":
@@ -938,7 +952,9 @@ def test_never_two_live_tasks_in_a_slot(delay: float, script: Script) -> None:
     _check(swarm)
     # A restart that failed while waiting is restarted when its delay ends,
     # and its successor waits one delay more.
-    for later in (10.0, 20.0):
+    # A stop-first replacement starts at the latest OLD_TASK_TIMEOUT after its
+    # old task was told to stop.
+    for later in (10.0, 20.0, 10.0 + OLD_TASK_TIMEOUT):
         swarm.settle(now + later)
         _check(swarm)
     service = swarm.service()

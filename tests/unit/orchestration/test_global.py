@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pyswarmkit.api.objects import Platform, RestartPolicy, Service, replace
+from pyswarmkit.api.objects import Platform, RestartPolicy, Service, UpdateConfig, replace
 from pyswarmkit.api.states import NodeAvailability, NodeState, RestartCondition, TaskState
 from pyswarmkit.orchestrator.global_ import GlobalOrchestrator, NodeSlots
 from pyswarmkit.store.memory import Tx
@@ -192,7 +192,11 @@ def test_a_spec_change_replaces_every_task_on_its_own_node() -> None:
     w.settle()
     w.run_pending()
     old = {t.id for t in w.wanted(sid)}
-    w.update(sid, spec("agent", "global", command="serve --v2"))
+    # Every node at once, each new task started before its old one stops.
+    at_once = UpdateConfig(parallelism=0, order="start-first")
+    w.update(sid, replace(spec("agent", "global", command="serve --v2"), update=at_once))
+    w.settle()
+    w.run_pending()
     w.settle()
     new = w.wanted(sid)
     assert sorted(t.node_id for t in new) == ["n1", "n2", "n3"]

@@ -142,13 +142,15 @@ class Model:
         assert len(going) == len(set(going)) and len(going) <= 2
         assert len(done) == len(set(done)) and not set(done) & set(going)
         assert set(going) | set(done) <= {1, 2, 3, 4}
-        wanted = w.wanted(self.rep)
+        # A stop-first rolling update's replacement is live (desired READY)
+        # until the task it replaces stopped: the slot still counts.
+        wanted = w.live(self.rep)
         slots = [t.slot for t in wanted]
         assert len(slots) == len(set(slots)), f"two tasks wanted in a slot: {slots}"
         assert len(wanted) == self.replicas
         glob = w.service(self.glob)
         per_node: dict[str, int] = {}
-        for t in w.wanted(self.glob):
+        for t in w.live(self.glob):
             per_node[t.node_id] = per_node.get(t.node_id, 0) + 1
         for name, count in per_node.items():
             assert count <= 1, f"{count} global tasks wanted on {name}"

@@ -188,6 +188,7 @@ class World:
         cur = self.service(sid)
         bump = 1 if s.task != cur.spec.task else 0
         new = replace(cur, spec=s, previous_spec=cur.spec, spec_version=cur.spec_version + bump)
+        new = replace(new, update_status=None)  # a new update
         if s.mode.kind.endswith("-job"):
             new = replace(new, job_iteration=cur.job_iteration + 1)
         self.write([Change("update", new)], now)
@@ -204,6 +205,11 @@ class World:
     def wanted(self, sid: str) -> list[Task]:
         """Tasks desired RUNNING."""
         return [t for t in self.tasks(sid) if t.desired_state == TaskState.RUNNING]
+
+    def live(self, sid: str) -> list[Task]:
+        """Tasks desired RUNNING, or READY: prepared and to run once the task
+        they replace stopped (a rolling update) or their restart delay ended."""
+        return [t for t in self.tasks(sid) if t.desired_state <= TaskState.RUNNING]
 
     def wanted_nodes(self, sid: str) -> list[str]:
         return sorted(t.node_id for t in self.wanted(sid))
