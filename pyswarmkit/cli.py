@@ -819,7 +819,7 @@ DetachOpt = Annotated[
 WATCH_POLL = 0.3
 
 
-def _converge(ref: str) -> None:
+def _converge(ref: str, rollback: bool = False) -> None:
     """Show a service converging until it has (then its tasks stay up for the
     update monitor period: `verify`), or fail with the reason: tasks that
     keep failing, an update paused or rolled back. Ctrl-C stops the
@@ -849,7 +849,7 @@ def _converge(ref: str) -> None:
             for page in client.stream("task.list", {"service": service.id, "all": True}):
                 tasks.extend(page.get("tasks") or ())
                 nodes.update(page.get("nodes") or {})
-            shown = progress.view(service, tasks, nodes, since)
+            shown = progress.view(service, tasks, nodes, since, rollback)
             lines = shown.render()
             now = time.monotonic()
             if shown.outcome == "converged" and verify_until is None:
@@ -1200,6 +1200,8 @@ def service_update(
             flag = "--" + others[0].replace("_", "-")
             raise InvalidArgument(f"{flag} may not be combined with --rollback")
         _edit_service(service, update_flags.apply, rollback=True)
+        if not detach:
+            _converge(service, rollback=True)
         return
 
     def edit(spec: ServiceSpec) -> ServiceSpec:

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pyswarmkit.api.objects import JOB_KINDS, Service, Task, replace
 from pyswarmkit.api.states import TaskState, UpdateState
+from pyswarmkit.orchestrator.tasks import is_dirty
 
 # The states a task passes on its way to RUNNING, each a step of the bar.
 STEPS = (
@@ -85,13 +86,16 @@ def view(
     tasks: Sequence[Task],
     nodes: Mapping[str, str],
     since_index: int,
+    rollback: bool = False,
 ) -> View:
     """Where ``service`` stands. ``since_index`` is the store index when the
-    command began: failures of tasks created before it do not count."""
+    command began: failures of tasks created before it do not count.
+    ``rollback``: the command asked for the rollback, so its completion is
+    the goal rather than a failure."""
     status = service.update_status
     if status is not None and status.state in (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED):
         return _failed(service, tasks, nodes, f"update paused: {status.message}")
-    if status is not None and status.state == UpdateState.ROLLBACK_COMPLETED:
+    if status is not None and status.state == UpdateState.ROLLBACK_COMPLETED and not rollback:
         return _failed(service, tasks, nodes, f"update rolled back: {status.message}")
     slots = _slots(service, tasks, nodes)
     job = service.spec.mode.kind in JOB_KINDS
@@ -105,8 +109,9 @@ def view(
         if current is None:
             lines.append(Line(label, "new", 0))
             continue
-        # A task of an older spec is on its way out: no progress to show.
-        fresh = current.spec_version >= service.spec_version
+        # A task of another spec is on its way out: no progress to show (a
+        # rollback makes the tasks of the spec it returns to current again).
+        fresh = not is_dirty(current, service)
         if current.status.state == goal and fresh:
             done += 1
         lines.append(Line(label, _text(current), _step(current) if fresh else 0))

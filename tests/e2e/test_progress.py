@@ -75,3 +75,18 @@ def test_on_a_terminal_the_lines_are_redrawn_in_place(swarmd) -> None:  # type: 
     assert "[==" in text and "verify: Service converged" in text
     # Redrawn, not appended: the cursor goes back up over the block.
     assert "\x1b[1A" in text
+
+
+def test_an_update_rolled_back_ends_non_zero_and_a_requested_rollback_converges(swarmd) -> None:  # type: ignore[no-untyped-def]
+    swarmd.sh("service create -d --name web --command sleep --args 1000 --replicas 2")
+    swarmd.sh("service update --no-detach web --replicas 2")  # converged first
+    out = swarmd.sh(
+        "service update --no-detach web --command /bin/false --update-failure-action rollback "
+        "--update-monitor 2s",
+        check=False,
+    )
+    assert out.returncode == 1
+    assert "web did not converge: update rolled back" in out.stderr
+    swarmd.sh("service update -d web --command sleep --args 2000")
+    back = swarmd.sh("service update --no-detach web --rollback")
+    assert back.stdout.splitlines()[-1] == "verify: Service converged"

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pyswarmkit.api.objects import (
     Annotations,
+    ContainerSpec,
     Meta,
     Service,
     ServiceMode,
     ServiceSpec,
     Task,
+    TaskSpec,
     TaskStatus,
     UpdateStatus,
     replace,
@@ -21,7 +23,14 @@ S = TaskState
 
 
 def svc(replicas: int = 3, kind: str = "replicated", version: int = 1) -> Service:
-    spec = ServiceSpec(annotations=Annotations(name="web"), mode=ServiceMode(kind, replicas))  # type: ignore[arg-type]
+    task_spec = (
+        TaskSpec() if version == 1 else TaskSpec(container=ContainerSpec(image=f"v{version}"))
+    )
+    spec = ServiceSpec(
+        annotations=Annotations(name="web"),
+        mode=ServiceMode(kind, replicas),  # type: ignore[arg-type]
+        task=task_spec,
+    )
     return Service(id="s1", spec=spec, spec_version=version)
 
 
@@ -41,6 +50,8 @@ def task(
         node_id=node,
         desired_state=desired,
         spec_version=version,
+        # An older spec version: the task was made from another spec.
+        spec=TaskSpec() if version == 1 else TaskSpec(container=ContainerSpec(image=f"v{version}")),
         status=TaskStatus(state=state, err=err),
         meta=Meta(version=created, created_index=created),
     )
@@ -109,3 +120,13 @@ def test_a_global_service_has_a_line_per_node_it_runs_on() -> None:
     v = view(svc(0, "global"), tasks, {"n1": "node-1", "n2": "node-2"}, 0)
     assert [x.label for x in v.lines] == ["node-1", "node-2"]
     assert (v.done, v.total) == (1, 2)
+
+
+def test_a_rollback_the_command_asked_for_converges_when_it_completes() -> None:
+    done = replace(
+        svc(1, version=3),
+        update_status=UpdateStatus(UpdateState.ROLLBACK_COMPLETED, message="rollback completed"),
+    )
+    tasks = [task(1, S.RUNNING, version=3)]
+    assert view(done, tasks, {}, 0, rollback=True).outcome == "converged"
+    assert view(done, tasks, {}, 0).outcome == "failed"
