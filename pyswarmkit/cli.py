@@ -973,9 +973,16 @@ def service_create(
 
 
 @service_app.command("ls")
-def service_ls() -> None:
+def service_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> None:
     """List services."""
     result = STATE.call("service.list")
+    if output is Output.json:
+        _json(result["services"])
+        return
+    if quiet:
+        if result["services"]:
+            _echo("\n".join(s.id for s in result["services"]))
+        return
     counts = result.get("counts") or {}
     rows = [
         [
@@ -1008,10 +1015,30 @@ def _task_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[lis
 TASK_HEADERS = ["Task ID", "Service", "Slot", "Image", "Desired State", "Last State", "Node"]
 
 
+ServicesArg = Annotated[
+    list[str],
+    typer.Argument(metavar="SERVICE...", help="Names or IDs.", autocompletion=complete_services),
+]
+ServiceArg = Annotated[
+    str, typer.Argument(metavar="SERVICE", help="Name or ID.", autocompletion=complete_services)
+]
+
+
 @service_app.command("inspect")
-def service_inspect(service: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
-    """Show a service and its tasks."""
-    result = STATE.call("service.inspect", {"ref": service})
+def service_inspect(services: ServicesArg, output: FormatOpt = Output.table) -> None:
+    """Show services and their tasks."""
+    results, failed = _inspect_each("service.inspect", services)
+    if output is Output.json:
+        _shown_then(failed, display.as_json([r["service"] for r in results]))
+        return
+    for i, result in enumerate(results):
+        if i:
+            _echo("")
+        _service_text(result)
+    _shown_then(failed, "")
+
+
+def _service_text(result: dict[str, Any]) -> None:
     svc: Service = result["service"]
     c = svc.spec.task.container
     fields = [
@@ -1142,7 +1169,7 @@ def _edit_service(
 
 @service_app.command("update")
 def service_update(
-    service: Annotated[str, typer.Argument(help="Name or ID.")],
+    service: ServiceArg,
     replicas: Annotated[
         int | None, typer.Option(help="Number of tasks (of a replicated job: completions).")
     ] = None,
@@ -1227,10 +1254,21 @@ def service_update(
 
 
 @service_app.command("rm")
-def service_rm(service: Annotated[str, typer.Argument(help="Name or ID.")]) -> None:
-    """Remove a service; its tasks are shut down, then removed."""
-    result = STATE.call("service.remove", {"ref": service})
-    _echo(result["id"])
+def service_rm(services: ServicesArg) -> None:
+    """Remove services; their tasks are shut down, then removed."""
+    failed = False
+    for ref in dict.fromkeys(services):
+        try:
+            result = STATE.call("service.remove", {"ref": ref})
+        except SwarmError as err:
+            if isinstance(err, Unavailable):
+                raise
+            typer.echo(f"swarmctl: error: {err}", err=True)
+            failed = True
+            continue
+        _echo(result["id"])
+    if failed:
+        raise typer.Exit(1)
 
 
 @task_app.command("ls")

@@ -79,9 +79,7 @@ def test_the_page_follows_a_scale_without_a_reload(short_tmp: Path, browser: obj
     )
 
     def ctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            swarmctl(sock, *args), capture_output=True, text=True, timeout=60
-        )
+        return subprocess.run(swarmctl(sock, *args), capture_output=True, text=True, timeout=60)
 
     def replicas(name: str) -> str:
         cells = driver.find_elements(  # type: ignore[attr-defined]

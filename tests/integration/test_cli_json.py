@@ -74,3 +74,28 @@ def test_inspect_shows_what_it_finds_and_fails_for_the_rest() -> None:
         [task] = node.store.tasks()
         shown = json.loads(ctl(sock, "task", "inspect", "web.1", "--format", "json"))
         assert [t["id"] for t in shown] == [task.id]
+
+
+def test_services_as_json_quiet_several_and_removed_together() -> None:
+    with one_node() as (node, client):
+        sock = node.config.control_socket
+        assert sock is not None
+        ids = [client.call("service.create", {"spec": spec(n, 1)})["id"] for n in ("web", "db")]
+        listed = json.loads(ctl(sock, "service", "ls", "--format", "json"))
+        assert sorted(s["id"] for s in listed) == sorted(ids)
+        assert {s["spec"]["annotations"]["name"] for s in listed} == {"web", "db"}
+        assert sorted(ctl(sock, "service", "ls", "-q").split()) == sorted(ids)
+        both = json.loads(ctl(sock, "service", "inspect", "web", "db", "--format", "json"))
+        assert [s["spec"]["mode"]["replicas"] for s in both] == [1, 1]
+        text = ctl(sock, "service", "inspect", "web", "db")
+        assert text.count("Name              : ") == 2
+        out = subprocess.run(
+            [tool("swarmctl"), "-s", sock, "service", "rm", "web", "nosuch", "db"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 1
+        assert out.stdout.split() == ids
+        assert out.stderr.splitlines() == ["swarmctl: error: service nosuch not found"]
+        wait_until(lambda: not node.store.services(), what="both removed")

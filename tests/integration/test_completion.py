@@ -60,6 +60,7 @@ def test_names_come_from_the_running_swarm() -> None:
         assert complete("bash", f"swarmctl -s {sock} node drain no") == ["node-1"]
         got = complete("bash", "swarmctl task inspect ", {"SWARM_SOCKET": sock})
         assert got == [task]
+        assert complete("bash", f"swarmctl -s {sock} service inspect w") == ["web"]
         zsh = " ".join(complete("zsh", f"swarmctl -s {sock} node inspect "))
         assert "node-1" in zsh and node.node_id in zsh
         # No swarm there: nothing to offer, and no error either.
