@@ -61,6 +61,7 @@ def browser(short_tmp: Path) -> Iterator[object]:
 
 
 def test_the_page_follows_a_scale_without_a_reload(short_tmp: Path, browser: object) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -82,10 +83,22 @@ def test_the_page_follows_a_scale_without_a_reload(short_tmp: Path, browser: obj
         return subprocess.run(swarmctl(sock, *args), capture_output=True, text=True, timeout=60)
 
     def replicas(name: str) -> str:
-        cells = driver.find_elements(  # type: ignore[attr-defined]
-            By.CSS_SELECTOR, f'#services tr[data-service="{name}"] td.replicas'
-        )
-        return str(cells[0].text) if cells else ""
+        # The page redraws its tables as the stream pushes: a cell read just
+        # as it is replaced is read again on the next try.
+        try:
+            cells = driver.find_elements(  # type: ignore[attr-defined]
+                By.CSS_SELECTOR, f'#services tr[data-service="{name}"] td.replicas'
+            )
+            return str(cells[0].text) if cells else ""
+        except StaleElementReferenceException:
+            return ""
+
+    def task_names() -> list[str]:
+        try:
+            tasks = driver.find_elements(By.CSS_SELECTOR, "#tasks li[data-task]")  # type: ignore[attr-defined]
+            return sorted(str(t.get_attribute("data-task")) for t in tasks)
+        except StaleElementReferenceException:
+            return []
 
     try:
         wait_until(lambda: "READY" in ctl("node", "ls").stdout, timeout=60, what="node READY")
@@ -111,10 +124,11 @@ def test_the_page_follows_a_scale_without_a_reload(short_tmp: Path, browser: obj
         scaled = ctl("service", "update", "web", "--replicas", "5")
         assert scaled.returncode == 0, scaled.stderr
         wait_until(lambda: replicas("web") == "5/5", timeout=30, what="web 5/5 on the page")
-        tasks = driver.find_elements(By.CSS_SELECTOR, "#tasks li[data-task]")  # type: ignore[attr-defined]
-        assert sorted(t.get_attribute("data-task") for t in tasks) == [
-            f"web.{i}" for i in range(1, 6)
-        ]
+        wait_until(
+            lambda: task_names() == [f"web.{i}" for i in range(1, 6)],
+            timeout=30,
+            what="tasks web.1 to web.5 on the page",
+        )
         kept = driver.execute_script("return window.keptWithoutReload;")  # type: ignore[attr-defined]
         assert kept == "yes", "the page reloaded to show the change"
 
