@@ -1563,9 +1563,42 @@ def _set_availability(node: str, availability: NodeAvailability) -> None:
 
 
 @node_app.command("drain")
-def node_drain(node: NodeArg) -> None:
+def node_drain(node: NodeArg, detach: DetachOpt = False) -> None:
     """Move every task off the node and place no new ones there."""
     _set_availability(node, NodeAvailability.DRAIN)
+    if not detach:
+        _drained(node)
+
+
+def _drained(ref: str) -> None:
+    """Watch the node's tasks go until none is left (a line whenever their
+    number changes); Ctrl-C stops the watching, never the drain."""
+    client = STATE.client()
+    left: int | None = None
+    try:
+        while True:
+            node: Node = client.call("node.inspect", {"ref": ref})["node"]
+            name = node.name
+            # Tasks not finished yet: running, or still stopping.
+            tasks = [
+                t
+                for page in client.stream("task.list", {"node": node.id, "all": True})
+                for t in page.get("tasks") or ()
+                if not t.status.state.terminal
+            ]
+            now = len(tasks)
+            if now != left:
+                left = now
+                _echo(f"{name}: {now} task{'s' if now != 1 else ''} still on the node")
+            if now == 0:
+                _echo(f"verify: {name} drained")
+                return
+            time.sleep(WATCH_POLL)
+    except KeyboardInterrupt:
+        typer.echo("swarmctl: stopped watching; the drain goes on", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        client.close()
 
 
 @node_app.command("pause")

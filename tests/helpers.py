@@ -60,12 +60,12 @@ def tool(name: str) -> str:
 
 
 def swarmctl(sock: str, *args: str) -> list[str]:
-    """The argv of a swarmctl command against ``sock``. `service create` and
-    `service update` wait for the service to converge unless told otherwise
-    (as Docker's do); tests that are not about that watching return at once,
-    as if they had passed --detach."""
+    """The argv of a swarmctl command against ``sock``. `service create`,
+    `service update` and `node drain` wait for the change to take effect
+    unless told otherwise; tests that are not about that watching return at
+    once, as if they had passed --detach."""
     argv = [tool("swarmctl"), "-s", sock, *args]
-    watching = args[:1] == ("service",) and args[1:2] in (("create",), ("update",))
+    watching = args[:2] in (("service", "create"), ("service", "update"), ("node", "drain"))
     if watching and not {"-d", "--detach", "--no-detach"} & set(args):
         argv.insert(5, "--detach")
     return argv

@@ -90,3 +90,14 @@ def test_an_update_rolled_back_ends_non_zero_and_a_requested_rollback_converges(
     swarmd.sh("service update -d web --command sleep --args 2000")
     back = swarmd.sh("service update --no-detach web --rollback")
     assert back.stdout.splitlines()[-1] == "verify: Service converged"
+
+
+def test_drain_watches_the_tasks_leave_the_node(swarmd) -> None:  # type: ignore[no-untyped-def]
+    swarmd.sh("service create -d --name web --command sleep --args 1000 --replicas 2")
+    swarmd.sh("service update --no-detach web --replicas 2")
+    out = swarmd.sh("node drain --no-detach node-1")
+    lines = out.stdout.splitlines()
+    assert len(lines[0]) == 25  # the node's ID, as `node update` prints it
+    assert lines[1] == "node-1: 2 tasks still on the node"
+    assert lines[-1] == "verify: node-1 drained"
+    assert swarmd.replicas("web") == "0/2"
