@@ -834,6 +834,7 @@ def _converge(ref: str, rollback: bool = False) -> None:
     tty = console.is_terminal
     printed: dict[str, str] = {}
     since: int | None = None
+    version = 0
     verify_until: float | None = None
     live = Live(console=console, auto_refresh=False, transient=False) if tty else None
     try:
@@ -843,14 +844,14 @@ def _converge(ref: str, rollback: bool = False) -> None:
             started = time.monotonic()
             service: Service = client.call("service.inspect", {"ref": ref})["service"]
             if since is None:
-                since = service.meta.version
+                since, version = service.meta.version, service.spec_version
             tasks: list[Task] = []
             nodes: dict[str, str] = {}
             for page in client.stream("task.list", {"service": service.id, "all": True}):
                 tasks.extend(page.get("tasks") or ())
                 nodes.update(page.get("nodes") or {})
-            shown = progress.view(service, tasks, nodes, since, rollback)
-            lines = shown.render()
+            shown = progress.view(service, tasks, nodes, since, rollback, version)
+            lines = shown.render(console.width - 1)
             now = time.monotonic()
             if shown.outcome == "converged" and verify_until is None:
                 verify_until = now + service.spec.update.monitor
@@ -865,7 +866,7 @@ def _converge(ref: str, rollback: bool = False) -> None:
                 live.update(Text("\n".join(lines)), refresh=True)
             else:
                 for line in shown.lines:
-                    if printed.get(line.label) != line.text:
+                    if line.text and printed.get(line.label) != line.text:
                         printed[line.label] = line.text
                         _echo(f"{line.label}: {line.text}")
             if shown.outcome == "failed":
@@ -969,7 +970,7 @@ def service_create(
     result = STATE.call("service.create", {"spec": spec})
     _echo(result["id"])
     if not detach:
-        _converge(result["id"])
+        _converge(spec.annotations.name)
 
 
 @service_app.command("ls")

@@ -178,7 +178,11 @@ def replicas(service: Service, running: int, counts: Sequence[int] | None = None
 
 
 def task_name(task: Task) -> str:
-    return f"{task.service_name}.{task.slot}" if task.slot else task.service_name
+    """As Docker names them: service.slot, or service.node-id for a task of
+    a global service (one per node, no slot)."""
+    if task.slot:
+        return f"{task.service_name}.{task.slot}"
+    return f"{task.service_name}.{task.node_id}" if task.node_id else task.service_name
 
 
 def last_state(task: Task, now: float) -> str:

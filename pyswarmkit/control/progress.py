@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pyswarmkit.api.objects import JOB_KINDS, Service, Task, replace
-from pyswarmkit.api.states import TaskState, UpdateState
+from pyswarmkit.api.states import RestartCondition, TaskState, UpdateState
 from pyswarmkit.orchestrator.tasks import is_dirty
 
 # The states a task passes on its way to RUNNING, each a step of the bar.
@@ -34,6 +34,8 @@ STEPS = (
     TaskState.RUNNING,
 )
 BAR = 50
+# A slot's text (an error may be long) is cut to this many characters.
+TEXT_MAX = 60
 # A slot whose tasks failed this many times since the command began has
 # failed for good, as far as the command is concerned.
 FAILURES = 3
@@ -56,14 +58,19 @@ class View:
     outcome: Outcome
     reason: str = ""
 
-    def render(self) -> list[str]:
+    def render(self, columns: int = 120) -> list[str]:
+        """The lines, each at most ``columns`` wide (a wrapped line would
+        break redrawing in place): a long error is cut, the bar shortened."""
         width = max((len(x.label) for x in self.lines), default=0)
-        text_width = max((len(x.text) for x in self.lines), default=0)
-        out = [f"overall progress: {self.done} out of {self.total} tasks"]
+        text_width = min(max((len(x.text) for x in self.lines), default=0), TEXT_MAX)
+        bar_len = max(10, min(BAR, columns - width - text_width - 7))
+        text_width = max(0, min(text_width, columns - width - bar_len - 7))
+        out = [f"overall progress: {self.done} out of {self.total} tasks"[:columns]]
         for x in self.lines:
-            filled = BAR * x.step // len(STEPS)
-            bar = "=" * max(0, filled - 1) + (">" if filled else "") + " " * (BAR - filled)
-            out.append(f"{x.label:>{width}}: {x.text:<{text_width}}  [{bar}]")
+            filled = bar_len * x.step // len(STEPS)
+            bar = "=" * max(0, filled - 1) + (">" if filled else "") + " " * (bar_len - filled)
+            text = x.text[:text_width]
+            out.append(f"{x.label:>{width}}: {text:<{text_width}}  [{bar}]"[:columns])
         return out
 
 
@@ -87,16 +94,22 @@ def view(
     nodes: Mapping[str, str],
     since_index: int,
     rollback: bool = False,
+    spec_version: int | None = None,
 ) -> View:
     """Where ``service`` stands. ``since_index`` is the store index when the
     command began: failures of tasks created before it do not count.
     ``rollback``: the command asked for the rollback, so its completion is
-    the goal rather than a failure."""
+    the goal rather than a failure. ``spec_version``: the service's when the
+    command began; a later one means another change superseded it."""
     status = service.update_status
     if status is not None and status.state in (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED):
         return _failed(service, tasks, nodes, f"update paused: {status.message}")
     if status is not None and status.state == UpdateState.ROLLBACK_COMPLETED and not rollback:
         return _failed(service, tasks, nodes, f"update rolled back: {status.message}")
+    # A rollback of this change brings its own spec back: that is not another change.
+    rolling_back = status is not None and status.state == UpdateState.ROLLBACK_STARTED
+    if spec_version is not None and service.spec_version > spec_version and not rolling_back:
+        return _failed(service, tasks, nodes, "superseded by a later change of the service")
     slots = _slots(service, tasks, nodes)
     job = service.spec.mode.kind in JOB_KINDS
     goal = TaskState.COMPLETE if job else TaskState.RUNNING
@@ -104,6 +117,10 @@ def view(
     done = 0
     failed_slots = 0
     worst = ""
+    # An update that completed leaves alone the slots it may not touch (a
+    # paused node's): they count as done, as the update's own status says.
+    completed = status is not None and status.state == UpdateState.COMPLETED
+    limit = _failure_limit(service)
     for label, slot in slots:
         current = _current(slot)
         if current is None:
@@ -112,9 +129,13 @@ def view(
         # A task of another spec is on its way out: no progress to show (a
         # rollback makes the tasks of the spec it returns to current again).
         fresh = not is_dirty(current, service)
-        if current.status.state == goal and fresh:
+        if current.status.state == goal and (fresh or completed):
             done += 1
-        lines.append(Line(label, _text(current), _step(current) if fresh else 0))
+        if fresh:
+            lines.append(Line(label, _text(current), _step(current)))
+        else:
+            # Not replaced yet (or not to be): nothing of this change to show.
+            lines.append(Line(label, "", 0))
         failures = [
             t
             for t in slot
@@ -124,12 +145,15 @@ def view(
         if failures:
             failed_slots += 1
             latest = max(failures, key=lambda t: t.meta.version)
-            if len(failures) >= FAILURES or not worst:
+            if len(failures) >= limit or not worst:
                 worst = latest.status.err or latest.status.message or latest.status.state.name
-            if len(failures) >= FAILURES:
+            if len(failures) >= limit:
                 return View(tuple(lines), done, len(slots), "failed", worst)
     total = len(slots)
-    if total and failed_slots == total and done == 0:
+    restart = service.spec.task.restart
+    endless = restart.condition != RestartCondition.NONE and restart.max_attempts == 0
+    if total and failed_slots == total and done == 0 and endless:
+        # Restarts without end, every slot failed and none runs: it will not get better.
         return View(tuple(lines), done, total, "failed", worst)
     updating = status is not None and status.state in (
         UpdateState.UPDATING,
@@ -137,6 +161,17 @@ def view(
     )
     outcome: Outcome = "converged" if done == total and not updating else "converging"
     return View(tuple(lines), done, total, outcome)
+
+
+def _failure_limit(service: Service) -> int:
+    """Failures of a slot after which the command gives up: when the restart
+    policy does (no restart, or its attempts used up), else ``FAILURES``."""
+    restart = service.spec.task.restart
+    if restart.condition == RestartCondition.NONE:
+        return 1
+    if restart.max_attempts > 0:
+        return restart.max_attempts + 1
+    return FAILURES
 
 
 def _failed(service: Service, tasks: Sequence[Task], nodes: Mapping[str, str], why: str) -> View:

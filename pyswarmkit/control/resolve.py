@@ -59,6 +59,8 @@ def resolve(kind: Kind, ref: str, objects: Sequence[T]) -> T:
 
 def _name(obj: Node | Service | Task | Cluster) -> str:
     if isinstance(obj, Task):
-        # As `task ls` shows it: service.slot (a global task: the service's name).
-        return f"{obj.service_name}.{obj.slot}" if obj.slot else ""
+        # As `task ls` shows it: service.slot, or service.node-id (global).
+        if obj.slot:
+            return f"{obj.service_name}.{obj.slot}"
+        return f"{obj.service_name}.{obj.node_id}" if obj.node_id else ""
     return obj.name

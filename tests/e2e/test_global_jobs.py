@@ -18,7 +18,9 @@ def wanted_running(swarm: Swarm, service: str) -> list[str]:
     nodes = []
     for line in swarm.ctl("task", "ls", "--service", service).splitlines()[2:]:
         cols = line.split()
-        if len(cols) > 5 and cols[1] == service and re.search(r" RUNNING +RUNNING ", line):
+        # A global task is named service.node-id, as Docker names it.
+        named = cols[1].rpartition(".")[0] == service if len(cols) > 1 else False
+        if len(cols) > 5 and named and re.search(r" RUNNING +RUNNING ", line):
             nodes.append(cols[-1])
     return sorted(nodes)
 

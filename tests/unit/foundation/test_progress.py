@@ -130,3 +130,39 @@ def test_a_rollback_the_command_asked_for_converges_when_it_completes() -> None:
     tasks = [task(1, S.RUNNING, version=3)]
     assert view(done, tasks, {}, 0, rollback=True).outcome == "converged"
     assert view(done, tasks, {}, 0).outcome == "failed"
+
+
+def test_a_later_change_supersedes_the_one_watched() -> None:
+    later = svc(1, version=3)
+    v = view(later, [task(1, S.RUNNING, version=3)], {}, 0, spec_version=2)
+    assert v.outcome == "failed" and "superseded" in v.reason
+
+
+def test_a_completed_update_counts_the_slots_it_left_alone() -> None:
+    # A paused node's task keeps the old spec; the update completed without it.
+    done = replace(svc(0, "global", version=2), update_status=UpdateStatus(UpdateState.COMPLETED))
+    tasks = [task(0, S.RUNNING, node="n1", version=2), task(0, S.RUNNING, node="n2", version=1)]
+    v = view(done, tasks, {"n1": "node-1", "n2": "node-2"}, 0)
+    assert v.outcome == "converged"
+    assert [x.text for x in v.lines] == ["running", ""]
+
+
+def test_the_restart_policy_says_when_a_failing_slot_is_given_up() -> None:
+    from pyswarmkit.api.objects import RestartPolicy
+    from pyswarmkit.api.states import RestartCondition
+
+    base = svc(1, "replicated-job")
+    policy = RestartPolicy(condition=RestartCondition.ON_FAILURE, max_attempts=2)
+    job = replace(base, spec=replace(base.spec, task=replace(base.spec.task, restart=policy)))
+    job = replace(job, spec=replace(job.spec, mode=ServiceMode("replicated-job", 0, 0, 1)))
+    failed = [task(1, S.FAILED, created=20 + i, err="exit 3", desired=S.SHUTDOWN) for i in range(2)]
+    assert view(job, failed, {}, 5).outcome == "converging"  # one attempt is left
+    third = [*failed, task(1, S.FAILED, created=30, err="exit 3", desired=S.SHUTDOWN)]
+    assert view(job, third, {}, 5).outcome == "failed"
+
+
+def test_lines_fit_the_terminal() -> None:
+    err = "starting 'no-such-command' failed: No such file or directory" * 2
+    tasks = [task(1, S.FAILED, created=20, err=err, desired=S.SHUTDOWN), task(2, S.ASSIGNED)]
+    lines = view(svc(2), tasks, {}, 50).render(79)
+    assert all(len(line) <= 79 for line in lines), lines
