@@ -277,28 +277,28 @@ def swarmd(
 
 
 def _web_address(value: str) -> str:
-    from pyswarmkit.transport.zmq_bus import split_hostport
     from pyswarmkit.web.view import listen_address
 
     address = listen_address(value)
-    try:
-        split_hostport(address)
-    except ValueError:
-        raise InvalidArgument(
-            f"--listen-web {value[:100]!r} is not HOST:PORT or PORT, e.g. 127.0.0.1:8080 or 8080"
-        ) from None
+    _hostport(address, "--listen-web", "127.0.0.1:8080 or 8080", "HOST:PORT or PORT", value)
     return address
 
 
-def _hostport(value: str, flag: str) -> str:
+def _hostport(
+    value: str,
+    flag: str,
+    example: str = "127.0.0.1:9323",
+    what: str = "HOST:PORT",
+    typed: str = "",
+) -> str:
+    """``value`` if it is HOST:PORT, else one line naming ``flag``."""
     from pyswarmkit.transport.zmq_bus import split_hostport
 
     try:
         split_hostport(value)
     except ValueError:
-        raise InvalidArgument(
-            f"{flag} {value[:100]!r} is not HOST:PORT, e.g. 127.0.0.1:9323"
-        ) from None
+        shown = (typed or value)[:100]
+        raise InvalidArgument(f"{flag} {shown!r} is not {what}, e.g. {example}") from None
     return value
 
 
