@@ -76,6 +76,12 @@ class ProposalDropped(Exception):
 class Config:
     election_tick: int = 10
     heartbeat_tick: int = 1
+    # A follower campaigns after election_tick plus a random [0, spread) more
+    # ticks, spread = election_tick * election_spread (at least one). Raft's
+    # usual [T, 2T) window lets a failover take up to 2T plus the vote; half
+    # keeps it near 1.5T, and split votes stay rare because members' tick
+    # phases differ, so "the same tick" rarely means "the same moment".
+    election_spread: float = 0.5
     # Flow control of appends: per message, and messages in flight per follower.
     max_msg_entries: int = 8192
     max_msg_bytes: int = 1 << 20
@@ -90,6 +96,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.heartbeat_tick < 1 or self.election_tick <= self.heartbeat_tick:
             raise ValueError("need 1 <= heartbeat_tick < election_tick")
+        if not 0 < self.election_spread <= 1:
+            raise ValueError("election_spread must be in (0, 1]")
         if self.max_msg_entries < 1 or self.max_inflight_msgs < 1:
             raise ValueError("max_msg_entries and max_inflight_msgs must be >= 1")
 
@@ -438,7 +446,8 @@ class RaftNode:
         self._election_elapsed = 0
         self._heartbeat_elapsed = 0
         et = self.cfg.election_tick
-        self._randomized_timeout = et + self._rng.randrange(et)
+        spread = max(1, int(et * self.cfg.election_spread))
+        self._randomized_timeout = et + self._rng.randrange(spread)
         self._lead_transferee = 0
         self._votes = {}
         self._prs = {}

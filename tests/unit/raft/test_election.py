@@ -26,20 +26,27 @@ pytestmark = pytest.mark.unit
 
 def test_follower_times_out_within_a_randomized_election_timeout() -> None:
     # §5.2: a follower that hears nothing for an election timeout, drawn at
-    # random from [et, 2*et), starts an election.
-    cfg = Config(election_tick=10)
-    fired_at = []
-    for seed in range(30):
-        node = RaftNode(1, (1, 2, 3), MemoryStorage(), random.Random(seed), cfg)
-        ticks = 0
-        while node.role == Role.FOLLOWER:
-            node.tick()
-            ticks += 1
-            assert ticks < 20
-        fired_at.append(ticks)
-    assert min(fired_at) >= 10
-    assert max(fired_at) <= 19
-    assert len(set(fired_at)) > 3  # actually randomized
+    # random from [et, et + et * election_spread), starts an election. The
+    # default spread is half: a failover at 100 ms ticks stays under 1.5 s
+    # plus the vote, where Raft's classic [et, 2et) window reaches 2 s.
+    def fired(cfg: Config) -> list[int]:
+        fired_at = []
+        for seed in range(60):
+            node = RaftNode(1, (1, 2, 3), MemoryStorage(), random.Random(seed), cfg)
+            ticks = 0
+            while node.role == Role.FOLLOWER:
+                node.tick()
+                ticks += 1
+                assert ticks < 30
+            fired_at.append(ticks)
+        return fired_at
+
+    half = fired(Config(election_tick=10))
+    assert set(half) == set(range(10, 15))  # every tick of the window, none beyond
+    whole = fired(Config(election_tick=10, election_spread=1.0))
+    assert min(whole) >= 10 and max(whole) <= 19 and max(whole) >= 15
+    with pytest.raises(ValueError, match="election_spread"):
+        Config(election_spread=0)
 
 
 def test_candidate_with_a_majority_becomes_leader_and_asserts_itself() -> None:
