@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -55,6 +56,7 @@ class DockerSwarmd:
     socket: str
     state_dir: Path
     log_path: Path
+    node_id: str = ""
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -114,7 +116,17 @@ def start_swarmd(tmp: Path, engine_addr: str, *extra: str) -> DockerSwarmd:
     )
     assert proc.poll() is None, f"swarmd exited: {node.log()[-2000:]}"
     wait_until(lambda: "READY" in node.ctl("node", "ls").stdout, what="node READY")
+    node.node_id = node.ctl("node", "ls", "-q").stdout.split()[0]
     return node
+
+
+def remove_containers_of(engine: Any, node: DockerSwarmd) -> None:
+    """Every container this node's tasks left on the shared engine (and none
+    of another test's, which may run at the same time)."""
+    label = f"com.docker.swarm.node.id={node.node_id}"
+    for c in engine.containers.list(all=True, filters={"label": label}):
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
 
 
 def stop_swarmd(node: DockerSwarmd) -> None:

@@ -4,7 +4,6 @@ a reachable engine and its test images every test here is skipped, saying why.""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -13,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_helpers import DockerSwarmd, engine_or_reason, start_swarmd, stop_swarmd
+from docker_helpers import (
+    DockerSwarmd,
+    engine_or_reason,
+    remove_containers_of,
+    start_swarmd,
+    stop_swarmd,
+)
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +45,4 @@ def dswarmd(engine: Any, short_tmp: Path) -> Iterator[DockerSwarmd]:
     finally:
         stop_swarmd(node)
         # Whatever a failed test left on the shared engine goes with it.
-        for c in engine.containers.list(all=True, filters={"label": "com.docker.swarm.task.id"}):
-            with contextlib.suppress(Exception):
-                c.remove(force=True)
+        remove_containers_of(engine, node)

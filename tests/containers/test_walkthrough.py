@@ -4,12 +4,20 @@ on the test engine, checked through swarmctl and through the Docker SDK."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_helpers import DockerSwarmd, start_swarmd, stop_swarmd, task_containers
+from docker_helpers import (
+    DockerSwarmd,
+    remove_containers_of,
+    start_swarmd,
+    stop_swarmd,
+    task_containers,
+)
 from helpers import tool, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -60,6 +68,31 @@ def test_readme_walkthrough(dswarmd: DockerSwarmd, engine: Any) -> None:
 
     wait_until(replaced, timeout=60, what="every container replaced by a redis:3.0.6 one")
     wait_until(lambda: node.replicas("redis") == "6/6", timeout=30, what="redis 6/6 on 3.0.6")
+
+    # Two at a time, 10 s after each pair runs; the options stay on the service.
+    node.sh("service update redis --image redis:3.0.7 --update-parallelism 2 --update-delay 10s")
+    start = time.monotonic()
+    reached: dict[int, float] = {}
+    fewest_running = 6
+    inspected = ""
+    while time.monotonic() - start < 90:
+        images = list(running_images(engine, "redis").values())
+        new = images.count("redis:3.0.7")
+        fewest_running = min(fewest_running, len(images))
+        reached.setdefault(new, time.monotonic() - start)
+        if new == 6 and len(images) == 6:
+            inspected = node.sh("service inspect redis").stdout
+            if re.search(r"State\s*:\s*completed", inspected):
+                break
+        time.sleep(0.2)
+    assert re.search(r"State\s*:\s*completed", inspected), inspected
+    # Stop-first, two at a time: never more than two of six down at once.
+    assert fewest_running >= 4, fewest_running
+    # Pairs 10 s apart: the second pair after the first plus the delay, the third after that.
+    assert reached[4] - reached[2] >= 9 and reached[6] - reached[4] >= 9, reached
+    assert "Update Status" in inspected
+    assert re.search(r"Parallelism\s*:\s*2\b", inspected), inspected
+    assert re.search(r"Delay\s*:\s*10s", inspected), inspected
 
     node.sh("node drain node-1")
     wait_until(
@@ -252,5 +285,4 @@ def test_a_restarted_swarmd_keeps_its_containers_and_removes_strays(
         assert "adopted task" in node.log()
     finally:
         stop_swarmd(node)
-        for c in engine.containers.list(all=True, filters={"label": "com.docker.swarm.task.id"}):
-            c.remove(force=True)
+        remove_containers_of(engine, node)
