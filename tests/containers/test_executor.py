@@ -42,10 +42,13 @@ def make_task(tid: str, **container: Any) -> Task:
 @pytest.fixture
 def executor(engine: Any) -> Iterator[DockerExecutor]:
     ex = DockerExecutor("node-x", os.environ["DOCKER_HOST"])
-    ex.node_id = "nodex"
+    # A node ID of its own: tests running at the same time on the shared
+    # engine neither see nor remove each other's containers.
+    ex.node_id = f"nodex{os.getpid()}"
     yield ex
     ex.close()
-    for c in engine.containers.list(all=True, filters={"label": "com.docker.swarm.node.id=nodex"}):
+    label = f"com.docker.swarm.node.id={ex.node_id}"
+    for c in engine.containers.list(all=True, filters={"label": label}):
         c.remove(force=True)
 
 
@@ -89,7 +92,7 @@ def test_container_carries_the_task_spec(executor: DockerExecutor, engine: Any, 
     assert cfg["Labels"]["com.docker.swarm.task.name"] == "web.1.t1"
     assert cfg["Labels"]["com.docker.swarm.service.id"] == "svc1"
     assert cfg["Labels"]["com.docker.swarm.service.name"] == "web"
-    assert cfg["Labels"]["com.docker.swarm.node.id"] == "nodex"
+    assert cfg["Labels"]["com.docker.swarm.node.id"] == executor.node_id
     assert cfg["Entrypoint"] == ["sh", "-c"] and cfg["Cmd"] == ["sleep 1000"]
     assert {"A=1", "B=two"} <= set(cfg["Env"])
     assert cfg["WorkingDir"] == "/tmp" and cfg["User"] == "nobody"
@@ -170,7 +173,7 @@ def test_recover_adopts_running_and_reports_exited(executor: DockerExecutor, eng
         lambda: engine.api.inspect_container(done.container_id)["State"]["Status"] == "exited"
     )
     again = DockerExecutor("node-x", os.environ["DOCKER_HOST"])
-    again.node_id = "nodex"
+    again.node_id = executor.node_id
     found = {f.task_id: f for f in again.recover()}
     assert set(found) == {"t7", "t8"}
     assert found["t7"].pid > 0 and found["t8"].pid == 0

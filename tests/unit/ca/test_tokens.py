@@ -62,7 +62,9 @@ def test_new_token_refuses_wrong_sizes() -> None:
         new_token(os.urandom(32), b"short")
 
 
-GOOD = new_token(os.urandom(32), os.urandom(16))
+# Fixed bytes: test IDs are built from these, and parallel runs (pytest -n)
+# must collect the same IDs in every worker.
+GOOD = new_token(bytes(range(32)), bytes(range(100, 116)))
 _, _, GOOD_KEY, GOOD_SECRET = GOOD.split("-")
 BAD = [
     "",
