@@ -412,7 +412,11 @@ class Agent:
         self._start_if_wanted(entry, wall, fx)
         return fx
 
-    def started(self, task_id: str, pid: int, err: str, wall: float) -> None:
+    def started(
+        self, task_id: str, pid: int, err: str, wall: float, wait_healthy: bool = False
+    ) -> None:
+        """``wait_healthy``: the task has a health check, and stays STARTING
+        until it passes (``healthy``), as Docker's swarm mode does."""
         entry = self.tasks.get(task_id)
         if entry is None or entry.state.terminal:
             return
@@ -420,7 +424,16 @@ class Agent:
             self._move(entry, TaskState.FAILED, "starting failed", wall, err)
             return
         entry.pid = pid
-        self._move(entry, TaskState.RUNNING, "started", wall)
+        if not wait_healthy:
+            self._move(entry, TaskState.RUNNING, "started", wall)
+
+    def healthy(self, task_id: str, wall: float) -> None:
+        """The task's health check passed: a task waiting for it now runs."""
+        entry = self.tasks.get(task_id)
+        if entry is None or not entry.started or entry.stopping:
+            return
+        if entry.state == TaskState.STARTING:
+            self._move(entry, TaskState.RUNNING, "started", wall)
 
     def exited(self, task_id: str, exit_code: int, wall: float, err: str = "") -> None:
         """``err``: the engine's own words on why the task ended, if it has any."""

@@ -25,12 +25,15 @@ from pyswarmkit.transport.control import ControlServer
 pytestmark = pytest.mark.unit
 
 
-def spec(check: HealthConfig = HealthConfig()) -> ServiceSpec:
+NO_CHECK = HealthConfig()
+
+
+def spec(check: HealthConfig = NO_CHECK) -> ServiceSpec:
     container = ContainerSpec(command=("sleep", "100"), healthcheck=check)
     return ServiceSpec(annotations=Annotations(name="web"), task=TaskSpec(container=container))
 
 
-def applied(before: HealthConfig = HealthConfig(), **flags: Any) -> HealthConfig:
+def applied(before: HealthConfig = NO_CHECK, **flags: Any) -> HealthConfig:
     return HealthFlags(**flags).apply(spec(before)).task.container.healthcheck
 
 
@@ -125,7 +128,9 @@ def test_unparsable_duration(tmp_path: Path) -> None:
 
 
 def test_negative_retries(tmp_path: Path) -> None:
-    assert invoke(tmp_path, "--health-retries", "-1") == "--health-retries must be 0 or more, not -1"
+    assert (
+        invoke(tmp_path, "--health-retries", "-1") == "--health-retries must be 0 or more, not -1"
+    )
     with pytest.raises(InvalidArgument, match="health retries must not be negative"):
         validate_healthcheck(HealthConfig(test=("CMD-SHELL", "true"), retries=-1))
 
