@@ -150,6 +150,16 @@ class ExecutorActor(GuardedActor):
             {f.task_id: f.pid for f in found if f.pid},
             frozenset(f.task_id for f in found if not f.pid),
         )
+        # Before the exits' watch, whose first look may find health news too.
+        watch_health = getattr(self.executor, "watch_health", None)
+        if callable(watch_health):
+            health_ref = self.actor_ref
+
+            def health(task_id: str, status: str) -> None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    health_ref.tell(TaskHealth(task_id, status))
+
+            watch_health(health)
         # After taking back: the watch's first look covers what died meanwhile.
         if self.watched:
             me = self.actor_ref
@@ -159,15 +169,6 @@ class ExecutorActor(GuardedActor):
                     me.tell(TaskExited(task_id, code, err))
 
             self.executor.watch(exited)  # type: ignore[attr-defined]
-        watch_health = getattr(self.executor, "watch_health", None)
-        if callable(watch_health):
-            me = self.actor_ref
-
-            def health(task_id: str, status: str) -> None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    me.tell(TaskHealth(task_id, status))
-
-            watch_health(health)
 
     def handle(self, message: Any) -> Any:
         try:
