@@ -152,3 +152,16 @@ def test_removed_task_is_forgotten() -> None:
     assert c.next_wake() is None
     assert c.step(100.0).run == []
     assert "t" not in c
+
+
+def test_a_container_spec_written_before_healthchecks_still_reads() -> None:
+    import msgpack
+
+    from pyswarmkit.api.codec import decode, encode
+    from pyswarmkit.api.objects import ContainerSpec
+
+    spec = ContainerSpec(command=("sleep", "1"), healthcheck=HealthConfig(test=("NONE",)))
+    fields = msgpack.unpackb(encode(spec), raw=False)
+    older = msgpack.packb(fields[:-1], use_bin_type=True)
+    assert decode(older, ContainerSpec) == ContainerSpec(command=("sleep", "1"))
+    assert decode(encode(spec), ContainerSpec) == spec
