@@ -27,6 +27,11 @@ def test_running_once_healthy_failed_and_replaced_when_unhealthy(  # type: ignor
         "--health-cmd", f"test -f {ok}", "--health-interval", "200ms",
         "--health-retries", "2", "--health-start-period", "1m", "--restart-delay", "1s",
     )  # fmt: skip
+    refused = swarmd.ctl("service", "update", "web", "--health-interval", "500us", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        "swarmctl: error: health interval must be 0 (the default) or at least 1ms"
+    ]
     inspect = swarmd.ctl("service", "inspect", "web").stdout
     assert f"Command         : test -f {ok}" in inspect
     assert "Interval        : 200ms" in inspect
