@@ -165,6 +165,21 @@ class Checks:
                 out.run.append(Probe(task_id, state.seq))
         return out
 
+    def queued(self) -> int:
+        """Probes handed out that have not begun."""
+        return sum(1 for s in self._tasks.values() if s.running and s.began is None)
+
+    def drop_probes(self, now: float) -> None:
+        """Forget every probe handed out and not answered (whoever ran them
+        is gone): each such task is probed again an interval from ``now``,
+        and a late answer is ignored."""
+        for task_id, state in self._tasks.items():
+            if state.running:
+                state.running = 0
+                state.began = None
+                state.next_at = now + state.policy.interval
+                heapq.heappush(self._timers, (state.next_at, task_id))
+
     def began(self, probe: Probe, now: float) -> None:
         """The probe's process started: its timeout runs from now."""
         state = self._tasks.get(probe.task_id)

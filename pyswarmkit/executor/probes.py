@@ -65,6 +65,8 @@ class ProbeRunner:
         with self._cond:
             self._report = report
             self._stopped = False
+            # A restarted runner: the probes of the one before were killed or never ran.
+            self._checks.drop_probes(clock.monotonic())
         self._pool = ThreadPoolExecutor(self._pool_size, thread_name_prefix="health-probe")
         self._thread = threading.Thread(target=self._keep_time, name="health", daemon=True)
         self._thread.start()
@@ -95,6 +97,11 @@ class ProbeRunner:
             self._targets.pop(task_id, None)
             for probe in [p for p in self._procs if p.task_id == task_id]:
                 self._kill(probe)
+
+    def queued(self) -> int:
+        """Probes handed to the pool that have not begun: waiting for a thread."""
+        with self._cond:
+            return self._checks.queued()
 
     def __contains__(self, task_id: str) -> bool:
         with self._cond:

@@ -72,3 +72,25 @@ def test_removing_a_task_kills_its_running_probe(runner, tmp_path: Path) -> None
     wait_until(lambda: not alive(pid), timeout=10, what="the probe killed")
     assert "t1" not in r
     assert changes.empty()
+
+
+def test_a_restarted_runner_probes_again(tmp_path: Path) -> None:
+    """A runner started again (its executor actor restarted) kills the probes
+    in flight and drops those waiting; every task is probed again."""
+    changes: queue.Queue[tuple[str, str]] = queue.Queue()
+    r = ProbeRunner(pool_size=1)
+    r.start(lambda tid, status: changes.put((tid, status)))
+    try:
+        hang = tmp_path / "hang"
+        policy = Policy(interval=0.05, timeout=60, retries=5)
+        cmd = f"if [ -f {hang} ]; then exit 0; fi; touch {hang}; exec sleep 30"
+        r.add("slow", policy, shell(cmd), clock.monotonic())
+        wait_until(hang.exists, what="the slow probe running")
+        # Waits behind the slow probe for the only runner thread.
+        r.add("quick", policy, shell("true"), clock.monotonic())
+        wait_until(lambda: r.queued() == 1, what="the quick probe waiting for a thread")
+        r.start(lambda tid, status: changes.put((tid, status)))
+        got = {changes.get(timeout=10), changes.get(timeout=10)}
+        assert got == {("slow", "healthy"), ("quick", "healthy")}
+    finally:
+        r.close()

@@ -165,3 +165,14 @@ def test_a_container_spec_written_before_healthchecks_still_reads() -> None:
     older = msgpack.packb(fields[:-1], use_bin_type=True)
     assert decode(older, ContainerSpec) == ContainerSpec(command=("sleep", "1"))
     assert decode(encode(spec), ContainerSpec) == spec
+
+
+def test_dropped_probes_are_ignored_and_run_again_an_interval_later() -> None:
+    c = Checks()
+    c.add("t", Policy(interval=1, timeout=3, retries=1), started=0.0)
+    queued = c.step(1.0).run[0]  # handed out, never began: its runner went away
+    c.drop_probes(2.0)
+    assert c.result(queued, False, 2.5) is None
+    assert c.status("t") == STARTING
+    assert c.next_wake() == 3.0
+    assert c.step(3.0).run == [Probe("t", 2)]
