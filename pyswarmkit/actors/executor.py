@@ -299,6 +299,12 @@ class ExecutorActor(GuardedActor):
                 self._run(tid, "shutdown", found.shutdown, self._ignore)
                 self.stops.start(tid, now, cmd.task.spec.container.stop_grace_period)
                 self.stopping.add(tid)
+        elif cmd.op == "adopt":
+            found = self.controllers.get(tid)
+            take_over = getattr(found, "take_over", None)
+            if tid in self.running and callable(take_over):
+                task = cmd.task
+                self._run(tid, "adopt", lambda: take_over(task), self._ignore)
         elif cmd.op == "remove":
             if tid in self.inventory.running and tid in self.running:
                 log.warning(
@@ -388,7 +394,8 @@ class ExecutorActor(GuardedActor):
             return
         if tid in self._unhealthy:
             self._unhealthy.discard(tid)
-            err = f"non-zero exit ({code}): {UNHEALTHY}" if code else UNHEALTHY
+            # An adopted task's exit code is unknown (-1): only the cause is said.
+            err = f"non-zero exit ({code}): {UNHEALTHY}" if code > 0 else UNHEALTHY
         self.running.discard(tid)
         self.stopping.discard(tid)
         self.stops.cancel(tid)

@@ -52,7 +52,8 @@ SILENCE_PERIODS = 3
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """Work for the executor: prepare, start, shutdown or remove one task."""
+    """Work for the executor: prepare, start, shutdown or remove one task, or
+    adopt (the spec of a task taken back from a previous run)."""
 
     op: str
     task: Task
@@ -353,6 +354,9 @@ class Agent:
             return None
         entry = Entry(task, TaskState.STARTING, started=True, pid=pid)
         self.tasks[task.id] = entry
+        if task.spec.container.healthcheck.test[:1] in (("CMD",), ("CMD-SHELL",)):
+            # Its executor knew only its ID: with the spec it checks its health again.
+            fx.commands.append(Command("adopt", task))
         entry.status = self._status(entry, TaskState.RUNNING, "running (adopted)", wall)
         entry.state = TaskState.RUNNING
         self.pending[task.id] = entry.status

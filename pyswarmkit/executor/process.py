@@ -255,6 +255,14 @@ class ProcessController:
         self.probes.add(self.task.id, Policy.of(check), Target(argv, env, cwd), started)
         self.awaits_health = True
 
+    def take_over(self, task: Task) -> None:
+        """The spec of a task adopted from a previous run, once an assignment
+        names it: its health is checked again, as if it had just started."""
+        if self.adopted is None or self.awaits_health:
+            return
+        self.task = task
+        self._check_health(self._env(), clock.monotonic())
+
     def _stop_probes(self) -> None:
         if self.awaits_health and self.probes is not None:
             self.probes.remove(self.task.id)
@@ -263,6 +271,7 @@ class ProcessController:
         if self.adopted is not None:
             if is_running(self.adopted, read_proc):
                 return None
+            self._stop_probes()
             self._signal_adopted(signal.SIGKILL)
             return EXIT_UNKNOWN
         if self.proc is None:
@@ -375,7 +384,11 @@ class ProcessExecutor:
         for task_id, record in found.adopt.items():
             log.info("adopted task %s (pid %d) left running by a previous run", task_id, record.pid)
             ctl = ProcessController(
-                Task(id=task_id), self.tasks_dir / task_id, record, exits=self.exits
+                Task(id=task_id),
+                self.tasks_dir / task_id,
+                record,
+                exits=self.exits,
+                probes=self.probes,
             )
             # Watched once ``watch`` starts, which comes after this.
             self._adopted[task_id] = ctl

@@ -57,3 +57,29 @@ def test_healthy_after_a_stop_was_asked_changes_nothing() -> None:
     a.tasks["t1"].stopping = True
     a.healthy("t1", 4.0)
     assert a.tasks["t1"].state == TaskState.STARTING
+
+
+def test_an_adopted_task_with_a_check_has_its_spec_handed_to_the_executor() -> None:
+    from pyswarmkit.api.objects import ContainerSpec, HealthConfig, TaskSpec
+
+    a = Agent(NodeDescription(hostname="n1"), random.Random(0), awaiting_inventory=True)
+    a.inventory({"t1": 42, "t2": 43}, frozenset())
+    a.tick(0.0)
+    a.registered(Registered(a.token, "s1", 5.0), 0.0, 0.0)
+    check = HealthConfig(test=("CMD-SHELL", "true"))
+    checked = Task(
+        id="t1",
+        node_id="n1",
+        desired_state=TaskState.RUNNING,
+        status=TaskStatus(state=TaskState.RUNNING),
+        spec=TaskSpec(container=ContainerSpec(command=("sleep",), healthcheck=check)),
+    )
+    plain = Task(
+        id="t2",
+        node_id="n1",
+        desired_state=TaskState.RUNNING,
+        status=TaskStatus(state=TaskState.RUNNING),
+    )
+    fx = a.assignments(Assignments("s1", True, 0, 1, (checked, plain), ()), 1.0, 1.0)
+    assert [(c.op, c.task) for c in fx.commands] == [("adopt", checked)]
+    assert a.tasks["t1"].state == TaskState.RUNNING
