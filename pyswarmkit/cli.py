@@ -32,6 +32,7 @@ from pyswarmkit.api.objects import (
     Annotations,
     Cluster,
     ContainerSpec,
+    HealthConfig,
     Node,
     NodeSpec,
     Service,
@@ -585,6 +586,119 @@ StopGraceOpt = Annotated[
 ]
 
 
+# --- health checks (service create and update) ---------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class HealthFlags:
+    """--health-* and --no-healthcheck, as Docker's service create and update
+    take them: None keeps what the spec has."""
+
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_retries: int | None = None
+    health_start_period: str | None = None
+    health_timeout: str | None = None
+    no_healthcheck: bool = False
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> HealthFlags:
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+
+    def apply(self, spec: ServiceSpec) -> ServiceSpec:
+        c = spec.task.container
+        return replace(
+            spec, task=replace(spec.task, container=replace(c, healthcheck=self._check(c)))
+        )
+
+    def _check(self, c: ContainerSpec) -> HealthConfig:
+        tuned = [
+            name
+            for name in ("cmd", "interval", "retries", "start_period", "timeout")
+            if getattr(self, f"health_{name}") is not None
+        ]
+        if self.no_healthcheck:
+            if tuned:
+                raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
+            return HealthConfig(test=("NONE",))
+        check = c.healthcheck
+        if not tuned:
+            return check
+        if check.test[:1] == ("NONE",):
+            # Tuning a disabled check turns it back on (the image's, or the command given).
+            check = replace(check, test=())
+        changes: dict[str, Any] = {}
+        for name in ("interval", "start_period", "timeout"):
+            value = getattr(self, f"health_{name}")
+            if value is not None:
+                flag = "--health-" + name.replace("_", "-")
+                changes[name] = units.parse_duration(value, flag)
+        if self.health_retries is not None:
+            if self.health_retries < 0:
+                raise InvalidArgument(
+                    f"--health-retries must be 0 or more, not {self.health_retries}"
+                )
+            changes["retries"] = self.health_retries
+        if self.health_cmd is not None:
+            # An empty command leaves the check to the image, as in Docker.
+            changes["test"] = ("CMD-SHELL", self.health_cmd) if self.health_cmd else ()
+        return replace(check, **changes)
+
+
+HealthCmdOpt = Annotated[
+    str | None,
+    typer.Option("--health-cmd", help="Command (run by sh -c) whose exit 0 means healthy."),
+]
+HealthIntervalOpt = Annotated[
+    str | None,
+    typer.Option("--health-interval", help="Time between health checks (default 30s)."),
+]
+HealthRetriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--health-retries", help="Failures in a row that make a task unhealthy (default 3)."
+    ),
+]
+HealthStartOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--health-start-period",
+        help="Time after the start in which failed checks do not count (default 0s).",
+    ),
+]
+HealthTimeoutOpt = Annotated[
+    str | None,
+    typer.Option("--health-timeout", help="How long one check may run (default 30s)."),
+]
+NoHealthOpt = Annotated[
+    bool,
+    typer.Option("--no-healthcheck", help="Run no health check, not even the image's own."),
+]
+
+
+def _health_lines(check: HealthConfig) -> list[str]:
+    """The healthcheck in service inspect, with Docker's defaults filled in."""
+    if not check.test and not (
+        check.interval or check.timeout or check.retries or check.start_period
+    ):
+        return []
+    if check.test[:1] == ("NONE",):
+        return [" Healthcheck", f"  {'Disabled':<16}: true"]
+    from pyswarmkit.executor.health import Policy
+
+    p = Policy.of(check)
+    # CMD-SHELL's command is a shell line; CMD's an argv, shown joined.
+    test = " ".join(check.test[1:]) if check.test else "(the image's own)"
+    fields = [
+        ("Command", test),
+        ("Interval", display.duration(p.interval)),
+        ("Timeout", display.duration(p.timeout)),
+        ("Retries", str(p.retries)),
+        ("Start Period", display.duration(p.start_period)),
+    ]
+    return [" Healthcheck", *(f"  {k:<16}: {v}" for k, v in fields)]
+
+
 # --- rolling update and rollback settings (service create and update) ---------
 
 
@@ -936,6 +1050,12 @@ def service_create(
     workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory.")] = "",
     user: Annotated[str, typer.Option("--user", "-u", help="User (docker executor).")] = "",
     stop_signal: Annotated[str, typer.Option(help="Signal that stops a task.")] = "",
+    health_cmd: HealthCmdOpt = None,
+    health_interval: HealthIntervalOpt = None,
+    health_retries: HealthRetriesOpt = None,
+    health_start_period: HealthStartOpt = None,
+    health_timeout: HealthTimeoutOpt = None,
+    no_healthcheck: NoHealthOpt = False,
     detach: DetachOpt = False,
 ) -> None:
     """Create a service; prints its ID."""
@@ -966,6 +1086,7 @@ def service_create(
         spec = replace(spec, task=replace(spec.task, restart=restart))
     spec = SpecFlags.from_params(params).apply(spec)
     spec = UpdateFlags.from_params(params).apply(spec)
+    spec = HealthFlags.from_params(params).apply(spec)
     typecheck.check(spec, "spec")
     result = STATE.call("service.create", {"spec": spec})
     _echo(result["id"])
@@ -1055,6 +1176,7 @@ def _service_text(result: dict[str, Any]) -> None:
     lines.append("Template")
     lines.append(" Container")
     lines.extend(_container_lines(c))
+    lines.extend(_health_lines(c.healthcheck))
     lines.extend(_placement_lines(svc.spec.task))
     lines.extend(_update_lines("Update Config", svc.spec.update))
     lines.extend(_update_lines("Rollback Config", svc.spec.rollback))
@@ -1210,17 +1332,24 @@ def service_update(
     force: Annotated[
         bool, typer.Option("--force", help="Replace every task even if nothing changed.")
     ] = False,
+    health_cmd: HealthCmdOpt = None,
+    health_interval: HealthIntervalOpt = None,
+    health_retries: HealthRetriesOpt = None,
+    health_start_period: HealthStartOpt = None,
+    health_timeout: HealthTimeoutOpt = None,
+    no_healthcheck: NoHealthOpt = False,
     detach: DetachOpt = False,
 ) -> None:
     """Change a service; its tasks follow, as a rolling update."""
     params = locals()
     flags = SpecFlags.from_params(params)
     update_flags = UpdateFlags.from_params(params)
+    health_flags = HealthFlags.from_params(params)
     if rollback:
         others = [
             k
             for k, v in params.items()
-            if k not in ("service", "rollback", "detach", "update_flags", "flags")
+            if k not in ("service", "rollback", "detach", "update_flags", "flags", "health_flags")
             and k not in {f.name for f in dataclasses.fields(UpdateFlags)}
             and v not in (None, False)
         ]
@@ -1247,7 +1376,7 @@ def service_update(
         if force:
             task = spec.task
             spec = replace(spec, task=replace(task, force_update=task.force_update + 1))
-        return update_flags.apply(flags.apply(spec))
+        return health_flags.apply(update_flags.apply(flags.apply(spec)))
 
     _edit_service(service, edit)
     if not detach:

@@ -95,8 +95,11 @@ class AgentActor(GuardedActor):
             more = self.core.prepared(ev.task_id, ev.err, wall)
             fx.commands.extend(more.commands)
             fx.messages.extend(more.messages)
-        elif ev.kind == "started":
-            self.core.started(ev.task_id, ev.pid, ev.err, wall)
+        elif ev.kind in ("started", "waiting"):
+            # "waiting": started, and running only once its health check passes.
+            self.core.started(ev.task_id, ev.pid, ev.err, wall, ev.kind == "waiting")
+        elif ev.kind == "healthy":
+            self.core.healthy(ev.task_id, wall)
         elif ev.kind == "exited":
             self.core.exited(ev.task_id, ev.exit_code, wall, ev.err)
 

@@ -82,6 +82,18 @@ class TaskExited:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskHealth:
+    """An executor that runs health checks saw a task turn healthy or unhealthy."""
+
+    task_id: str
+    status: str
+
+
+# The cause Docker gives a task its health check failed (its "dockerexec:" prefix aside).
+UNHEALTHY = "unhealthy container"
+
+
+@dataclass(frozen=True, slots=True)
 class Inventory:
     """The tasks a previous run left: running ones (id to pid), and those whose
     process is gone."""
@@ -118,6 +130,10 @@ class ExecutorActor(GuardedActor):
         self._early: dict[str, tuple[int, str]] = {}
         # An executor with ``watch`` reports exits itself: nothing is polled.
         self.watched = callable(getattr(executor, "watch", None))
+        # Tasks stopped because their health check failed, and health news of
+        # tasks whose start was still in flight.
+        self._unhealthy: set[str] = set()
+        self._early_health: dict[str, str] = {}
 
     def on_start(self) -> None:
         try:
@@ -134,6 +150,16 @@ class ExecutorActor(GuardedActor):
             {f.task_id: f.pid for f in found if f.pid},
             frozenset(f.task_id for f in found if not f.pid),
         )
+        # Before the exits' watch, whose first look may find health news too.
+        watch_health = getattr(self.executor, "watch_health", None)
+        if callable(watch_health):
+            health_ref = self.actor_ref
+
+            def health(task_id: str, status: str) -> None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    health_ref.tell(TaskHealth(task_id, status))
+
+            watch_health(health)
         # After taking back: the watch's first look covers what died meanwhile.
         if self.watched:
             me = self.actor_ref
@@ -163,6 +189,8 @@ class ExecutorActor(GuardedActor):
                 self._step_done(message)
             elif isinstance(message, TaskExited):
                 self._exited(message.task_id, message.exit_code, message.err)
+            elif isinstance(message, TaskHealth):
+                self._health(message.task_id, message.status, clock.monotonic())
             elif isinstance(message, InventoryRequest):
                 with contextlib.suppress(pykka.ActorDeadError):
                     message.reply_to.tell(self.inventory)
@@ -250,10 +278,16 @@ class ExecutorActor(GuardedActor):
             def started(pid: int | None, err: str) -> None:
                 if pid is None:
                     self._early.pop(tid, None)
+                    self._early_health.pop(tid, None)
                     self._tell(ExecutorEvent("started", tid, err=err))
                     return
                 self.running.add(tid)
-                self._tell(ExecutorEvent("started", tid, pid=pid))
+                # A task with a health check runs only once the check passes.
+                waiting = bool(getattr(found, "awaits_health", False))
+                self._tell(ExecutorEvent("waiting" if waiting else "started", tid, pid=pid))
+                health = self._early_health.pop(tid, None)
+                if health is not None:
+                    self._health(tid, health, clock.monotonic())
                 early = self._early.pop(tid, None)
                 if early is not None:
                     self._exited(tid, *early)
@@ -265,6 +299,12 @@ class ExecutorActor(GuardedActor):
                 self._run(tid, "shutdown", found.shutdown, self._ignore)
                 self.stops.start(tid, now, cmd.task.spec.container.stop_grace_period)
                 self.stopping.add(tid)
+        elif cmd.op == "adopt":
+            found = self.controllers.get(tid)
+            take_over = getattr(found, "take_over", None)
+            if tid in self.running and callable(take_over):
+                task = cmd.task
+                self._run(tid, "adopt", lambda: take_over(task), self._ignore)
         elif cmd.op == "remove":
             if tid in self.inventory.running and tid in self.running:
                 log.warning(
@@ -276,6 +316,8 @@ class ExecutorActor(GuardedActor):
             self.running.discard(tid)
             self.stopping.discard(tid)
             self.stops.cancel(tid)
+            self._unhealthy.discard(tid)
+            self._early_health.pop(tid, None)
             if found is not None:
                 self._run(tid, "remove", found.remove, self._ignore)
 
@@ -328,6 +370,21 @@ class ExecutorActor(GuardedActor):
         if code is not None:
             self._exited(tid, code)
 
+    def _health(self, tid: str, status: str, now: float) -> None:
+        """A healthy task is reported (it may now count as RUNNING); an
+        unhealthy one is stopped as a shutdown stops it, grace period and all,
+        and its exit reported as a failure (Docker's swarm mode does the same)."""
+        if tid not in self.running:
+            if tid in self._busy:
+                self._early_health[tid] = status
+            return
+        if status == "healthy":
+            self._tell(ExecutorEvent("healthy", tid))
+        elif status == "unhealthy" and tid not in self.stopping:
+            log.info("task %s is unhealthy: stopping it", tid)
+            self._unhealthy.add(tid)
+            self._command(Command("shutdown", self.controllers[tid].task), now)
+
     def _exited(self, tid: str, code: int, err: str = "") -> None:
         if tid not in self.running:
             if tid in self._busy:
@@ -335,6 +392,10 @@ class ExecutorActor(GuardedActor):
                 # exits at once is reported before the start's outcome arrives.
                 self._early[tid] = (code, err)
             return
+        if tid in self._unhealthy:
+            self._unhealthy.discard(tid)
+            # An adopted task's exit code is unknown (-1): only the cause is said.
+            err = f"non-zero exit ({code}): {UNHEALTHY}" if code > 0 else UNHEALTHY
         self.running.discard(tid)
         self.stopping.discard(tid)
         self.stops.cancel(tid)

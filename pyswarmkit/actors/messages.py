@@ -84,7 +84,8 @@ class ControlRequest:
 
 @dataclass(frozen=True, slots=True)
 class ExecutorEvent:
-    """What happened to a task in the executor: prepared, started or exited."""
+    """What happened to a task in the executor: prepared, started (or "waiting":
+    started, to run once its health check passes), healthy, or exited."""
 
     kind: str
     task_id: str

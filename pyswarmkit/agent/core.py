@@ -52,7 +52,8 @@ SILENCE_PERIODS = 3
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """Work for the executor: prepare, start, shutdown or remove one task."""
+    """Work for the executor: prepare, start, shutdown or remove one task, or
+    adopt (the spec of a task taken back from a previous run)."""
 
     op: str
     task: Task
@@ -353,6 +354,9 @@ class Agent:
             return None
         entry = Entry(task, TaskState.STARTING, started=True, pid=pid)
         self.tasks[task.id] = entry
+        if task.spec.container.healthcheck.test[:1] in (("CMD",), ("CMD-SHELL",)):
+            # Its executor knew only its ID: with the spec it checks its health again.
+            fx.commands.append(Command("adopt", task))
         entry.status = self._status(entry, TaskState.RUNNING, "running (adopted)", wall)
         entry.state = TaskState.RUNNING
         self.pending[task.id] = entry.status
@@ -412,7 +416,11 @@ class Agent:
         self._start_if_wanted(entry, wall, fx)
         return fx
 
-    def started(self, task_id: str, pid: int, err: str, wall: float) -> None:
+    def started(
+        self, task_id: str, pid: int, err: str, wall: float, wait_healthy: bool = False
+    ) -> None:
+        """``wait_healthy``: the task has a health check, and stays STARTING
+        until it passes (``healthy``), as Docker's swarm mode does."""
         entry = self.tasks.get(task_id)
         if entry is None or entry.state.terminal:
             return
@@ -420,7 +428,16 @@ class Agent:
             self._move(entry, TaskState.FAILED, "starting failed", wall, err)
             return
         entry.pid = pid
-        self._move(entry, TaskState.RUNNING, "started", wall)
+        if not wait_healthy:
+            self._move(entry, TaskState.RUNNING, "started", wall)
+
+    def healthy(self, task_id: str, wall: float) -> None:
+        """The task's health check passed: a task waiting for it now runs."""
+        entry = self.tasks.get(task_id)
+        if entry is None or not entry.started or entry.stopping:
+            return
+        if entry.state == TaskState.STARTING:
+            self._move(entry, TaskState.RUNNING, "started", wall)
 
     def exited(self, task_id: str, exit_code: int, wall: float, err: str = "") -> None:
         """``err``: the engine's own words on why the task ended, if it has any."""

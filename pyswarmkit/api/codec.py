@@ -67,6 +67,7 @@ _CLASSES: tuple[type[o.Object], ...] = (
     o.RootCA,
     o.CurveKeyPair,
     o.Mount,
+    o.HealthConfig,
 )
 
 # Codes 0..31 are left for the transport's own types.

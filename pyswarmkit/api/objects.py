@@ -146,6 +146,19 @@ class Mount(Object, frozen=True):
     readonly: bool = False
 
 
+class HealthConfig(Object, frozen=True):
+    """Docker's healthcheck. ``test``: () keeps the image's own check (the
+    process executor has none), ("NONE",) disables it, ("CMD-SHELL", cmd)
+    runs cmd through ``sh -c``, ("CMD", prog, args...) runs prog. Zero
+    durations and retries mean Docker's defaults (executor/health.py)."""
+
+    test: tuple[Text, ...] = ()
+    interval: Float = 0.0
+    timeout: Float = 0.0
+    retries: Int = 0
+    start_period: Float = 0.0
+
+
 class ContainerSpec(Object, frozen=True):
     image: Text = ""
     command: tuple[Text, ...] = ()
@@ -158,6 +171,7 @@ class ContainerSpec(Object, frozen=True):
     mounts: tuple[Mount, ...] = ()
     # The signal that asks the task to stop; empty: the image's, else SIGTERM.
     stop_signal: Text = ""
+    healthcheck: HealthConfig = HealthConfig()
 
 
 class TaskSpec(Object, frozen=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pyswarmkit.api.errors import InvalidArgument
-from pyswarmkit.api.objects import ContainerSpec, ServiceSpec, UpdateConfig
+from pyswarmkit.api.objects import ContainerSpec, HealthConfig, ServiceSpec, UpdateConfig
 from pyswarmkit.control.resolve import quoted
 from pyswarmkit.scheduler.constraint import parse_constraints, parse_preferences
 
@@ -39,12 +39,47 @@ def validate_service_spec(spec: ServiceSpec) -> None:
             raise InvalidArgument(f"invalid environment entry {item!r}: use KEY=VALUE")
     if c.stop_grace_period < 0:
         raise InvalidArgument("stop grace period must not be negative")
+    validate_healthcheck(c.healthcheck)
     r = spec.task.restart
     if r.delay < 0 or r.window < 0 or r.max_attempts < 0:
         raise InvalidArgument("restart delay, window and max attempts must not be negative")
     validate_placement(spec)
     validate_update_config(spec.update, "update")
     validate_update_config(spec.rollback, "rollback")
+
+
+# Docker refuses health durations below this, 0 (its default) apart.
+MIN_HEALTH_DURATION = 0.001
+TESTS = ("NONE", "CMD", "CMD-SHELL")
+
+
+def validate_healthcheck(check: HealthConfig) -> None:
+    """Docker's own checks on a healthcheck, in its words."""
+    for name, value in (
+        ("interval", check.interval),
+        ("timeout", check.timeout),
+        ("start period", check.start_period),
+    ):
+        if value < 0:
+            raise InvalidArgument(f"health {name} must not be negative")
+        if 0 < value < MIN_HEALTH_DURATION:
+            raise InvalidArgument(f"health {name} must be 0 (the default) or at least 1ms")
+    if check.retries < 0:
+        raise InvalidArgument("health retries must not be negative")
+    test = check.test
+    if not test:
+        # Settings without a command tune the image's own check, as Docker allows.
+        return
+    if test[0] not in TESTS:
+        raise InvalidArgument(
+            f"healthcheck test must start with NONE, CMD or CMD-SHELL, not {test[0]!r}"
+        )
+    if test[0] == "NONE" and (
+        len(test) > 1 or check.interval or check.timeout or check.retries or check.start_period
+    ):
+        raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
+    if test[0] != "NONE" and (len(test) < 2 or not any(t.strip() for t in test[1:])):
+        raise InvalidArgument("the health command is empty: pass --health-cmd CMD")
 
 
 FAILURE_ACTIONS = {"update": ("pause", "continue", "rollback"), "rollback": ("pause", "continue")}
@@ -101,6 +136,7 @@ def _refuse_nul(c: ContainerSpec) -> None:
         ("dir", (c.dir,)),
         ("user", (c.user,)),
         ("labels", (*c.labels, *c.labels.values())),
+        ("healthcheck.test", c.healthcheck.test),
     ]
     for name, values in fields:
         if any("\0" in v for v in values):

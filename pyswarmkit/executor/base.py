@@ -9,6 +9,10 @@ optional members change how the actor drives an executor:
 - ``watch(notify)``: the executor reports each started or adopted task's exit
   itself, ``notify(task_id, exit_code, err)`` from any thread, and ``close()``
   ends that; such an executor's controllers are polled only at shutdown.
+- ``watch_health(report)``: the executor runs health checks and reports each
+  change, ``report(task_id, "healthy" | "unhealthy")``, from any thread; a
+  controller that started a task with a check says ``awaits_health``, and
+  that task counts as RUNNING only once healthy (executor/health.py).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from pyswarmkit.api.objects import (
     Task,
 )
 from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found
+from pyswarmkit.executor.health import disabled
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ API_TIMEOUT = 60
 RECONNECT_DELAY = 0.5
 
 ExitNotify = Callable[[str, int, str], None]
+HealthNotify = Callable[[str, str], None]
+# The engine's health events: "health_status: healthy" and so on.
+HEALTH_EVENT = "health_status"
 
 
 def engine_address(addr: str | None) -> str | None:
@@ -118,6 +122,9 @@ def create_args(task: Task, node_id: str) -> tuple[dict[str, Any], dict[str, Any
     host: dict[str, Any] = {"restart_policy": {"Name": "no"}}
     if c.stop_signal:
         args["stop_signal"] = c.stop_signal
+    health = healthcheck_arg(task)
+    if health is not None:
+        args["healthcheck"] = health
     # SwarmKit maps the command to the entrypoint and the args to the image's CMD.
     if c.command:
         args["entrypoint"] = list(c.command)
@@ -145,6 +152,45 @@ def create_args(task: Task, node_id: str) -> tuple[dict[str, Any], dict[str, Any
             f"{p.target_port}/{p.protocol}": p.published_port or None for p in published
         }
     return args, host
+
+
+def healthcheck_arg(task: Task) -> dict[str, Any] | None:
+    """The container's ``healthcheck``, as the engine takes it (durations in
+    nanoseconds, zero meaning the image's or Docker's default); None leaves the
+    image's own check as it is. Pure."""
+    check = task.spec.container.healthcheck
+    if disabled(check):
+        return {"test": ["NONE"]}
+    out: dict[str, Any] = {}
+    if check.test:
+        out["test"] = list(check.test)
+    for key, value in (
+        ("interval", check.interval),
+        ("timeout", check.timeout),
+        ("start_period", check.start_period),
+    ):
+        if value:
+            out[key] = round(value * 1e9)
+    if check.retries:
+        out["retries"] = check.retries
+    return out or None
+
+
+def has_healthcheck(attrs: dict[str, Any]) -> bool:
+    """Whether a container, from its inspect data, runs a health check (its
+    own or its image's)."""
+    test = ((attrs.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+    return bool(test) and test[0] != "NONE"
+
+
+def health_of(event: dict[str, Any]) -> str | None:
+    """ "healthy" or "unhealthy" from a health event; None for any other event."""
+    action = str(event.get("Action", event.get("status", "")))
+    kind, _, status = action.partition(":")
+    if kind != HEALTH_EVENT:
+        return None
+    status = status.strip()
+    return status if status in ("healthy", "unhealthy") else None
 
 
 def check_limits(task: Task, resources: Resources) -> None:
@@ -200,6 +246,9 @@ class DockerController:
         self.executor = executor
         self.task = task
         self.container_id = container_id
+        # Started with a health check (its own or its image's): it runs only
+        # once the engine says it is healthy.
+        self.awaits_health = False
 
     @property
     def client(self) -> docker.DockerClient:
@@ -251,6 +300,7 @@ class DockerController:
         except DockerException as exc:
             self.executor.unwatch(self.container_id)
             raise ExecutorError(f"starting the container failed: {_short(exc)}") from None
+        self.awaits_health = self.executor.health_watched and has_healthcheck(container.attrs)
         # The host's pid of its main process; one that already exited has
         # none left, and is reported by its pid inside the container, 1.
         return int(container.attrs.get("State", {}).get("Pid", 0) or 0) or 1
@@ -321,6 +371,7 @@ class DockerExecutor:
         self._asked: set[str] = set()
         self._outside: dict[str, str] = {}
         self._notify: ExitNotify | None = None
+        self._health: HealthNotify | None = None
         self._stopped = threading.Event()
         self._events: Any = None
         self._thread: threading.Thread | None = None
@@ -410,6 +461,21 @@ class DockerExecutor:
         self._thread = threading.Thread(target=self._follow, name="docker-events", daemon=True)
         self._thread.start()
 
+    def watch_health(self, report: HealthNotify) -> None:
+        """Report each watched container turning healthy or unhealthy, from
+        the engine's health events: ``report(task_id, status)``."""
+        self._health = report
+
+    @property
+    def health_watched(self) -> bool:
+        return self._health is not None
+
+    def _health_changed(self, container_id: str, status: str) -> None:
+        with self._lock:
+            tid = self._watched.get(container_id)
+        if tid is not None and self._health is not None:
+            self._health(tid, status)
+
     def close(self) -> None:
         self._stopped.set()
         with contextlib.suppress(Exception):
@@ -435,8 +501,10 @@ class DockerExecutor:
         lost = False
         while not self._stopped.is_set():
             try:
+                # The engine matches "health_status" with every "health_status: ...".
                 self._events = self.client.events(
-                    decode=True, filters={"type": "container", "event": ["kill", "die"]}
+                    decode=True,
+                    filters={"type": "container", "event": ["kill", "die", HEALTH_EVENT]},
                 )
                 if lost:
                     log.warning("the Docker engine is back: checking the tasks' containers")
@@ -452,6 +520,12 @@ class DockerExecutor:
                     cid = str(actor.get("ID") or event.get("id", ""))
                     if event.get("Action", event.get("status")) == "kill":
                         self._killed(cid, str(attrs.get("signal", "")))
+                        continue
+                    health = health_of(event)
+                    if health is not None:
+                        self._health_changed(cid, health)
+                        continue
+                    if event.get("Action", event.get("status")) != "die":
                         continue
                     code = int(attrs.get("exitCode", EXIT_UNKNOWN))
                     self._exited(cid, code, "")
@@ -476,3 +550,8 @@ class DockerExecutor:
             if found is not None:
                 code, err = found
                 self._exited(cid, code, err or "the container stopped while the engine was away")
+                continue
+            # Health events missed while the stream was down.
+            health = ((attrs.get("State") or {}).get("Health") or {}).get("Status")
+            if health in ("healthy", "unhealthy"):
+                self._health_changed(cid, str(health))

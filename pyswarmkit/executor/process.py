@@ -41,7 +41,9 @@ from pyswarmkit.api.objects import (
     Task,
 )
 from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found
+from pyswarmkit.executor.health import Policy, probe_argv
 from pyswarmkit.executor.pidwatch import PidWatch
+from pyswarmkit.executor.probes import ProbeRunner, Target
 from pyswarmkit.executor.records import (
     ProcInfo,
     Record,
@@ -173,11 +175,16 @@ class ProcessController:
         workdir: Path,
         adopted: Record | None = None,
         exits: PidWatch | None = None,
+        probes: ProbeRunner | None = None,
     ) -> None:
         self.task = task
         self.workdir = workdir
         # Where the process's exit is reported from, once the executor is watched.
         self.exits = exits
+        # Where its health check runs, once the executor reports health.
+        self.probes = probes
+        # Started with a health check: it runs only once the check passes.
+        self.awaits_health = False
         self.proc: subprocess.Popen[bytes] | None = None
         self._files: list[IO[bytes]] = []
         # A process a previous run of the node started: no Popen, only its record.
@@ -199,11 +206,15 @@ class ProcessController:
                 raise ExecutorError(f"environment entry {item!r} is not KEY=VALUE")
         self.workdir.mkdir(parents=True, exist_ok=True)
 
-    def start(self) -> int:
+    def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         for item in self.task.spec.container.env:
             key, _, value = item.partition("=")
             env[key] = value
+        return env
+
+    def start(self) -> int:
+        env = self._env()
         out = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115 - held for the task's life
         err = open(self.workdir / "stderr.log", "ab")  # noqa: SIM115
         self._files = [out, err]
@@ -228,14 +239,39 @@ class ProcessController:
         if started is not None:
             record = self.workdir / PID_FILE
             record.write_text(f"{pid} {started}\n")
+        self._check_health(env, clock.monotonic())
         if self.exits is not None:
             self.exits.add(self.task.id, pid, self.poll)
         return pid
+
+    def _check_health(self, env: dict[str, str], started: float) -> None:
+        """Probe the task as Docker would: ``sh -c CMD`` with the task's
+        environment and working directory, on the check's schedule."""
+        check = self.task.spec.container.healthcheck
+        argv = probe_argv(check)
+        if argv is None or self.probes is None or not self.probes.started:
+            return
+        cwd = self.task.spec.container.dir or None
+        self.probes.add(self.task.id, Policy.of(check), Target(argv, env, cwd), started)
+        self.awaits_health = True
+
+    def take_over(self, task: Task) -> None:
+        """The spec of a task adopted from a previous run, once an assignment
+        names it: its health is checked again, as if it had just started."""
+        if self.adopted is None or self.awaits_health:
+            return
+        self.task = task
+        self._check_health(self._env(), clock.monotonic())
+
+    def _stop_probes(self) -> None:
+        if self.awaits_health and self.probes is not None:
+            self.probes.remove(self.task.id)
 
     def poll(self) -> int | None:
         if self.adopted is not None:
             if is_running(self.adopted, read_proc):
                 return None
+            self._stop_probes()
             self._signal_adopted(signal.SIGKILL)
             return EXIT_UNKNOWN
         if self.proc is None:
@@ -243,6 +279,7 @@ class ProcessController:
         code = self.proc.poll()
         if code is None:
             return None
+        self._stop_probes()
         # Children the task left behind share its group; they go with it.
         _kill_group(self.proc.pid, signal.SIGKILL)
         self._close()
@@ -263,6 +300,7 @@ class ProcessController:
             _kill_group(self.proc.pid, signal.SIGKILL)
 
     def remove(self) -> None:
+        self._stop_probes()
         if self.exits is not None:
             self.exits.discard(self.task.id)
         if self.adopted is not None:
@@ -307,13 +345,16 @@ class ProcessExecutor:
         self.resources = resources or machine_resources()
         self.engine_labels = dict(engine_labels or {})
         self.exits = PidWatch()
+        self.probes = ProbeRunner()
         self._adopted: dict[str, ProcessController] = {}
 
     def describe(self) -> NodeDescription:
         return describe_node(self.hostname, self.resources, self.name, self.engine_labels)
 
     def controller(self, task: Task) -> ProcessController:
-        return ProcessController(task, self.tasks_dir / task.id, exits=self.exits)
+        return ProcessController(
+            task, self.tasks_dir / task.id, exits=self.exits, probes=self.probes
+        )
 
     def watch(self, notify: Callable[[str, int, str], None]) -> None:
         """Report each started or adopted task's exit as it happens (pidfds,
@@ -324,8 +365,14 @@ class ProcessExecutor:
                 self.exits.add(task_id, ctl.adopted.pid, ctl.poll)
         self._adopted = {}
 
+    def watch_health(self, report: Callable[[str, str], None]) -> None:
+        """Run the health checks of the tasks started from now on, reporting
+        each change, ``report(task_id, "healthy" | "unhealthy")``."""
+        self.probes.start(report)
+
     def close(self) -> None:
         self.exits.close()
+        self.probes.close()
 
     def recover(self) -> list[Found]:
         """Adopt what a previous run recorded. Whoever made this executor
@@ -337,7 +384,11 @@ class ProcessExecutor:
         for task_id, record in found.adopt.items():
             log.info("adopted task %s (pid %d) left running by a previous run", task_id, record.pid)
             ctl = ProcessController(
-                Task(id=task_id), self.tasks_dir / task_id, record, exits=self.exits
+                Task(id=task_id),
+                self.tasks_dir / task_id,
+                record,
+                exits=self.exits,
+                probes=self.probes,
             )
             # Watched once ``watch`` starts, which comes after this.
             self._adopted[task_id] = ctl
