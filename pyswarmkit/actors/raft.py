@@ -61,6 +61,7 @@ from pyswarmkit.raft import (
     from_wire,
     to_wire,
 )
+from pyswarmkit.raft.crypt import Sealer
 from pyswarmkit.raft.parts import CHUNK, Assembler, split
 from pyswarmkit.store.entries import (
     EntryError,
@@ -146,10 +147,12 @@ class RaftMember:
         snapshot_interval: int = 10_000,
         config: Config | None = None,
         on_leading: Callable[[bool], None] | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.node_id = node_id
         self.raft_id = raft_id_of(node_id)
-        self.storage = DurableStorage(str(raft_dir))
+        # With a sealer (the manager's Raft key) the log is encrypted at rest.
+        self.storage = DurableStorage(str(raft_dir), sealer=sealer)
         torn = self.storage.recovery.torn_tail
         if torn is not None:
             log.warning(

@@ -340,12 +340,20 @@ class RaftConfig(Object, frozen=True):
     election_tick: Int = 10
 
 
+class EncryptionConfig(Object, frozen=True):
+    """Autolock: every manager keeps its Raft key wrapped under the cluster's
+    unlock key, so a restarted manager starts locked until given the key."""
+
+    auto_lock_managers: bool = False
+
+
 class ClusterSpec(Object, frozen=True):
     annotations: Annotations = Annotations(name="default")
     orchestration: OrchestrationConfig = OrchestrationConfig()
     dispatcher: DispatcherConfig = DispatcherConfig()
     ca: CAConfig = CAConfig()
     raft: RaftConfig = RaftConfig()
+    encryption: EncryptionConfig = EncryptionConfig()
 
 
 class JoinTokens(Object, frozen=True):
@@ -376,6 +384,9 @@ class Cluster(Object, frozen=True):
     meta: Meta = Meta()
     root_ca: RootCA = RootCA()
     server_key: CurveKeyPair = CurveKeyPair()
+    # The managers' unlock key (32 bytes) while autolock is on; empty otherwise.
+    # A secret: control replies redact it (swarm.unlock_key shows it).
+    unlock_key: bytes = b""
 
     @property
     def name(self) -> str:

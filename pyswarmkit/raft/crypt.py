@@ -91,6 +91,9 @@ def parse_unlock_key(text: str) -> bytes:
         raise UnlockKeyError("invalid unlock key: not base64 after " + UNLOCK_PREFIX) from None
     if len(key) != KEY_SIZE:
         raise UnlockKeyError(f"invalid unlock key: it holds {len(key)} bytes, not {KEY_SIZE}")
+    if format_unlock_key(key) != text:
+        # The last character's spare bits must be zero: one key, one spelling.
+        raise UnlockKeyError("invalid unlock key: not base64 after " + UNLOCK_PREFIX)
     return key
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from .crypt import KEY_SIZE, random_key, unwrap_dek, wrap_dek
+
+log = logging.getLogger(__name__)
 
 DEK_FILE = "raft-dek.json"
 _FORMAT = 1
@@ -108,3 +112,63 @@ def load_or_create(state_dir: Path) -> DekFile:
     dek = random_key()
     write(state_dir, dek, None)
     return DekFile(dek=dek)
+
+
+class DekKeeper:
+    """Keeps a manager's DEK file as the cluster object says: wrapped under the
+    unlock key while autolock is on, in clear when it is off. ``want`` only
+    records the newest wish (store watchers must not block); a thread of its
+    own writes the file, the newest wish winning over any older one."""
+
+    def __init__(self, state_dir: Path, dek: bytes, wrapped_under: bytes | None) -> None:
+        self.state_dir = state_dir
+        self.dek = dek
+        self.wrapped_under = wrapped_under
+        self._wish: tuple[bytes | None] | None = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="raft-key", daemon=True)
+        self._thread.start()
+
+    def want(self, unlock_key: bytes | None) -> None:
+        with self._cond:
+            self._wish = (unlock_key,)
+            self._cond.notify_all()
+
+    def settled(self, timeout: float) -> bool:
+        """Whether every wish so far is on disk, waiting at most ``timeout``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._wish is None and not self._busy, timeout)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._wish is not None or self._stopped)
+                if self._wish is None:
+                    return
+                (key,), self._wish = self._wish, None
+                self._busy = True
+            try:
+                if key != self.wrapped_under:
+                    write(self.state_dir, self.dek, key)
+                    self.wrapped_under = key
+                    log.info(
+                        "raft key %s",
+                        "wrapped under the unlock key (autolock on)"
+                        if key
+                        else "kept in clear (autolock off)",
+                    )
+            except OSError as exc:
+                log.error("could not rewrite %s: %s", dek_path(self.state_dir), exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()

@@ -88,6 +88,8 @@ def test_unlock_keys_print_as_docker_prints_them_and_parse_back() -> None:
         ("SWMKEY-2-AAAA", "must start with SWMKEY-1-"),
         ("SWMKEY-1-not*base64!", "not base64"),
         ("SWMKEY-1-AAAA", "holds 3 bytes"),
+        # 43 characters carry 258 bits: a last character with the spare bits set.
+        ("SWMKEY-1-" + "A" * 42 + "B", "not base64"),
     ],
 )
 def test_a_malformed_unlock_key_is_one_clear_line(text: str, why: str) -> None:
