@@ -612,7 +612,7 @@ class SwarmNode:
         keeper = self.dek_keeper
 
         def wish(cluster: Cluster) -> None:
-            on = cluster.spec.encryption.auto_lock_managers and cluster.unlock_key
+            on = cluster.spec.autolock_managers and cluster.unlock_key
             keeper.want(cluster.unlock_key if on else None)
 
         def changed(batch: EventBatch) -> None:

@@ -340,20 +340,15 @@ class RaftConfig(Object, frozen=True):
     election_tick: Int = 10
 
 
-class EncryptionConfig(Object, frozen=True):
-    """Autolock: every manager keeps its Raft key wrapped under the cluster's
-    unlock key, so a restarted manager starts locked until given the key."""
-
-    auto_lock_managers: bool = False
-
-
 class ClusterSpec(Object, frozen=True):
     annotations: Annotations = Annotations(name="default")
     orchestration: OrchestrationConfig = OrchestrationConfig()
     dispatcher: DispatcherConfig = DispatcherConfig()
     ca: CAConfig = CAConfig()
     raft: RaftConfig = RaftConfig()
-    encryption: EncryptionConfig = EncryptionConfig()
+    # Autolock: every manager keeps its Raft key wrapped under the cluster's
+    # unlock key, so a restarted manager starts locked until given the key.
+    autolock_managers: bool = False
 
 
 class JoinTokens(Object, frozen=True):

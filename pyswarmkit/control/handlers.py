@@ -449,7 +449,7 @@ class Handlers:
 
         def build(st: MemoryStore) -> list[Change]:
             current = _cluster(st, ref)
-            if not current.spec.encryption.auto_lock_managers:
+            if not current.spec.autolock_managers:
                 raise FailedPrecondition("cannot rotate because autolock is not turned on")
             return [Change("update", replace(current, unlock_key=new_key))]
 
@@ -579,8 +579,7 @@ class ClusterEdit:
             spec = replace(spec, raft=raft)
         unlock_key = cluster.unlock_key
         if self.autolock is not None:
-            encryption = replace(spec.encryption, auto_lock_managers=self.autolock)
-            spec = replace(spec, encryption=encryption)
+            spec = replace(spec, autolock_managers=self.autolock)
             if not self.autolock:
                 unlock_key = b""
             elif not unlock_key:
