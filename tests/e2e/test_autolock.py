@@ -12,7 +12,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cluster import Swarm, sleepers_args
+from cluster import (
+    Swarm,
+    ctl,
+    free_port,
+    join_managers,
+    manager_args,
+    services,
+    sleepers_args,
+    sock,
+)
 from helpers import swarmctl, tool, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -173,3 +182,44 @@ def _opens(swarm: Swarm, key: str) -> bool:
         return found is not None and bool(found.open(parse_unlock_key(key)))
     except UnlockKeyError:
         return False
+
+
+def test_a_locked_manager_of_three_rejoins_once_unlocked(swarm: Swarm) -> None:
+    """Autolock reaches every manager; node-2 restarted is locked, the swarm
+    goes on without it, and once unlocked it catches up on what it missed."""
+    ports = {"node-1": swarm.port, "node-2": free_port(), "node-3": free_port()}
+    swarm.init()
+    _, manager_token = swarm.tokens()
+    join_managers(swarm, manager_token, ports, "node-2", "node-3")
+    out = swarm.ok("cluster", "update", "default", "--autolock=true")
+    match = KEY_LINE.search(out)
+    assert match
+    key = match.group(1)
+
+    def wrapped(name: str) -> bool:
+        path = swarm.root / name / "certificates" / "raft-dek.json"
+        return "wrapped" in json.loads(path.read_text())
+
+    wait_until(lambda: all(wrapped(n) for n in ("node-1", "node-2", "node-3")), what="all wrapped")
+    swarm.procs["node-2"].send_signal(signal.SIGTERM)
+    swarm.procs["node-2"].wait(30)
+    swarm.start("node-2", *manager_args(swarm, "node-2", ports["node-2"]))
+    wait_until(
+        lambda: ctl(swarm, "node-2", "service", "ls").stderr.strip() == LOCKED,
+        timeout=30,
+        what="node-2 locked",
+    )
+    swarm.ok(*sleepers_args("while-locked", 0))
+    result = subprocess.run(
+        swarmctl(sock(swarm, "node-2"), "swarm", "unlock"),
+        input=key + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    wait_until(
+        lambda: "while-locked" in (services(swarm, "node-2") or []),
+        timeout=30,
+        what="node-2 caught up",
+    )
