@@ -337,6 +337,8 @@ class SwarmNode:
         # Encryption at rest (a manager): its Raft key, kept on disk as autolock says.
         self.locked = False
         self._dek: bytes | None = None
+        # A new key the Raft log moves to as it opens (drawn when autolock turned on).
+        self._pending_dek: bytes | None = None
         self._dek_wrapped_under: bytes | None = None
         self.dek_keeper: DekKeeper | None = None
         self._unwatch_cluster: Any = None
@@ -520,6 +522,7 @@ class SwarmNode:
                 config=raft_config,
                 on_leading=self._leadership_changed,
                 sealer=self._sealer(),
+                rewrite_log=self._pending_dek is not None,
             )
         except (WalCorruptError, SnapshotCorruptError) as exc:
             # Starting would lose committed state: stop, saying where the damage is.
@@ -527,12 +530,19 @@ class SwarmNode:
         except EntryError as exc:
             raise FailedPrecondition(f"{raft_dir}: {exc}; refusing to start") from None
         self.proposer = RaftProposer(self.registry)
+        if self._pending_dek is not None:
+            # The log is under the new key now: it becomes the only one.
+            dekfile.write(config.state_dir, self._pending_dek, self._dek_wrapped_under)
+            self._dek, self._pending_dek = self._pending_dek, None
+            log.info("raft log moved to a new key")
         self._keep_raft_key()
 
     # --- encryption at rest and autolock ----------------------------------------
 
     def _sealer(self) -> Sealer:
         assert self._dek is not None
+        if self._pending_dek is not None:
+            return Sealer(self._pending_dek, also_opens=(self._dek,))
         return Sealer(self._dek)
 
     def _load_raft_key(self) -> bool:
@@ -544,13 +554,13 @@ class SwarmNode:
         except dekfile.DekFileError as exc:
             raise FailedPrecondition(str(exc)) from None
         if not found.locked:
-            self._dek = found.dek
+            self._dek, self._pending_dek = found.keys(None)
             return True
         if self.config.unlock_key is None:
             return False
         try:
             key = parse_unlock_key(self.config.unlock_key)
-            self._dek = found.open(key)
+            self._dek, self._pending_dek = found.keys(key)
         except UnlockKeyError as exc:
             raise InvalidArgument(f"--unlock-key-file: {exc}") from None
         self._dek_wrapped_under = key
@@ -580,7 +590,7 @@ class SwarmNode:
                 found = dekfile.read(self.config.state_dir)
                 if found is None:
                     raise UnlockKeyError(f"{dekfile.dek_path(self.config.state_dir)} is missing")
-                self._dek = found.open(key)
+                self._dek, self._pending_dek = found.keys(key)
             except (UnlockKeyError, dekfile.DekFileError) as exc:
                 answer(req, failed(InvalidArgument(str(exc))))
                 return

@@ -50,14 +50,18 @@ def random_key() -> bytes:
 class Sealer:
     """Seals and opens byte strings under one key. ``ad`` (associated data)
     is authenticated but not encrypted: the record type goes there, so a
-    sealed record cannot be passed off as another kind."""
+    sealed record cannot be passed off as another kind. ``also_opens``: older
+    keys tried when the key does not open something (a log part-way through
+    being rewritten under a new key)."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "_older")
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != KEY_SIZE:
-            raise ValueError(f"an encryption key is {KEY_SIZE} bytes, not {len(key)}")
+    def __init__(self, key: bytes, also_opens: tuple[bytes, ...] = ()) -> None:
+        for k in (key, *also_opens):
+            if len(k) != KEY_SIZE:
+                raise ValueError(f"an encryption key is {KEY_SIZE} bytes, not {len(k)}")
         self._aead = AESGCM(key)
+        self._older = tuple(AESGCM(k) for k in also_opens)
 
     def seal(self, plaintext: bytes, ad: bytes = b"", nonce: bytes | None = None) -> bytes:
         """nonce | ciphertext | tag; a fresh random nonce unless one is given (tests)."""
@@ -67,12 +71,13 @@ class Sealer:
     def open(self, sealed: bytes, ad: bytes = b"") -> bytes:
         if len(sealed) < OVERHEAD:
             raise DecryptError(f"sealed data of {len(sealed)} bytes is too short")
-        try:
-            return self._aead.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], ad)
-        except InvalidTag:
-            raise DecryptError(
-                "does not decrypt with this key (wrong key or damaged data)"
-            ) from None
+        nonce, body = sealed[:NONCE_SIZE], sealed[NONCE_SIZE:]
+        for aead in (self._aead, *self._older):
+            try:
+                return aead.decrypt(nonce, body, ad)
+            except InvalidTag:
+                continue
+        raise DecryptError("does not decrypt with this key (wrong key or damaged data)")
 
 
 def format_unlock_key(key: bytes) -> str:

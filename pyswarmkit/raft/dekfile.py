@@ -29,10 +29,13 @@ class DekFileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DekFile:
-    """Exactly one of the two is set."""
+    """The DEK, in clear or wrapped; and, while the log is being moved to a
+    new key, that pending key, kept the same way."""
 
     dek: bytes | None = None
     wrapped: bytes | None = None
+    pending_dek: bytes | None = None
+    pending_wrapped: bytes | None = None
 
     @property
     def locked(self) -> bool:
@@ -40,21 +43,49 @@ class DekFile:
 
     def open(self, unlock_key: bytes | None) -> bytes:
         """The DEK; a wrapped one needs the unlock key (UnlockKeyError if wrong)."""
+        return self.keys(unlock_key)[0]
+
+    def keys(self, unlock_key: bytes | None) -> tuple[bytes, bytes | None]:
+        """(the DEK, the pending DEK or None)."""
         if self.dek is not None:
-            return self.dek
+            return self.dek, self.pending_dek
         assert self.wrapped is not None
         if unlock_key is None:
             raise DekFileError("the raft key is locked: an unlock key is needed")
-        return unwrap_dek(self.wrapped, unlock_key)
+        pending = self.pending_wrapped
+        return (
+            unwrap_dek(self.wrapped, unlock_key),
+            unwrap_dek(pending, unlock_key) if pending is not None else None,
+        )
 
 
-def encode(dek: bytes, unlock_key: bytes | None) -> bytes:
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def encode(dek: bytes, unlock_key: bytes | None, pending: bytes | None = None) -> bytes:
+    doc: dict[str, object] = {"format": _FORMAT}
     if unlock_key is None:
-        doc = {"format": _FORMAT, "dek": base64.b64encode(dek).decode()}
+        doc["dek"] = _b64(dek)
+        if pending is not None:
+            doc["pending_dek"] = _b64(pending)
     else:
-        wrapped = wrap_dek(dek, unlock_key)
-        doc = {"format": _FORMAT, "wrapped": base64.b64encode(wrapped).decode()}
+        doc["wrapped"] = _b64(wrap_dek(dek, unlock_key))
+        if pending is not None:
+            doc["pending_wrapped"] = _b64(wrap_dek(pending, unlock_key))
     return json.dumps(doc).encode() + b"\n"
+
+
+def _key(doc: dict[str, object], name: str) -> bytes | None:
+    value = doc.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} is not a string")
+    key = base64.b64decode(value, validate=True)
+    if name.endswith("dek") and len(key) != KEY_SIZE:
+        raise ValueError(f"a key of {len(key)} bytes")
+    return key
 
 
 def decode(path: str, data: bytes) -> DekFile:
@@ -62,13 +93,20 @@ def decode(path: str, data: bytes) -> DekFile:
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
             raise ValueError("not a key file of a known format")
-        if "dek" in doc:
-            dek = base64.b64decode(doc["dek"], validate=True)
-            if len(dek) != KEY_SIZE:
-                raise ValueError(f"a key of {len(dek)} bytes")
-            return DekFile(dek=dek)
-        return DekFile(wrapped=base64.b64decode(doc["wrapped"], validate=True))
-    except (ValueError, KeyError, TypeError) as exc:
+        found = DekFile(
+            _key(doc, "dek"),
+            _key(doc, "wrapped"),
+            _key(doc, "pending_dek"),
+            _key(doc, "pending_wrapped"),
+        )
+        if (found.dek is None) == (found.wrapped is None):
+            raise ValueError("it holds no key, or two")
+        if found.pending_dek is not None and found.dek is None:
+            raise ValueError("a pending key in clear beside a wrapped one")
+        if found.pending_wrapped is not None and found.wrapped is None:
+            raise ValueError("a wrapped pending key beside one in clear")
+        return found
+    except (ValueError, TypeError) as exc:
         raise DekFileError(f"{path} is damaged: {exc}") from None
 
 
@@ -85,13 +123,15 @@ def read(state_dir: Path) -> DekFile | None:
     return decode(str(path), data)
 
 
-def write(state_dir: Path, dek: bytes, unlock_key: bytes | None) -> None:
+def write(
+    state_dir: Path, dek: bytes, unlock_key: bytes | None, pending: bytes | None = None
+) -> None:
     path = dek_path(state_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, encode(dek, unlock_key))
+        os.write(fd, encode(dek, unlock_key, pending))
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -118,11 +158,16 @@ class DekKeeper:
     """Keeps a manager's DEK file as the cluster object says: wrapped under the
     unlock key while autolock is on, in clear when it is off. ``want`` only
     records the newest wish (store watchers must not block); a thread of its
-    own writes the file, the newest wish winning over any older one."""
+    own writes the file, the newest wish winning over any older one.
+
+    When autolock turns on, the DEK has been on disk in clear: a new one is
+    drawn and kept beside it as pending (wrapped too); the manager moves its
+    log to it the next time it opens the log."""
 
     def __init__(self, state_dir: Path, dek: bytes, wrapped_under: bytes | None) -> None:
         self.state_dir = state_dir
         self.dek = dek
+        self.pending: bytes | None = None
         self.wrapped_under = wrapped_under
         self._wish: tuple[bytes | None] | None = None
         self._cond = threading.Condition()
@@ -158,7 +203,9 @@ class DekKeeper:
                 self._busy = True
             try:
                 if key != self.wrapped_under:
-                    write(self.state_dir, self.dek, key)
+                    if key is not None and self.wrapped_under is None and self.pending is None:
+                        self.pending = random_key()
+                    write(self.state_dir, self.dek, key, self.pending)
                     self.wrapped_under = key
                     log.info(
                         "raft key %s",

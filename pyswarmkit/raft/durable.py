@@ -10,7 +10,8 @@ two leaves the previous, consistent state.
 
 Given a `Sealer`, every record and snapshot file is written encrypted (see
 wal.py). A log written in clear before that (or by a member without a key)
-still opens, and is rewritten sealed as it opens: the snapshot file first
+still opens, and is rewritten sealed as it opens (so is any log opened with
+`rewrite=True`, to move it to a new key): the snapshot file first
 (replaced atomically), then the whole live log as one new segment under a
 temporary name, renamed into place before the old segments are removed, so a
 crash at any point leaves a log that opens to the same state.
@@ -141,6 +142,7 @@ class DurableStorage:
         segment_bytes: int = 64 << 20,
         keep_snapshots: int = 2,
         sealer: Sealer | None = None,
+        rewrite: bool = False,
     ) -> None:
         self.fs: FileSystem = fs if fs is not None else OsFS()
         self._sealer = sealer
@@ -166,7 +168,7 @@ class DurableStorage:
         else:
             self._last_index = state.snapshot.index if state.snapshot else 0
         self.resealed = False
-        if sealer is not None and self._found_plain:
+        if sealer is not None and (self._found_plain or rewrite):
             self._reseal(state)
             self.resealed = True
         if self._segments:
@@ -304,7 +306,8 @@ class DurableStorage:
             self.fs.remove(path)
 
     def _reseal(self, state: LoadedState) -> None:
-        """Rewrite what recovery found in clear, sealed (see the module doc)."""
+        """Rewrite the live state sealed under the sealer's key: what recovery
+        found in clear, or all of it when moving to a new key (module doc)."""
         fs, sealer, snap = self.fs, self._sealer, state.snapshot
         for index, term, path in self._snap_files():
             if snap is not None and (index, term) == (snap.index, snap.term):
@@ -331,7 +334,7 @@ class DurableStorage:
         fs.sync_dir(self._wal_dir)
         self._segments = [_Segment(seq, first, final)]
         self._recovered_tail_size = len(data)
-        log.info("raft log at %s was in clear: rewritten encrypted", self.path)
+        log.info("raft log at %s rewritten, encrypted under its current key", self.path)
 
     def _recover(self) -> tuple[LoadedState, RecoveryReport]:
         fs = self.fs

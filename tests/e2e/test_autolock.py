@@ -4,6 +4,7 @@ autolock serves nothing that needs the store until it gets the unlock key."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -23,6 +24,9 @@ from cluster import (
     sock,
 )
 from helpers import swarmctl, tool, wait_until
+
+from pyswarmkit.raft import DurableStorage, WalCorruptError
+from pyswarmkit.raft.crypt import Sealer
 
 pytestmark = pytest.mark.e2e
 
@@ -113,6 +117,7 @@ def test_a_manager_restarted_under_autolock_is_locked_until_given_the_key(
     with pytest.raises(AssertionError, match="no unlock key is set"):
         swarm.ok("swarm", "unlock-key")
 
+    clear_dek = dek(swarm)["dek"]
     out = swarm.ok("cluster", "update", "default", "--autolock=true")
     assert out.startswith("Swarm updated.\nTo unlock a swarm manager after it restarts, run the")
     assert "`swarmctl swarm unlock`" in out and "password manager" in out
@@ -154,6 +159,10 @@ def test_a_manager_restarted_under_autolock_is_locked_until_given_the_key(
     wait_until(lambda: dek(swarm) != {} and _opens(swarm, new_key), what="re-wrapped")
     swarm.procs["node-1"].send_signal(signal.SIGTERM)
     swarm.procs["node-1"].wait(30)
+    # The key that was on disk in clear before autolock opens nothing any more.
+    raft = str(swarm.root / "node-1" / "raft")
+    with pytest.raises(WalCorruptError, match="does not decrypt with this key"):
+        DurableStorage(raft, sealer=Sealer(base64.b64decode(str(clear_dek))))
     old_file, new_file = tmp_path / "old", tmp_path / "new"
     old_file.write_text(key + "\n")
     new_file.write_text(new_key + "\n")

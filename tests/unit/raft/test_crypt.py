@@ -256,3 +256,72 @@ def test_on_a_real_disk_nothing_is_in_clear(tmp_path: Path) -> None:
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert SECRET not in path.read_bytes(), path
+
+
+# --- moving to a new key --------------------------------------------------------
+
+
+def test_a_sealer_opens_with_its_older_keys_and_seals_with_its_own() -> None:
+    old, new = bytes(32), KEY
+    by_old = Sealer(old).seal(b"x")
+    both = Sealer(new, also_opens=(old,))
+    assert both.open(by_old) == b"x"
+    assert Sealer(new).open(both.seal(b"y")) == b"y"
+    with pytest.raises(DecryptError):
+        Sealer(old).open(both.seal(b"y"))
+
+
+def test_a_log_opened_with_rewrite_moves_to_the_new_key() -> None:
+    old, new = bytes(32), KEY
+    fs = MemFS()
+    st = DurableStorage(DIR, fs, segment_bytes=300, sealer=Sealer(old))
+    for k in range(6):
+        st.save(HardState(1, 1, 3 * k + 3), ents(3 * k + 1, 3))
+        st.sync()
+    st.save_snapshot(Snapshot(9, 1, ConfState((1,), ()), b"snap"))
+    st.close()
+    before = DurableStorage(DIR, fs, sealer=Sealer(old)).load()
+    moved = DurableStorage(DIR, fs, sealer=Sealer(new, also_opens=(old,)), rewrite=True)
+    assert moved.resealed and moved.load() == before
+    moved.close()
+    assert DurableStorage(DIR, fs, sealer=Sealer(new)).load() == before
+    with pytest.raises(WalCorruptError, match="does not decrypt"):
+        DurableStorage(DIR, fs, sealer=Sealer(old))
+
+
+def test_the_dek_file_keeps_a_pending_key_the_same_way_as_the_key(tmp_path: Path) -> None:
+    dek, pending = crypt.random_key(), crypt.random_key()
+    dekfile.write(tmp_path, dek, None, pending)
+    found = dekfile.read(tmp_path)
+    assert found is not None and found.keys(None) == (dek, pending)
+    dekfile.write(tmp_path, dek, KEY, pending)
+    raw = dekfile.dek_path(tmp_path).read_bytes()
+    assert dek not in raw and pending not in raw
+    found = dekfile.read(tmp_path)
+    assert found is not None and found.keys(KEY) == (dek, pending)
+
+
+def test_autolock_turning_on_draws_a_pending_key_a_rotation_keeps_it(tmp_path: Path) -> None:
+    dek = crypt.random_key()
+    dekfile.write(tmp_path, dek, None)
+    keeper = dekfile.DekKeeper(tmp_path, dek, None)
+    try:
+        keeper.want(KEY)
+        assert keeper.settled(10)
+        found = dekfile.read(tmp_path)
+        assert found is not None and found.locked
+        current, pending = found.keys(KEY)
+        assert current == dek and pending is not None and pending != dek
+        other = bytes(range(1, 33))
+        keeper.want(other)
+        assert keeper.settled(10)
+        found = dekfile.read(tmp_path)
+        assert found is not None and found.keys(other) == (dek, pending)
+        with pytest.raises(UnlockKeyError):
+            found.keys(KEY)
+        keeper.want(None)
+        assert keeper.settled(10)
+        found = dekfile.read(tmp_path)
+        assert found is not None and found.keys(None) == (dek, pending)
+    finally:
+        keeper.stop()
