@@ -615,24 +615,38 @@ class SwarmNode:
     def _keep_raft_key(self) -> None:
         """Follow the cluster object: autolock on wraps the Raft key under the
         unlock key, off keeps it in clear; a rotated key re-wraps it."""
-        assert self._dek is not None
+        assert self._dek is not None and self.raft is not None
         self.dek_keeper = dekfile.DekKeeper(
             self.config.state_dir, self._dek, self._dek_wrapped_under
         )
         keeper = self.dek_keeper
+        clusters = self.store.clusters()
 
-        def wish(cluster: Cluster) -> None:
+        def wish(cluster: Cluster) -> bytes | None:
             on = cluster.spec.autolock_managers and cluster.unlock_key
-            keeper.want(cluster.unlock_key if on else None)
+            return cluster.unlock_key if on else None
+
+        # Runs before the Raft actor applies anything: the store is the snapshot's.
+        replay = dekfile.ReplayFilter(
+            self.raft.core.commit_index,
+            self.raft.core.applied_index,
+            (wish(clusters[0]),) if clusters else None,
+        )
 
         def changed(batch: EventBatch) -> None:
-            for ev in batch.events:
-                if ev.kind == "cluster" and ev.op != "delete":
-                    wish(ev.obj)  # type: ignore[arg-type]
+            wishes = [
+                wish(ev.obj)  # type: ignore[arg-type]
+                for ev in batch.events
+                if ev.kind == "cluster" and ev.op != "delete"
+            ]
+            act = replay.batch(batch.index, wishes)
+            if act is not None:
+                keeper.want(act[0])
 
         self._unwatch_cluster = self.store.watch(changed)
-        for cluster in self.store.clusters():
-            wish(cluster)
+        first = replay.start()
+        if first is not None:
+            keeper.want(first[0])
 
     def _wait_to_lead(self) -> None:
         assert self.raft is not None

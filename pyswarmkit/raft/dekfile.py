@@ -219,3 +219,33 @@ class DekKeeper:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+
+# What the DEK file should be under: an unlock key, or None for in clear.
+Wish = tuple[bytes | None]
+
+
+class ReplayFilter:
+    """Of the wishes a manager's committed cluster objects make, those to act
+    on. The entries up to the commit index on disk at start replay history
+    this manager followed before: only the state they end in counts, so a
+    cluster object passing through "autolock off" on the way never puts the
+    key in clear on disk. Pure: fed each committed batch's index and wishes."""
+
+    def __init__(self, replay_to: int, applied: int, latest: Wish | None) -> None:
+        self.replay_to = replay_to
+        self.caught_up = applied >= replay_to
+        self.latest = latest
+
+    def start(self) -> Wish | None:
+        return self.latest if self.caught_up else None
+
+    def batch(self, index: int, wishes: list[bytes | None]) -> Wish | None:
+        if wishes:
+            self.latest = (wishes[-1],)
+        if self.caught_up:
+            return self.latest if wishes else None
+        if index >= self.replay_to:
+            self.caught_up = True
+            return self.latest
+        return None

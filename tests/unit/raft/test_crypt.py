@@ -325,3 +325,25 @@ def test_autolock_turning_on_draws_a_pending_key_a_rotation_keeps_it(tmp_path: P
         assert found is not None and found.keys(None) == (dek, pending)
     finally:
         keeper.stop()
+
+
+def test_replayed_history_is_not_acted_on_only_where_it_ends() -> None:
+    k1, k2 = b"1" * 32, b"2" * 32
+    replay = dekfile.ReplayFilter(replay_to=10, applied=0, latest=None)
+    assert replay.start() is None
+    # Old news: the cluster passed through "off" (None) and two keys.
+    assert replay.batch(1, [None]) is None
+    assert replay.batch(5, [k1]) is None
+    assert replay.batch(7, [None]) is None
+    assert replay.batch(9, [k2]) is None
+    # Caught up (an entry without a cluster change): where history ended.
+    assert replay.batch(10, []) == (k2,)
+    assert replay.batch(11, []) is None
+    assert replay.batch(12, [None]) == (None,)
+
+
+def test_with_nothing_to_replay_the_stores_state_counts_at_once() -> None:
+    k1 = b"1" * 32
+    assert dekfile.ReplayFilter(5, 5, (k1,)).start() == (k1,)
+    assert dekfile.ReplayFilter(5, 5, None).start() is None
+    assert dekfile.ReplayFilter(5, 3, (k1,)).start() is None
