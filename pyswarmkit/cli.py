@@ -1689,6 +1689,8 @@ def _cluster_text(c: Cluster) -> str:
         "Raft settings:",
         f"  Snapshot interval: {c.spec.raft.snapshot_interval}",
         f"  Log entries kept for slow followers: {c.spec.raft.log_entries_for_slow_followers}",
+        "Encryption settings:",
+        f"  Autolock managers: {str(c.spec.autolock_managers).lower()}",
     ]
     return "\n".join(lines)
 
@@ -1780,8 +1782,9 @@ def _unlock_command(key: str) -> str:
 
 @swarm_app.command("unlock")
 def swarm_unlock() -> None:
-    """Unlock a manager restarted under autolock: reads the unlock key (typed
-    without echo on a terminal, else from stdin)."""
+    """Unlock a manager restarted under autolock.
+
+    Reads the unlock key: typed without echo on a terminal, else from stdin."""
     from pyswarmkit.raft.crypt import UnlockKeyError, parse_unlock_key
 
     if sys.stdin.isatty():

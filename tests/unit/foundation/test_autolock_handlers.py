@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,3 +76,15 @@ def test_bad_requests_are_one_line() -> None:
         Handlers().handle(store, "cluster.update", {"ref": "default", "autolock": "yes"})
     with pytest.raises(InvalidArgument, match="'rotate' must be a bool"):
         Handlers().handle(store, "swarm.unlock_key", {"rotate": 1})
+
+
+def test_an_unlock_key_file_that_is_missing_or_malformed_is_one_line(tmp_path: Path) -> None:
+    from pyswarmkit.cli import _read_unlock_key
+
+    with pytest.raises(InvalidArgument, match=r"--unlock-key-file: cannot read .*missing"):
+        _read_unlock_key(tmp_path / "missing")
+    (tmp_path / "bad").write_text("hello\n")
+    with pytest.raises(InvalidArgument, match="invalid unlock key: it must start with SWMKEY-1-"):
+        _read_unlock_key(tmp_path / "bad")
+    (tmp_path / "good").write_text("SWMKEY-1-" + "A" * 43 + "\n")
+    assert _read_unlock_key(tmp_path / "good") == "SWMKEY-1-" + "A" * 43
