@@ -2,8 +2,9 @@
 
 All three cores run in this thread; messages go straight from one to the
 next. Clients propose 64-byte entries in batches; an entry counts once the
-leader has applied it (so a majority persisted it). The durable case gives
-each member its own WAL in a temporary directory with fsync on.
+leader has applied it (so a majority persisted it). The durable cases give
+each member its own WAL in a temporary directory with fsync on: in clear, and
+sealed (AES-GCM per record, as managers write it).
 
     python benchmarks/raft_core.py [--seconds 3] [--batch 2048] [--json]
 """
@@ -19,6 +20,7 @@ import time
 from collections import deque
 
 from pyswarmkit.raft.core import Config, RaftNode, Role
+from pyswarmkit.raft.crypt import Sealer, random_key
 from pyswarmkit.raft.durable import DurableStorage
 from pyswarmkit.raft.fs import OsFS
 from pyswarmkit.raft.messages import Message
@@ -122,6 +124,16 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix="raft-bench-")
+    try:
+        fs = OsFS(fsync=True)
+        sealed = run(
+            {i: DurableStorage(f"{tmp}/{i}", fs, sealer=Sealer(random_key())) for i in (1, 2, 3)},
+            args.seconds,
+            args.batch,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
     if args.json:
         print(
@@ -129,6 +141,7 @@ def main() -> None:
                 {
                     "memory_entries_per_s": round(memory["entries_per_s"]),
                     "durable_entries_per_s": round(durable["entries_per_s"]),
+                    "sealed_entries_per_s": round(sealed["entries_per_s"]),
                     "batch": args.batch,
                     "payload_bytes": PAYLOAD,
                     "durable_persists_per_s": round(durable["persists"] / durable["seconds"]),
@@ -138,7 +151,8 @@ def main() -> None:
         return
     print(f"3-member Raft cluster, {PAYLOAD}-byte proposals, batches of {args.batch}")
     print(f"{'case':<22}{'entries/s':>12}{'entries':>10}{'rounds':>8}{'persists':>10}")
-    for name, r in (("memory", memory), ("durable (fsync on)", durable)):
+    cases = (("memory", memory), ("durable (fsync on)", durable), ("durable, sealed", sealed))
+    for name, r in cases:
         print(
             f"{name:<22}{r['entries_per_s']:>12,.0f}{r['entries']:>10}"
             f"{r['rounds']:>8}{r['persists']:>10}"

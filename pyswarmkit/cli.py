@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import getpass
 import logging
 import os
 import signal
@@ -209,6 +210,13 @@ def swarmd(
             ":PORT means 127.0.0.1. Off by default."
         ),
     ] = None,
+    unlock_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file holding the swarm's unlock key (SWMKEY-1-...): a manager under "
+            "autolock starts unlocked."
+        ),
+    ] = None,
     cert_renewal_scale: Annotated[
         float, typer.Option(hidden=True, help="Testing only: scale certificate renewal delays.")
     ] = 1.0,
@@ -258,10 +266,15 @@ def swarmd(
         if listen_metrics is None
         else _hostport(listen_metrics, "--listen-metrics"),
         listen_web=None if listen_web is None else _web_address(listen_web),
+        unlock_key=None if unlock_key_file is None else _read_unlock_key(unlock_key_file),
     )
     node = SwarmNode(config)
     node.start()
-    if node.is_manager:
+    if node.locked:
+        logging.getLogger("swarmd").warning(
+            "node %s is locked; control socket %s", node.node_id, os.path.abspath(socket_path)
+        )
+    elif node.is_manager:
         logging.getLogger("swarmd").info(
             "node %s is up; control socket %s", node.node_id, os.path.abspath(socket_path)
         )
@@ -275,6 +288,22 @@ def swarmd(
         node.stop()
     if node.failure:
         raise Internal(node.failure)
+
+
+def _read_unlock_key(path: Path) -> str:
+    from pyswarmkit.raft.crypt import UnlockKeyError, parse_unlock_key
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(
+            f"--unlock-key-file: cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    try:
+        parse_unlock_key(text)
+    except UnlockKeyError as exc:
+        raise InvalidArgument(f"--unlock-key-file {path}: {exc}") from None
+    return text.strip()
 
 
 def _web_address(value: str) -> str:
@@ -1789,6 +1818,8 @@ def _cluster_text(c: Cluster) -> str:
         "Raft settings:",
         f"  Snapshot interval: {c.spec.raft.snapshot_interval}",
         f"  Log entries kept for slow followers: {c.spec.raft.log_entries_for_slow_followers}",
+        "Encryption settings:",
+        f"  Autolock managers: {str(c.spec.autolock_managers).lower()}",
     ]
     return "\n".join(lines)
 
@@ -1815,9 +1846,19 @@ def cluster_update(
     snapshot_interval: Annotated[
         int | None, typer.Option(help="Raft log entries between snapshots of the store.")
     ] = None,
+    autolock: Annotated[
+        str | None,
+        typer.Option(
+            metavar="BOOL",
+            help="true: managers keep their Raft key locked under an unlock key (printed), "
+            "so a restarted manager needs swarmctl swarm unlock; false: turn it off.",
+        ),
+    ] = None,
 ) -> None:
     """Change the cluster's settings or rotate a join token."""
     body: dict[str, Any] = {"ref": cluster}
+    if autolock is not None:
+        body["autolock"] = _autolock_flag(autolock)
     if cert_expiry is not None:
         body["cert_expiry"] = units.parse_duration(cert_expiry, "--cert-expiry")
     if heartbeat_period is not None:
@@ -1835,10 +1876,77 @@ def cluster_update(
     if len(body) == 2 and not body["rotate"]:
         raise InvalidArgument(
             "nothing to change: give --cert-expiry, --heartbeat-period, "
-            "--task-history-limit, --snapshot-interval or --rotate-join-token"
+            "--task-history-limit, --snapshot-interval, --autolock or --rotate-join-token"
         )
-    STATE.call("cluster.update", body)
-    _echo(cluster)
+    result = STATE.call("cluster.update", body)
+    if autolock is None:
+        _echo(cluster)
+        return
+    _echo("Swarm updated.")
+    if result.get("unlock_key"):
+        _echo(_unlock_command(result["unlock_key"]))
+
+
+# --- swarm: autolock ------------------------------------------------------------
+
+swarm_app = _app("Unlock a locked manager; show or rotate the unlock key.")
+swarmctl_app.add_typer(swarm_app, name="swarm")
+
+
+def _autolock_flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidArgument(f"invalid --autolock {text!r}: choose true or false")
+    return value in ("true", "1")
+
+
+def _unlock_command(key: str) -> str:
+    return (
+        "To unlock a swarm manager after it restarts, run the `swarmctl swarm unlock`\n"
+        f"command and provide the following key:\n\n    {key}\n\n"
+        "Please remember to store this key in a password manager, since without it you\n"
+        "will not be able to restart the manager."
+    )
+
+
+@swarm_app.command("unlock")
+def swarm_unlock() -> None:
+    """Unlock a manager restarted under autolock.
+
+    Reads the unlock key: typed without echo on a terminal, else from stdin."""
+    from pyswarmkit.raft.crypt import UnlockKeyError, parse_unlock_key
+
+    if sys.stdin.isatty():
+        text = getpass.getpass("Please enter unlock key: ")
+    else:
+        text = sys.stdin.readline()
+    try:
+        parse_unlock_key(text)
+    except UnlockKeyError as exc:
+        raise InvalidArgument(str(exc)) from None
+    # The manager answers once it has loaded its state and runs: allow for an election.
+    client = STATE.client(timeout=90.0)
+    try:
+        client.call("swarm.unlock", {"unlock_key": text.strip()})
+    finally:
+        client.close()
+
+
+@swarm_app.command("unlock-key")
+def swarm_unlock_key(
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Replace the key; the old one stops working.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
+) -> None:
+    """Show the managers' unlock key (autolock on), or rotate it."""
+    key = STATE.call("swarm.unlock_key", {"rotate": rotate})["unlock_key"]
+    if quiet:
+        _echo(key)
+        return
+    if rotate:
+        _echo("Successfully rotated manager unlock key.\n")
+    _echo(_unlock_command(key))
 
 
 # --- entry points -------------------------------------------------------------

@@ -21,7 +21,7 @@ import zmq
 from pyswarmkit import clock, network
 from pyswarmkit.actors.agent import AgentActor
 from pyswarmkit.actors.ca import CAActor
-from pyswarmkit.actors.control import ControlActor, answer, failed
+from pyswarmkit.actors.control import ControlActor, answer, failed, ok
 from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
 from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
@@ -58,7 +58,9 @@ from pyswarmkit.executor.sim import SimExecutor
 from pyswarmkit.membership import raft_id_of
 from pyswarmkit.metrics import Metrics, MetricsServer, NodeView
 from pyswarmkit.raft import Config as RaftCoreConfig
-from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError
+from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError, dekfile
+from pyswarmkit.raft.crypt import Sealer, UnlockKeyError, parse_unlock_key
+from pyswarmkit.raft.dekfile import DekKeeper
 from pyswarmkit.store.entries import EntryError
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 from pyswarmkit.store.proposer import LocalProposer, Proposer
@@ -84,6 +86,8 @@ TICKED = ("raft", "orchestrator", "scheduler", "dispatcher", "agent", "executor"
 LEAD_TIMEOUT = 60.0
 # A manager restarted with less validity left than this on its certificate gets a new one.
 MIN_CERT_LEFT = 3600.0
+# What a locked manager answers to every request but swarm.unlock.
+LOCKED = "swarm is locked: unlock it with swarmctl swarm unlock"
 
 
 @dataclass(slots=True)
@@ -133,6 +137,9 @@ class NodeConfig:
     listen_metrics: str | None = None
     # HOST:PORT where the read-only web view is served over HTTP; None: not served.
     listen_web: str | None = None
+    # The swarm's unlock key (SWMKEY-1-...) for a manager under autolock; None:
+    # a locked manager waits for ``swarmctl swarm unlock``.
+    unlock_key: str | None = None
 
 
 def save_node_id(state_dir: Path, node_id: str) -> None:
@@ -327,6 +334,16 @@ class SwarmNode:
         self._leader_lock = threading.Lock()
         self._stop_lock = threading.Lock()
         self._stopping = False
+        # Encryption at rest (a manager): its Raft key, kept on disk as autolock says.
+        self.locked = False
+        self._dek: bytes | None = None
+        # A new key the Raft log moves to as it opens (drawn when autolock turned on).
+        self._pending_dek: bytes | None = None
+        self._dek_wrapped_under: bytes | None = None
+        self.dek_keeper: DekKeeper | None = None
+        self._unwatch_cluster: Any = None
+        self._unlock_lock = threading.Lock()
+        self._unlocking = False
 
     def _join_or_resume(self) -> None:
         """A worker that joined before resumes with its saved identity; one
@@ -427,6 +444,14 @@ class SwarmNode:
                 self.config.listen_web, lambda: self.store if self.raft is not None else None
             )
             log.info("web view on http://%s/", self._web_server.address)
+        if self.is_manager and not self._load_raft_key():
+            self._serve_locked()
+            return
+        self._start_node()
+
+    def _start_node(self) -> None:
+        """Everything but the metrics and web servers; a locked manager does
+        this once it is unlocked."""
         if self.is_manager:
             self._open_raft()
             assert self.raft is not None
@@ -459,7 +484,7 @@ class SwarmNode:
         )
         if self.identity is not None and isinstance(self.bus, ZmqBus):
             self.supervisor.start_group("renewer", [("renewer", self._renewer_actor)])
-        if self.config.control_socket and self.is_manager:
+        if self.config.control_socket and self.is_manager and self.control_server is None:
             self.control_server = ControlServer(self.config.control_socket, self._to_control)
             self.control_server.start()
         self.ticker = Ticker(self.registry, TICKED, self.config.tick_interval)
@@ -484,7 +509,7 @@ class SwarmNode:
                     "swarm state to start a new cluster from"
                 )
             try:
-                force_new_cluster(raft_dir, raft_id_of(self.node_id))
+                force_new_cluster(raft_dir, raft_id_of(self.node_id), self._sealer())
             except (WalCorruptError, SnapshotCorruptError, EntryError) as exc:
                 raise FailedPrecondition(str(exc)) from None
         try:
@@ -496,6 +521,8 @@ class SwarmNode:
                 founder=not self.joined,
                 config=raft_config,
                 on_leading=self._leadership_changed,
+                sealer=self._sealer(),
+                rewrite_log=self._pending_dek is not None,
             )
         except (WalCorruptError, SnapshotCorruptError) as exc:
             # Starting would lose committed state: stop, saying where the damage is.
@@ -503,6 +530,123 @@ class SwarmNode:
         except EntryError as exc:
             raise FailedPrecondition(f"{raft_dir}: {exc}; refusing to start") from None
         self.proposer = RaftProposer(self.registry)
+        if self._pending_dek is not None:
+            # The log is under the new key now: it becomes the only one.
+            dekfile.write(config.state_dir, self._pending_dek, self._dek_wrapped_under)
+            self._dek, self._pending_dek = self._pending_dek, None
+            log.info("raft log moved to a new key")
+        self._keep_raft_key()
+
+    # --- encryption at rest and autolock ----------------------------------------
+
+    def _sealer(self) -> Sealer:
+        assert self._dek is not None
+        if self._pending_dek is not None:
+            return Sealer(self._pending_dek, also_opens=(self._dek,))
+        return Sealer(self._dek)
+
+    def _load_raft_key(self) -> bool:
+        """Read this manager's Raft key (made if it has none); False when
+        autolock wraps it and no unlock key was given: the node is locked."""
+        state_dir = self.config.state_dir
+        try:
+            found = dekfile.load_or_create(state_dir)
+        except dekfile.DekFileError as exc:
+            raise FailedPrecondition(str(exc)) from None
+        if not found.locked:
+            self._dek, self._pending_dek = found.keys(None)
+            return True
+        if self.config.unlock_key is None:
+            return False
+        try:
+            key = parse_unlock_key(self.config.unlock_key)
+            self._dek, self._pending_dek = found.keys(key)
+        except UnlockKeyError as exc:
+            raise InvalidArgument(f"--unlock-key-file: {exc}") from None
+        self._dek_wrapped_under = key
+        return True
+
+    def _serve_locked(self) -> None:
+        """Autolock: without the key, serve only ``swarm.unlock``."""
+        self.locked = True
+        log.warning("%s; this manager waits for its unlock key", LOCKED)
+        if self.config.control_socket:
+            self.control_server = ControlServer(self.config.control_socket, self._to_control)
+            self.control_server.start()
+
+    def _unlock(self, req: ControlRequest) -> None:
+        """``swarm.unlock``: check the key against the wrapped Raft key, then
+        start the rest of the node (on a thread of its own: this is the control
+        socket's I/O thread) and answer once it runs."""
+        with self._unlock_lock:
+            if not self.locked or self._unlocking:
+                answer(req, failed(FailedPrecondition("swarm is not locked")))
+                return
+            try:
+                text = req.body.get("unlock_key") if isinstance(req.body, dict) else None
+                if not isinstance(text, str):
+                    raise UnlockKeyError("request field 'unlock_key' must be a str")
+                key = parse_unlock_key(text)
+                found = dekfile.read(self.config.state_dir)
+                if found is None:
+                    raise UnlockKeyError(f"{dekfile.dek_path(self.config.state_dir)} is missing")
+                self._dek, self._pending_dek = found.keys(key)
+            except (UnlockKeyError, dekfile.DekFileError) as exc:
+                answer(req, failed(InvalidArgument(str(exc))))
+                return
+            self._dek_wrapped_under = key
+            self._unlocking = True
+        threading.Thread(
+            target=self._finish_unlock, args=(req,), name="unlock", daemon=True
+        ).start()
+
+    def _finish_unlock(self, req: ControlRequest) -> None:
+        try:
+            self._start_node()
+        except Exception as exc:
+            message = f"unlocked, but the manager could not start: {exc}"
+            answer(req, failed(FailedPrecondition(message)))
+            self._fatal(message)
+            return
+        self.locked = False
+        log.info("swarm unlocked: node %s started", self.node_id)
+        answer(req, ok({}))
+
+    def _keep_raft_key(self) -> None:
+        """Follow the cluster object: autolock on wraps the Raft key under the
+        unlock key, off keeps it in clear; a rotated key re-wraps it."""
+        assert self._dek is not None and self.raft is not None
+        self.dek_keeper = dekfile.DekKeeper(
+            self.config.state_dir, self._dek, self._dek_wrapped_under
+        )
+        keeper = self.dek_keeper
+        clusters = self.store.clusters()
+
+        def wish(cluster: Cluster) -> bytes | None:
+            on = cluster.spec.autolock_managers and cluster.unlock_key
+            return cluster.unlock_key if on else None
+
+        # Runs before the Raft actor applies anything: the store is the snapshot's.
+        replay = dekfile.ReplayFilter(
+            self.raft.core.commit_index,
+            self.raft.core.applied_index,
+            (wish(clusters[0]),) if clusters else None,
+        )
+
+        def changed(batch: EventBatch) -> None:
+            wishes = [
+                wish(ev.obj)  # type: ignore[arg-type]
+                for ev in batch.events
+                if ev.kind == "cluster" and ev.op != "delete"
+            ]
+            act = replay.batch(batch.index, wishes)
+            if act is not None:
+                keeper.want(act[0])
+
+        self._unwatch_cluster = self.store.watch(changed)
+        first = replay.start()
+        if first is not None:
+            keeper.want(first[0])
 
     def _wait_to_lead(self) -> None:
         assert self.raft is not None
@@ -810,6 +954,12 @@ class SwarmNode:
         }
 
     def _to_control(self, req: ControlRequest) -> None:
+        if req.method == "swarm.unlock":
+            self._unlock(req)
+            return
+        if self.locked:
+            answer(req, failed(FailedPrecondition(LOCKED)))
+            return
         if not self.registry.tell("control", req):
             answer(req, failed(Unavailable("the control service is restarting: try again")))
 
@@ -982,6 +1132,10 @@ class SwarmNode:
             self.raft.close()
         if self._unwatch is not None:
             self._unwatch()
+        if self._unwatch_cluster is not None:
+            self._unwatch_cluster()
+        if self.dek_keeper is not None:
+            self.dek_keeper.stop()
         self.bus.detach(self.node_id)
         if isinstance(self.bus, ZmqBus):
             self.bus.stop()

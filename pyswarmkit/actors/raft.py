@@ -61,6 +61,7 @@ from pyswarmkit.raft import (
     from_wire,
     to_wire,
 )
+from pyswarmkit.raft.crypt import Sealer
 from pyswarmkit.raft.parts import CHUNK, Assembler, split
 from pyswarmkit.store.entries import (
     EntryError,
@@ -146,10 +147,14 @@ class RaftMember:
         snapshot_interval: int = 10_000,
         config: Config | None = None,
         on_leading: Callable[[bool], None] | None = None,
+        sealer: Sealer | None = None,
+        rewrite_log: bool = False,
     ) -> None:
         self.node_id = node_id
         self.raft_id = raft_id_of(node_id)
-        self.storage = DurableStorage(str(raft_dir))
+        # With a sealer (the manager's Raft key) the log is encrypted at rest;
+        # rewrite_log moves all of it to the sealer's key as it opens.
+        self.storage = DurableStorage(str(raft_dir), sealer=sealer, rewrite=rewrite_log)
         torn = self.storage.recovery.torn_tail
         if torn is not None:
             log.warning(

@@ -360,6 +360,9 @@ class ClusterSpec(Object, frozen=True):
     dispatcher: DispatcherConfig = DispatcherConfig()
     ca: CAConfig = CAConfig()
     raft: RaftConfig = RaftConfig()
+    # Autolock: every manager keeps its Raft key wrapped under the cluster's
+    # unlock key, so a restarted manager starts locked until given the key.
+    autolock_managers: bool = False
 
 
 class JoinTokens(Object, frozen=True):
@@ -390,6 +393,9 @@ class Cluster(Object, frozen=True):
     meta: Meta = Meta()
     root_ca: RootCA = RootCA()
     server_key: CurveKeyPair = CurveKeyPair()
+    # The managers' unlock key (32 bytes) while autolock is on; empty otherwise.
+    # A secret: control replies redact it (swarm.unlock_key shows it).
+    unlock_key: bytes = b""
 
     @property
     def name(self) -> str:

@@ -159,9 +159,11 @@ def forget_previous_key(node: Node) -> Node | None:
 
 
 def redacted(cluster: Cluster) -> Cluster:
-    """The cluster as a control reply may show it: no CA key, no server secret."""
+    """The cluster as a control reply may show it: no CA key, no server secret,
+    no unlock key."""
     return replace(
         cluster,
         root_ca=replace(cluster.root_ca, key_pem=b""),
         server_key=replace(cluster.server_key, secret=b""),
+        unlock_key=b"",
     )

@@ -7,6 +7,7 @@ cannot race), and ``result`` turns the committed batch into the reply.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.units import MAX_DURATION, check_heartbeat_period
 from pyswarmkit.control.validate import validate_service_spec
 from pyswarmkit.orchestrator.update import with_spec
+from pyswarmkit.raft import crypt
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 V = TypeVar("V")
@@ -204,6 +206,7 @@ class Handlers:
             "cluster.list": self.cluster_list,
             "cluster.inspect": self.cluster_inspect,
             "cluster.update": self.cluster_update,
+            "swarm.unlock_key": self.swarm_unlock_key,
         }
 
     def handle(self, store: MemoryStore, method: str, body: dict[str, Any]) -> Outcome:
@@ -411,13 +414,46 @@ class Handlers:
         ref = _arg(body, "ref", str)
         edit = ClusterEdit.from_body(body)
         _cluster(store, ref)  # an unknown name fails before anything is written
+        # The key a cluster gets if this update turns autolock on.
+        edit = dataclasses.replace(edit, new_unlock_key=crypt.random_key())
+        after: list[Cluster] = []
 
         def build(st: MemoryStore) -> list[Change]:
             current = _cluster(st, ref)
             updated = edit.apply(current)
+            after[:] = [updated]
             return [] if updated == current else [Change("update", updated)]
 
-        return Write(build, lambda _: {})
+        def result(_: EventBatch | None) -> dict[str, Any]:
+            if edit.autolock and after and after[0].unlock_key:
+                return {"unlock_key": crypt.format_unlock_key(after[0].unlock_key)}
+            return {}
+
+        return Write(build, result)
+
+    # --- autolock: the managers' unlock key ---------------------------------------
+
+    def swarm_unlock_key(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        """The unlock key (``rotate``: a new one; each manager re-wraps its
+        Raft key under it as the cluster object reaches it)."""
+        rotate = body.get("rotate", False)
+        if not isinstance(rotate, bool):
+            raise InvalidArgument("request field 'rotate' must be a bool")
+        ref = _only_cluster(store).id
+        if not rotate:
+            key = _only_cluster(store).unlock_key
+            if not key:
+                raise FailedPrecondition("no unlock key is set: autolock is off")
+            return Reply({"unlock_key": crypt.format_unlock_key(key)})
+        new_key = crypt.random_key()
+
+        def build(st: MemoryStore) -> list[Change]:
+            current = _cluster(st, ref)
+            if not current.spec.autolock_managers:
+                raise FailedPrecondition("cannot rotate because autolock is not turned on")
+            return [Change("update", replace(current, unlock_key=new_key))]
+
+        return Write(build, lambda _: {"unlock_key": crypt.format_unlock_key(new_key)})
 
 
 PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
@@ -467,6 +503,13 @@ def _deleted_node(batch: EventBatch | None) -> str:
     return next((ev.obj.id for ev in batch.events if ev.kind == "node"), "")
 
 
+def _only_cluster(store: MemoryStore) -> Cluster:
+    clusters = store.clusters()
+    if not clusters:
+        raise NotFound("the swarm has no cluster object yet: is the manager still starting?")
+    return clusters[0]
+
+
 def _cluster(store: MemoryStore, ref: str) -> Cluster:
     clusters = store.clusters()
     if not clusters:
@@ -484,6 +527,9 @@ class ClusterEdit:
     task_history: int | None = None
     rotate: tuple[str, ...] = ()
     snapshot_interval: int | None = None
+    autolock: bool | None = None
+    # Given to the cluster when autolock turns on (drawn by the caller: apply is pure).
+    new_unlock_key: bytes = b""
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ClusterEdit:
@@ -509,7 +555,12 @@ class ClusterEdit:
             raise InvalidArgument(
                 f"--snapshot-interval must be between 1 and {MAX_SNAPSHOT_INTERVAL}, not {interval}"
             )
-        return cls(cert_expiry, heartbeat, history, tuple(dict.fromkeys(rotate)), interval)
+        autolock = body.get("autolock")
+        if autolock is not None and not isinstance(autolock, bool):
+            raise InvalidArgument("--autolock takes true or false")
+        return cls(
+            cert_expiry, heartbeat, history, tuple(dict.fromkeys(rotate)), interval, autolock
+        )
 
     def apply(self, cluster: Cluster) -> Cluster:
         spec = cluster.spec
@@ -526,6 +577,15 @@ class ClusterEdit:
         if self.snapshot_interval is not None:
             raft = replace(spec.raft, snapshot_interval=self.snapshot_interval)
             spec = replace(spec, raft=raft)
+        unlock_key = cluster.unlock_key
+        if self.autolock is not None:
+            spec = replace(spec, autolock_managers=self.autolock)
+            if not self.autolock:
+                unlock_key = b""
+            elif not unlock_key:
+                if len(self.new_unlock_key) != crypt.KEY_SIZE:
+                    raise InvalidArgument("autolock needs a new unlock key of 32 bytes")
+                unlock_key = self.new_unlock_key
         tokens = cluster.join_tokens
         for which in self.rotate:
             if not cluster.server_key.public:
@@ -533,7 +593,7 @@ class ClusterEdit:
                     "this swarm has no join tokens: its manager was started without a remote API"
                 )
             tokens = rotate(tokens, which, cluster.server_key.public)
-        return replace(cluster, spec=spec, join_tokens=tokens)
+        return replace(cluster, spec=spec, join_tokens=tokens, unlock_key=unlock_key)
 
 
 def _opt(body: dict[str, Any], name: str, kind: type[V]) -> V | None:

@@ -7,6 +7,14 @@ Writes are grouped: `save()` only queues records; `sync()` writes them with
 one write and one fsync, so a Ready of many entries costs one fsync. A
 snapshot file counts only once a WAL record names it, so a crash between the
 two leaves the previous, consistent state.
+
+Given a `Sealer`, every record and snapshot file is written encrypted (see
+wal.py). A log written in clear before that (or by a member without a key)
+still opens, and is rewritten sealed as it opens (so is any log opened with
+`rewrite=True`, to move it to a new key): the snapshot file first
+(replaced atomically), then the whole live log as one new segment under a
+temporary name, renamed into place before the old segments are removed, so a
+crash at any point leaves a log that opens to the same state.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import NamedTuple
 
 import msgpack
 
+from .crypt import DecryptError, Sealer
 from .fs import AppendFile, FileSystem, OsFS
 from .messages import EMPTY_HARD_STATE, ConfState, Entry, HardState, Snapshot
 from .storage import LoadedState
@@ -27,6 +36,7 @@ from .wal import (
     REC_ENTRIES,
     REC_HARD_STATE,
     REC_SNAPSHOT,
+    SEALED,
     TornTail,
     WalCorruptError,
     decode_entries,
@@ -35,6 +45,7 @@ from .wal import (
     encode_entries,
     encode_hard_state,
     encode_snapshot_marker,
+    open_record,
     parse_segment_name,
     scan,
     segment_name,
@@ -44,6 +55,8 @@ log = logging.getLogger(__name__)
 
 SNAP_SUFFIX = ".snap"
 _SNAP_MAGIC = b"PSKSNAP1"
+_SNAP_MAGIC_SEALED = b"PSKSNAP2"  # the body is sealed under the member's key
+_SNAP_AD = b"snapshot"
 _SNAP_HEADER = struct.Struct("<8sI")
 
 
@@ -76,22 +89,36 @@ def _parse_snap_name(name: str) -> tuple[int, int] | None:
         return None
 
 
-def encode_snapshot(snap: Snapshot) -> bytes:
+def encode_snapshot(snap: Snapshot, sealer: Sealer | None = None) -> bytes:
     body: bytes = msgpack.packb(
         [snap.index, snap.term, list(snap.conf.voters), list(snap.conf.learners), snap.data]
     )
-    return _SNAP_HEADER.pack(_SNAP_MAGIC, zlib.crc32(body)) + body
+    magic = _SNAP_MAGIC
+    if sealer is not None:
+        body, magic = sealer.seal(body, _SNAP_AD), _SNAP_MAGIC_SEALED
+    return _SNAP_HEADER.pack(magic, zlib.crc32(body)) + body
 
 
-def decode_snapshot(path: str, data: bytes) -> Snapshot:
+def snapshot_is_sealed(data: bytes) -> bool:
+    return data[: len(_SNAP_MAGIC_SEALED)] == _SNAP_MAGIC_SEALED
+
+
+def decode_snapshot(path: str, data: bytes, sealer: Sealer | None = None) -> Snapshot:
     if len(data) < _SNAP_HEADER.size:
         raise SnapshotCorruptError(path, "file too short")
     magic, crc = _SNAP_HEADER.unpack_from(data)
     body = data[_SNAP_HEADER.size :]
-    if magic != _SNAP_MAGIC:
+    if magic not in (_SNAP_MAGIC, _SNAP_MAGIC_SEALED):
         raise SnapshotCorruptError(path, "not a snapshot file")
     if zlib.crc32(body) != crc:
         raise SnapshotCorruptError(path, "checksum mismatch")
+    if magic == _SNAP_MAGIC_SEALED:
+        if sealer is None:
+            raise SnapshotCorruptError(path, "encrypted, and no key to open it")
+        try:
+            body = sealer.open(body, _SNAP_AD)
+        except DecryptError as exc:
+            raise SnapshotCorruptError(path, f"encrypted snapshot {exc}") from None
     try:
         index, term, voters, learners, payload = msgpack.unpackb(body)
         return Snapshot(index, term, ConfState(tuple(voters), tuple(learners)), payload)
@@ -114,8 +141,13 @@ class DurableStorage:
         fs: FileSystem | None = None,
         segment_bytes: int = 64 << 20,
         keep_snapshots: int = 2,
+        sealer: Sealer | None = None,
+        rewrite: bool = False,
     ) -> None:
         self.fs: FileSystem = fs if fs is not None else OsFS()
+        self._sealer = sealer
+        # Set by recovery: something on disk was written in clear.
+        self._found_plain = False
         self.path = path
         self._wal_dir = os.path.join(path, "wal")
         self._snap_dir = os.path.join(path, "snap")
@@ -135,6 +167,10 @@ class DurableStorage:
             self._last_index = state.entries[-1].index
         else:
             self._last_index = state.snapshot.index if state.snapshot else 0
+        self.resealed = False
+        if sealer is not None and (self._found_plain or rewrite):
+            self._reseal(state)
+            self.resealed = True
         if self._segments:
             self._file: AppendFile = self.fs.open_append(self._segments[-1].path)
             self._seg_size = self._recovered_tail_size
@@ -157,14 +193,16 @@ class DurableStorage:
     ) -> None:
         if snapshot is not None:
             self._write_snapshot_file(snapshot)
-            self._pending.append(encode_snapshot_marker(snapshot.index, snapshot.term, True))
+            self._pending.append(
+                encode_snapshot_marker(snapshot.index, snapshot.term, True, self._sealer)
+            )
             self._snap = snapshot
             self._last_index = snapshot.index
         if entries:
-            self._pending.extend(encode_entries(entries))
+            self._pending.extend(encode_entries(entries, self._sealer))
             self._last_index = entries[-1].index
         if hard_state is not None:
-            self._pending.append(encode_hard_state(hard_state))
+            self._pending.append(encode_hard_state(hard_state, self._sealer))
             self._hs = hard_state
 
     def flush(self) -> None:
@@ -188,7 +226,9 @@ class DurableStorage:
         if self._snap is not None and snapshot.index <= self._snap.index:
             return
         self._write_snapshot_file(snapshot)
-        self._pending.append(encode_snapshot_marker(snapshot.index, snapshot.term, False))
+        self._pending.append(
+            encode_snapshot_marker(snapshot.index, snapshot.term, False, self._sealer)
+        )
         self._snap = snapshot
         self.sync()
         self._prune_snapshots()
@@ -227,9 +267,11 @@ class DurableStorage:
         self._segments.append(_Segment(seq, self._last_index + 1, path))
         # Each segment restates the hard state and snapshot, so older segments
         # can be deleted without losing them.
-        header = [encode_hard_state(self._hs)]
+        header = [encode_hard_state(self._hs, self._sealer)]
         if self._snap is not None:
-            header.append(encode_snapshot_marker(self._snap.index, self._snap.term, False))
+            header.append(
+                encode_snapshot_marker(self._snap.index, self._snap.term, False, self._sealer)
+            )
         data = b"".join(header)
         self._file.write(data)
         self._file.sync()
@@ -241,7 +283,7 @@ class DurableStorage:
         if os.path.basename(tmp) in self.fs.listdir(self._snap_dir):
             self.fs.remove(tmp)
         f = self.fs.open_append(tmp)
-        f.write(encode_snapshot(snap))
+        f.write(encode_snapshot(snap, self._sealer))
         f.sync()
         f.close()
         self.fs.rename(tmp, final)
@@ -263,11 +305,43 @@ class DurableStorage:
         for _, _, path in older[: -self._keep_snapshots]:
             self.fs.remove(path)
 
+    def _reseal(self, state: LoadedState) -> None:
+        """Rewrite the live state sealed under the sealer's key: what recovery
+        found in clear, or all of it when moving to a new key (module doc)."""
+        fs, sealer, snap = self.fs, self._sealer, state.snapshot
+        for index, term, path in self._snap_files():
+            if snap is not None and (index, term) == (snap.index, snap.term):
+                self._write_snapshot_file(snap)  # same name: replaced atomically
+            else:
+                fs.remove(path)  # unused once the log names only the current one
+        fs.sync_dir(self._snap_dir)
+        first = state.entries[0].index if state.entries else self._last_index + 1
+        seq = self._segments[-1].seq + 1 if self._segments else 0
+        final = os.path.join(self._wal_dir, segment_name(seq, first))
+        records = [encode_hard_state(state.hard_state, sealer)]
+        if snap is not None:
+            records.append(encode_snapshot_marker(snap.index, snap.term, False, sealer))
+        records.extend(encode_entries(state.entries, sealer))
+        data = b"".join(records)
+        f = fs.open_append(final + ".tmp")
+        f.write(data)
+        f.sync()
+        f.close()
+        fs.rename(final + ".tmp", final)
+        fs.sync_dir(self._wal_dir)
+        for seg in self._segments:
+            fs.remove(seg.path)
+        fs.sync_dir(self._wal_dir)
+        self._segments = [_Segment(seq, first, final)]
+        self._recovered_tail_size = len(data)
+        log.info("raft log at %s rewritten, encrypted under its current key", self.path)
+
     def _recover(self) -> tuple[LoadedState, RecoveryReport]:
         fs = self.fs
-        for name in fs.listdir(self._snap_dir):
-            if name.endswith(".tmp"):
-                fs.remove(os.path.join(self._snap_dir, name))
+        for d in (self._snap_dir, self._wal_dir):
+            for name in fs.listdir(d):
+                if name.endswith(".tmp"):
+                    fs.remove(os.path.join(d, name))
         segs = []
         for name in fs.listdir(self._wal_dir):
             parsed = parse_segment_name(name)
@@ -283,9 +357,12 @@ class DurableStorage:
             data = fs.read(seg.path)
             records, seg_torn = scan(seg.path, data, is_last=k == len(segs) - 1)
             for rec in records:
+                if not rec.type & SEALED:
+                    self._found_plain = True
+                rtype, payload = open_record(seg.path, rec, self._sealer)
                 try:
-                    if rec.type == REC_ENTRIES:
-                        new = decode_entries(rec.payload)
+                    if rtype == REC_ENTRIES:
+                        new = decode_entries(payload)
                         if not new:
                             continue
                         first = new[0].index
@@ -300,15 +377,15 @@ class DurableStorage:
                         else:
                             del ents[first - base - 1 :]
                             ents.extend(new)
-                    elif rec.type == REC_HARD_STATE:
-                        hs = decode_hard_state(rec.payload)
-                    elif rec.type == REC_SNAPSHOT:
-                        index, term, reset = decode_snapshot_marker(rec.payload)
+                    elif rtype == REC_HARD_STATE:
+                        hs = decode_hard_state(payload)
+                    elif rtype == REC_SNAPSHOT:
+                        index, term, reset = decode_snapshot_marker(payload)
                         markers.add((index, term))
                         if reset:
                             base, ents = index, []
                     else:
-                        raise WalCorruptError(seg.path, rec.offset, f"unknown record {rec.type}")
+                        raise WalCorruptError(seg.path, rec.offset, f"unknown record {rtype}")
                 except (ValueError, TypeError, struct.error, msgpack.UnpackException) as e:
                     raise WalCorruptError(seg.path, rec.offset, f"undecodable record: {e}") from e
             self._recovered_tail_size = len(data)
@@ -327,7 +404,10 @@ class DurableStorage:
         snap: Snapshot | None = None
         for index, term, path in reversed(self._snap_files()):
             if (index, term) in markers:
-                snap = decode_snapshot(path, fs.read(path))
+                raw = fs.read(path)
+                if not snapshot_is_sealed(raw):
+                    self._found_plain = True
+                snap = decode_snapshot(path, raw, self._sealer)
                 if (snap.index, snap.term) != (index, term):
                     raise SnapshotCorruptError(path, "contents do not match its name")
                 break

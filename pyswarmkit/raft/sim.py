@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from .core import Config, ProposalDropped, RaftNode, Ready, Role
+from .crypt import Sealer
 from .durable import DurableStorage
 from .fs import MemFS
 from .messages import (
@@ -137,6 +138,7 @@ class SimNode:
     crash_countdown: int = 0  # Readies to persist before it does
     # index -> (term, data) proposed here while leader, not yet applied
     proposals: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    starts: int = 0  # how many times its storage was opened
 
     @property
     def up(self) -> bool:
@@ -207,7 +209,13 @@ class Cluster:
         return node
 
     def _start(self, node: SimNode) -> None:
-        storage = DurableStorage(f"/data/{node.id}", node.fs, segment_bytes=self.p.segment_bytes)
+        # Odd members encrypt their log from their first restart on: the rewrite
+        # of a log written in clear, then sealed records, under the same faults.
+        sealer = Sealer(bytes([node.id % 256]) * 32) if node.id % 2 and node.starts else None
+        node.starts += 1
+        storage = DurableStorage(
+            f"/data/{node.id}", node.fs, segment_bytes=self.p.segment_bytes, sealer=sealer
+        )
         if storage.recovery.torn_tail is not None:
             self.stats["torn"] += 1
         core = RaftNode(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pyswarmkit import clock
 from pyswarmkit.raft import ConfState, DurableStorage, HardState, Snapshot
+from pyswarmkit.raft.crypt import Sealer
 from pyswarmkit.store.entries import encode_snapshot
 from pyswarmkit.store.memory import MemoryStore
 from pyswarmkit.store.replicated import ReplicatedStore
@@ -40,16 +41,17 @@ def committed_store(storage: DurableStorage) -> tuple[MemoryStore, int, int, Har
     return replica.store, index, term, state.hard_state
 
 
-def force_new_cluster(raft_dir: Path, raft_id: int) -> Path:
+def force_new_cluster(raft_dir: Path, raft_id: int, sealer: Sealer | None = None) -> Path:
     """Rewrite the Raft state under ``raft_dir`` as a cluster of ``raft_id``
-    alone; returns where the old state was moved."""
-    old = DurableStorage(str(raft_dir))
+    alone; returns where the old state was moved. ``sealer``: the manager's
+    Raft key, which reads the old log and seals the new one."""
+    old = DurableStorage(str(raft_dir), sealer=sealer)
     store, index, term, hard = committed_store(old)
     old.close()
     stamp = int(clock.wall())
     kept = raft_dir.with_name(f"{raft_dir.name}.before-force-new-cluster-{stamp}")
     os.rename(raft_dir, kept)
-    fresh = DurableStorage(str(raft_dir))
+    fresh = DurableStorage(str(raft_dir), sealer=sealer)
     store_index, objects = store.dump()
     snap = Snapshot(index, term, ConfState((raft_id,), ()), encode_snapshot(store_index, objects))
     fresh.save(HardState(max(hard.term, term), 0, index), [], snap)
