@@ -307,10 +307,17 @@ class RaftActor(GuardedActor):
         try:
             index = core.propose(encode_group([g.data for g in group]))
         except ProposalDropped as exc:
+            # Nothing of the group was appended, so each write may go on to
+            # whoever leads now: a leadership change between a write's arrival
+            # and the next Ready is no reason to fail it. A follower's write
+            # goes back to that follower, which tries the new leader itself.
+            err = Unavailable(f"the write was not accepted ({exc}): try again")
+            moved = core.role != Role.LEADER
             for g in group:
-                err = Unavailable(f"the write was not accepted: {exc}")
                 if g.forwarded is not None:
                     self._reply(g.forwarded, Error.of(err))
+                elif moved:
+                    self._forward(RaftPropose(g.changes, g.now, g.on_done, g.built_at))
                 else:
                     g.on_done(None, err)
             return
