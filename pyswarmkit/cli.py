@@ -1367,6 +1367,22 @@ def service_update(
     health_start_period: HealthStartOpt = None,
     health_timeout: HealthTimeoutOpt = None,
     no_healthcheck: NoHealthOpt = False,
+    mount: MountOpt = None,
+    mount_add: Annotated[
+        list[str] | None,
+        typer.Option("--mount-add", help="Add or replace a mount, by its target (repeatable)."),
+    ] = None,
+    mount_rm: Annotated[
+        list[str] | None,
+        typer.Option("--mount-rm", help="Remove the mount at this target (repeatable)."),
+    ] = None,
+    workdir: Annotated[
+        str | None, typer.Option("--workdir", "-w", help="Working directory.")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="User (docker executor).")
+    ] = None,
+    stop_signal: Annotated[str | None, typer.Option(help="Signal that stops a task.")] = None,
     detach: DetachOpt = False,
 ) -> None:
     """Change a service; its tasks follow, as a rolling update."""
@@ -1400,6 +1416,7 @@ def service_update(
             c = replace(c, args=tuple(args))
         if env is not None:
             c = replace(c, env=_env_list(env))
+        c = _edit_container(c, mount, mount_add, mount_rm, workdir, user, stop_signal)
         spec = replace(spec, task=replace(spec.task, container=c))
         spec = replace(spec, mode=_edit_mode(spec.mode, replicas, max_concurrent))
         if force:
@@ -1410,6 +1427,39 @@ def service_update(
     _edit_service(service, edit)
     if not detach:
         _converge(service)
+
+
+def _edit_container(
+    c: ContainerSpec,
+    mount: list[str] | None,
+    mount_add: list[str] | None,
+    mount_rm: list[str] | None,
+    workdir: str | None,
+    user: str | None,
+    stop_signal: str | None,
+) -> ContainerSpec:
+    """`service update`'s container flags: --mount replaces every mount, then
+    --mount-rm drops mounts by target and --mount-add adds or replaces by
+    target (as Docker); the others replace their field ('' clears it)."""
+    from pyswarmkit.mounts import parse_mount, parse_stop_signal
+
+    mounts = list(c.mounts) if mount is None else [parse_mount(m) for m in mount]
+    gone = set(mount_rm or ())
+    missing = sorted(gone - {m.target for m in mounts})
+    if missing:
+        raise InvalidArgument(f"--mount-rm {missing[0]}: the service has no mount at that target")
+    mounts = [m for m in mounts if m.target not in gone]
+    for text in mount_add or ():
+        new = parse_mount(text)
+        mounts = [m for m in mounts if m.target != new.target] + [new]
+    c = replace(c, mounts=tuple(mounts))
+    if workdir is not None:
+        c = replace(c, dir=workdir)
+    if user is not None:
+        c = replace(c, user=user)
+    if stop_signal is not None:
+        c = replace(c, stop_signal=parse_stop_signal(stop_signal) if stop_signal else "")
+    return c
 
 
 @service_app.command("rm")
