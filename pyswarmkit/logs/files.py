@@ -1,0 +1,302 @@
+"""A process task's output files: when each line was written, rotation, and
+reading them back as log lines (tail, since, follow).
+
+A task's process writes straight into ``stdout.log`` and ``stderr.log`` (it
+outlives its node's ``swarmd``, so nothing of the node sits between them). The
+node looks at each file's size now and then (``checkpoint``) and appends
+``<size> <wall time>`` to ``stdout.idx``/``stderr.idx`` when it grew: a line
+is stamped with the first look that saw it whole, so stamps are as exact as
+the looks are frequent (a second), and a line not looked at yet gets the
+reading time. A file past ``limit`` bytes is rotated by copy and truncate
+(the process holds it open with O_APPEND, so it writes on at the new end):
+the copy is ``stdout.log.1`` with its index ``stdout.idx.1``, an older copy is
+replaced, so a stream keeps at most twice the limit. What the process writes
+between the copy and the truncate is lost, as with logrotate's copytruncate.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import shutil
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyswarmkit.logs.lines import STDERR, STDOUT, LogLine, decode
+
+# Rotate a stream's file past this size (keeping one older copy).
+ROTATE_BYTES = 8 * 1024 * 1024
+CHUNK = 64 * 1024
+STREAM_FILES = {STDOUT: "stdout", STDERR: "stderr"}
+
+
+def log_path(workdir: Path, stream: int, old: bool = False) -> Path:
+    return workdir / (STREAM_FILES[stream] + ".log" + (".1" if old else ""))
+
+
+def idx_path(workdir: Path, stream: int, old: bool = False) -> Path:
+    return workdir / (STREAM_FILES[stream] + ".idx" + (".1" if old else ""))
+
+
+def checkpoint(workdir: Path, seen: dict[Path, int], wall: float, limit: int = ROTATE_BYTES) -> None:
+    """Record when each stream of a task grew, and rotate a stream past
+    ``limit``. ``seen`` holds the sizes last recorded (the caller's memory
+    between looks)."""
+    for stream in (STDOUT, STDERR):
+        log = log_path(workdir, stream)
+        try:
+            size = log.stat().st_size
+        except OSError:
+            continue
+        last = seen.get(log, -1)
+        if size == last:
+            continue
+        idx = idx_path(workdir, stream)
+        if size > last or last < 0:
+            with open(idx, "a") as f:
+                f.write(f"{size} {wall:.6f}\n")
+        seen[log] = size
+        if size > limit:
+            rotate(workdir, stream)
+            seen[log] = 0
+
+
+def rotate(workdir: Path, stream: int) -> None:
+    """Copy the stream's file aside (replacing an older copy) and truncate it."""
+    log, idx = log_path(workdir, stream), idx_path(workdir, stream)
+    tmp = workdir / (log.name + ".tmp")
+    shutil.copyfile(log, tmp)
+    os.replace(tmp, log_path(workdir, stream, old=True))
+    if idx.exists():
+        os.replace(idx, idx_path(workdir, stream, old=True))
+    os.truncate(log, 0)
+
+
+def load_index(path: Path) -> tuple[list[int], list[float]]:
+    """A stream's recorded looks: sizes (ascending) and when each was seen."""
+    sizes: list[int] = []
+    times: list[float] = []
+    try:
+        text = path.read_text()
+    except OSError:
+        return sizes, times
+    for line in text.splitlines():
+        a, _, b = line.partition(" ")
+        try:
+            size, t = int(a), float(b)
+        except ValueError:
+            continue  # a torn last line
+        if sizes and size <= sizes[-1]:
+            continue
+        sizes.append(size)
+        times.append(t)
+    return sizes, times
+
+
+def stamp(sizes: list[int], times: list[float], end: int, fallback: float) -> float:
+    """When the line ending at byte ``end`` was first seen whole."""
+    i = bisect.bisect_left(sizes, end)
+    return times[i] if i < len(times) else fallback
+
+
+def tail_start(files: list[Path], n: int) -> tuple[int, int, int]:
+    """Where the last ``n`` lines of ``files`` (one stream, oldest file first)
+    begin: (file index, offset, lines found, at most n). Reads backwards in
+    chunks, so a long file costs only what is read."""
+    sizes = [_size(p) for p in files]
+    if n == 0:
+        return len(files) - 1, sizes[-1], 0
+    found = 0
+    skip_final = True  # a newline ending the data ends the last line, starts none
+    for fi in range(len(files) - 1, -1, -1):
+        pos = sizes[fi]
+        if pos == 0:
+            continue
+        with open(files[fi], "rb") as f:
+            while pos > 0:
+                start = max(0, pos - CHUNK)
+                f.seek(start)
+                block = f.read(pos - start)
+                end = len(block)
+                if skip_final:
+                    skip_final = False
+                    if block.endswith(b"\n"):
+                        end -= 1
+                while True:
+                    at = block.rfind(b"\n", 0, end)
+                    if at < 0:
+                        break
+                    found += 1
+                    if found == n:
+                        return fi, start + at + 1, n
+                    end = at
+                pos = start
+    # Fewer newlines than asked: everything, counting the first line too.
+    has_data = any(sizes)
+    return 0, 0, min(n, found + 1) if has_data else 0
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+@dataclass
+class StreamCursor:
+    """Reads one stream's lines from a position on, through rotation."""
+
+    workdir: Path
+    stream: int
+    # Which file: True the rotated copy, False the live one.
+    old: bool
+    pos: int
+    follow: bool
+    buf: bytes = b""
+    pending: deque[LogLine] = field(default_factory=deque)
+    # The live file ran out in a read that found nothing new.
+    at_end: bool = False
+    _index: dict[bool, tuple[float, tuple[list[int], list[float]]]] = field(default_factory=dict)
+
+    def _times(self, old: bool) -> tuple[list[int], list[float]]:
+        path = idx_path(self.workdir, self.stream, old)
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return [], []
+        got = self._index.get(old)
+        if got is None or got[0] != mtime:
+            got = (mtime, load_index(path))
+            self._index[old] = got
+        return got[1]
+
+    def fill(self, now: float) -> bool:
+        """Read the next chunk into ``pending``; False when nothing was there."""
+        self.at_end = False
+        path = log_path(self.workdir, self.stream, self.old)
+        size = _size(path)
+        if not self.old and size < self.pos:
+            # Rotated under us: the rest of what we were reading is in the copy.
+            if _size(log_path(self.workdir, self.stream, True)) >= self.pos:
+                self.old = True
+            else:
+                self.pos, self.buf = 0, b""
+            return self.fill(now)
+        if self.pos >= size:
+            if self.old:
+                self.old, self.pos = False, 0
+                return self.fill(now)
+            self.at_end = True
+            if not self.follow and self.buf:
+                self._emit([self.buf], self.pos, now)
+                self.buf = b""
+                return True
+            return False
+        try:
+            with open(path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read(min(CHUNK, size - self.pos))
+        except OSError:
+            self.at_end = True
+            return False
+        if not data:
+            self.at_end = True
+            return False
+        self.pos += len(data)
+        data = self.buf + data
+        parts = data.split(b"\n")
+        self.buf = parts.pop()
+        if parts:
+            self._emit(parts, self.pos - len(self.buf), now)
+        return True
+
+    def _emit(self, parts: list[bytes], end: int, now: float) -> None:
+        """Lines ``parts``, the last ending (newline included) at ``end``."""
+        sizes, times = self._times(self.old)
+        ends: list[int] = []
+        at = end
+        for raw in reversed(parts):
+            ends.append(at)
+            at -= len(raw) + 1
+        ends.reverse()
+        for raw, e in zip(parts, ends, strict=True):
+            self.pending.append(LogLine(self.stream, stamp(sizes, times, e, now), decode(raw)))
+
+
+class FileLogReader:
+    """A task's log from its files, both streams merged in time order, for
+    ``read`` to hand out in bounded batches; with ``follow`` it goes on with
+    what is written later."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        follow: bool,
+        since: float | None,
+        tail: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.workdir = workdir
+        self.follow = follow
+        self.since = since
+        self.clock = clock
+        self.cursors: list[StreamCursor] = []
+        skip_total = 0
+        for stream in (STDOUT, STDERR):
+            files = [log_path(workdir, stream, True), log_path(workdir, stream)]
+            if tail >= 0:
+                fi, off, found = tail_start(files, tail)
+                skip_total += found
+            else:
+                fi, off = 0, 0
+            self.cursors.append(StreamCursor(workdir, stream, fi == 0, off, follow))
+        # Each stream gave its last ``tail`` lines: the merged tail drops the
+        # oldest of them beyond ``tail``.
+        self.skip = max(0, skip_total - tail) if tail >= 0 else 0
+        self.history = True
+        self.finished = False
+
+    @property
+    def done(self) -> bool:
+        return self.finished
+
+    def read(self, max_bytes: int, max_lines: int) -> list[LogLine]:
+        now = self.clock()
+        out: list[LogLine] = []
+        size = 0
+        while len(out) < max_lines and size < max_bytes:
+            for c in self.cursors:
+                if not c.pending and not c.at_end:
+                    c.fill(now)
+            ready = [c for c in self.cursors if c.pending]
+            if self.history and any(not c.pending and not c.at_end for c in self.cursors):
+                continue  # a stream still has history to read before merging on
+            if not ready:
+                if all(c.at_end for c in self.cursors):
+                    self.history = False
+                    if not self.follow:
+                        self.finished = True
+                    # Look again on the next read (a follow waits for more).
+                    for c in self.cursors:
+                        c.at_end = False
+                    break
+                continue
+            c = min(ready, key=lambda c: c.pending[0].time)
+            line = c.pending.popleft()
+            if self.skip:
+                self.skip -= 1
+                continue
+            if self.since is not None and line.time < self.since:
+                continue
+            out.append(line)
+            size += len(line.text) + 1
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.cursors.clear()
