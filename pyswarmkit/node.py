@@ -24,6 +24,7 @@ from pyswarmkit.actors.ca import CAActor
 from pyswarmkit.actors.control import ControlActor, answer, failed
 from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
+from pyswarmkit.actors.logs import LogBrokerActor, LogSenderActor
 from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
 from pyswarmkit.actors.orchestrator import OrchestratorActor
 from pyswarmkit.actors.raft import RaftActor, RaftMember, RaftProposer
@@ -76,9 +77,19 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = ("process", "sim", "docker")
 # Started when this manager gains leadership, stopped (in reverse) when it loses it.
-LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher")
+LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher", "logbroker")
 # The actors that keep time, in tick order.
-TICKED = ("raft", "orchestrator", "scheduler", "dispatcher", "agent", "executor", "renewer")
+TICKED = (
+    "raft",
+    "orchestrator",
+    "scheduler",
+    "dispatcher",
+    "logbroker",
+    "agent",
+    "executor",
+    "logsender",
+    "renewer",
+)
 # How long a manager waits at start for its Raft member to lead (a lone manager
 # leads at once, after replaying its log).
 LEAD_TIMEOUT = 60.0
@@ -455,7 +466,12 @@ class SwarmNode:
             if not self.is_leader:
                 self._redirect_agents()
         self.supervisor.start_group(
-            "worker", [("executor", self._executor_actor), ("agent", self._agent_actor)]
+            "worker",
+            [
+                ("executor", self._executor_actor),
+                ("agent", self._agent_actor),
+                ("logsender", self._logsender_actor),
+            ],
         )
         if self.identity is not None and isinstance(self.bus, ZmqBus):
             self.supervisor.start_group("renewer", [("renewer", self._renewer_actor)])
@@ -706,6 +722,9 @@ class SwarmNode:
     def _executor_actor(self) -> pykka.ActorRef[Any]:
         return ExecutorActor.start(self.registry, self.executor)
 
+    def _logsender_actor(self) -> pykka.ActorRef[Any]:
+        return LogSenderActor.start(self.registry, self.bus, self.executor)
+
     def _agent_actor(self) -> pykka.ActorRef[Any]:
         description = self.executor.describe()
         return AgentActor.start(
@@ -807,11 +826,29 @@ class SwarmNode:
             "dispatcher": lambda: DispatcherActor.start(
                 self.registry, self.store, self.bus, self.metrics
             ),
+            "logbroker": lambda: LogBrokerActor.start(self.registry, self.store, self.bus),
         }
 
     def _to_control(self, req: ControlRequest) -> None:
+        if req.method.startswith("logs."):
+            # Logs are brokered by the leader, whose dispatcher every node reaches.
+            if not self.registry.tell("logbroker", req):
+                answer(req, failed(Unavailable(self._not_leading_logs())))
+            return
         if not self.registry.tell("control", req):
             answer(req, failed(Unavailable("the control service is restarting: try again")))
+
+    def _not_leading_logs(self) -> str:
+        if self.is_leader:
+            return "the log broker is restarting: try again"
+        leaders = [n for n in self.store.nodes() if n.manager_status and n.manager_status.leader]
+        leader = leaders[0] if leaders else None
+        name = leader.description.hostname if leader is not None and leader.description else ""
+        where = f" ({name})" if name else ""
+        return (
+            f"logs are served by the leader{where}: run swarmctl against the leader's "
+            "control socket"
+        )
 
     # --- leadership --------------------------------------------------------------
 

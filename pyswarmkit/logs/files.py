@@ -5,9 +5,10 @@ A task's process writes straight into ``stdout.log`` and ``stderr.log`` (it
 outlives its node's ``swarmd``, so nothing of the node sits between them). The
 node looks at each file's size now and then (``checkpoint``) and appends
 ``<size> <wall time>`` to ``stdout.idx``/``stderr.idx`` when it grew: a line
-is stamped with the first look that saw it whole, so stamps are as exact as
-the looks are frequent (a second), and a line not looked at yet gets the
-reading time. A file past ``limit`` bytes is rotated by copy and truncate
+is stamped between the first look that saw it whole and the look before,
+in proportion to its place among the bytes that look found, so stamps are
+within a look's interval (a second) of the truth; a line not looked at yet
+gets the reading time. A file past ``limit`` bytes is rotated by copy and truncate
 (the process holds it open with O_APPEND, so it writes on at the new end):
 the copy is ``stdout.log.1`` with its index ``stdout.idx.1``, an older copy is
 replaced, so a stream keeps at most twice the limit. What the process writes
@@ -30,6 +31,8 @@ from pyswarmkit.logs.lines import STDERR, STDOUT, LogLine, decode
 # Rotate a stream's file past this size (keeping one older copy).
 ROTATE_BYTES = 8 * 1024 * 1024
 CHUNK = 64 * 1024
+# How often the node looks at its tasks' output files (``checkpoint``).
+LOOK_EVERY = 1.0
 STREAM_FILES = {STDOUT: "stdout", STDERR: "stderr"}
 
 
@@ -41,7 +44,9 @@ def idx_path(workdir: Path, stream: int, old: bool = False) -> Path:
     return workdir / (STREAM_FILES[stream] + ".idx" + (".1" if old else ""))
 
 
-def checkpoint(workdir: Path, seen: dict[Path, int], wall: float, limit: int = ROTATE_BYTES) -> None:
+def checkpoint(
+    workdir: Path, seen: dict[Path, int], wall: float, limit: int = ROTATE_BYTES
+) -> None:
     """Record when each stream of a task grew, and rotate a stream past
     ``limit``. ``seen`` holds the sizes last recorded (the caller's memory
     between looks)."""
@@ -97,9 +102,19 @@ def load_index(path: Path) -> tuple[list[int], list[float]]:
 
 
 def stamp(sizes: list[int], times: list[float], end: int, fallback: float) -> float:
-    """When the line ending at byte ``end`` was first seen whole."""
+    """When the line ending at byte ``end`` was written: between the look that
+    first saw it whole and the one before (at most ``LOOK_EVERY`` earlier),
+    in proportion to where it ends among the bytes that look found. Two
+    streams' lines seen by one look so keep their likely order."""
     i = bisect.bisect_left(sizes, end)
-    return times[i] if i < len(times) else fallback
+    if i >= len(times):
+        return fallback
+    t1 = times[i]
+    if i == 0:
+        return t1
+    s0, s1 = sizes[i - 1], sizes[i]
+    t0 = max(times[i - 1], t1 - LOOK_EVERY)
+    return t0 + (t1 - t0) * (end - s0) / (s1 - s0)
 
 
 def tail_start(files: list[Path], n: int) -> tuple[int, int, int]:

@@ -79,7 +79,9 @@ def parse_since(value: str, now: float) -> float:
     if m:
         year, month, day, hh, mm, ss, frac, zone = m.groups()
         try:
-            stamp = datetime(int(year), int(month), int(day), int(hh or 0), int(mm or 0), int(ss or 0))
+            stamp = datetime(
+                int(year), int(month), int(day), int(hh or 0), int(mm or 0), int(ss or 0)
+            )
         except ValueError as exc:
             raise ValueError(f"invalid --since {value!r}: {exc}") from None
         if zone == "Z":
@@ -175,3 +177,18 @@ def format_line(line: LogLine, head: str, *, timestamps: bool, raw: bool) -> str
     or with ``raw`` only ``[time ]text``."""
     stamp = rfc3339nano(line.time) + " " if timestamps else ""
     return stamp + line.text if raw else stamp + head + line.text
+
+
+_STAMP = re.compile(rb"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z ")
+
+
+def split_stamp(raw: bytes, fallback: float) -> tuple[float, bytes]:
+    """A line as Docker sends it with ``timestamps``: its RFC 3339 stamp
+    (fraction trimmed of zeros, as Go prints it) and the text after it; a
+    line without one keeps ``fallback``."""
+    m = _STAMP.match(raw)
+    if m is None:
+        return fallback, raw
+    y, mo, d, h, mi, s, frac = m.groups()
+    whole = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC).timestamp()
+    return whole + (float(b"0." + frac) if frac else 0.0), raw[m.end() :]

@@ -43,7 +43,7 @@ def test_since_takes_durations_times_and_unix_stamps() -> None:
     assert parse_since("2025-11-29T10:00:00.25Z", NOW) == NOW + 0.25
     assert parse_since("1764410400.5", NOW) == NOW + 0.5
     for bad in ("yesterday", "10x", "2025-13-01T00:00:00Z", ""):
-        with pytest.raises(ValueError, match="--since|duration"):
+        with pytest.raises(ValueError, match=r"--since|duration"):
             parse_since(bad, NOW)
     assert parse_duration("300ms") == pytest.approx(0.3)
 
