@@ -155,8 +155,8 @@ class LogSenderActor(GuardedActor):
                 self._out(self.core.subscribe(env.source, body, now), now)
             elif isinstance(body, LogAck):
                 self._out(self.core.ack(env.source, body, now), now)
-            elif isinstance(body, LogCancel):
-                self.core.cancel(body)
+            elif isinstance(body, LogCancel) and self.core.cancel(body):
+                log.info("log stream %s ended: its reader went away", body.stream_id)
         elif isinstance(message, Tick):
             if message.now >= self.next_scan:
                 self.next_scan = message.now + LOOK_EVERY

@@ -34,8 +34,9 @@ READ_BYTES = 256 * 1024
 READ_LINES = 4000
 # A subscription nothing came back for is asked again; a live one renewed.
 RENEW = 3.0
-# A client that has not read for this long is gone.
-IDLE = 30.0
+# A client that has not read for this long is gone (one that reads waits at
+# most a second for each answer).
+IDLE = 10.0
 # A follow session looks for new tasks of its service this often.
 NEW_TASKS_EVERY = 1.0
 

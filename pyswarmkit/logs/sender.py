@@ -92,9 +92,12 @@ class Sender:
             return []
         return self._pump(o, now)
 
-    def cancel(self, msg: LogCancel) -> None:
-        for key in [k for k in self.streams if k[0] == msg.stream_id]:
+    def cancel(self, msg: LogCancel) -> int:
+        """End a stream (its client went away); how many tasks' logs it read."""
+        keys = [k for k in self.streams if k[0] == msg.stream_id]
+        for key in keys:
             self._drop(key)
+        return len(keys)
 
     def tick(self, now: float) -> list[Out]:
         out: list[Out] = []
