@@ -260,7 +260,9 @@ class Broker:
             sub.ended = True
             s.errors.append((sub.task_id, msg.error))
             return []
-        if msg.seq == sub.received + 1:
+        # Only the next batch, and only within the window: a node cannot make
+        # the manager hold more than WINDOW batches of a task.
+        if msg.seq == sub.received + 1 and msg.seq <= sub.consumed + WINDOW:
             sub.received = msg.seq
             sub.batches.append(msg)
         return [(source, LogAck(s.id, sub.task_id, sub.received, sub.consumed))]

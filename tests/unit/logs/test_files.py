@@ -99,3 +99,17 @@ def test_a_burst_is_handed_out_in_bounded_batches(tmp_path: Path) -> None:
         sizes.append(len(r.read(64 * 1024, 1000)))
     assert sum(sizes) == 100_000
     assert max(sizes) == 1000
+
+
+def test_lines_one_look_found_are_spread_over_the_second_before_it() -> None:
+    from pyswarmkit.logs.files import LOOK_EVERY, stamp
+
+    sizes, times = [10, 30], [100.0, 200.0]
+    # Seen by the first look: its time.
+    assert stamp(sizes, times, 10, 999.0) == 100.0
+    # Seen by the second, long after the first: within the second before it,
+    # by where the line ends among the bytes it found.
+    assert stamp(sizes, times, 20, 999.0) == pytest.approx(200.0 - LOOK_EVERY / 2)
+    assert stamp(sizes, times, 30, 999.0) == 200.0
+    # Not looked at yet: the reading time.
+    assert stamp(sizes, times, 31, 999.0) == 999.0
