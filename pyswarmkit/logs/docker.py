@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -101,8 +102,8 @@ class DockerLogReader:
         self._put(_END)
 
     def _lines(self, container_id: str) -> Iterator[LogLine]:
-        """Each frame the engine sends is one line of one stream (stdout or
-        stderr, told apart by the multiplexed stream's frame headers)."""
+        """The container's lines, each of one stream (stdout or stderr, told
+        apart by the multiplexed stream's frame headers) and stamped by Docker."""
         from docker.types.daemon import CancellableStream
 
         api = self.client.api
@@ -114,19 +115,21 @@ class DockerLogReader:
             "tail": "all" if self.tail < 0 else self.tail,
         }
         if self.since is not None and self.since > 0:
-            params["since"] = self.since
+            # Docker reads the digits after the point as nanoseconds: all nine.
+            whole = int(self.since)
+            params["since"] = f"{whole}.{int((self.since - whole) * 1e9):09d}"
         res = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
         api._raise_for_status(res)
-        frames = api._read_from_socket(res, stream=True, tty=False, demux=True)
-        self._stream = CancellableStream(frames, res)
+        self._stream = CancellableStream(iter(()), res)
         if self.closed.is_set():
             self._stream.close()
             return
+        # A follow may wait for output for ever: no read time-out.
+        with contextlib.suppress(Exception):
+            api._disable_socket_timeout(api._get_raw_response_socket(res))
         rest = {STDOUT: b"", STDERR: b""}
-        for out, err in self._stream:
-            for stream, data in ((STDOUT, out), (STDERR, err)):
-                if not data:
-                    continue
+        for stream, data in frames(res.raw.read):
+            if stream in rest:
                 parts = (rest[stream] + data).split(b"\n")
                 rest[stream] = parts.pop()
                 for raw in parts:
@@ -136,3 +139,27 @@ class DockerLogReader:
             if raw:
                 t, text = split_stamp(raw, self.clock())
                 yield LogLine(stream, t, decode(text))
+
+
+def frames(read: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
+    """The engine's multiplexed stream: 8-byte headers (stream 1 stdout, 2
+    stderr; big-endian length) each before its payload, until the stream ends."""
+    while True:
+        header = _exactly(read, 8)
+        if len(header) < 8:
+            return
+        stream, length = header[0], struct.unpack(">L", header[4:8])[0]
+        data = _exactly(read, length)
+        if len(data) < length:
+            return
+        yield stream, data
+
+
+def _exactly(read: Callable[[int], bytes], n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        got = read(n - len(buf))
+        if not got:
+            break
+        buf += got
+    return buf
