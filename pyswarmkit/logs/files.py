@@ -11,8 +11,10 @@ within a look's interval (a second) of the truth; a line not looked at yet
 gets the reading time. A file past ``limit`` bytes is rotated by copy and truncate
 (the process holds it open with O_APPEND, so it writes on at the new end):
 the copy is ``stdout.log.1`` with its index ``stdout.idx.1``, an older copy is
-replaced, so a stream keeps at most twice the limit. What the process writes
-between the copy and the truncate is lost, as with logrotate's copytruncate.
+replaced, so a stream keeps at most twice the limit. The copy is made again
+over what was written meanwhile, so only what lands in the instant between
+its last read and the truncate can be lost (logrotate's copytruncate loses
+all it took to copy).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
-import shutil
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,19 +66,39 @@ def checkpoint(
                 f.write(f"{size} {wall:.6f}\n")
         seen[log] = size
         if size > limit:
-            rotate(workdir, stream)
+            rotate(workdir, stream, wall)
             seen[log] = 0
 
 
-def rotate(workdir: Path, stream: int) -> None:
-    """Copy the stream's file aside (replacing an older copy) and truncate it."""
+def rotate(workdir: Path, stream: int, wall: float) -> None:
+    """Copy the stream's file aside (replacing an older copy) and truncate it.
+
+    What the task writes while the copy is made is copied after it, again
+    until little is left, so only what lands between the last look and the
+    truncate (microseconds, not the whole copy's time) can be lost."""
     log, idx = log_path(workdir, stream), idx_path(workdir, stream)
     tmp = workdir / (log.name + ".tmp")
-    shutil.copyfile(log, tmp)
+    with open(log, "rb") as src, open(tmp, "wb") as dst:
+        copied = 0
+        for _ in range(8):
+            src.seek(copied)
+            chunk = src.read(CHUNK)
+            while chunk:
+                dst.write(chunk)
+                copied += len(chunk)
+                chunk = src.read(CHUNK)
+            if os.fstat(src.fileno()).st_size - copied < CHUNK:
+                break
+        tail = src.read()
+        dst.write(tail)
+        os.truncate(log, 0)
+        copied += len(tail)
     os.replace(tmp, log_path(workdir, stream, old=True))
     if idx.exists():
         os.replace(idx, idx_path(workdir, stream, old=True))
-    os.truncate(log, 0)
+    with open(idx_path(workdir, stream, old=True), "a") as f:
+        # The copy's end: what the task wrote after the last look.
+        f.write(f"{copied} {wall:.6f}\n")
 
 
 def load_index(path: Path) -> tuple[list[int], list[float]]:
@@ -154,6 +175,13 @@ def tail_start(files: list[Path], n: int) -> tuple[int, int, int]:
     return 0, 0, min(n, found + 1) if has_data else 0
 
 
+def _ino(p: Path) -> int:
+    try:
+        return p.stat().st_ino
+    except OSError:
+        return 0
+
+
 def _size(p: Path) -> int:
     try:
         return p.stat().st_size
@@ -175,6 +203,9 @@ class StreamCursor:
     pending: deque[LogLine] = field(default_factory=deque)
     # The live file ran out in a read that found nothing new.
     at_end: bool = False
+    # The rotated copy as last seen (its inode): a new one means the live
+    # file was truncated since, even if it has grown past ``pos`` again.
+    copy_ino: int | None = None
     _index: dict[bool, tuple[float, tuple[list[int], list[float]]]] = field(default_factory=dict)
 
     def _times(self, old: bool) -> tuple[list[int], list[float]]:
@@ -194,7 +225,12 @@ class StreamCursor:
         self.at_end = False
         path = log_path(self.workdir, self.stream, self.old)
         size = _size(path)
-        if not self.old and size < self.pos:
+        ino = _ino(log_path(self.workdir, self.stream, True))
+        if self.copy_ino is None:
+            self.copy_ino = ino
+        rotated = ino != self.copy_ino
+        self.copy_ino = ino
+        if not self.old and (size < self.pos or rotated):
             # Rotated under us: the rest of what we were reading is in the copy.
             if _size(log_path(self.workdir, self.stream, True)) >= self.pos:
                 self.old = True

@@ -113,3 +113,15 @@ def test_lines_one_look_found_are_spread_over_the_second_before_it() -> None:
     assert stamp(sizes, times, 30, 999.0) == 200.0
     # Not looked at yet: the reading time.
     assert stamp(sizes, times, 31, 999.0) == 999.0
+
+
+def test_a_follower_sees_a_rotation_even_when_the_file_grew_back(tmp_path: Path) -> None:
+    seen: dict[Path, int] = {}
+    out = log_path(tmp_path, STDOUT)
+    write(out, "a\nb\n")
+    r = reader(tmp_path, follow=True)
+    assert [t for _, _, t in read_all(r)] == ["a", "b"]
+    write(out, "c\n")
+    checkpoint(tmp_path, seen, 1.0, limit=4)  # rotated, "c" unread
+    write(out, "d\ne\nf\ng\n")  # longer than what the reader had read
+    assert [t for _, _, t in read_all(r)] == ["c", "d", "e", "f", "g"]
