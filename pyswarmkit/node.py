@@ -24,7 +24,7 @@ from pyswarmkit.actors.ca import CAActor
 from pyswarmkit.actors.control import ControlActor, answer, failed
 from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
-from pyswarmkit.actors.logs import LogBrokerActor, LogSenderActor
+from pyswarmkit.actors.logs import FORWARD_WAIT, LogBrokerActor, LogSenderActor
 from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
 from pyswarmkit.actors.orchestrator import OrchestratorActor
 from pyswarmkit.actors.raft import RaftActor, RaftMember, RaftProposer
@@ -33,6 +33,7 @@ from pyswarmkit.actors.registry import Registry
 from pyswarmkit.actors.renewer import RenewerActor
 from pyswarmkit.actors.scheduler import SchedulerActor
 from pyswarmkit.actors.store import StoreActor
+from pyswarmkit.api import codec
 from pyswarmkit.api.errors import FailedPrecondition, InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.ids import is_id, new_id
 from pyswarmkit.api.objects import (
@@ -47,6 +48,7 @@ from pyswarmkit.api.objects import (
     Resources,
     replace,
 )
+from pyswarmkit.api.protocol import LogControl, LogControlReply
 from pyswarmkit.api.states import NodeRole, Reachability
 from pyswarmkit.ca import authz, certs, files, signer
 from pyswarmkit.ca.authz import AuthTable
@@ -831,24 +833,48 @@ class SwarmNode:
 
     def _to_control(self, req: ControlRequest) -> None:
         if req.method.startswith("logs."):
-            # Logs are brokered by the leader, whose dispatcher every node reaches.
+            # Logs are brokered by the leader, whose dispatcher every node
+            # reaches: a manager that does not lead forwards the request.
             if not self.registry.tell("logbroker", req):
-                answer(req, failed(Unavailable(self._not_leading_logs())))
+                self._forward_logs(req)
             return
         if not self.registry.tell("control", req):
             answer(req, failed(Unavailable("the control service is restarting: try again")))
 
-    def _not_leading_logs(self) -> str:
-        if self.is_leader:
-            return "the log broker is restarting: try again"
+    def _forward_logs(self, req: ControlRequest) -> None:
         leaders = [n for n in self.store.nodes() if n.manager_status and n.manager_status.leader]
-        leader = leaders[0] if leaders else None
-        name = leader.description.hostname if leader is not None and leader.description else ""
-        where = f" ({name})" if name else ""
-        return (
-            f"logs are served by the leader{where}: run swarmctl against the leader's "
-            "control socket"
-        )
+        request = getattr(self.bus, "request", None)
+        if self.is_leader or not leaders or leaders[0].id == self.node_id or request is None:
+            if self.is_leader:
+                why = "the log broker is restarting: try again"
+            elif request is None:
+                why = "logs are served by the leader: ask the leader's control socket"
+            else:
+                why = "the swarm has no leader: try again"
+            answer(req, failed(Unavailable(why)))
+            return
+        leader = leaders[0].id
+        try:
+            body = LogControl(req.method, codec.packb(req.body))
+        except codec.CodecError as exc:
+            answer(req, failed(InvalidArgument(f"malformed logs request: {exc}")))
+            return
+        env = Envelope(self.node_id, leader, "logbroker", body)
+        future = request(env, FORWARD_WAIT)
+
+        def done(f: Any) -> None:
+            try:
+                got = f.result()
+                reply = codec.unpackb(got.reply) if isinstance(got, LogControlReply) else None
+                if not isinstance(reply, dict):
+                    raise Unavailable("the leader sent a malformed answer")
+            except SwarmError as err:
+                reply = failed(Unavailable(f"the leader ({leader}) did not answer: {err}"))
+            except Exception as exc:
+                reply = failed(Unavailable(f"the leader ({leader}) did not answer: {exc}"))
+            answer(req, reply)
+
+        future.add_done_callback(done)
 
     # --- leadership --------------------------------------------------------------
 

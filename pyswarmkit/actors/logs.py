@@ -6,6 +6,10 @@
   the nodes over the bus. A read with nothing to give is held until lines
   come or ``LONG_POLL`` passes, so a following client costs a request a second
   when the tasks are quiet, and gets lines as soon as they arrive otherwise.
+- A manager that does not lead forwards its clients' ``logs.*`` requests to
+  the leader's broker (``LogControl``, answered by ``LogControlReply``):
+  every node keeps its session with the leader, so only the leader can
+  reach them all.
 - ``LogSenderActor`` (every node running tasks) answers the broker through
   ``logs/sender.py`` with the executor's log readers, and has the executor
   stamp and rotate its output files once a second."""
@@ -21,9 +25,18 @@ from pyswarmkit.actors.base import GuardedActor
 from pyswarmkit.actors.control import answer, failed, ok
 from pyswarmkit.actors.messages import ControlRequest, Deliver, Tick
 from pyswarmkit.actors.registry import Registry
+from pyswarmkit.api import codec
 from pyswarmkit.api.errors import InvalidArgument, SwarmError
 from pyswarmkit.api.ids import new_id
-from pyswarmkit.api.protocol import Body, LogAck, LogCancel, LogData, LogSubscribe
+from pyswarmkit.api.protocol import (
+    Body,
+    LogAck,
+    LogCancel,
+    LogControl,
+    LogControlReply,
+    LogData,
+    LogSubscribe,
+)
 from pyswarmkit.executor.base import Executor, LogReader
 from pyswarmkit.logs.broker import Broker, Out
 from pyswarmkit.logs.files import LOOK_EVERY
@@ -35,6 +48,9 @@ log = logging.getLogger(__name__)
 
 # A read with nothing to give waits at most this long for lines.
 LONG_POLL = 1.0
+# How long a manager that does not lead waits for the leader's answer to a
+# request it forwarded (a held read included).
+FORWARD_WAIT = LONG_POLL + 5.0
 # Messages between broker and sender are stale past this.
 MESSAGE_TTL = 5.0
 
@@ -67,6 +83,8 @@ class LogBrokerActor(GuardedActor):
             if isinstance(body, LogData):
                 self._out(self.core.data(message.envelope.source, body), now)
                 self._answer_ready(now)
+            elif isinstance(body, LogControl):
+                self._forwarded(message.envelope, body, now)
         elif isinstance(message, Tick):
             self._out(self.core.tick(self.store, message.now), message.now)
             self._answer_ready(message.now)
@@ -100,6 +118,31 @@ class LogBrokerActor(GuardedActor):
                 raise InvalidArgument(f"unknown method {req.method}")
         except SwarmError as err:
             answer(req, failed(err))
+
+    def _forwarded(self, env: Envelope, msg: LogControl, now: float) -> None:
+        """A request a manager that does not lead took from its client: served
+        here, answered to that manager (only managers may send this)."""
+        bus, me = self.bus, self.registry.node_id
+
+        def reply(result: dict[str, Any]) -> None:
+            body = LogControlReply(codec.packb(result))
+            bus.send(
+                Envelope(
+                    me, env.source, "logbroker", body, reply_to=env.id, deadline=now + FORWARD_WAIT
+                )
+            )
+
+        try:
+            body = codec.unpackb(msg.body)
+            if not isinstance(body, dict):
+                raise codec.CodecError("the body is not a map")
+        except codec.CodecError as exc:
+            answer(
+                ControlRequest(msg.method, {}, reply),
+                failed(InvalidArgument(f"malformed logs request: {exc}")),
+            )
+            return
+        self._request(ControlRequest(msg.method, body, reply), now)
 
     @staticmethod
     def _stream(req: ControlRequest) -> str:

@@ -313,6 +313,22 @@ class LogData(Message, frozen=True, array_like=True, tag=24):
     kind: ClassVar[str] = "log_data"
 
 
+class LogControl(Message, frozen=True, array_like=True, tag=25):
+    """A ``logs.*`` control request a manager that does not lead forwards to
+    the leader's broker (``body``: the request's body, as the control API
+    encodes it)."""
+
+    method: str
+    body: bytes
+    kind: ClassVar[str] = "log_control"
+
+
+class LogControlReply(Message, frozen=True, array_like=True, tag=26):
+    # The control API's reply, encoded as it would be to a client.
+    reply: bytes
+    kind: ClassVar[str] = "log_control_reply"
+
+
 class Error(Message, frozen=True, array_like=True, tag=10):
     code: ErrorCode
     message: str
@@ -361,4 +377,6 @@ Body = (
     | LogAck
     | LogCancel
     | LogData
+    | LogControl
+    | LogControlReply
 )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from cluster import Swarm
+from cluster import Swarm, ctl, free_port, join_managers, sock
 from helpers import swarmctl, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -192,3 +192,35 @@ def test_logs_of_tasks_on_two_nodes(swarm: Swarm) -> None:
     down = [ln for ln in out.stderr.splitlines() if "swarmctl: error" in ln]
     assert len(down) == 1, out.stderr
     assert f".{by_node['node-2'][:12]}@node-2: node node-2 is down" in down[0], down
+
+
+def test_a_manager_that_does_not_lead_forwards_to_the_leader(swarm: Swarm) -> None:
+    ports = {"node-1": swarm.port, "node-2": free_port()}
+    swarm.init()
+    _, manager_token = swarm.tokens()
+    join_managers(swarm, manager_token, ports, "node-2")
+    swarm.ctl(
+        *("service", "create", "--name", "web", "--replicas", "2"),
+        *("--command", "sh", "--args", "-c", "--args", WRITER),
+    )
+    def lines(*args: str) -> int:
+        got = swarm.run("service", "logs", "web", *args)
+        return len(got.stdout.splitlines() + got.stderr.splitlines())
+
+    wait_until(lambda: lines("--tail", "1") == 2, timeout=30, what="a line of each task")
+    # node-2's control socket: served by the leader, node-1, through node-2.
+    got = ctl(swarm, "node-2", "service", "logs", "web", "--tail", "3", "--raw")
+    assert got.returncode == 0, got.stderr
+    assert len(got.stdout.splitlines() + got.stderr.splitlines()) == 6
+    follow = subprocess.Popen(
+        swarmctl(sock(swarm, "node-2"), "service", "logs", "web", "-f", "--tail", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        assert PREFIX.match(follow.stdout.readline().rstrip("\n"))
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.wait(10)
