@@ -468,13 +468,10 @@ class SwarmNode:
             if not self.is_leader:
                 self._redirect_agents()
         self.supervisor.start_group(
-            "worker",
-            [
-                ("executor", self._executor_actor),
-                ("agent", self._agent_actor),
-                ("logsender", self._logsender_actor),
-            ],
+            "worker", [("executor", self._executor_actor), ("agent", self._agent_actor)]
         )
+        # Its own group: restarting it must not restart the executor (and stop every task).
+        self.supervisor.start_group("logsender", [("logsender", self._logsender_actor)])
         if self.identity is not None and isinstance(self.bus, ZmqBus):
             self.supervisor.start_group("renewer", [("renewer", self._renewer_actor)])
         if self.config.control_socket and self.is_manager:
@@ -1032,6 +1029,7 @@ class SwarmNode:
         # then the leader's actors, control, the store last.
         for group in (
             "renewer",
+            "logsender",
             "worker",
             "redirect",
             *reversed(LEADER_ACTORS),
