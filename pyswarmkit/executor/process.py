@@ -361,7 +361,9 @@ class ProcessExecutor:
         """The task's output files (kept until the task is removed from the
         node), read back through ``logs/files.py``."""
         workdir = self.tasks_dir / task_id
-        if not workdir.is_dir():
+        if not workdir.is_dir() and not follow:
+            # Never prepared here, or removed: nothing was kept. (A follow
+            # waits: a task just assigned has its files made when it starts.)
             return NoLog()
         return FileLogReader(workdir, follow=follow, since=since, tail=tail, clock=clock.wall)
 

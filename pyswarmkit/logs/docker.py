@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # Lines waiting for ``read``; the thread waits when this many are queued.
 QUEUE_LINES = 4000
+# A follow looks for a container not made yet this often.
+FIND_AGAIN = 1.0
 _END = object()
 
 
@@ -91,6 +93,9 @@ class DockerLogReader:
     def _run(self) -> None:
         try:
             container_id = self.find()
+            # A follow of a task whose container is not made yet waits for it.
+            while container_id is None and self.follow and not self.closed.wait(FIND_AGAIN):
+                container_id = self.find()
             if container_id is not None and not self.closed.is_set():
                 for line in self._lines(container_id):
                     if not self._put(line):

@@ -125,3 +125,15 @@ def test_a_follower_sees_a_rotation_even_when_the_file_grew_back(tmp_path: Path)
     checkpoint(tmp_path, seen, 1.0, limit=4)  # rotated, "c" unread
     write(out, "d\ne\nf\ng\n")  # longer than what the reader had read
     assert [t for _, _, t in read_all(r)] == ["c", "d", "e", "f", "g"]
+
+
+def test_a_follow_of_a_task_not_started_yet_waits_for_its_files(tmp_path: Path) -> None:
+    from pyswarmkit.executor.process import ProcessExecutor
+
+    ex = ProcessExecutor(tmp_path, "node-1")
+    assert ex.logs("t1", follow=False, since=None, tail=-1).done
+    r = ex.logs("t1", follow=True, since=None, tail=-1)
+    assert r.read(1 << 16, 100) == [] and not r.done
+    (tmp_path / "worker" / "tasks" / "t1").mkdir(parents=True)
+    write(log_path(tmp_path / "worker" / "tasks" / "t1", STDOUT), "hello\n")
+    assert [ln.text for ln in r.read(1 << 16, 100)] == ["hello"]
