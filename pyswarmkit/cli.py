@@ -1333,7 +1333,7 @@ def service_rm(services: ServicesArg) -> None:
 
 @service_app.command("logs")
 def service_logs(
-    service: Annotated[str, typer.Argument(help="The service: its name or ID.")],
+    service: ServiceArg,
     follow: FollowOpt = False,
     tail: TailOpt = "all",
     since: SinceOpt = None,
@@ -1370,7 +1370,12 @@ def task_ls(
 
 @task_app.command("logs")
 def task_logs(
-    task: Annotated[str, typer.Argument(help="The task: its ID (or a unique prefix).")],
+    task: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK", help="ID or unique ID prefix.", autocompletion=complete_tasks
+        ),
+    ],
     follow: FollowOpt = False,
     tail: TailOpt = "all",
     since: SinceOpt = None,
