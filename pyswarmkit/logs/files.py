@@ -122,14 +122,22 @@ def load_index(path: Path) -> tuple[list[int], list[float]]:
     return sizes, times
 
 
-def stamp(sizes: list[int], times: list[float], end: int, fallback: float) -> float:
+def stamp(
+    sizes: list[int], times: list[float], end: int, now: float, size: int | None = None
+) -> float:
     """When the line ending at byte ``end`` was written: between the look that
     first saw it whole and the one before (at most ``LOOK_EVERY`` earlier),
     in proportion to where it ends among the bytes that look found. Two
-    streams' lines seen by one look so keep their likely order."""
+    streams' lines seen by one look so keep their likely order. A line no
+    look has seen yet is placed the same way between the last look and
+    ``now``, the file being ``size`` bytes long now."""
     i = bisect.bisect_left(sizes, end)
     if i >= len(times):
-        return fallback
+        s0 = sizes[-1] if sizes else 0
+        if size is None or size <= s0:
+            return now
+        t0 = max(times[-1] if times else now - LOOK_EVERY, now - LOOK_EVERY)
+        return t0 + (now - t0) * (end - s0) / (size - s0)
     t1 = times[i]
     if i == 0:
         return t1
@@ -206,6 +214,8 @@ class StreamCursor:
     # The rotated copy as last seen (its inode): a new one means the live
     # file was truncated since, even if it has grown past ``pos`` again.
     copy_ino: int | None = None
+    # The file's size at the last read (stamps lines no look has seen yet).
+    size: int = 0
     _index: dict[bool, tuple[float, tuple[list[int], list[float]]]] = field(default_factory=dict)
 
     def _times(self, old: bool) -> tuple[list[int], list[float]]:
@@ -224,7 +234,7 @@ class StreamCursor:
         """Read the next chunk into ``pending``; False when nothing was there."""
         self.at_end = False
         path = log_path(self.workdir, self.stream, self.old)
-        size = _size(path)
+        size = self.size = _size(path)
         ino = _ino(log_path(self.workdir, self.stream, True))
         if self.copy_ino is None:
             self.copy_ino = ino
@@ -275,7 +285,8 @@ class StreamCursor:
             at -= len(raw) + 1
         ends.reverse()
         for raw, e in zip(parts, ends, strict=True):
-            self.pending.append(LogLine(self.stream, stamp(sizes, times, e, now), decode(raw)))
+            t = stamp(sizes, times, e, now, self.size)
+            self.pending.append(LogLine(self.stream, t, decode(raw)))
 
 
 class FileLogReader:

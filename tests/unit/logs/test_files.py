@@ -111,8 +111,10 @@ def test_lines_one_look_found_are_spread_over_the_second_before_it() -> None:
     # by where the line ends among the bytes it found.
     assert stamp(sizes, times, 20, 999.0) == pytest.approx(200.0 - LOOK_EVERY / 2)
     assert stamp(sizes, times, 30, 999.0) == 200.0
-    # Not looked at yet: the reading time.
+    # Not looked at yet: the reading time, or, knowing the file's size now,
+    # spread over the second before it like the lines a look found.
     assert stamp(sizes, times, 31, 999.0) == 999.0
+    assert stamp(sizes, times, 35, 999.0, size=40) == pytest.approx(999.0 - LOOK_EVERY / 2)
 
 
 def test_a_follower_sees_a_rotation_even_when_the_file_grew_back(tmp_path: Path) -> None:
