@@ -111,7 +111,9 @@ class LogBrokerActor(GuardedActor):
                     self.waiting[stream] = (req, now + LONG_POLL)
             elif req.method == "logs.close":
                 stream = self._stream(req)
-                self.waiting.pop(stream, None)
+                held = self.waiting.pop(stream, None)
+                if held is not None:
+                    answer(held[0], ok({"tasks": [], "lines": [], "errors": [], "done": True}))
                 self._out(self.core.close(stream), now)
                 answer(req, ok({}))
             else:
