@@ -3,6 +3,7 @@ and a worker, one task on each, brokered by the manager over CurveZMQ."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from cluster import Swarm, ctl, free_port, join_managers, sock
+from cluster import Swarm, ctl, free_port, join_managers, sock, task_pids
 from helpers import swarmctl, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -173,6 +174,7 @@ def test_logs_of_tasks_on_two_nodes(swarm: Swarm) -> None:
     # A worker that dies mid-follow: one line says its task's stream ended,
     # the other node's lines go on.
     follow = Follower(swarm, "service", "logs", "web", "-f", "--tail", "0")
+    orphans = task_pids(swarm, "node-2")
     try:
         follow.first(follow.out, "@node-2", 15)
         os.kill(swarm.procs["node-2"].pid, signal.SIGKILL)
@@ -182,6 +184,10 @@ def test_logs_of_tasks_on_two_nodes(swarm: Swarm) -> None:
         follow.first(follow.out, "@node-1", 5)
     finally:
         follow.stop()
+        # A task outlives its killed swarmd (a restart would adopt it): end it here.
+        for pid in orphans.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
     assert not [ln for _, ln in follow.take(follow.err, 0.5) if "swarmctl: error" in ln]
     # Without --follow the task on the node that is down is one error line;
     # the others' logs are shown, and the exit code says something was missing.
@@ -203,6 +209,7 @@ def test_a_manager_that_does_not_lead_forwards_to_the_leader(swarm: Swarm) -> No
         *("service", "create", "--name", "web", "--replicas", "2"),
         *("--command", "sh", "--args", "-c", "--args", WRITER),
     )
+
     def lines(*args: str) -> int:
         got = swarm.run("service", "logs", "web", *args)
         return len(got.stdout.splitlines() + got.stderr.splitlines())
