@@ -48,6 +48,8 @@ from pyswarmkit.api.objects import (
 from pyswarmkit.api.states import NodeAvailability, NodeRole, RestartCondition
 from pyswarmkit.control import eventlines, progress, units
 from pyswarmkit.control.validate import FAILURE_ACTIONS, ORDERS
+from pyswarmkit.logs import client as logclient
+from pyswarmkit.logs import lines as loglines
 from pyswarmkit.network import DEFAULT_REMOTE_API
 from pyswarmkit.transport.control import ControlClient
 
@@ -1462,6 +1464,63 @@ def _edit_container(
     return c
 
 
+# --- logs -----------------------------------------------------------------------
+
+FollowOpt = Annotated[bool, typer.Option("--follow", "-f", help="Follow log output.")]
+TailOpt = Annotated[
+    str, typer.Option(help="Number of lines to show from the end of the logs, or all.")
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Show logs since a time (2026-11-29T10:00:00Z, a Unix timestamp) or for a "
+        "duration back (42m, 1h30m)."
+    ),
+]
+TimestampsOpt = Annotated[bool, typer.Option("--timestamps", "-t", help="Show timestamps.")]
+NoTaskIdsOpt = Annotated[bool, typer.Option("--no-task-ids", help="Do not include task IDs.")]
+NoTruncOpt = Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output.")]
+RawOpt = Annotated[
+    bool, typer.Option("--raw", help="Do not neatly format logs: only each line's text.")
+]
+
+
+def _logs(
+    target: dict[str, Any],
+    follow: bool,
+    tail: str,
+    since: str | None,
+    style: logclient.Style,
+) -> None:
+    """Print a log stream; exit 1 (after the rest) if some task's log could not be read."""
+    try:
+        lines_ = loglines.parse_tail(tail)
+        start = None if since is None else loglines.parse_since(since, time.time())
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    body = {**target, "follow": follow, "tail": lines_, "since": start}
+    # A long poll answers within a second; a stopped swarmd is noticed by then.
+    client = STATE.client(timeout=10.0)
+
+    def out(stream: int, texts: list[str]) -> None:
+        f = sys.stderr if stream == loglines.STDERR else sys.stdout
+        f.write("\n".join(texts) + "\n")
+        f.flush()
+
+    def error(message: str) -> None:
+        print(f"swarmctl: error: {message}", file=sys.stderr, flush=True)
+
+    try:
+        failures = logclient.stream(client, body, style, out, error)
+    except KeyboardInterrupt:
+        # Ctrl-C ends the following, and only that.
+        return
+    finally:
+        client.close()
+    if failures:
+        raise typer.Exit(1)
+
+
 @service_app.command("rm")
 def service_rm(services: ServicesArg) -> None:
     """Remove services; their tasks are shut down, then removed."""
@@ -1478,6 +1537,22 @@ def service_rm(services: ServicesArg) -> None:
         _echo(result["id"])
     if failed:
         raise typer.Exit(1)
+
+
+@service_app.command("logs")
+def service_logs(
+    service: ServiceArg,
+    follow: FollowOpt = False,
+    tail: TailOpt = "all",
+    since: SinceOpt = None,
+    timestamps: TimestampsOpt = False,
+    no_task_ids: NoTaskIdsOpt = False,
+    no_trunc: NoTruncOpt = False,
+    raw: RawOpt = False,
+) -> None:
+    """Fetch the logs of a service's tasks, from whichever nodes run them."""
+    style = logclient.Style(timestamps, no_task_ids, no_trunc, raw)
+    _logs({"service": service}, follow, tail, since, style)
 
 
 @task_app.command("ls")
@@ -1499,6 +1574,27 @@ def task_ls(
         return
     headers = ["ID", "Name", "Image", "Desired State", "Last State", "Node"]
     _print_tasks(headers, body, _task_ls_rows)
+
+
+@task_app.command("logs")
+def task_logs(
+    task: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK", help="ID or unique ID prefix.", autocompletion=complete_tasks
+        ),
+    ],
+    follow: FollowOpt = False,
+    tail: TailOpt = "all",
+    since: SinceOpt = None,
+    timestamps: TimestampsOpt = False,
+    no_task_ids: NoTaskIdsOpt = False,
+    no_trunc: NoTruncOpt = False,
+    raw: RawOpt = False,
+) -> None:
+    """Fetch the log of one task, from the node that runs it."""
+    style = logclient.Style(timestamps, no_task_ids, no_trunc, raw)
+    _logs({"task": task}, follow, tail, since, style)
 
 
 def _task_ls_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[list[str]]:

@@ -24,6 +24,7 @@ from pyswarmkit.actors.ca import CAActor
 from pyswarmkit.actors.control import ControlActor, answer, failed, ok
 from pyswarmkit.actors.dispatcher import DispatcherActor
 from pyswarmkit.actors.executor import ExecutorActor
+from pyswarmkit.actors.logs import FORWARD_WAIT, LogBrokerActor, LogSenderActor
 from pyswarmkit.actors.messages import ControlRequest, Propose, Transact
 from pyswarmkit.actors.orchestrator import OrchestratorActor
 from pyswarmkit.actors.raft import RaftActor, RaftMember, RaftProposer
@@ -32,6 +33,7 @@ from pyswarmkit.actors.registry import Registry
 from pyswarmkit.actors.renewer import RenewerActor
 from pyswarmkit.actors.scheduler import SchedulerActor
 from pyswarmkit.actors.store import StoreActor
+from pyswarmkit.api import codec
 from pyswarmkit.api.errors import FailedPrecondition, InvalidArgument, SwarmError, Unavailable
 from pyswarmkit.api.ids import is_id, new_id
 from pyswarmkit.api.objects import (
@@ -46,6 +48,7 @@ from pyswarmkit.api.objects import (
     Resources,
     replace,
 )
+from pyswarmkit.api.protocol import LogControl, LogControlReply
 from pyswarmkit.api.states import NodeRole, Reachability
 from pyswarmkit.ca import authz, certs, files, signer
 from pyswarmkit.ca.authz import AuthTable
@@ -78,9 +81,19 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = ("process", "sim", "docker")
 # Started when this manager gains leadership, stopped (in reverse) when it loses it.
-LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher")
+LEADER_ACTORS = ("orchestrator", "scheduler", "dispatcher", "logbroker")
 # The actors that keep time, in tick order.
-TICKED = ("raft", "orchestrator", "scheduler", "dispatcher", "agent", "executor", "renewer")
+TICKED = (
+    "raft",
+    "orchestrator",
+    "scheduler",
+    "dispatcher",
+    "logbroker",
+    "agent",
+    "executor",
+    "logsender",
+    "renewer",
+)
 # How long a manager waits at start for its Raft member to lead (a lone manager
 # leads at once, after replaying its log).
 LEAD_TIMEOUT = 60.0
@@ -482,6 +495,8 @@ class SwarmNode:
         self.supervisor.start_group(
             "worker", [("executor", self._executor_actor), ("agent", self._agent_actor)]
         )
+        # Its own group: restarting it must not restart the executor (and stop every task).
+        self.supervisor.start_group("logsender", [("logsender", self._logsender_actor)])
         if self.identity is not None and isinstance(self.bus, ZmqBus):
             self.supervisor.start_group("renewer", [("renewer", self._renewer_actor)])
         if self.config.control_socket and self.is_manager and self.control_server is None:
@@ -850,6 +865,9 @@ class SwarmNode:
     def _executor_actor(self) -> pykka.ActorRef[Any]:
         return ExecutorActor.start(self.registry, self.executor)
 
+    def _logsender_actor(self) -> pykka.ActorRef[Any]:
+        return LogSenderActor.start(self.registry, self.bus, self.executor)
+
     def _agent_actor(self) -> pykka.ActorRef[Any]:
         description = self.executor.describe()
         return AgentActor.start(
@@ -951,6 +969,7 @@ class SwarmNode:
             "dispatcher": lambda: DispatcherActor.start(
                 self.registry, self.store, self.bus, self.metrics
             ),
+            "logbroker": lambda: LogBrokerActor.start(self.registry, self.store, self.bus),
         }
 
     def _to_control(self, req: ControlRequest) -> None:
@@ -960,8 +979,49 @@ class SwarmNode:
         if self.locked:
             answer(req, failed(FailedPrecondition(LOCKED)))
             return
+        if req.method.startswith("logs."):
+            # Logs are brokered by the leader, whose dispatcher every node
+            # reaches: a manager that does not lead forwards the request.
+            if not self.registry.tell("logbroker", req):
+                self._forward_logs(req)
+            return
         if not self.registry.tell("control", req):
             answer(req, failed(Unavailable("the control service is restarting: try again")))
+
+    def _forward_logs(self, req: ControlRequest) -> None:
+        leaders = [n for n in self.store.nodes() if n.manager_status and n.manager_status.leader]
+        request = getattr(self.bus, "request", None)
+        if self.is_leader or not leaders or leaders[0].id == self.node_id or request is None:
+            if self.is_leader:
+                why = "the log broker is restarting: try again"
+            elif request is None:
+                why = "logs are served by the leader: ask the leader's control socket"
+            else:
+                why = "the swarm has no leader: try again"
+            answer(req, failed(Unavailable(why)))
+            return
+        leader = leaders[0].id
+        try:
+            body = LogControl(req.method, codec.packb(req.body))
+        except codec.CodecError as exc:
+            answer(req, failed(InvalidArgument(f"malformed logs request: {exc}")))
+            return
+        env = Envelope(self.node_id, leader, "logbroker", body)
+        future = request(env, FORWARD_WAIT)
+
+        def done(f: Any) -> None:
+            try:
+                got = f.result()
+                reply = codec.unpackb(got.reply) if isinstance(got, LogControlReply) else None
+                if not isinstance(reply, dict):
+                    raise Unavailable("the leader sent a malformed answer")
+            except SwarmError as err:
+                reply = failed(Unavailable(f"the leader ({leader}) did not answer: {err}"))
+            except Exception as exc:
+                reply = failed(Unavailable(f"the leader ({leader}) did not answer: {exc}"))
+            answer(req, reply)
+
+        future.add_done_callback(done)
 
     # --- leadership --------------------------------------------------------------
 
@@ -1119,6 +1179,7 @@ class SwarmNode:
         # then the leader's actors, control, the store last.
         for group in (
             "renewer",
+            "logsender",
             "worker",
             "redirect",
             *reversed(LEADER_ACTORS),

@@ -324,8 +324,11 @@ class Agent:
         if entry is None:
             if task.status.state.terminal:
                 if task.id in self.gone:
+                    # A task that ended before the restart: what it left (its
+                    # output, for `logs`) stays while the store keeps the task,
+                    # and goes when its assignment does, as for any task.
                     self.gone.discard(task.id)
-                    fx.commands.append(Command("remove", task))
+                    self.tasks[task.id] = Entry(task, task.status.state, status=task.status)
                 return
             if task.status.state > TaskState.ASSIGNED:
                 self._lost(task, wall)

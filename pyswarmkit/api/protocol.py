@@ -28,7 +28,7 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from pyswarmkit.api.errors import SwarmError, error_from_wire
-from pyswarmkit.api.objects import FLOAT_LIMIT, Int, NodeDescription, Task, TaskStatus
+from pyswarmkit.api.objects import FLOAT_LIMIT, Float, Int, NodeDescription, Task, TaskStatus
 from pyswarmkit.api.states import TaskState
 
 PROTOCOL_VERSION = 1
@@ -258,6 +258,77 @@ class RaftJoined(Message, frozen=True, array_like=True, tag=19):
     kind: ClassVar[str] = "raft_joined"
 
 
+# --- task logs: manager (the leader's log broker) <-> agent's log sender ----------
+#
+# The broker asks a node for one task's log (``LogSubscribe``, sent again until
+# data comes back); the node sends numbered batches (``LogData``) while fewer
+# than ``window`` of them wait unconsumed; the broker acknowledges each batch it
+# received and each one its client read (``LogAck``, which also keeps the
+# stream alive: a node drops a stream it has heard nothing about for a while).
+
+
+class LogRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    # 1 stdout, 2 stderr.
+    stream: Int
+    time: Float
+    text: str
+
+
+class LogSubscribe(Message, frozen=True, array_like=True, tag=21):
+    stream_id: str
+    task_id: str
+    follow: bool
+    # Wall seconds; None: from the start.
+    since: Float | None
+    # The last lines to send; -1: all.
+    tail: Int
+    window: Int
+    kind: ClassVar[str] = "log_subscribe"
+
+
+class LogAck(Message, frozen=True, array_like=True, tag=22):
+    stream_id: str
+    task_id: str
+    # The newest batch received in order, and the newest one consumed.
+    received: Int
+    consumed: Int
+    kind: ClassVar[str] = "log_ack"
+
+
+class LogCancel(Message, frozen=True, array_like=True, tag=23):
+    stream_id: str
+    kind: ClassVar[str] = "log_cancel"
+
+
+class LogData(Message, frozen=True, array_like=True, tag=24):
+    stream_id: str
+    task_id: str
+    # From 1; 0 with an error: the stream ended without its batches (the
+    # node no longer knows it).
+    seq: Int
+    lines: tuple[LogRecord, ...]
+    # The last batch: the log was sent whole (not following), or it ended.
+    eof: bool = False
+    error: str = ""
+    kind: ClassVar[str] = "log_data"
+
+
+class LogControl(Message, frozen=True, array_like=True, tag=25):
+    """A ``logs.*`` control request a manager that does not lead forwards to
+    the leader's broker (``body``: the request's body, as the control API
+    encodes it)."""
+
+    method: str
+    body: bytes
+    kind: ClassVar[str] = "log_control"
+
+
+class LogControlReply(Message, frozen=True, array_like=True, tag=26):
+    # The control API's reply, encoded as it would be to a client.
+    reply: bytes
+    kind: ClassVar[str] = "log_control_reply"
+
+
 class Error(Message, frozen=True, array_like=True, tag=10):
     code: ErrorCode
     message: str
@@ -302,4 +373,10 @@ Body = (
     | RaftJoin
     | RaftJoined
     | RaftPart
+    | LogSubscribe
+    | LogAck
+    | LogCancel
+    | LogData
+    | LogControl
+    | LogControlReply
 )

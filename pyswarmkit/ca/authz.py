@@ -50,6 +50,8 @@ WORKER_MAY_CALL: frozenset[tuple[str, str]] = frozenset(
         ("dispatcher", "assignments_request"),
         ("dispatcher", "leave"),
         ("ca", "renew_certificate"),
+        # A task's log, asked for by the leader's log broker.
+        ("logbroker", "log_data"),
     }
 )
 

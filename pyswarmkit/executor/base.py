@@ -13,15 +13,21 @@ optional members change how the actor drives an executor:
   change, ``report(task_id, "healthy" | "unhealthy")``, from any thread; a
   controller that started a task with a check says ``awaits_health``, and
   that task counts as RUNNING only once healthy (executor/health.py).
+
+A task's log comes from the executor, not its controller: a task that ended
+(or ran under the node's previous run) has no controller but still has its
+output, as long as the executor keeps it. ``logs`` returns a ``LogReader``
+that never blocks: an executor whose log source blocks reads it on a thread
+of its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from pyswarmkit.api.objects import NodeDescription, Task
+from pyswarmkit.logs.lines import LogLine
 
 # The exit code of a task that exited while adopted: only a process's parent
 # learns its exit status, and an adopted task's parent was the node's previous run.
@@ -53,9 +59,6 @@ class Controller(Protocol):
     def remove(self) -> None:
         """Release everything the task holds; it must not be running after this."""
 
-    def logs(self) -> list[Path]:
-        """Files holding the task's output."""
-
 
 @dataclass(frozen=True, slots=True)
 class Found:
@@ -65,6 +68,31 @@ class Found:
     task_id: str
     pid: int
     controller: Controller
+
+
+class LogReader(Protocol):
+    """A task's log as lines: ``read`` returns at once with what is there (at
+    most ``max_bytes`` of text or ``max_lines`` lines, maybe none); ``done``
+    once everything was read and no more will come (never, when following)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def read(self, max_bytes: int, max_lines: int) -> list[LogLine]: ...
+
+    def close(self) -> None: ...
+
+
+class NoLog:
+    """The log of a task that left none (or an executor that keeps none)."""
+
+    done = True
+
+    def read(self, max_bytes: int, max_lines: int) -> list[LogLine]:
+        return []
+
+    def close(self) -> None:
+        pass
 
 
 class Executor(Protocol):
@@ -77,4 +105,9 @@ class Executor(Protocol):
     def recover(self) -> list[Found]:
         """Adopt the tasks a previous run on this node's state left, once,
         before any other call."""
+        ...
+
+    def logs(self, task_id: str, *, follow: bool, since: float | None, tail: int) -> LogReader:
+        """The task's output from ``since`` (wall seconds), its last ``tail``
+        lines (-1: all), going on with what it writes later with ``follow``."""
         ...

@@ -22,13 +22,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import Mount as DockerMount
 
+from pyswarmkit import clock
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import (
     EngineDescription,
@@ -37,8 +37,9 @@ from pyswarmkit.api.objects import (
     Resources,
     Task,
 )
-from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found
+from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found, LogReader
 from pyswarmkit.executor.health import disabled
+from pyswarmkit.logs.docker import DockerLogReader
 
 log = logging.getLogger(__name__)
 
@@ -338,9 +339,6 @@ class DockerController:
         with contextlib.suppress(NotFound):
             self.client.api.remove_container(self.container_id, force=True, v=False)
 
-    def logs(self) -> list[Path]:
-        return []
-
 
 class DockerExecutor:
     name = "docker"
@@ -555,3 +553,17 @@ class DockerExecutor:
             health = ((attrs.get("State") or {}).get("Health") or {}).get("Status")
             if health in ("healthy", "unhealthy"):
                 self._health_changed(cid, str(health))
+
+    def logs(self, task_id: str, *, follow: bool, since: float | None, tail: int) -> LogReader:
+        """The task's container's log, as the engine keeps it (until the
+        container is removed); read on a thread of its own."""
+
+        def find() -> str | None:
+            found = self.client.containers.list(
+                all=True, filters={"label": [f"{LABEL_TASK_ID}={task_id}"]}
+            )
+            return str(found[0].id) if found else None
+
+        return DockerLogReader(
+            self.client, find, follow=follow, since=since, tail=tail, clock=clock.wall
+        )

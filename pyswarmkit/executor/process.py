@@ -40,7 +40,7 @@ from pyswarmkit.api.objects import (
     Resources,
     Task,
 )
-from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found
+from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found, LogReader, NoLog
 from pyswarmkit.executor.health import Policy, probe_argv
 from pyswarmkit.executor.pidwatch import PidWatch
 from pyswarmkit.executor.probes import ProbeRunner, Target
@@ -53,6 +53,7 @@ from pyswarmkit.executor.records import (
     parse_stat,
     sort_records,
 )
+from pyswarmkit.logs.files import FileLogReader, checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +318,8 @@ class ProcessController:
         self._close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def logs(self) -> list[Path]:
+    def log_files(self) -> list[Path]:
+        """The files the task's stdout and stderr go to."""
         return [self.workdir / "stdout.log", self.workdir / "stderr.log"]
 
     def _signal_adopted(self, sig: signal.Signals) -> None:
@@ -347,6 +349,8 @@ class ProcessExecutor:
         self.exits = PidWatch()
         self.probes = ProbeRunner()
         self._adopted: dict[str, ProcessController] = {}
+        # Output file sizes last recorded per task (see ``scan_logs``).
+        self._log_sizes: dict[Path, dict[Path, int]] = {}
 
     def describe(self) -> NodeDescription:
         return describe_node(self.hostname, self.resources, self.name, self.engine_labels)
@@ -403,3 +407,33 @@ class ProcessExecutor:
         if found.gone:
             log.info("%d task(s) recorded by a previous run no longer run", len(found.gone))
         return out
+
+    def logs(self, task_id: str, *, follow: bool, since: float | None, tail: int) -> LogReader:
+        """The task's output files (kept until the task is removed from the
+        node), read back through ``logs/files.py``."""
+        workdir = self.tasks_dir / task_id
+        if not workdir.is_dir() and not follow:
+            # Never prepared here, or removed: nothing was kept. (A follow
+            # waits: a task just assigned has its files made when it starts.)
+            return NoLog()
+        return FileLogReader(workdir, follow=follow, since=since, tail=tail, clock=clock.wall)
+
+    def scan_logs(self, wall: float) -> None:
+        """Record when each task's output grew (the stamps of its lines) and
+        rotate output files past ``ROTATE_BYTES``; the node calls this about
+        once a second."""
+        try:
+            names = os.listdir(self.tasks_dir)
+        except OSError:
+            return
+        seen = self._log_sizes
+        alive = set()
+        for name in names:
+            workdir = self.tasks_dir / name
+            alive.add(workdir)
+            try:
+                checkpoint(workdir, seen.setdefault(workdir, {}), wall)
+            except OSError as exc:
+                log.warning("recording the output of task %s failed: %s", name, exc)
+        for gone in set(seen) - alive:
+            del seen[gone]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pyswarmkit.api.objects import NodeDescription, Resources, Task
-from pyswarmkit.executor.base import Found
+from pyswarmkit.executor.base import Found, LogReader, NoLog
 from pyswarmkit.executor.process import describe_node, machine_resources
 
 
@@ -35,9 +33,6 @@ class SimController:
     def remove(self) -> None:
         self.running = False
 
-    def logs(self) -> list[Path]:
-        return []
-
 
 class SimExecutor:
     name = "sim"
@@ -61,3 +56,7 @@ class SimExecutor:
     def recover(self) -> list[Found]:
         # Simulated tasks live in memory: nothing outlives the node.
         return []
+
+    def logs(self, task_id: str, *, follow: bool, since: float | None, tail: int) -> LogReader:
+        # Simulated tasks write nothing.
+        return NoLog()

@@ -56,7 +56,7 @@ def test_a_running_task_is_adopted_and_keeps_writing_its_log(tmp_path: Path) -> 
         assert (found.task_id, found.pid) == (old.task.id, pid)
         ctl = found.controller
         assert ctl.poll() is None
-        out = ctl.logs()[0]
+        out = ctl.log_files()[0]
         size = out.stat().st_size
         wait_until(lambda: out.stat().st_size > size, what="the adopted task writing on")
         # Not its child (in a real restart): its exit is seen through /proc,

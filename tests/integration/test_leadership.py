@@ -79,6 +79,7 @@ def test_leadership_lost_and_gained_again_and_again(
             "dispatcher",
             "agent",
             "executor",
+            "logsender",
         ]
         wait_until(lambda: not leader_threads(), what="every leader actor thread gone")
         # Control still answers and writes; nobody acts on it until a leader does.
@@ -96,8 +97,10 @@ def test_leadership_lost_and_gained_again_and_again(
             "orchestrator",
             "scheduler",
             "dispatcher",
+            "logbroker",
             "agent",
             "executor",
+            "logsender",
         ]
         wait_until(lambda r=replicas: running(n, "web") == r, what=f"{replicas} running")  # type: ignore[misc]
         wait_until(

@@ -39,7 +39,7 @@ def run_to_exit(executor: ProcessExecutor, t: Task) -> tuple[int, str, str]:
     wait_until(lambda: ctl.poll() is not None, what="exit")
     code = ctl.poll()
     assert code is not None
-    out, err = (p.read_text() for p in ctl.logs())
+    out, err = (p.read_text() for p in ctl.log_files())
     ctl.remove()
     return code, out, err
 

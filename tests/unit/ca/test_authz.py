@@ -48,6 +48,7 @@ def test_method_tables_as_audited() -> None:
                 ("dispatcher", "assignments_request"),
                 ("dispatcher", "leave"),
                 ("ca", "renew_certificate"),
+                ("logbroker", "log_data"),
             }
         )
         == WORKER_MAY_CALL
@@ -120,7 +121,14 @@ def test_worker_may_call_its_methods(actor: str, kind: str) -> None:
 
 @pytest.mark.parametrize(
     ("actor", "kind"),
-    [("store", "create_service"), ("raft", "append_entries"), ("dispatcher", "assignments")],
+    [
+        ("store", "create_service"),
+        ("raft", "append_entries"),
+        ("dispatcher", "assignments"),
+        # A worker sends log lines, but may not ask for others' or forward requests.
+        ("logbroker", "log_control"),
+        ("logsender", "log_subscribe"),
+    ],
 )
 def test_worker_may_not_call_anything_else(actor: str, kind: str) -> None:
     with pytest.raises(PermissionDenied) as caught:

@@ -1,0 +1,1 @@
+"""Task logs: the pure pieces (lines, files, the broker and sender cores)."""
