@@ -853,7 +853,7 @@ def _update_status_lines(svc: Service, now: float) -> list[str]:
     st = svc.update_status
     if st is None:
         return []
-    lines = ["Update Status", f" {'State':<17}: {display.update_state(st.state)}"]
+    lines = ["Update Status", f" {'State':<17}: {st.state.name}"]
     if st.started_at:
         lines.append(f" {'Started':<17}: {display.ago(st.started_at, now)}")
     if st.completed_at:
@@ -1038,7 +1038,10 @@ def _converge(ref: str, rollback: bool = False) -> None:
 
 MountOpt = Annotated[
     list[str] | None,
-    typer.Option("--mount", help="type=bind|volume,source=SRC,target=DST[,readonly] (repeatable)."),
+    typer.Option(
+        "--mount",
+        help="type=bind|volume,source=SRC,target=DST[,readonly] (repeatable; docker executor).",
+    ),
 ]
 
 
@@ -1080,7 +1083,9 @@ def service_create(
     mount: MountOpt = None,
     workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory.")] = "",
     user: Annotated[str, typer.Option("--user", "-u", help="User (docker executor).")] = "",
-    stop_signal: Annotated[str, typer.Option(help="Signal that stops a task.")] = "",
+    stop_signal: Annotated[
+        str, typer.Option(help="Signal that stops a task (default SIGTERM).")
+    ] = "",
     health_cmd: HealthCmdOpt = None,
     health_interval: HealthIntervalOpt = None,
     health_retries: HealthRetriesOpt = None,
@@ -1266,8 +1271,17 @@ def _container_lines(c: ContainerSpec) -> list[str]:
         ("Command", " ".join(c.command)),
         ("Args", " ".join(c.args)),
         ("Env", ", ".join(c.env)),
+        ("Dir", c.dir),
+        ("User", c.user),
+        ("Stop Signal", c.stop_signal),
     ]
-    return [f"  {name:<16}: {value}" for name, value in fields if value]
+    lines = [f"  {name:<16}: {value}" for name, value in fields if value]
+    if c.mounts:
+        lines.append(f"  {'Mounts':<16}:")
+        for m in c.mounts:
+            ro = ",readonly" if m.readonly else ""
+            lines.append(f"   type={m.type},source={m.source},target={m.target}{ro}")
+    return lines
 
 
 def _placement_lines(task: TaskSpec) -> list[str]:
@@ -1372,7 +1386,10 @@ def service_update(
     mount: MountOpt = None,
     mount_add: Annotated[
         list[str] | None,
-        typer.Option("--mount-add", help="Add or replace a mount, by its target (repeatable)."),
+        typer.Option(
+            "--mount-add",
+            help="Add or replace a mount, by its target (repeatable; docker executor).",
+        ),
     ] = None,
     mount_rm: Annotated[
         list[str] | None,
@@ -1384,7 +1401,9 @@ def service_update(
     user: Annotated[
         str | None, typer.Option("--user", "-u", help="User (docker executor).")
     ] = None,
-    stop_signal: Annotated[str | None, typer.Option(help="Signal that stops a task.")] = None,
+    stop_signal: Annotated[
+        str | None, typer.Option(help="Signal that stops a task (default SIGTERM).")
+    ] = None,
     detach: DetachOpt = False,
 ) -> None:
     """Change a service; its tasks follow, as a rolling update."""
@@ -2066,6 +2085,8 @@ def swarm_unlock() -> None:
         text = getpass.getpass("Please enter unlock key: ")
     else:
         text = sys.stdin.readline()
+    if not text.strip():
+        raise InvalidArgument("no unlock key given: type it, or pipe it on stdin")
     try:
         parse_unlock_key(text)
     except UnlockKeyError as exc:

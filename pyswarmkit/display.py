@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from pyswarmkit.api.objects import Node, Service, Task
-from pyswarmkit.api.states import NodeRole, UpdateState
+from pyswarmkit.api.states import NodeRole
 
 
 def plain(value: Any) -> Any:
@@ -266,8 +266,3 @@ def size(n: int) -> str:
             return f"{value:.4g}{unit}"
         value /= 1024
     return f"{n}B"
-
-
-def update_state(state: UpdateState) -> str:
-    """As Docker's API spells update states: updating, paused, rollback_completed, ..."""
-    return state.name.lower()

@@ -39,6 +39,12 @@ def validate_service_spec(spec: ServiceSpec) -> None:
             raise InvalidArgument(f"invalid environment entry {item!r}: use KEY=VALUE")
     if c.stop_grace_period < 0:
         raise InvalidArgument("stop grace period must not be negative")
+    targets: set[str] = set()
+    for m in c.mounts:
+        # As SwarmKit's control API: refused here rather than by every node's engine.
+        if m.target in targets:
+            raise InvalidArgument(f"duplicate mount point: {m.target}")
+        targets.add(m.target)
     validate_healthcheck(c.healthcheck)
     r = spec.task.restart
     if r.delay < 0 or r.window < 0 or r.max_attempts < 0:

@@ -1,7 +1,7 @@
 """Runs the process executor's health probes.
 
 The schedule and the meaning of results are the pure core's
-(executor/health.py); here one thread keeps time for it and a pool of
+(executor/health.py); here one thread keeps time for it and a pool of up to
 ``POOL_SIZE`` threads runs the probes, each ``sh -c CMD`` (Docker's CMD-SHELL)
 in its own process group with the task's environment and working directory. A
 probe that outlives its timeout has its group killed and counts as a failure.
@@ -27,8 +27,11 @@ from pyswarmkit.executor.health import Checks, Policy, Probe
 log = logging.getLogger(__name__)
 
 # Probes that may run at once on a node; more wait their turn (their timeout
-# starts when they do).
-POOL_SIZE = 4
+# starts when they do). A task has at most one probe running and a probe's
+# thread only waits on its process, so the pool is sized for every task's
+# probe at once: a service whose checks hang until their timeout must not
+# hold other services' tasks in STARTING (threads are made as needed).
+POOL_SIZE = 512
 
 Report = Callable[[str, str], None]
 

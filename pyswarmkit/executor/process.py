@@ -1,8 +1,8 @@
 """The default executor: each task is a local process in its own process group.
 
 Output goes to files under ``<state-dir>/worker/tasks/<task-id>/``, removed with
-the task. A stop sends SIGTERM to the whole group; whoever drives the controller
-sends SIGKILL after the task's stop grace period.
+the task. A stop sends SIGTERM (or the task's --stop-signal) to the whole group;
+whoever drives the controller sends SIGKILL after the task's stop grace period.
 
 Tasks outlive a node that dies without stopping them (a SIGKILLed swarmd), and
 the next swarmd on the same state dir takes them back: each task records
@@ -169,6 +169,14 @@ def stop_recorded(tasks_dir: Path, grace: float = 5.0) -> list[str]:
     return [task_id for task_id, _ in targets]
 
 
+def stop_signal(name: str) -> signal.Signals:
+    """The task's ``--stop-signal`` (a name or number, checked when the
+    service was created), SIGTERM when it has none."""
+    if not name:
+        return signal.SIGTERM
+    return signal.Signals(int(name)) if name.isdigit() else signal.Signals[name]
+
+
 class ProcessController:
     def __init__(
         self,
@@ -288,11 +296,12 @@ class ProcessController:
         return 128 - code if code < 0 else code
 
     def shutdown(self) -> None:
+        sig = stop_signal(self.task.spec.container.stop_signal)
         if self.adopted is not None:
             if is_running(self.adopted, read_proc):
-                self._signal_adopted(signal.SIGTERM)
+                self._signal_adopted(sig)
         elif self.proc is not None and self.proc.poll() is None:
-            _kill_group(self.proc.pid, signal.SIGTERM)
+            _kill_group(self.proc.pid, sig)
 
     def terminate(self) -> None:
         if self.adopted is not None:

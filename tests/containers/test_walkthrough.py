@@ -82,10 +82,10 @@ def test_readme_walkthrough(dswarmd: DockerSwarmd, engine: Any) -> None:
         reached.setdefault(new, time.monotonic() - start)
         if new == 6 and len(images) == 6:
             inspected = node.sh("service inspect redis").stdout
-            if re.search(r"State\s*:\s*completed", inspected):
+            if re.search(r"State\s*:\s*COMPLETED", inspected):
                 break
         time.sleep(0.2)
-    assert re.search(r"State\s*:\s*completed", inspected), inspected
+    assert re.search(r"State\s*:\s*COMPLETED", inspected), inspected
     # Stop-first, two at a time: never more than two of six down at once.
     assert fewest_running >= 4, fewest_running
     # Pairs 10 s apart: the second pair after the first plus the delay, the third after that.

@@ -34,7 +34,7 @@ def tasks(swarmd, name: str) -> list[Task]:  # type: ignore[no-untyped-def]
 def update_state(swarmd, name: str) -> str:  # type: ignore[no-untyped-def]
     for line in swarmd.ctl("service", "inspect", name).stdout.splitlines():
         if line.startswith(" State"):
-            return line.split(":", 1)[1].strip()
+            return line.split(":", 1)[1].strip().lower()
     return ""
 
 

@@ -94,3 +94,25 @@ def test_a_restarted_runner_probes_again(tmp_path: Path) -> None:
         assert got == {("slow", "healthy"), ("quick", "healthy")}
     finally:
         r.close()
+
+
+def test_hanging_probes_of_one_service_do_not_hold_up_another_tasks_check(
+    tmp_path: Path,
+) -> None:
+    changes: queue.Queue[tuple[str, str]] = queue.Queue()
+    r = ProbeRunner()
+    r.start(lambda tid, status: changes.put((tid, status)))
+    try:
+        hang = Policy(interval=0.05, timeout=60, retries=1)
+        for i in range(8):
+            r.add(f"slow{i}", hang, shell("sleep 60"), clock.monotonic())
+        wait_until(lambda: r.queued() == 0, timeout=10, what="every slow probe running")
+        started = time.monotonic()
+        r.add(
+            "quick", Policy(interval=0.05, timeout=5, retries=1), shell("true"), clock.monotonic()
+        )
+        assert changes.get(timeout=10) == ("quick", "healthy")
+        # Well before any slow probe's 60 s timeout could free a thread.
+        assert time.monotonic() - started < 10
+    finally:
+        r.close()

@@ -18,7 +18,7 @@ from pyswarmkit.actors.executor import ExecutorActor
 from pyswarmkit.actors.messages import ExecutorEvent, ExecutorEvents, Tick
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import Command
-from pyswarmkit.api.objects import ContainerSpec, Task, TaskSpec
+from pyswarmkit.api.objects import ContainerSpec, Task, TaskSpec, replace
 from pyswarmkit.executor.base import ExecutorError
 from pyswarmkit.executor.process import ProcessExecutor
 
@@ -79,6 +79,25 @@ def test_shutdown_stops_the_whole_process_group(tmp_path: Path) -> None:
     code = wait_until(ctl.poll, what="exit after SIGTERM")
     assert code == 143  # 128 + SIGTERM
     wait_until(lambda: not alive(child), what="the grandchild gone too")
+    ctl.remove()
+
+
+def test_shutdown_sends_the_tasks_stop_signal(tmp_path: Path) -> None:
+    ex = ProcessExecutor(tmp_path, "node-1")
+    t = task(
+        "sh",
+        "-c",
+        "trap 'echo got INT; exit 7' INT; trap '' TERM; echo ready; while :; do sleep 0.05; done",
+    )
+    t = Task(id=t.id, spec=TaskSpec(container=replace(t.spec.container, stop_signal="SIGINT")))
+    ctl = ex.controller(t)
+    ctl.prepare()
+    ctl.start()
+    out = ctl.log_files()[0]
+    wait_until(lambda: out.read_text() == "ready\n", what="the traps set")
+    ctl.shutdown()
+    assert wait_until(ctl.poll, what="exit after SIGINT") == 7
+    assert out.read_text() == "ready\ngot INT\n"
     ctl.remove()
 
 

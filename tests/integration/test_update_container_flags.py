@@ -53,6 +53,11 @@ def test_update_changes_mounts_workdir_user_and_stop_signal(tmp_path: object) ->
         assert out.returncode == 0, out.stderr
         c = container(sock)
         assert (c["dir"], c["user"], c["stop_signal"]) == ("/srv", "nobody", "SIGINT")
+        text = ctl(sock, "service", "inspect", "web").stdout
+        for line in ("Dir", "/srv"), ("User", "nobody"), ("Stop Signal", "SIGINT"):
+            assert any(line[0] in t and t.endswith(line[1]) for t in text.splitlines()), text
+        assert "type=bind,source=/tmp,target=/b,readonly" in text
+        assert "type=volume,source=data,target=/c" in text
 
         # Each bad flag: one line, exit 1, the service unchanged.
         for bad, says in (
@@ -60,6 +65,19 @@ def test_update_changes_mounts_workdir_user_and_stop_signal(tmp_path: object) ->
             (("--mount-add", "type=tmpfs,target=/x"), "type"),
             (("--stop-signal", "SIGNOPE"), "SIGNOPE"),
             (("--rollback", "--workdir", "/x"), "may not be combined with --rollback"),
+            (
+                (
+                    "--mount-add",
+                    "type=bind,source=/tmp,target=/x",
+                    "--mount-add",
+                    "type=volume,source=v,target=/x",
+                    "--mount",
+                    "type=bind,source=/a,target=/y",
+                    "--mount",
+                    "type=bind,source=/b,target=/y",
+                ),
+                "duplicate mount point: /y",
+            ),
         ):
             out = ctl(sock, *up, *bad)
             assert out.returncode == 1 and says in out.stderr, (bad, out.stderr)
