@@ -316,7 +316,10 @@ class Handlers:
                     f"{spec.mode.kind}): remove the service and create it again"
                 )
             if rollback:
-                return [Change("update", _next_run(current, _rolled_back(current, spec, wall)))]
+                back = _rolled_back(current, spec, wall)
+                # The previous spec may name a secret or config removed since.
+                refs.resolved(back.spec, st.secrets(), st.configs())
+                return [Change("update", _next_run(current, back))]
             if spec == current.spec:
                 status = current.update_status
                 if status is not None and status.state in PAUSED:

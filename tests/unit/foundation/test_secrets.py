@@ -304,3 +304,20 @@ def test_service_update_adds_and_drops_references() -> None:
     bad = replace(svc.spec, task=replace(svc.spec.task, container=missing))
     with pytest.raises(NotFound, match="secret not found: gone"):
         write(store, "service.update", {"ref": "web", "version": svc.meta.version, "spec": bad})
+
+
+def test_a_rollback_to_a_spec_naming_a_removed_secret_is_refused() -> None:
+    store = MemoryStore()
+    new_secret(store)
+    write(store, "service.create", {"spec": spec(secrets=(refs.parse_secret("db-pass"),))})
+    svc = store.service_by_name("web")
+    assert svc is not None
+    without = replace(svc.spec.task.container, secrets=())
+    plain = replace(svc.spec, task=replace(svc.spec.task, container=without))
+    write(store, "service.update", {"ref": "web", "version": svc.meta.version, "spec": plain})
+    write(store, "secret.remove", {"ref": "db-pass"})
+    svc = store.service_by_name("web")
+    assert svc is not None
+    body = {"ref": "web", "version": svc.meta.version, "spec": svc.spec, "rollback": True}
+    with pytest.raises(NotFound, match="secret not found: db-pass"):
+        write(store, "service.update", body)
