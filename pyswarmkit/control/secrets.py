@@ -138,15 +138,28 @@ def _mode(flag: str, value: str) -> int:
 
 def check_references(c: ContainerSpec) -> None:
     """What a service's references must be whatever exists: a target that is
-    a plain relative file path, a mode, and no two files at one target."""
-    _check_targets("secret", [(r.secret_name or r.secret_id, r.target, r.mode) for r in c.secrets])
-    _check_targets("config", [(r.config_name or r.config_id, r.target, r.mode) for r in c.configs])
+    a file path without '.' or '..' parts, numeric uid and gid, a file mode,
+    and no two files at one target."""
+    _check_targets(
+        "secret",
+        [(r.secret_name or r.secret_id, r.target, r.uid, r.gid, r.mode) for r in c.secrets],
+    )
+    _check_targets(
+        "config",
+        [(r.config_name or r.config_id, r.target, r.uid, r.gid, r.mode) for r in c.configs],
+    )
 
 
-def _check_targets(which: Which, refs: list[tuple[str, str, int]]) -> None:
+def _check_targets(which: Which, refs: list[tuple[str, str, str, str, int]]) -> None:
     seen: dict[str, str] = {}
-    for name, target, mode in refs:
-        if not name:
+    for name, target, uid, gid, mode in refs:
+        if not name or "\x00" in name:
+            raise InvalidArgument(f"a {which} reference needs a {which} name (no NUL in it)")
+        if not (_ID_NUMBER.match(uid) and _ID_NUMBER.match(gid)):
+            raise InvalidArgument(
+                f"{which} reference {name!r}: uid and gid must be numbers, not {uid!r}, {gid!r}"
+            )
+        if not target:
             raise InvalidArgument(f"a {which} reference needs a {which} name")
         if not target:
             raise InvalidArgument(f"{which} reference {name!r}: target must not be empty")

@@ -144,6 +144,11 @@ def test_two_references_with_one_target_are_refused() -> None:
         refs.check_references(
             ContainerSpec(secrets=(SecretReference(secret_name="a", target="../etc/x"),))
         )
+    # What did not come through the CLI's parsing is checked as well.
+    with pytest.raises(InvalidArgument, match="uid and gid must be numbers"):
+        refs.check_references(
+            ContainerSpec(configs=(ConfigReference(config_name="a", target="a", uid="root"),))
+        )
 
 
 # --- the store ------------------------------------------------------------------------
