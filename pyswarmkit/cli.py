@@ -1660,7 +1660,11 @@ EVENTS_POLL = 0.2
 def events(
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", "-f", help="type=service, node, task or cluster (repeatable)."),
+        typer.Option(
+            "--filter",
+            "-f",
+            help="type=service, node, task, cluster, secret or config (repeatable).",
+        ),
     ] = None,
     since: Annotated[
         str | None,
