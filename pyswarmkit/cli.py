@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import getpass
+import json
 import logging
 import os
 import signal
@@ -32,10 +34,14 @@ from pyswarmkit.api.objects import (
     JOB_KINDS,
     Annotations,
     Cluster,
+    Config,
+    ConfigSpec,
     ContainerSpec,
     HealthConfig,
     Node,
     NodeSpec,
+    Secret,
+    SecretSpec,
     Service,
     ServiceKind,
     ServiceMode,
@@ -47,6 +53,7 @@ from pyswarmkit.api.objects import (
 )
 from pyswarmkit.api.states import NodeAvailability, NodeRole, RestartCondition
 from pyswarmkit.control import eventlines, progress, units
+from pyswarmkit.control import secrets as refs
 from pyswarmkit.control.validate import FAILURE_ACTIONS, ORDERS
 from pyswarmkit.logs import client as logclient
 from pyswarmkit.logs import lines as loglines
@@ -395,6 +402,10 @@ swarmctl_app.add_typer(service_app, name="service")
 swarmctl_app.add_typer(task_app, name="task")
 swarmctl_app.add_typer(node_app, name="node")
 swarmctl_app.add_typer(cluster_app, name="cluster")
+secret_app = _app("Manage secrets: data a service's tasks get as files, never shown.")
+config_app = _app("Manage configs: files a service's tasks get, shown by inspect.")
+swarmctl_app.add_typer(secret_app, name="secret")
+swarmctl_app.add_typer(config_app, name="config")
 
 
 @dataclasses.dataclass(slots=True)
@@ -1045,6 +1056,22 @@ MountOpt = Annotated[
 ]
 
 
+SecretOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        help="A secret as a file: NAME, or source=NAME,target=FILE,uid=,gid=,mode= (repeatable).",
+    ),
+]
+ConfigOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config",
+        help="A config as a file: NAME, or source=NAME,target=PATH,uid=,gid=,mode= (repeatable).",
+    ),
+]
+
+
 @service_app.command("create")
 def service_create(
     name: Annotated[str | None, typer.Option(help="Service name.")] = None,
@@ -1092,6 +1119,8 @@ def service_create(
     health_start_period: HealthStartOpt = None,
     health_timeout: HealthTimeoutOpt = None,
     no_healthcheck: NoHealthOpt = False,
+    secret: SecretOpt = None,
+    config: ConfigOpt = None,
     detach: DetachOpt = False,
 ) -> None:
     """Create a service; prints its ID."""
@@ -1111,6 +1140,8 @@ def service_create(
                 user=user,
                 mounts=tuple(parse_mount(m) for m in mount or ()),
                 stop_signal=parse_stop_signal(stop_signal) if stop_signal else "",
+                secrets=tuple(refs.parse_secret(t) for t in secret or ()),
+                configs=tuple(refs.parse_config(t) for t in config or ()),
             )
         ),
         mode=_mode(mode, replicas, max_concurrent),
@@ -1281,6 +1312,15 @@ def _container_lines(c: ContainerSpec) -> list[str]:
         for m in c.mounts:
             ro = ",readonly" if m.readonly else ""
             lines.append(f"   type={m.type},source={m.source},target={m.target}{ro}")
+    for label, files in (
+        ("Secrets", [(r.secret_name, r.target, r.uid, r.gid, r.mode) for r in c.secrets]),
+        ("Configs", [(r.config_name, r.target, r.uid, r.gid, r.mode) for r in c.configs]),
+    ):
+        for i, (name, target, uid, gid, mode) in enumerate(files):
+            head = label if i == 0 else ""
+            lines.append(
+                f"  {head:<16}: {name} as {target} (mode {mode:04o}, uid {uid}, gid {gid})"
+            )
     return lines
 
 
@@ -1404,6 +1444,22 @@ def service_update(
     stop_signal: Annotated[
         str | None, typer.Option(help="Signal that stops a task (default SIGTERM).")
     ] = None,
+    secret_add: Annotated[
+        list[str] | None,
+        typer.Option("--secret-add", help="Add a secret, as --secret takes it (repeatable)."),
+    ] = None,
+    secret_rm: Annotated[
+        list[str] | None,
+        typer.Option("--secret-rm", help="Remove the secret of this name (repeatable)."),
+    ] = None,
+    config_add: Annotated[
+        list[str] | None,
+        typer.Option("--config-add", help="Add a config, as --config takes it (repeatable)."),
+    ] = None,
+    config_rm: Annotated[
+        list[str] | None,
+        typer.Option("--config-rm", help="Remove the config of this name (repeatable)."),
+    ] = None,
     detach: DetachOpt = False,
 ) -> None:
     """Change a service; its tasks follow, as a rolling update."""
@@ -1438,6 +1494,7 @@ def service_update(
         if env is not None:
             c = replace(c, env=_env_list(env))
         c = _edit_container(c, mount, mount_add, mount_rm, workdir, user, stop_signal)
+        c = _edit_files(c, secret_add, secret_rm, config_add, config_rm)
         spec = replace(spec, task=replace(spec.task, container=c))
         spec = replace(spec, mode=_edit_mode(spec.mode, replicas, max_concurrent))
         if force:
@@ -1538,6 +1595,31 @@ def _logs(
         client.close()
     if failures:
         raise typer.Exit(1)
+
+
+def _edit_files(
+    c: ContainerSpec,
+    secret_add: list[str] | None,
+    secret_rm: list[str] | None,
+    config_add: list[str] | None,
+    config_rm: list[str] | None,
+) -> ContainerSpec:
+    """--secret-rm and --config-rm drop references by name, then --secret-add
+    and --config-add add theirs (as Docker). Removing a name the service does
+    not use is refused."""
+    gone = set(secret_rm or ())
+    missing = sorted(gone - {r.secret_name for r in c.secrets})
+    if missing:
+        raise InvalidArgument(f"--secret-rm {missing[0]}: the service uses no secret of that name")
+    secrets = [r for r in c.secrets if r.secret_name not in gone]
+    secrets.extend(refs.parse_secret(t) for t in secret_add or ())
+    dropped = set(config_rm or ())
+    missing = sorted(dropped - {r.config_name for r in c.configs})
+    if missing:
+        raise InvalidArgument(f"--config-rm {missing[0]}: the service uses no config of that name")
+    configs = [r for r in c.configs if r.config_name not in dropped]
+    configs.extend(refs.parse_config(t) for t in config_add or ())
+    return replace(c, secrets=tuple(secrets), configs=tuple(configs))
 
 
 @service_app.command("rm")
@@ -1692,7 +1774,11 @@ EVENTS_POLL = 0.2
 def events(
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", "-f", help="type=service, node, task or cluster (repeatable)."),
+        typer.Option(
+            "--filter",
+            "-f",
+            help="type=service, node, task, cluster, secret or config (repeatable).",
+        ),
     ] = None,
     since: Annotated[
         str | None,
@@ -2050,6 +2136,185 @@ def cluster_update(
     _echo("Swarm updated.")
     if result.get("unlock_key"):
         _echo(_unlock_command(result["unlock_key"]))
+
+
+# --- secrets and configs --------------------------------------------------------
+
+complete_secrets = _completer("secret.list", "secrets")
+complete_configs = _completer("config.list", "configs")
+LabelOpt = Annotated[
+    list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE label (repeatable).")
+]
+
+
+def _read_data(which: refs.Which, file: str) -> bytes:
+    """The data of FILE, or of stdin for '-', read no further than the limit."""
+    limit = refs.MAX_SIZE[which]
+    try:
+        if file == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(file, "rb") as f:
+                data = f.read(limit + 1)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {file}: {exc.strerror or exc}") from None
+    # The manager checks again; checked here, a file too large is not sent.
+    refs.validate_data(which, data)
+    return data
+
+
+def _labels(items: list[str] | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in items or ():
+        key, _, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid label {item!r}: use KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def _create_file(which: refs.Which, name: str, file: str, label: list[str] | None) -> None:
+    refs.validate_name(name)
+    annotations = Annotations(name=name, labels=_labels(label))
+    data = _read_data(which, file)
+    spec: SecretSpec | ConfigSpec = (
+        SecretSpec(annotations=annotations, data=data)
+        if which == "secret"
+        else ConfigSpec(annotations=annotations, data=data)
+    )
+    _echo(STATE.call(f"{which}.create", {"spec": spec})["id"])
+
+
+def _list_files(which: refs.Which, quiet: bool, output: Output) -> None:
+    found: list[Secret | Config] = STATE.call(f"{which}.list")[f"{which}s"]
+    if output is Output.json:
+        _json(found)
+        return
+    if quiet:
+        if found:
+            _echo("\n".join(o.id for o in found))
+        return
+    now = time.time()
+    rows = [
+        [o.id, o.name, display.ago(o.meta.created_at, now), display.ago(o.meta.updated_at, now)]
+        for o in found
+    ]
+    _echo(display.table(["ID", "NAME", "CREATED", "UPDATED"], rows))
+
+
+def _file_text(o: Secret | Config, now: float) -> str:
+    lines = [f"ID:              {o.id}", f"Name:            {o.name}"]
+    if o.spec.annotations.labels:
+        lines.append("Labels:")
+        lines.extend(f" - {k}={v}" for k, v in sorted(o.spec.annotations.labels.items()))
+    for label, at in (("Created at", o.meta.created_at), ("Updated at", o.meta.updated_at)):
+        lines.append(f"{label + ':':<17}{display.timestamp(at)} ({display.ago(at, now)})")
+    if isinstance(o, Config):
+        lines.append("Data:")
+        lines.append(o.spec.data.decode("utf-8", "replace").rstrip("\n"))
+    return "\n".join(lines)
+
+
+def _config_json(c: Config) -> Any:
+    # As Docker's API gives a config's data: base64.
+    value = display.plain(c)
+    value["spec"]["data"] = base64.b64encode(c.spec.data).decode("ascii")
+    return value
+
+
+def _remove_files(which: refs.Which, names: list[str]) -> None:
+    failed = False
+    for ref in dict.fromkeys(names):
+        try:
+            STATE.call(f"{which}.remove", {"ref": ref})
+        except SwarmError as err:
+            if isinstance(err, Unavailable):
+                raise
+            typer.echo(f"swarmctl: error: {err}", err=True)
+            failed = True
+            continue
+        _echo(ref)
+    if failed:
+        raise typer.Exit(1)
+
+
+FileArg = Annotated[str, typer.Argument(metavar="FILE|-", help="A file, or - for stdin.")]
+SecretsArg = Annotated[
+    list[str],
+    typer.Argument(metavar="SECRET...", help="Names or IDs.", autocompletion=complete_secrets),
+]
+ConfigsArg = Annotated[
+    list[str],
+    typer.Argument(metavar="CONFIG...", help="Names or IDs.", autocompletion=complete_configs),
+]
+
+
+@secret_app.command("create")
+def secret_create(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The secret's name.")],
+    file: FileArg,
+    label: LabelOpt = None,
+) -> None:
+    """Create a secret from a file or stdin (less than 500 KiB); prints its ID."""
+    _create_file("secret", name, file, label)
+
+
+@secret_app.command("ls")
+def secret_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> None:
+    """List secrets."""
+    _list_files("secret", quiet, output)
+
+
+@secret_app.command("inspect")
+def secret_inspect(secrets: SecretsArg, output: FormatOpt = Output.table) -> None:
+    """Show secrets (never their data)."""
+    results, failed = _inspect_each("secret.inspect", secrets)
+    found: list[Secret] = [r["secret"] for r in results]
+    if output is Output.json:
+        _shown_then(failed, display.as_json(found))
+    else:
+        now = time.time()
+        _shown_then(failed, "\n\n".join(_file_text(s, now) for s in found))
+
+
+@secret_app.command("rm")
+def secret_rm(secrets: SecretsArg) -> None:
+    """Remove secrets no service uses."""
+    _remove_files("secret", secrets)
+
+
+@config_app.command("create")
+def config_create(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The config's name.")],
+    file: FileArg,
+    label: LabelOpt = None,
+) -> None:
+    """Create a config from a file or stdin (less than 1000 KiB); prints its ID."""
+    _create_file("config", name, file, label)
+
+
+@config_app.command("ls")
+def config_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> None:
+    """List configs."""
+    _list_files("config", quiet, output)
+
+
+@config_app.command("inspect")
+def config_inspect(configs: ConfigsArg, output: FormatOpt = Output.table) -> None:
+    """Show configs and their data."""
+    results, failed = _inspect_each("config.inspect", configs)
+    found: list[Config] = [r["config"] for r in results]
+    if output is Output.json:
+        _shown_then(failed, json.dumps([_config_json(c) for c in found], indent=2))
+    else:
+        now = time.time()
+        _shown_then(failed, "\n\n".join(_file_text(c, now) for c in found))
+
+
+@config_app.command("rm")
+def config_rm(configs: ConfigsArg) -> None:
+    """Remove configs no service uses."""
+    _remove_files("config", configs)
 
 
 # --- swarm: autolock ------------------------------------------------------------

@@ -115,6 +115,13 @@ def ago(timestamp: float, now: float) -> str:
     return f"{human_duration(max(0.0, now - timestamp))} ago"
 
 
+def timestamp(when: float) -> str:
+    """A wall time as Docker's inspect prints it, in UTC."""
+    if when <= 0:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(when))
+
+
 def duration(seconds: float) -> str:
     """Go's time.Duration spelling, as SwarmKit prints settings: 2160h0m0s, 1m30.5s, 500ms."""
     if seconds == 0:

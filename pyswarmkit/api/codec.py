@@ -68,6 +68,12 @@ _CLASSES: tuple[type[o.Object], ...] = (
     o.CurveKeyPair,
     o.Mount,
     o.HealthConfig,
+    o.SecretReference,
+    o.ConfigReference,
+    o.SecretSpec,
+    o.Secret,
+    o.ConfigSpec,
+    o.Config,
 )
 
 # Codes 0..31 are left for the transport's own types.

@@ -66,7 +66,7 @@ else:
     replace = msgspec.structs.replace
 
 
-Kind = Literal["node", "service", "task", "cluster"]
+Kind = Literal["node", "service", "task", "cluster", "secret", "config"]
 
 
 class Meta(Object, frozen=True):
@@ -159,6 +159,30 @@ class HealthConfig(Object, frozen=True):
     start_period: Float = 0.0
 
 
+class SecretReference(Object, frozen=True):
+    """A secret a task gets as a file. The manager fills ``secret_id`` from
+    ``secret_name`` when the service is created or updated. ``target`` is the
+    file's name (Docker: under /run/secrets; default: the secret's name)."""
+
+    secret_id: str = ""
+    secret_name: Text = ""
+    target: Text = ""
+    uid: Text = "0"
+    gid: Text = "0"
+    mode: Int = 0o444
+
+
+class ConfigReference(Object, frozen=True):
+    """A config a task gets as a file, as ``SecretReference`` says."""
+
+    config_id: str = ""
+    config_name: Text = ""
+    target: Text = ""
+    uid: Text = "0"
+    gid: Text = "0"
+    mode: Int = 0o444
+
+
 class ContainerSpec(Object, frozen=True):
     image: Text = ""
     command: tuple[Text, ...] = ()
@@ -172,6 +196,8 @@ class ContainerSpec(Object, frozen=True):
     # The signal that asks the task to stop; empty: the image's, else SIGTERM.
     stop_signal: Text = ""
     healthcheck: HealthConfig = HealthConfig()
+    secrets: tuple[SecretReference, ...] = ()
+    configs: tuple[ConfigReference, ...] = ()
 
 
 class TaskSpec(Object, frozen=True):
@@ -414,6 +440,52 @@ class RaftMember(Object, frozen=True):
     addr: str = ""
 
 
-StoreObject = Node | Service | Task | Cluster
+# --- secrets and configs ---------------------------------------------------------
 
-KIND_OF: dict[type, Kind] = {Node: "node", Service: "service", Task: "task", Cluster: "cluster"}
+
+class SecretSpec(Object, frozen=True):
+    annotations: Annotations = Annotations()
+    # Never in a control reply: readers get the secret with this emptied.
+    data: bytes = b""
+
+
+class Secret(Object, frozen=True):
+    """Data a service's tasks get as a file; only the workers running such a
+    task receive it, and no command reads it back."""
+
+    id: str
+    spec: SecretSpec = SecretSpec()
+    meta: Meta = Meta()
+
+    @property
+    def name(self) -> str:
+        return self.spec.annotations.name
+
+
+class ConfigSpec(Object, frozen=True):
+    annotations: Annotations = Annotations()
+    data: bytes = b""
+
+
+class Config(Object, frozen=True):
+    """A file's contents for a service's tasks, not secret: inspect shows it."""
+
+    id: str
+    spec: ConfigSpec = ConfigSpec()
+    meta: Meta = Meta()
+
+    @property
+    def name(self) -> str:
+        return self.spec.annotations.name
+
+
+StoreObject = Node | Service | Task | Cluster | Secret | Config
+
+KIND_OF: dict[type, Kind] = {
+    Node: "node",
+    Service: "service",
+    Task: "task",
+    Cluster: "cluster",
+    Secret: "secret",
+    Config: "config",
+}

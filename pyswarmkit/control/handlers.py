@@ -18,8 +18,12 @@ from pyswarmkit.api.ids import new_id
 from pyswarmkit.api.objects import (
     JOB_KINDS,
     Cluster,
+    Config,
+    ConfigSpec,
     Node,
     NodeSpec,
+    Secret,
+    SecretSpec,
     Service,
     ServiceSpec,
     Task,
@@ -30,6 +34,7 @@ from pyswarmkit.api.states import NodeRole, NodeState, TaskState, UpdateState
 from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
+from pyswarmkit.control import secrets as refs
 from pyswarmkit.control.events import FIELDS, EventRing, parse_request
 from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.units import MAX_DURATION, check_heartbeat_period
@@ -207,6 +212,14 @@ class Handlers:
             "cluster.inspect": self.cluster_inspect,
             "cluster.update": self.cluster_update,
             "swarm.unlock_key": self.swarm_unlock_key,
+            "secret.create": self.secret_create,
+            "secret.list": self.secret_list,
+            "secret.inspect": self.secret_inspect,
+            "secret.remove": self.secret_remove,
+            "config.create": self.config_create,
+            "config.list": self.config_list,
+            "config.inspect": self.config_inspect,
+            "config.remove": self.config_remove,
         }
 
     def handle(self, store: MemoryStore, method: str, body: dict[str, Any]) -> Outcome:
@@ -220,13 +233,15 @@ class Handlers:
 
     def _check(self, spec: ServiceSpec) -> None:
         validate_service_spec(spec)
+        refs.check_references(spec.task.container)
 
     # --- services ----------------------------------------------------------
 
     def service_create(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         spec = _arg(body, "spec", ServiceSpec)
         self._check(spec)
-        service = Service(id=new_id(), spec=spec)
+        refs.resolved(spec, store.secrets(), store.configs())  # fail before anything is written
+        service_id = new_id()
 
         def build(st: MemoryStore) -> list[Change]:
             if st.service_by_name(spec.annotations.name) is not None:
@@ -234,9 +249,12 @@ class Handlers:
                     f"a service named {spec.annotations.name!r} already exists: "
                     "pick another name or update that service"
                 )
-            return [Change("create", service)]
+            # Names become IDs against the newest state: a secret removed
+            # meanwhile is refused here, not referenced.
+            full = refs.resolved(spec, st.secrets(), st.configs())
+            return [Change("create", Service(id=service_id, spec=full))]
 
-        return Write(build, lambda _: {"id": service.id})
+        return Write(build, lambda _: {"id": service_id})
 
     def service_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         services = sorted(store.services(), key=lambda s: s.name)
@@ -274,14 +292,16 @@ class Handlers:
         paused update and changes nothing else."""
         ref = _arg(body, "ref", str)
         version = _arg(body, "version", int)
-        spec = _arg(body, "spec", ServiceSpec)
+        spec = asked = _arg(body, "spec", ServiceSpec)
         rollback = body.get("rollback", False)
         if not isinstance(rollback, bool):
             raise InvalidArgument("request field 'rollback' must be a bool")
         self._check(spec)
+        refs.resolved(spec, store.secrets(), store.configs())
         wall = self.wall()
 
         def build(st: MemoryStore) -> list[Change]:
+            spec = refs.resolved(asked, st.secrets(), st.configs())
             current = resolve("service", ref, st.services())
             if current.meta.version != version:
                 raise FailedPrecondition(
@@ -296,7 +316,10 @@ class Handlers:
                     f"{spec.mode.kind}): remove the service and create it again"
                 )
             if rollback:
-                return [Change("update", _next_run(current, _rolled_back(current, spec, wall)))]
+                back = _rolled_back(current, spec, wall)
+                # The previous spec may name a secret or config removed since.
+                refs.resolved(back.spec, st.secrets(), st.configs())
+                return [Change("update", _next_run(current, back))]
             if spec == current.spec:
                 status = current.update_status
                 if status is not None and status.state in PAUSED:
@@ -454,6 +477,82 @@ class Handlers:
             return [Change("update", replace(current, unlock_key=new_key))]
 
         return Write(build, lambda _: {"unlock_key": crypt.format_unlock_key(new_key)})
+
+    # --- secrets and configs ----------------------------------------------------
+    # Secret data enters through secret.create and leaves the managers only
+    # with the tasks that use it: every reply carries secrets with it emptied.
+
+    def secret_create(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        spec = _arg(body, "spec", SecretSpec)
+        refs.validate_name(spec.annotations.name)
+        refs.validate_data("secret", spec.data)
+        secret = Secret(id=new_id(), spec=spec)
+        return Write(_create_named("secret", secret), lambda _: {"id": secret.id})
+
+    def secret_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        secrets = sorted(store.secrets(), key=lambda s: s.name)
+        return Reply({"secrets": [_without_data(s) for s in secrets]})
+
+    def secret_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        secret = resolve("secret", _arg(body, "ref", str), store.secrets())
+        return Reply({"secret": _without_data(secret)})
+
+    def secret_remove(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        return _remove_named("secret", _arg(body, "ref", str), store)
+
+    def config_create(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        spec = _arg(body, "spec", ConfigSpec)
+        refs.validate_name(spec.annotations.name)
+        refs.validate_data("config", spec.data)
+        config = Config(id=new_id(), spec=spec)
+        return Write(_create_named("config", config), lambda _: {"id": config.id})
+
+    def config_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        # The listing leaves out the data (up to 1000 KiB each); inspect shows it.
+        configs = sorted(store.configs(), key=lambda c: c.name)
+        return Reply({"configs": [_without_data(c) for c in configs]})
+
+    def config_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        return Reply({"config": resolve("config", _arg(body, "ref", str), store.configs())})
+
+    def config_remove(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        return _remove_named("config", _arg(body, "ref", str), store)
+
+
+SecretOrConfig = TypeVar("SecretOrConfig", Secret, Config)
+
+
+def _without_data(obj: SecretOrConfig) -> SecretOrConfig:
+    return replace(obj, spec=replace(obj.spec, data=b""))
+
+
+def _create_named(which: refs.Which, obj: Secret | Config) -> Callable[[MemoryStore], list[Change]]:
+    def build(st: MemoryStore) -> list[Change]:
+        if st.by_name(which, obj.name) is not None:
+            raise AlreadyExists(f"{which} {obj.name} already exists")
+        return [Change("create", obj)]
+
+    return build
+
+
+def _remove_named(which: refs.Which, ref: str, store: MemoryStore) -> Outcome:
+    """Delete a secret or config, refused while a service's spec uses it."""
+
+    def find(st: MemoryStore) -> Secret | Config:
+        if which == "secret":
+            return resolve("secret", ref, st.secrets())
+        return resolve("config", ref, st.configs())
+
+    find(store)  # an unknown one fails before anything is written
+
+    def build(st: MemoryStore) -> list[Change]:
+        obj = find(st)
+        using = refs.users(which, obj.id, st.services())
+        if using:
+            raise FailedPrecondition(refs.in_use(which, obj.name, using))
+        return [Change("delete", obj)]
+
+    return Write(build, lambda batch: {"id": batch.events[0].obj.id if batch else ""})
 
 
 PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)

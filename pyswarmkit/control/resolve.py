@@ -6,16 +6,18 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from pyswarmkit.api.errors import InvalidArgument, NotFound
-from pyswarmkit.api.objects import Cluster, Kind, Node, Service, Task
+from pyswarmkit.api.objects import Cluster, Config, Kind, Node, Secret, Service, Task
 from pyswarmkit.api.states import TaskState
 
-T = TypeVar("T", Node, Service, Task, Cluster)
+T = TypeVar("T", Node, Service, Task, Cluster, Secret, Config)
 
 _NOUN: dict[Kind, str] = {
     "node": "node",
     "service": "service",
     "task": "task",
     "cluster": "cluster",
+    "secret": "secret",
+    "config": "config",
 }
 
 
@@ -57,7 +59,7 @@ def resolve(kind: Kind, ref: str, objects: Sequence[T]) -> T:
     raise NotFound(f"{noun} {shown} not found")
 
 
-def _name(obj: Node | Service | Task | Cluster) -> str:
+def _name(obj: Node | Service | Task | Cluster | Secret | Config) -> str:
     if isinstance(obj, Task):
         # As `task ls` shows it: service.slot, or service.node-id (global).
         if obj.slot:

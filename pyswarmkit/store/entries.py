@@ -3,7 +3,11 @@
 A log entry holds one batch and the ``now`` it commits with, so every manager
 applies it identically. The objects ride in one list per kind (each decoded
 and checked by its own class in one pass); ``ops`` keeps the batch's order,
-one small int per change: ``op * 4 + kind``.
+one small int per change: ``op * 4 + kind`` for the first four kinds (node,
+service, task, cluster), ``12 + op * 2 + (kind - 4)`` for the kinds that came
+later (secret, config). Their lists are trailing fields: entries and
+snapshots written before they existed still read, and a reader of before
+them reads a batch that holds none (it ignores trailing fields).
 
 A group entry holds several independent batches (writes that arrived at the
 leader together): one log entry, one fsync share and one apply pass for all of
@@ -20,7 +24,17 @@ from typing import Annotated, cast
 import msgspec
 
 from pyswarmkit.api import codec
-from pyswarmkit.api.objects import KIND_OF, Cluster, Kind, Node, Service, StoreObject, Task
+from pyswarmkit.api.objects import (
+    KIND_OF,
+    Cluster,
+    Config,
+    Kind,
+    Node,
+    Secret,
+    Service,
+    StoreObject,
+    Task,
+)
 from pyswarmkit.store.memory import KINDS, OPS, Change, Op
 
 # Bumped when the layout changes; a reader refuses what it does not know
@@ -35,8 +49,14 @@ _OP_CODE = {op: i for i, op in enumerate(OPS)}
 _OP_OF: tuple[Op, ...] = cast(tuple[Op, ...], OPS)
 
 
-# op * 4 + kind, for the three ops and four kinds.
-OpCode = Annotated[int, msgspec.Meta(ge=0, le=len(OPS) * 4 - 1)]
+# The first four kinds: op * 4 + kind (0..11); the later ones from here on.
+_LATER = len(OPS) * 4
+_LATER_KINDS = len(KINDS) - 4
+OpCode = Annotated[int, msgspec.Meta(ge=0, le=_LATER + len(OPS) * _LATER_KINDS - 1)]
+
+
+def _op_code(op: int, kind: int) -> int:
+    return op * 4 + kind if kind < 4 else _LATER + op * _LATER_KINDS + kind - 4
 
 
 class BatchEntry(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -47,6 +67,8 @@ class BatchEntry(msgspec.Struct, array_like=True, frozen=True, gc=False):
     services: list[Service]
     tasks: list[Task]
     clusters: list[Cluster]
+    secrets: list[Secret] = []
+    configs: list[Config] = []
 
 
 class GroupEntry(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -61,6 +83,8 @@ class StoreSnapshot(msgspec.Struct, array_like=True, frozen=True, gc=False):
     services: list[Service]
     tasks: list[Task]
     clusters: list[Cluster]
+    secrets: list[Secret] = []
+    configs: list[Config] = []
 
 
 class EntryError(ValueError):
@@ -69,10 +93,10 @@ class EntryError(ValueError):
 
 def encode_batch(changes: Sequence[Change], now: float) -> bytes:
     ops: list[int] = []
-    by_kind: tuple[list[StoreObject], ...] = ([], [], [], [])
+    by_kind: tuple[list[StoreObject], ...] = tuple([] for _ in KINDS)
     for ch in changes:
         kind = _KIND_CODE[KIND_OF[type(ch.obj)]]
-        ops.append(_OP_CODE[ch.op] * 4 + kind)
+        ops.append(_op_code(_OP_CODE[ch.op], kind))
         by_kind[kind].append(ch.obj)
     return codec.encode(
         BatchEntry(
@@ -83,6 +107,8 @@ def encode_batch(changes: Sequence[Change], now: float) -> bytes:
             cast(list[Service], by_kind[1]),
             cast(list[Task], by_kind[2]),
             cast(list[Cluster], by_kind[3]),
+            cast(list[Secret], by_kind[4]),
+            cast(list[Config], by_kind[5]),
         )
     )
 
@@ -149,14 +175,20 @@ def _changes_of(entry: BatchEntry) -> tuple[list[Change], float]:
         cast(list[StoreObject], entry.services),
         cast(list[StoreObject], entry.tasks),
         cast(list[StoreObject], entry.clusters),
+        cast(list[StoreObject], entry.secrets),
+        cast(list[StoreObject], entry.configs),
     )
-    at = [0, 0, 0, 0]
+    at = [0] * len(KINDS)
     changes: list[Change] = []
     append = changes.append
     try:
         for code in entry.ops:
-            kind = code & 3
-            append(Change(_OP_OF[code >> 2], lists[kind][at[kind]]))
+            if code < _LATER:
+                kind, op = code & 3, code >> 2
+            else:
+                op, later = divmod(code - _LATER, _LATER_KINDS)
+                kind = 4 + later
+            append(Change(_OP_OF[op], lists[kind][at[kind]]))
             at[kind] += 1
     except IndexError:
         raise EntryError("store batch names more objects than it holds") from None
@@ -174,6 +206,8 @@ def encode_snapshot(index: int, objects: dict[Kind, list[StoreObject]]) -> bytes
             cast(list[Service], objects["service"]),
             cast(list[Task], objects["task"]),
             cast(list[Cluster], objects["cluster"]),
+            cast(list[Secret], objects.get("secret", [])),
+            cast(list[Config], objects.get("config", [])),
         )
     )
 
@@ -190,4 +224,6 @@ def decode_snapshot(data: bytes) -> tuple[int, dict[Kind, list[StoreObject]]]:
         "service": cast(list[StoreObject], snap.services),
         "task": cast(list[StoreObject], snap.tasks),
         "cluster": cast(list[StoreObject], snap.clusters),
+        "secret": cast(list[StoreObject], snap.secrets),
+        "config": cast(list[StoreObject], snap.configs),
     }

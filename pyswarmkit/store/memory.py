@@ -23,9 +23,11 @@ from pyswarmkit.api.errors import AlreadyExists, Conflict, InvalidArgument, NotF
 from pyswarmkit.api.objects import (
     KIND_OF,
     Cluster,
+    Config,
     Kind,
     Meta,
     Node,
+    Secret,
     Service,
     StoreObject,
     Task,
@@ -36,8 +38,10 @@ log = logging.getLogger(__name__)
 
 Op = Literal["create", "update", "delete"]
 OPS = ("create", "update", "delete")
-KINDS: tuple[Kind, ...] = ("node", "service", "task", "cluster")
-T = TypeVar("T", Node, Service, Task, Cluster)
+KINDS: tuple[Kind, ...] = ("node", "service", "task", "cluster", "secret", "config")
+# The kinds whose names are unique among their own kind.
+NAMED: tuple[Kind, ...] = ("service", "secret", "config")
+T = TypeVar("T", Node, Service, Task, Cluster, Secret, Config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,8 @@ class MemoryStore:
         self._tasks_by_service: dict[str, set[str]] = {}
         self._tasks_by_node: dict[str, set[str]] = {}
         self._tasks_by_slot: dict[tuple[str, int], set[str]] = {}
-        self._service_by_name: dict[str, str] = {}
+        # Name to ID, per kind in NAMED.
+        self._by_name: dict[Kind, dict[str, str]] = {k: {} for k in NAMED}
         self._watchers: list[Watcher] = []
         self.index = 0
 
@@ -174,9 +179,19 @@ class MemoryStore:
             return self._tasks_in(self._tasks_by_slot.get((service_id, slot)))
 
     def service_by_name(self, name: str) -> Service | None:
+        return cast(Service | None, self.by_name("service", name))
+
+    def by_name(self, kind: Kind, name: str) -> StoreObject | None:
+        """The object of ``kind`` (one of NAMED) named ``name``."""
         with self._lock:
-            sid = self._service_by_name.get(name)
-            return cast(Service, self._tables["service"][sid]) if sid else None
+            obj_id = self._by_name[kind].get(name)
+            return self._tables[kind][obj_id] if obj_id else None
+
+    def secrets(self) -> list[Secret]:
+        return cast(list[Secret], self.objects("secret"))
+
+    def configs(self) -> list[Config]:
+        return cast(list[Config], self.objects("config"))
 
     def nodes_by_name(self, name: str) -> list[Node]:
         with self._lock:
@@ -230,7 +245,8 @@ class MemoryStore:
             self._tasks_by_service.clear()
             self._tasks_by_node.clear()
             self._tasks_by_slot.clear()
-            self._service_by_name.clear()
+            for names in self._by_name.values():
+                names.clear()
             for kind in KINDS:
                 for obj in old[kind].values():
                     self._index(kind, obj)
@@ -287,7 +303,7 @@ class MemoryStore:
         # Tracks ids and names as they would be after each change, so a batch
         # may create then update the same object, or free a name and reuse it.
         seen: dict[tuple[Kind, str], StoreObject | None] = {}
-        names: dict[str, str | None] = {}
+        names: dict[tuple[Kind, str], str | None] = {}
         for ch in changes:
             # A malformed batch is refused whole, the same way on every
             # manager, before anything is touched.
@@ -313,22 +329,26 @@ class MemoryStore:
                         f"(version {obj.meta.version}, now {current.meta.version})"
                     )
                 seen[key] = obj if ch.op == "update" else None
-            if kind == "service":
-                self._check_service_name(
-                    ch, cast(Service, obj), cast(Service | None, current), names
-                )
+            if kind in NAMED:
+                self._check_name(kind, ch, obj, current, names)
 
-    def _check_service_name(
-        self, ch: Change, svc: Service, current: Service | None, names: dict[str, str | None]
+    def _check_name(
+        self,
+        kind: Kind,
+        ch: Change,
+        obj: Any,
+        current: Any,
+        names: dict[tuple[Kind, str], str | None],
     ) -> None:
-        if current is not None and (ch.op == "delete" or current.name != svc.name):
-            names[current.name] = None
+        if current is not None and (ch.op == "delete" or current.name != obj.name):
+            names[(kind, current.name)] = None
         if ch.op == "delete":
             return
-        owner = names[svc.name] if svc.name in names else self._service_by_name.get(svc.name)
-        if owner is not None and owner != svc.id:
-            raise AlreadyExists(f"a service named {svc.name!r} already exists")
-        names[svc.name] = svc.id
+        key = (kind, obj.name)
+        owner = names[key] if key in names else self._by_name[kind].get(obj.name)
+        if owner is not None and owner != obj.id:
+            raise AlreadyExists(f"a {kind} named {obj.name!r} already exists")
+        names[key] = obj.id
 
     def _apply_one(self, ch: Change, index: int, now: float) -> Event:
         obj = ch.obj
@@ -361,8 +381,8 @@ class MemoryStore:
                 self._tasks_by_slot.setdefault((t.service_id, t.slot), set()).add(t.id)
             if t.node_id:
                 self._tasks_by_node.setdefault(t.node_id, set()).add(t.id)
-        elif kind == "service":
-            self._service_by_name[cast(Service, obj).name] = obj.id
+        elif kind in NAMED:
+            self._by_name[kind][cast(Any, obj).name] = obj.id
 
     def _unindex(self, kind: Kind, obj: StoreObject) -> None:
         if kind == "task":
@@ -372,8 +392,8 @@ class MemoryStore:
                 _discard(self._tasks_by_slot, (t.service_id, t.slot), t.id)
             if t.node_id:
                 _discard(self._tasks_by_node, t.node_id, t.id)
-        elif kind == "service":
-            self._service_by_name.pop(cast(Service, obj).name, None)
+        elif kind in NAMED:
+            self._by_name[kind].pop(cast(Any, obj).name, None)
 
 
 def _tell(watchers: list[Watcher], batch: EventBatch, what: str) -> None:
@@ -392,8 +412,8 @@ def _same_index_keys(kind: Kind, old: StoreObject, new: StoreObject) -> bool:
     if kind == "task":
         a, b = cast(Task, old), cast(Task, new)
         return a.node_id == b.node_id and a.service_id == b.service_id and a.slot == b.slot
-    if kind == "service":
-        return cast(Service, old).name == cast(Service, new).name
+    if kind in NAMED:
+        return bool(cast(Any, old).name == cast(Any, new).name)
     return True
 
 
