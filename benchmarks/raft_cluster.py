@@ -742,6 +742,14 @@ def failover(children: list[Child], wait: float) -> dict[str, Any]:
     leader.start()
     leader.hello = leader.read(60)
     wait_for("the killed member back", lambda: settled(children), 60)
+    # A write through the restarted member returns once it has applied it:
+    # its Raft actor is done restoring what it caught up on (a large store's
+    # snapshot takes it a while after its applied index already shows it).
+    # Killing the next leader before then would time an election that its
+    # vote, still queued behind the restore, holds up.
+    back = leader.ask(30 + SLACK, op="first_write", timeout=30)
+    if back["committed_at"] is None:
+        raise RuntimeError(f"{leader.name}: no write through it commits after its restart")
     return result
 
 
