@@ -405,7 +405,8 @@ class ExecutorActor(GuardedActor):
         self._out.append(event)
 
     def on_stop(self) -> None:
-        """Stop every task: SIGTERM to all, a bounded wait, then SIGKILL."""
+        """Stop every task: SIGTERM to all, a bounded wait, then SIGKILL; keep
+        what they leave (output, records, containers) for the next run."""
         if self.pool is not None:
             # Steps in flight finish first; their outcomes no longer matter.
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -424,8 +425,11 @@ class ExecutorActor(GuardedActor):
                 if exited:
                     self.running.discard(tid)
             time.sleep(0.05)
-        for tid, ctl in self.controllers.items():
-            self._quietly(tid, ctl.remove)
+        for tid in self.running:
+            self._quietly(tid, self.controllers[tid].terminate)
+        # Stopped, not removed: a task's output and record stay, so its log
+        # outlives a stop of swarmd and the next run finds it exited. Tasks
+        # are removed when the manager drops them from the node's assignments.
         self.controllers.clear()
         self.running.clear()
         self.stopping.clear()

@@ -231,3 +231,27 @@ def test_a_manager_that_does_not_lead_forwards_to_the_leader(swarm: Swarm) -> No
     finally:
         follow.send_signal(signal.SIGINT)
         follow.wait(10)
+
+
+def test_a_tasks_log_outlives_a_stop_of_swarmd(swarm: Swarm) -> None:
+    """A normal stop (SIGTERM) stops the node's tasks but keeps what they
+    wrote: after a restart on the same state dir, `task logs` still has it."""
+    swarm.init()
+    swarm.ok("service", "create", "--detach", "--name", "talk", "--command", "sh", "--args",
+             "-c", "--args", "echo said-before-the-stop; exec sleep 1000")  # fmt: skip
+
+    def tasks() -> list[str]:
+        out = swarm.run("task", "ls", "-q", "--service", "talk")
+        return out.stdout.split() if out.returncode == 0 else []
+
+    (first,) = wait_until(tasks, what="the task")
+    wait_until(
+        lambda: "said-before-the-stop" in swarm.run("task", "logs", first).stdout,
+        what="its line in its log",
+    )
+    proc = swarm.procs["node-1"]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    swarm.init()
+    out = swarm.run("task", "logs", first)
+    assert out.returncode == 0 and "said-before-the-stop" in out.stdout, (out.stdout, out.stderr)
