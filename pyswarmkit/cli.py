@@ -2159,7 +2159,7 @@ def _read_data(which: refs.Which, file: str) -> bytes:
     except OSError as exc:
         raise InvalidArgument(f"cannot read {file}: {exc.strerror or exc}") from None
     # The manager checks again; checked here, a file too large is not sent.
-    refs.validate_data(which, data)
+    refs.validate_data(which, data, read_to=limit + 1)
     return data
 
 

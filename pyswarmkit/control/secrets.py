@@ -51,12 +51,17 @@ def validate_name(name: str) -> None:
         )
 
 
-def validate_data(which: Which, data: bytes) -> None:
+def validate_data(which: Which, data: bytes, *, read_to: int | None = None) -> None:
+    """``read_to``: the data was read no further than this many bytes, so a
+    length of that many says only "at least"."""
     limit = MAX_SIZE[which]
     if not 0 < len(data) < limit:
+        got = f"{len(data)} bytes"
+        if read_to is not None and len(data) >= read_to:
+            got = f"more than {limit} bytes"
         raise InvalidArgument(
             f"{which} data must be larger than 0 and less than {limit} bytes "
-            f"({limit // 1024} KiB); got {len(data)} bytes"
+            f"({limit // 1024} KiB); got {got}"
         )
 
 

@@ -111,6 +111,14 @@ def test_bad_input_gets_one_line(tmp_path: Path) -> None:
         assert "secret data must be larger than 0 and less than 512000 bytes" in fails(
             sock, "secret", "create", "big", str(big)
         )
+        # Read no further than the limit: a larger file is "more than", never a made-up size.
+        big.write_bytes(b"x" * (600 * 1024))
+        assert fails(sock, "secret", "create", "big", str(big)).endswith(
+            "got more than 512000 bytes"
+        )
+        assert fails(sock, "secret", "create", "big", "-", data=b"y" * 700_000).endswith(
+            "got more than 512000 bytes"
+        )
         assert "larger than 0" in fails(sock, "secret", "create", "empty", "-", data=b"")
         assert "invalid name" in fails(sock, "secret", "create", "bad.", "-", data=DATA)
         assert "cannot read" in fails(sock, "secret", "create", "a", str(tmp_path / "none"))
