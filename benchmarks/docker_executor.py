@@ -103,11 +103,19 @@ def ours(client: Any, n: int, timeout: float) -> dict[str, float]:
     try:
         wait_for(lambda: os.path.exists(sock) and "READY" in ctl("node", "ls"), 60, "swarmd")
         t0 = time.monotonic()
-        ctl("service", "create", "--name", "benchours", "--image", OLD, "--replicas", str(n))
+        # --detach: the clock stops when the containers run, not when the CLI's
+        # watch has also seen them stay up for the update monitor period.
+        ctl(
+            "service", "create", "--detach", "--name", "benchours", "--image", OLD,
+            "--replicas", str(n),
+        )  # fmt: skip
         t1 = wait_for(converged(client, "benchours", n, OLD, set()), timeout, "ours: create")
         first = set(running(client, "benchours"))
         t2 = time.monotonic()
-        ctl("service", "update", "benchours", "--image", NEW)
+        ctl(
+            "service", "update", "benchours", "--detach", "--image", NEW,
+            "--update-parallelism", "0",
+        )  # fmt: skip
         t3 = wait_for(converged(client, "benchours", n, NEW, first), timeout, "ours: update")
         ctl("service", "rm", "benchours")
         wait_for(
