@@ -210,9 +210,10 @@ def test_plaintext_zeromq_and_raw_bytes_deliver_nothing(
             lambda: stats(n)["handshake_failures"] > before["handshake_failures"],
             what="the plaintext client's handshake refused",
         )
-        plain.close()
     finally:
-        ctx.term()
+        # Closes the socket too: a bare term() would wait for it for ever
+        # when the wait above failed.
+        ctx.destroy(linger=0)
     for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", random.Random(1).randbytes(4096)):
         with socket.create_connection(("127.0.0.1", n.bus.port or 0), timeout=5) as s:  # type: ignore[union-attr]
             s.sendall(junk)
