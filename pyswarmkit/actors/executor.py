@@ -258,7 +258,7 @@ class ExecutorActor(GuardedActor):
         if cmd.op == "prepare":
 
             def prepare() -> Controller:
-                ctl = self.executor.controller(cmd.task)
+                ctl = self.executor.controller(cmd.task, cmd.files)
                 ctl.prepare()
                 return ctl
 
