@@ -5,7 +5,8 @@ arguments, so a failing seed replays. A step is either workload (what an
 operator does: create, update, scale and remove services, drain and
 activate nodes, add labels) or a fault with its own end (a node killed with
 SIGKILL and started again, frozen with SIGSTOP and continued, cut off from
-every other node and joined again). At most one manager is under a fault at
+every other node and joined again, its wall clock jumped by hours and set
+back), and one manager has a slow disk for the whole run. At most one manager is under a fault at
 a time, so a quorum of the three always remains; workers may all be.
 """
 
@@ -15,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 
 WORKLOAD = ("create", "update", "scale", "remove", "drain", "activate", "label")
-FAULTS = ("kill", "freeze", "isolate")
+FAULTS = ("kill", "freeze", "isolate", "clock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +36,13 @@ class Wire:
     drop: float
     dup: float
     delay: float
+    fsync_delay: float = 0.0
 
     def env(self, seed: int, file: str) -> str:
         return (
             f"seed={seed},drop={self.drop:.3f},dup={self.dup:.3f},"
-            f"delay={self.delay:.3f},delay_max=0.3,file={file}"
+            f"delay={self.delay:.3f},delay_max=0.3,file={file},"
+            f"fsync_delay={self.fsync_delay:.3f}"
         )
 
 
@@ -62,8 +65,15 @@ def plan(
 ) -> Plan:
     rng = random.Random(seed)
     nodes = managers + workers
+    slow = rng.choice(managers)
     wire = {
-        n: Wire(rng.uniform(0, 0.03), rng.uniform(0, 0.03), rng.uniform(0, 0.05)) for n in nodes
+        n: Wire(
+            rng.uniform(0, 0.03),
+            rng.uniform(0, 0.03),
+            rng.uniform(0, 0.05),
+            rng.uniform(0.005, 0.05) if n == slow else 0.0,
+        )
+        for n in nodes
     }
     steps: list[Step] = []
     # When each node's current fault ends; managers share one slot.
@@ -84,12 +94,14 @@ def plan(
             if free:
                 target = rng.choice(free)
                 length = round(rng.uniform(2.0, 8.0), 2)
+                # A clock fault's value: the jump, in seconds, either way.
+                value = str(rng.choice((-1, 1)) * rng.randint(3600, 86400)) if op == "clock" else ""
                 busy_until[target] = t + length + 2.0
                 if target in managers:
                     # The next manager fault waits until this one has healed
                     # and the member has caught up.
                     manager_busy_until = t + length + 6.0
-                steps.append(Step(round(t, 2), op, target, length))
+                steps.append(Step(round(t, 2), op, target, length, value))
         else:
             op = rng.choices(WORKLOAD, weights=(4, 3, 3, 2, 1, 1, 1))[0]
             if op == "create" or (not live and op in ("update", "scale", "remove")):

@@ -27,8 +27,8 @@ from typing import IO, Any
 
 from pyswarmkit.chaos.checks import Expect, View, check_all
 from pyswarmkit.chaos.plan import Plan, Step
+from pyswarmkit.faults import ENV as FAULTS_ENV
 from pyswarmkit.topology import free_port
-from pyswarmkit.transport.faults import ENV as FAULTS_ENV
 
 RUN_ENV = "PYSWARMKIT_CHAOS_RUN"
 BIN = Path(sys.executable).parent
@@ -60,6 +60,7 @@ class Run:
         self.expected: dict[str, Expect] = {}
         self.heals: list[tuple[float, str]] = []
         self.began = 0.0
+        self.faketime = libfaketime()
         self.acked = 0
         self.unacked = 0
 
@@ -70,6 +71,15 @@ class Run:
 
     def fault_file(self, name: str) -> Path:
         return self.root / f"{name}.faults"
+
+    def clock_file(self, name: str) -> Path:
+        return self.root / f"{name}.faketime"
+
+    def set_clock(self, name: str, offset: int) -> None:
+        tmp = self.clock_file(name).with_suffix(".tmp")
+        tmp.write_text(f"{offset:+d}\n")
+        # Whole or not at all: the library reads it on every clock read.
+        os.replace(tmp, self.clock_file(name))
 
     def say(self, line: str) -> None:
         t = time.monotonic() - self.began if self.began else 0.0
@@ -90,6 +100,14 @@ class Run:
         seed = self.plan.seed * 1000 + sorted(self.members).index(m.name)
         wire = self.plan.wire[m.name].env(seed, str(self.fault_file(m.name)))
         m.env = {FAULTS_ENV: wire, RUN_ENV: str(self.root)}
+        if self.faketime:
+            self.clock_file(m.name).write_text("+0\n")
+            m.env.update(
+                LD_PRELOAD=self.faketime,
+                FAKETIME_TIMESTAMP_FILE=str(self.clock_file(m.name)),
+                FAKETIME_NO_CACHE="1",
+                FAKETIME_DONT_FAKE_MONOTONIC="1",
+            )
         m.argv = [
             str(BIN / "swarmd"),
             "-d",
@@ -251,13 +269,19 @@ class Run:
         m = self.members[s.target]
         if m.fault or m.proc is None:
             return
+        if s.op == "clock" and not self.faketime:
+            self.say(f"skipped: clock {s.target} (libfaketime is not installed)")
+            return
         m.fault = s.op
-        self.say(f"fault: {s.op} {s.target} for {s.length:g}s")
+        jump = f" by {int(s.value):+d}s" if s.op == "clock" else ""
+        self.say(f"fault: {s.op} {s.target}{jump} for {s.length:g}s")
         if s.op == "kill":
             m.proc.kill()
             m.proc.wait(10)
         elif s.op == "freeze":
             os.kill(m.proc.pid, signal.SIGSTOP)
+        elif s.op == "clock":
+            self.set_clock(s.target, int(s.value))
         else:
             self.fault_file(s.target).write_text("isolate")
         self.heals.append((time.monotonic() + s.length, s.target))
@@ -271,6 +295,8 @@ class Run:
                 os.kill(m.proc.pid, signal.SIGCONT)
         elif m.fault == "isolate":
             self.fault_file(name).write_text("")
+        elif m.fault == "clock":
+            self.set_clock(name, 0)
         self.say(f"healed: {m.fault} {name}")
         m.fault = ""
 
@@ -325,6 +351,24 @@ class Run:
                 return []
             time.sleep(2.0)
         return problems
+
+
+FAKETIME_DIRS = (
+    "/usr/lib/x86_64-linux-gnu/faketime",
+    "/usr/lib/aarch64-linux-gnu/faketime",
+    "/usr/lib/faketime",
+    "/usr/local/lib/faketime",
+)
+
+
+def libfaketime() -> str:
+    """libfaketime's multi-threaded build (swarmd reads the clock from many
+    threads), or "" where it is not installed (apt-get install faketime)."""
+    for d in FAKETIME_DIRS:
+        for name in ("libfaketimeMT.so.1", "libfaketime.so.1"):
+            if (Path(d) / name).exists():
+                return str(Path(d) / name)
+    return ""
 
 
 def _counted(ready: Callable[[int], bool], count: int) -> Callable[[], bool]:

@@ -45,7 +45,7 @@ import zmq
 from zmq.utils import z85
 from zmq.utils.monitor import parse_monitor_message
 
-from pyswarmkit import clock
+from pyswarmkit import clock, faults
 from pyswarmkit.actors.messages import Deliver, DeliverBatch
 from pyswarmkit.actors.registry import Registry
 from pyswarmkit.api.errors import (
@@ -56,7 +56,6 @@ from pyswarmkit.api.errors import (
     Unavailable,
 )
 from pyswarmkit.api.protocol import Body, Error
-from pyswarmkit.transport import faults
 from pyswarmkit.transport.bus import (
     ANONYMOUS_PREFIX,
     DEFAULT_ADDR,

@@ -10,7 +10,7 @@ import pytest
 
 from pyswarmkit.chaos.checks import Expect, check_all, check_processes
 from pyswarmkit.chaos.plan import FAULTS, plan
-from pyswarmkit.transport.faults import Faults, FaultSpec, parse
+from pyswarmkit.faults import Faults, FaultSpec, parse
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Faults injected into one node's remote traffic, for the chaos harness.
+"""Faults injected into one node's remote traffic and disk, for the chaos harness.
 
 Off unless the process starts with ``PYSWARMKIT_FAULTS`` in its environment
 (nothing a peer sends can turn it on, and ``swarmd`` logs a warning when it is
@@ -11,7 +11,9 @@ on). The value is ``key=value`` pairs separated by commas:
 - ``file=PATH``: a file whose content ``isolate`` cuts the node off from
   every other (everything in and out is dropped) until it says otherwise,
   and whose content ``calm`` stops the random faults, read at most every
-  ``CHECK_EVERY`` seconds: a network partition, and its end, on demand.
+  ``CHECK_EVERY`` seconds: a network partition, and its end, on demand;
+- ``fsync_delay=S``: every sync of the Raft log waits S seconds more (a
+  slow disk).
 
 Pure: decisions come from the seeded generator and the ``now`` passed in; the
 bus reads the file through ``refresh``.
@@ -38,11 +40,14 @@ class FaultSpec:
     delay: float = 0.0
     delay_max: float = 0.5
     file: str = ""
+    fsync_delay: float = 0.0
 
     def __str__(self) -> str:
         parts = [f"drop {self.drop:g}", f"dup {self.dup:g}", f"delay {self.delay:g}"]
         if self.file:
             parts.append(f"partitions from {self.file}")
+        if self.fsync_delay:
+            parts.append(f"fsync delay {self.fsync_delay:g}s")
         return ", ".join(parts)
 
 
@@ -57,9 +62,9 @@ def parse(text: str) -> FaultSpec:
             values[key] = value
         elif key == "seed":
             values[key] = int(value)
-        elif key in ("drop", "dup", "delay", "delay_max"):
+        elif key in ("drop", "dup", "delay", "delay_max", "fsync_delay"):
             number = float(value)
-            if not 0 <= number <= (60 if key == "delay_max" else 1):
+            if not 0 <= number <= (60 if key in ("delay_max", "fsync_delay") else 1):
                 raise ValueError(f"{ENV}: {key}={value} is out of range")
             values[key] = number
         else:
@@ -72,6 +77,16 @@ def parse(text: str) -> FaultSpec:
 def from_env() -> FaultSpec | None:
     text = os.environ.get(ENV, "")
     return parse(text) if text else None
+
+
+def fsync_delay() -> float:
+    """The slow disk the environment asks for (0: none; a bad value is the
+    transport's to report)."""
+    try:
+        spec = from_env()
+    except ValueError:
+        return 0.0
+    return 0.0 if spec is None else spec.fsync_delay
 
 
 class Faults:
