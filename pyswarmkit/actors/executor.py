@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -424,7 +423,7 @@ class ExecutorActor(GuardedActor):
                     exited = True
                 if exited:
                     self.running.discard(tid)
-            time.sleep(0.05)
+            clock.sleep(0.05)
         for tid in self.running:
             self._quietly(tid, self.controllers[tid].terminate)
         # Stopped, not removed: a task's output and record stay, so its log

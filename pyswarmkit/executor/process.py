@@ -166,7 +166,7 @@ def stop_recorded(tasks_dir: Path, grace: float = 5.0) -> list[str]:
         _kill_group(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(is_running(r, read_proc) for _, r in targets):
-        time.sleep(0.05)
+        clock.sleep(0.05)
     for _, record in targets:
         if may_signal_group(record, read_proc):
             _kill_group(record.pid, signal.SIGKILL)
@@ -347,7 +347,7 @@ class ProcessController:
             # Not our child: its new parent reaps it; wait until it has.
             deadline = clock.monotonic() + ADOPTED_REMOVE_WAIT
             while is_running(self.adopted, read_proc) and clock.monotonic() < deadline:
-                time.sleep(0.01)
+                clock.sleep(0.01)
         if self.proc is not None and self.proc.returncode is None:
             # Once reaped, the pid may belong to another task's group by now.
             _kill_group(self.proc.pid, signal.SIGKILL)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from typing import Protocol
+
+from pyswarmkit import clock
 
 
 class AppendFile(Protocol):
@@ -59,7 +60,7 @@ class _OsFile:
 
     def sync(self) -> None:
         if self._delay:
-            time.sleep(self._delay)  # an injected slow disk (pyswarmkit/faults.py)
+            clock.sleep(self._delay)  # an injected slow disk (pyswarmkit/faults.py)
         if self._fsync:
             os.fdatasync(self._fd)
 
