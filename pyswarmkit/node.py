@@ -163,7 +163,12 @@ def save_node_id(state_dir: Path, node_id: str) -> None:
 
 
 def replace_upstream(upstream: network.Upstream, addr: str) -> network.Upstream:
-    return network.Upstream(upstream.manager_id, addr, upstream.server_key)
+    """The upstream a restart with ``--join-addr`` reports to. Another address
+    is another manager, whose ID is not known yet: it is learnt from its first
+    answer (any manager takes a message for "" as its own)."""
+    if addr == upstream.addr:
+        return upstream
+    return network.Upstream("", addr, upstream.server_key)
 
 
 def load_node_id(state_dir: Path) -> str:
@@ -895,6 +900,9 @@ class SwarmNode:
         up = self.upstream
         if up is None or (up.manager_id == node_id and addr in ("", up.addr)):
             return
+        if not up.manager_id and not addr:
+            # The manager dialed by its address alone answered: now it has a name.
+            addr = up.addr
         if not addr:
             if self.is_manager:
                 return  # a manager keeps a connection to every manager it knows

@@ -106,6 +106,10 @@ class AgentActor(GuardedActor):
     def _delivered(self, msg: Deliver) -> None:
         env = msg.envelope
         now = clock.monotonic()
+        if not self.manager_id and env.source:
+            # Dialed by address alone (a restart with another --join-addr):
+            # the first manager to answer is this node's manager.
+            self._switch(env.source)
         if env.source != self.manager_id:
             self.dropped += 1
             log.warning("ignored %s from %s: not this node's manager", env.kind, env.source)
