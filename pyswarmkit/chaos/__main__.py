@@ -6,8 +6,10 @@ failing seed prints the command that replays it."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
+from typing import Any
 
 from pyswarmkit.chaos.plan import plan
 from pyswarmkit.chaos.runner import run_seed
@@ -28,13 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"chaos: error: {exc}", file=sys.stderr)
         return 2
-    failed = []
+    def stop(signum: int, frame: Any) -> None:
+        # As Ctrl-C: the seed's run stops every process it started on its way out.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    failed: list[int] = []
     began = time.monotonic()
     for seed in range(args.seed, args.seed + args.seeds):
         p = plan(seed, duration)
         faults = sum(s.op in ("kill", "freeze", "isolate") for s in p.steps)
         print(f"seed {seed}: {len(p.steps)} steps, {faults} faults, {duration:g}s", flush=True)
-        problems, root = run_seed(p, sys.stdout, settle, args.keep)
+        try:
+            problems, root = run_seed(p, sys.stdout, settle, args.keep)
+        except KeyboardInterrupt:
+            print(f"seed {seed}: interrupted; every process it started is stopped")
+            return 130
         if problems:
             failed.append(seed)
             print(f"seed {seed}: FAILED ({len(problems)} violations); logs in {root}")

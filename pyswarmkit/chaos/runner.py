@@ -28,7 +28,7 @@ from typing import IO, Any
 from pyswarmkit.chaos.checks import Expect, View, check_all
 from pyswarmkit.chaos.plan import Plan, Step
 from pyswarmkit.faults import ENV as FAULTS_ENV
-from pyswarmkit.topology import free_port
+from pyswarmkit.topology import die_with_parent, free_port
 
 RUN_ENV = "PYSWARMKIT_CHAOS_RUN"
 BIN = Path(sys.executable).parent
@@ -94,6 +94,8 @@ class Run:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **m.env},
                 start_new_session=True,
+                # SIGTERM when this run dies, however it dies: no node outlives it.
+                preexec_fn=die_with_parent(os.getpid()),
             )
 
     def prepare(self, m: Member, token: str) -> None:
