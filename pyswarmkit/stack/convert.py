@@ -44,6 +44,7 @@ from pyswarmkit.api.objects import (
 from pyswarmkit.api.states import RestartCondition
 from pyswarmkit.control import secrets as refs
 from pyswarmkit.control import units
+from pyswarmkit.control.stacks import NAMESPACE_LABEL, check_stack_name
 from pyswarmkit.control.validate import (
     validate_healthcheck,
     validate_placement,
@@ -64,8 +65,7 @@ from pyswarmkit.stack.compose import (
 )
 from pyswarmkit.stack.nodes import At, ComposeError
 
-# Docker's labels (cli/compose/convert).
-NAMESPACE_LABEL = "com.docker.stack.namespace"
+# Docker's label for the image as the file wrote it (cli/compose/convert).
 IMAGE_LABEL = "com.docker.stack.image"
 PROTOCOLS = ("tcp", "udp", "sctp")
 MODES = ("replicated", "global", "replicated-job", "global-job")
@@ -90,16 +90,6 @@ class Plan:
     configs: tuple[ConfigSpec, ...]
 
 
-def validate_stack_name(name: str) -> None:
-    """A stack's name begins every service's name, so it must fit in one."""
-    ok = bool(name) and name[0].isalnum() and all(c.isalnum() or c in "-_" for c in name)
-    if not ok or not name.isascii():
-        raise InvalidArgument(
-            f"invalid stack name {name!r}: use letters, digits, '-' and '_', "
-            "starting with a letter or digit"
-        )
-
-
 def stack_labels(stack: str, labels: dict[str, str]) -> dict[str, str]:
     return {**labels, NAMESPACE_LABEL: stack}
 
@@ -107,7 +97,7 @@ def stack_labels(stack: str, labels: dict[str, str]) -> dict[str, str]:
 def convert(compose: ComposeFile, stack: str, base_dir: str, read_file: ReadFile) -> Plan:
     """The stack's specs; ``base_dir`` is the compose file's directory, which
     secret and config files are relative to."""
-    validate_stack_name(stack)
+    check_stack_name(stack)
     secrets = tuple(
         SecretSpec(annotations=a, data=d)
         for a, d in _files("secret", compose.secrets, stack, base_dir, read_file)
