@@ -243,12 +243,16 @@ def read(root: At, environ: Mapping[str, str]) -> ComposeFile:
     if not entries:
         services_at.fail("no services to deploy")
     services = tuple(_service(name, at, environ) for name, at in entries.items())
-    secrets = {k: _file(k, at) for k, at in top["secrets"].mapping().items()} if (
-        "secrets" in top
-    ) else {}
-    configs = {k: _file(k, at) for k, at in top["configs"].mapping().items()} if (
-        "configs" in top
-    ) else {}
+    secrets = (
+        {k: _file(k, at) for k, at in top["secrets"].mapping().items()}
+        if ("secrets" in top)
+        else {}
+    )
+    configs = (
+        {k: _file(k, at) for k, at in top["configs"].mapping().items()}
+        if ("configs" in top)
+        else {}
+    )
     return ComposeFile(services, secrets, configs)
 
 

@@ -368,4 +368,3 @@ def _config_ref(r: Reference, stack: str, defs: dict[str, FileDef]) -> ConfigRef
     name = _source("config", r, stack, defs)
     target, uid, gid, mode = _ref_fields(r)
     return ConfigReference(config_name=name, target=target, uid=uid, gid=gid, mode=mode)
-

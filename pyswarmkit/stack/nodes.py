@@ -103,14 +103,15 @@ class At:
         if not isinstance(self.node, yaml.MappingNode):
             self._expected("a mapping")
         out: dict[str, At] = {}
+        lines: dict[str, int] = {}
         for key_node, value_node in self.node.value:
             if key_node.tag == _MERGE:
                 continue
             key = self._key(key_node)
             where = At(key_node, self.file, _join(self.path, key))
-            if key in out:
-                first = out[key].node.start_mark.line + 1
-                where.fail(f"duplicate key {key!r} (first given on line {first})")
+            if key in lines:
+                where.fail(f"duplicate key {key!r} (first given on line {lines[key]})")
+            lines[key] = key_node.start_mark.line + 1
             if key.startswith(EXTENSION):
                 continue
             if allowed is not None and key not in allowed:
@@ -129,9 +130,11 @@ class At:
         return out
 
     def _merged(self, source: At) -> list[tuple[str, At]]:
-        sources = [source.child(n, i) for i, n in enumerate(source.node.value)] if (
-            source.is_list
-        ) else [source]
+        sources = (
+            [source.child(n, i) for i, n in enumerate(source.node.value)]
+            if (source.is_list)
+            else [source]
+        )
         pairs: list[tuple[str, At]] = []
         for s in sources:
             if not s.is_mapping:
