@@ -115,18 +115,15 @@ class Deployed:
     """What a deploy does: its changes, and the names for the reply."""
 
     changes: list[Change] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
-    updated: list[tuple[str, str]] = field(default_factory=list)
-    unchanged: list[tuple[str, str]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     configs: list[str] = field(default_factory=list)
+    # [name, "created" | "updated" | "unchanged", id] in the file's order.
+    steps: list[list[str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
-            "created": self.created,
-            "updated": [list(u) for u in self.updated],
-            "unchanged": [list(u) for u in self.unchanged],
+            "services": self.steps,
             "removed": self.removed,
             "secrets": self.secrets,
             "configs": self.configs,
@@ -159,7 +156,7 @@ def deploy(
         current = st.service_by_name(name)
         if current is None:
             out.changes.append(Change("create", Service(id=ids[name], spec=spec)))
-            out.created.append(name)
+            out.steps.append([name, "created", ids[name]])
             continue
         if stack_of(current.spec.annotations.labels) != request.name:
             raise AlreadyExists(
@@ -175,10 +172,10 @@ def deploy(
         task = replace(spec.task, force_update=current.spec.task.force_update)
         spec = replace(spec, task=task)
         if spec == current.spec:
-            out.unchanged.append((name, current.id))
+            out.steps.append([name, "unchanged", current.id])
             continue
         out.changes.append(Change("update", respec(current, spec)))
-        out.updated.append((name, current.id))
+        out.steps.append([name, "updated", current.id])
     if request.prune:
         for svc in sorted(st.services(), key=lambda s: s.name):
             if stack_of(svc.spec.annotations.labels) == request.name and svc.name not in wanted:

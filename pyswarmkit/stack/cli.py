@@ -70,12 +70,14 @@ def stack_deploy(
         _echo(f"Creating secret {name}")
     for name in result.get("configs") or ():
         _echo(f"Creating config {name}")
-    for name in result.get("created") or ():
-        _echo(f"Creating service {name}")
-    for name, service_id in result.get("updated") or ():
-        _echo(f"Updating service {name} (id: {service_id})")
-    for name, service_id in result.get("unchanged") or ():
-        _echo(f"Service {name} unchanged (id: {service_id})")
+    # Docker's lines, in the file's order.
+    for name, action, service_id in result.get("services") or ():
+        if action == "created":
+            _echo(f"Creating service {name}")
+        elif action == "updated":
+            _echo(f"Updating service {name} (id: {service_id})")
+        else:
+            _echo(f"Service {name} unchanged (id: {service_id})")
     for name in result.get("removed") or ():
         _echo(f"Removing service {name}")
 

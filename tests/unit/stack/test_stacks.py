@@ -62,6 +62,11 @@ def write(store: MemoryStore, method: str, request: dict[str, Any]) -> tuple[dic
     return outcome.result(batch), (1 if changes else 0)
 
 
+def steps(result: dict[str, Any], action: str) -> list[str]:
+    """The services a deploy says it created, updated or left unchanged."""
+    return [name for name, done, _ in result["services"] if done == action]
+
+
 def by_name(store: MemoryStore) -> dict[str, Service]:
     return {s.name: s for s in store.services()}
 
@@ -71,7 +76,7 @@ def test_a_deploy_creates_everything_in_one_write() -> None:
     web = svc("web", secrets=(SecretReference(secret_name="app_pw", target="pw"),))
     result, writes = write(store, "stack.deploy", body(web, svc("db"), secrets=(secret("pw"),)))
     assert writes == 1
-    assert result["created"] == ["app_web", "app_db"]
+    assert steps(result, "created") == ["app_web", "app_db"]
     assert result["secrets"] == ["app_pw"]
     [pw] = store.secrets()
     # The reference was resolved against the secret made in the same write.
@@ -85,7 +90,7 @@ def test_deploying_the_same_again_changes_nothing() -> None:
     before = {s.name: s.meta.version for s in store.services()}
     result, writes = write(store, "stack.deploy", request)
     assert writes == 0
-    assert sorted(n for n, _ in result["unchanged"]) == ["app_db", "app_web"]
+    assert steps(result, "unchanged") == ["app_web", "app_db"]
     assert {s.name: s.meta.version for s in store.services()} == before
 
 
@@ -95,7 +100,10 @@ def test_a_redeploy_updates_only_the_service_that_changed() -> None:
     old = by_name(store)
     changed = replace(svc("web", command="serve2"), update=UpdateConfig(parallelism=2))
     result, _ = write(store, "stack.deploy", body(changed, svc("db")))
-    assert result["updated"] == [["app_web", old["app_web"].id]]
+    assert result["services"] == [
+        ["app_web", "updated", old["app_web"].id],
+        ["app_db", "unchanged", old["app_db"].id],
+    ]
     now = by_name(store)
     assert now["app_db"].meta.version == old["app_db"].meta.version
     web = now["app_web"]
