@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from pyswarmkit.stack.nodes import At
 
-TOP_KEYS = frozenset({"version", "services", "secrets", "configs"})
+TOP_KEYS = frozenset({"version", "services", "secrets", "configs", "volumes"})
 # Compose's own keys that a stack of ours cannot honour: refused by name.
-TOP_UNSUPPORTED = frozenset({"networks", "volumes", "name", "include"})
+TOP_UNSUPPORTED = frozenset({"networks", "name", "include"})
 
 SERVICE_KEYS = frozenset(
     {
@@ -34,6 +34,7 @@ SERVICE_KEYS = frozenset(
         "user",
         "stop_grace_period",
         "stop_signal",
+        "volumes",
     }
 )
 SERVICE_UNSUPPORTED = frozenset(
@@ -74,7 +75,6 @@ SERVICE_UNSUPPORTED = frozenset(
         "tty",
         "ulimits",
         "userns_mode",
-        "volumes",
     }
 )
 DEPLOY_KEYS = frozenset(
@@ -104,6 +104,10 @@ PORT_KEYS = frozenset({"target", "published", "protocol", "mode"})
 REFERENCE_KEYS = frozenset({"source", "target", "uid", "gid", "mode"})
 FILE_KEYS = frozenset({"file", "external", "name", "labels"})
 FILE_UNSUPPORTED = frozenset({"driver", "driver_opts", "template_driver", "environment", "content"})
+MOUNT_KEYS = frozenset({"type", "source", "target", "read_only"})
+MOUNT_UNSUPPORTED = frozenset({"bind", "volume", "tmpfs", "consistency"})
+VOLUME_KEYS = frozenset({"external", "name"})
+VOLUME_UNSUPPORTED = frozenset({"driver", "driver_opts", "labels"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,26 @@ class Reference:
     gid: str
     mode: int | None
     at: At
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeUse:
+    """A service's ``volumes:`` entry: a bind of a host path, or a volume
+    (named, declared at the top level; or anonymous, without a source)."""
+
+    kind: str
+    source: str
+    target: str
+    readonly: bool
+    at: At
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeDef:
+    key: str
+    at: At
+    external: bool = False
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +231,7 @@ class ServiceDef:
     ports: tuple[Port, ...] = ()
     secrets: tuple[Reference, ...] = ()
     configs: tuple[Reference, ...] = ()
+    volumes: tuple[VolumeUse, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +252,7 @@ class ComposeFile:
     services: tuple[ServiceDef, ...]
     secrets: dict[str, FileDef]
     configs: dict[str, FileDef]
+    volumes: dict[str, VolumeDef] = field(default_factory=dict)
 
 
 def read(root: At, environ: Mapping[str, str]) -> ComposeFile:
@@ -253,7 +279,12 @@ def read(root: At, environ: Mapping[str, str]) -> ComposeFile:
         if ("configs" in top)
         else {}
     )
-    return ComposeFile(services, secrets, configs)
+    volumes = (
+        {k: _volume_def(k, at) for k, at in top["volumes"].mapping().items()}
+        if "volumes" in top
+        else {}
+    )
+    return ComposeFile(services, secrets, configs, volumes)
 
 
 def _service(name: str, at: At, environ: Mapping[str, str]) -> ServiceDef:
@@ -288,6 +319,8 @@ def _service(name: str, at: At, environ: Mapping[str, str]) -> ServiceDef:
         svc.secrets = tuple(_reference(r) for r in keys["secrets"].items())
     if "configs" in keys:
         svc.configs = tuple(_reference(r) for r in keys["configs"].items())
+    if "volumes" in keys:
+        svc.volumes = tuple(_volume(v) for v in keys["volumes"].items())
     return svc
 
 
@@ -534,3 +567,41 @@ def _file(key: str, at: At) -> FileDef:
     return FileDef(
         key, at, file=keys["file"].string(), file_at=keys["file"], name=name, labels=labels
     )
+
+
+def _volume(at: At) -> VolumeUse:
+    """``[SOURCE:]TARGET[:ro|rw]`` or the long form (type, source, target,
+    read_only). A source that is a path (/x, ./x, ../x) is a bind mount."""
+    if not at.is_mapping:
+        text = at.string()
+        parts = text.split(":")
+        if len(parts) > 3:
+            at.fail(f"invalid volume {text!r}: use [SOURCE:]TARGET[:ro|rw]")
+        mode = parts[2] if len(parts) == 3 else "rw"
+        source, target = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
+        if mode not in ("ro", "rw"):
+            at.fail(f"invalid volume {text!r}: its mode is ro or rw, not {mode!r}")
+        kind = "bind" if source.startswith(("/", ".")) else "volume"
+        readonly = mode == "ro"
+    else:
+        keys = at.mapping(MOUNT_KEYS, MOUNT_UNSUPPORTED)
+        kind = keys["type"].text() if "type" in keys else "volume"
+        if kind not in ("bind", "volume"):
+            keys["type"].fail(f"volume type {kind!r} is not supported: use bind or volume")
+        if "target" not in keys:
+            at.fail("a volume needs a target")
+        source = keys["source"].string() if "source" in keys else ""
+        target = keys["target"].string()
+        readonly = keys["read_only"].boolean() if "read_only" in keys else False
+        if kind == "bind" and not source:
+            at.fail("a bind mount needs a source")
+    if not target.startswith("/"):
+        at.fail(f"volume target {target!r} must be an absolute path")
+    return VolumeUse(kind, source, target, readonly, at)
+
+
+def _volume_def(key: str, at: At) -> VolumeDef:
+    keys = at.mapping(VOLUME_KEYS, VOLUME_UNSUPPORTED)
+    external = keys["external"].boolean() if "external" in keys else False
+    name = keys["name"].string() if "name" in keys else ""
+    return VolumeDef(key, at, external, name)

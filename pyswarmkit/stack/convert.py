@@ -28,6 +28,7 @@ from pyswarmkit.api.objects import (
     ConfigSpec,
     ContainerSpec,
     HealthConfig,
+    Mount,
     Placement,
     PortConfig,
     ResourceRequirements,
@@ -62,6 +63,8 @@ from pyswarmkit.stack.compose import (
     Reference,
     ServiceDef,
     Update,
+    VolumeDef,
+    VolumeUse,
 )
 from pyswarmkit.stack.nodes import At, ComposeError
 
@@ -106,7 +109,7 @@ def convert(compose: ComposeFile, stack: str, base_dir: str, read_file: ReadFile
         ConfigSpec(annotations=a, data=d)
         for a, d in _files("config", compose.configs, stack, base_dir, read_file)
     )
-    services = tuple(_service(s, stack, compose) for s in compose.services)
+    services = tuple(_service(s, stack, compose, base_dir) for s in compose.services)
     return Plan(stack, services, secrets, configs)
 
 
@@ -180,7 +183,7 @@ def _memory(q: Quantity | None) -> int:
         q.at.fail(str(err))
 
 
-def _service(s: ServiceDef, stack: str, compose: ComposeFile) -> ServiceSpec:
+def _service(s: ServiceDef, stack: str, compose: ComposeFile, base_dir: str) -> ServiceSpec:
     name = f"{stack}_{s.name}"
     command, args = s.entrypoint or (), s.command or ()
     if not s.image and not command:
@@ -204,6 +207,7 @@ def _service(s: ServiceDef, stack: str, compose: ComposeFile) -> ServiceSpec:
         labels=stack_labels(stack, s.labels),
         stop_grace_period=10.0 if grace is None else grace,
         stop_signal=stop_signal,
+        mounts=tuple(_mount(v, stack, compose.volumes, base_dir) for v in s.volumes),
         healthcheck=_health(s.health),
         secrets=tuple(
             sorted(
@@ -343,6 +347,25 @@ def _port(p: Port) -> PortConfig:
     return PortConfig(
         target_port=p.target, published_port=p.published, protocol=p.protocol, publish_mode="host"
     )
+
+
+def _mount(v: VolumeUse, stack: str, defs: dict[str, VolumeDef], base_dir: str) -> Mount:
+    """A bind's relative source is relative to the compose file; a named
+    volume is the stack's (STACK_name) unless external or given a name."""
+    if v.kind == "bind":
+        source = posixpath.normpath(posixpath.join(base_dir, v.source))
+        if not source.startswith("/"):
+            v.at.fail(
+                f"bind source {v.source!r}: give an absolute path (no directory to resolve it in)"
+            )
+        return Mount(type="bind", source=source, target=v.target, readonly=v.readonly)
+    name = v.source
+    if name:
+        d = defs.get(name)
+        if d is None:
+            v.at.fail(f'undefined volume "{name}": declare it under the top-level volumes')
+        name = d.name or (name if d.external else f"{stack}_{name}")
+    return Mount(type="volume", source=name, target=v.target, readonly=v.readonly)
 
 
 def _source(which: refs.Which, r: Reference, stack: str, defs: dict[str, FileDef]) -> str:

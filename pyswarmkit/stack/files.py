@@ -38,5 +38,6 @@ def load(path: str, stack: str, environ: Mapping[str, str] | None = None) -> con
         raise nodes.ComposeError(f"{name}: not UTF-8 text (byte {exc.start})") from None
     root = nodes.parse(text, name)
     data = compose.read(root, os.environ if environ is None else environ)
-    base = os.path.dirname(path) if path != "-" else ""
+    # Absolute, so that a bind mount's relative source names one place.
+    base = os.path.dirname(os.path.abspath(path)) if path != "-" else ""
     return convert.convert(data, stack, base, read_limited)

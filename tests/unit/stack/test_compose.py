@@ -39,7 +39,7 @@ def plan(
         return stored[path][:limit]
 
     root = nodes.parse(textwrap.dedent(text), FILE)
-    return convert.convert(compose.read(root, environ or {}), stack, "dir", read_file)
+    return convert.convert(compose.read(root, environ or {}), stack, "/dir", read_file)
 
 
 def one(text: str, **kw: object) -> ServiceSpec:
@@ -328,7 +328,7 @@ configs:
 
 
 def test_secrets_and_configs_top_level_and_in_services() -> None:
-    p = plan(SECRETS, data={"dir/./db.txt": b"pw", "dir/site.conf": b"listen 80\n"})
+    p = plan(SECRETS, data={"/dir/./db.txt": b"pw", "/dir/site.conf": b"listen 80\n"})
     [secret] = p.secrets
     assert secret.annotations.name == "app_db_pass"
     assert secret.annotations.labels == {"kind": "db", "com.docker.stack.namespace": "app"}
@@ -357,11 +357,58 @@ def test_a_secret_may_be_named_and_an_external_one_is_only_referred_to() -> None
           a: {file: a.txt, name: plain-name}
           b: {external: {name: old-style}}
         """,
-        data={"dir/a.txt": b"1"},
+        data={"/dir/a.txt": b"1"},
     )
     assert [s.annotations.name for s in p.secrets] == ["plain-name"]
     names = [r.secret_name for r in p.services[0].task.container.secrets]
     assert names == ["old-style", "plain-name"]
+
+
+def test_volumes_become_mounts() -> None:
+    mounts = one(
+        """
+        services:
+          w:
+            command: x
+            volumes:
+              - /srv/data:/data:ro
+              - ./conf:/etc/app
+              - cache:/cache
+              - shared:/shared:rw
+              - /anonymous
+              - {type: bind, source: /logs, target: /var/log, read_only: true}
+              - {type: volume, source: cache, target: /cache2}
+        volumes:
+          cache:
+          shared: {external: true}
+        """
+    ).task.container.mounts
+    assert [(m.type, m.source, m.target, m.readonly) for m in mounts] == [
+        ("bind", "/srv/data", "/data", True),
+        ("bind", "/dir/conf", "/etc/app", False),
+        ("volume", "app_cache", "/cache", False),
+        ("volume", "shared", "/shared", False),
+        ("volume", "", "/anonymous", False),
+        ("bind", "/logs", "/var/log", True),
+        ("volume", "app_cache", "/cache2", False),
+    ]
+
+
+def test_bad_volumes() -> None:
+    def bad(entry: str, top: str = "") -> str:
+        return error(f"services:\n  w:\n    command: x\n    volumes: [{entry}]\n{top}")
+
+    assert bad("data:/d") == (
+        'compose.yml:4:15: services.w.volumes[0]: undefined volume "data": '
+        "declare it under the top-level volumes"
+    )
+    assert "volume target 'd' must be an absolute path" in bad("/x:d")
+    assert "its mode is ro or rw, not 'z'" in bad("/x:/d:z")
+    assert "use [SOURCE:]TARGET[:ro|rw]" in bad("a:b:c:d")
+    assert "volume type 'tmpfs' is not supported" in bad("{type: tmpfs, target: /t}")
+    assert "a bind mount needs a source" in bad("{type: bind, target: /t}")
+    assert "'driver' is not supported" in bad("v:/d", "volumes:\n  v: {driver: nfs}\n")
+    assert "duplicate mount point: /d" in bad("/a:/d, /b:/d")
 
 
 def test_merge_keys_and_extension_fields() -> None:
@@ -390,6 +437,16 @@ def test_load_reads_the_file_and_secret_files_beside_it(tmp_path: Path) -> None:
     p = files.load(str(path), "prod", {})
     assert p.secrets[0].data == b"s3cret"
     assert p.services[0].annotations.name == "prod_w"
+    # A bind mount's relative source is beside the file, wherever swarmctl runs.
+    path.write_text("services:\n  w:\n    command: x\n    volumes: [./data:/data]\n")
+    [mount] = files.load(str(path), "prod", {}).services[0].task.container.mounts
+    assert mount.source == str(tmp_path / "data")
+
+
+def test_a_relative_bind_source_needs_a_directory() -> None:
+    root = nodes.parse("services:\n  w:\n    command: x\n    volumes: [./d:/d]\n", "stdin")
+    with pytest.raises(ComposeError, match=r"^stdin:4:15: services.w.volumes\[0\]: bind source"):
+        convert.convert(compose.read(root, {}), "app", "", lambda p, n: b"")
 
 
 # --- bad input: one line, with the place -----------------------------------------
@@ -435,7 +492,9 @@ def test_compose_keys_we_cannot_honour_say_so() -> None:
     assert "services.w.build: 'build' is not supported" in error(
         "services:\n  w: {command: x, build: .}\n"
     )
-    assert "'volumes' is not supported" in error("services:\n  w: {command: x, volumes: [a:/b]}\n")
+    assert "services.w.privileged: 'privileged' is not supported" in error(
+        "services:\n  w: {command: x, privileged: true}\n"
+    )
 
 
 def test_a_duplicate_service_is_refused() -> None:
@@ -467,7 +526,7 @@ def test_a_secret_file_that_is_missing_or_too_large() -> None:
     assert error(text) == (
         "compose.yml:5:11: secrets.pw.file: cannot read pw.txt: No such file or directory"
     )
-    big = error(text, data={"dir/pw.txt": b"x" * (500 * 1024 + 10)})
+    big = error(text, data={"/dir/pw.txt": b"x" * (500 * 1024 + 10)})
     assert big.startswith("compose.yml:5:11: secrets.pw.file: secret data must be")
     assert "more than 512000 bytes" in big
 
