@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from pyswarmkit import display
-from pyswarmkit.api import typecheck
-from pyswarmkit.api.errors import NotFound
+from pyswarmkit.api import codec, typecheck
+from pyswarmkit.api.errors import InvalidArgument, NotFound
 from pyswarmkit.api.objects import Service, Task
 from pyswarmkit.cli import (
     STATE,
@@ -25,6 +25,7 @@ from pyswarmkit.cli import (
 )
 from pyswarmkit.control.stacks import stack_of
 from pyswarmkit.stack import files
+from pyswarmkit.transport.control import MAX_REQUEST_BYTES
 
 stack_app = _app("Deploy and manage stacks: the services of a Compose file, together.")
 
@@ -65,6 +66,13 @@ def stack_deploy(
     for spec in plan.services:
         # Values out of range (a replica count past 64 bits) are said here, not by swarmd.
         typecheck.check(spec, f"services[{spec.annotations.name}]")
+    size = len(codec.packb(body))
+    if size > MAX_REQUEST_BYTES - 4096:
+        # The manager drops a larger request unread; say why here instead of timing out.
+        raise InvalidArgument(
+            f"the stack is too large to send in one request ({size} bytes, at most "
+            f"{MAX_REQUEST_BYTES - 4096}): split its secrets and configs over several stacks"
+        )
     result = STATE.call("stack.deploy", body)
     for name in result.get("secrets") or ():
         _echo(f"Creating secret {name}")

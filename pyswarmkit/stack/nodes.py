@@ -15,6 +15,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
 from pyswarmkit.api.errors import InvalidArgument
+from pyswarmkit.api.objects import INT64_MAX, INT64_MIN
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -183,6 +184,8 @@ class At:
         value = _scalar(node) if node.tag == _INT else None
         if not isinstance(value, int) or isinstance(value, bool):
             self._expected("an integer")
+        if not INT64_MIN <= value <= INT64_MAX:
+            self.fail(f"{node.value} is out of range (64-bit integers)")
         return value
 
     def number(self) -> float:

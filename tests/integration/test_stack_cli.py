@@ -221,4 +221,11 @@ def test_bad_compose_files_get_one_line(tmp_path: Path) -> None:
             sock, "stack", "deploy", "-c", str(tmp_path / "none.yml"), "app"
         )
         assert "Missing option '--compose-file'" in fails(sock, "stack", "deploy", "app")
+        # More secret data than one request may carry: said before sending, not a time-out.
+        (tmp_path / "big").write_bytes(b"x" * (500 * 1024 - 1))
+        many = "".join(f"  s{i}: {{file: big}}\n" for i in range(34))
+        compose.write_text(f"services:\n  w: {{command: x}}\nsecrets:\n{many}")
+        assert "the stack is too large to send in one request" in fails(
+            sock, "stack", "deploy", "-c", str(compose), "app"
+        )
         assert ok(sock, "service", "ls", "-q") == ""

@@ -581,6 +581,10 @@ def test_bad_values_are_refused_where_they_are() -> None:
         'entrypoint: "echo \'unclosed"': "services.w.entrypoint: cannot split",
         "secrets: [{target: x}]": "services.w.secrets[0]: a reference needs a source",
         "deploy: {labels: {a: [1]}}": "expected a single value, got a list",
+        "deploy: {restart_policy: {max_attempts: 99999999999999999999}}": (
+            "services.w.deploy.restart_policy.max_attempts: 99999999999999999999 is out of range"
+        ),
+        "deploy: {replicas: 100001}": "replicas must be at most 100000",
     }
     for line, expected in cases.items():
         message = error(f"services:\n  w:\n    command: x\n    {line}\n")
