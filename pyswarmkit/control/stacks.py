@@ -79,6 +79,8 @@ class DeployRequest:
     def check(self) -> None:
         """What must hold whatever the store holds: every object is the
         stack's by name and label, no name comes twice, data within limits."""
+        if not self.services:
+            raise InvalidArgument(f"stack {self.name!r} has no services to deploy")
         seen: set[str] = set()
         for spec in self.services:
             name = spec.annotations.name

@@ -170,6 +170,7 @@ def test_a_request_must_hold_only_the_stacks_objects() -> None:
     cases = [
         (body(svc("web", stack="other")), "is not of stack 'app'"),
         (body(svc("web"), svc("web")), "given twice"),
+        (body(), "has no services to deploy"),
         (body(svc("web"), secrets=(secret("pw", stack="other"),)), "not labelled with stack"),
         ({**body(svc("web")), "name": "bad name"}, "invalid stack name"),
         (body(replace(svc("web"), mode=ServiceMode(replicas=-1))), "replicas must be 0"),
