@@ -21,7 +21,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from pyswarmkit import __version__, display
+from pyswarmkit import __version__, clock, display
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import (
     DeadlineExceeded,
@@ -126,7 +126,7 @@ def wait_for_signal(until: threading.Event | None = None, parent: int | None = N
         if until is not None and until.wait(SIGNAL_POLL):
             return 0
         if until is None:
-            time.sleep(SIGNAL_POLL)
+            clock.sleep(SIGNAL_POLL)
         if parent is not None and os.getppid() != parent:
             return 0
     return got[0]

@@ -9,6 +9,7 @@ so a test can make the wall clock jump and check that no duration moves.
 
 from __future__ import annotations
 
+import threading
 import time
 
 
@@ -18,3 +19,11 @@ def monotonic() -> float:
 
 def wall() -> float:
     return time.time()
+
+
+def sleep(seconds: float) -> None:
+    """Wait ``seconds`` on the monotonic clock. Not ``time.sleep``, which is an
+    absolute ``clock_nanosleep`` that wall-clock shims such as libfaketime
+    (the chaos harness's clock jumps) break with EINVAL."""
+    if seconds > 0:
+        threading.Event().wait(seconds)

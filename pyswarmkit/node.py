@@ -253,7 +253,9 @@ def make_executor(config: NodeConfig) -> Executor:
             memory_bytes=config.memory_bytes or 0,
             generic=dict(config.generic_resources),
         )
-        return DockerExecutor(config.hostname, config.engine_addr, overrides, labels)
+        return DockerExecutor(
+            config.hostname, config.engine_addr, overrides, labels, state_dir=config.state_dir
+        )
     raise InvalidArgument(
         f"unknown executor {config.executor!r}: choose one of {', '.join(EXECUTORS)}"
     )

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -258,7 +257,7 @@ class ExecutorActor(GuardedActor):
         if cmd.op == "prepare":
 
             def prepare() -> Controller:
-                ctl = self.executor.controller(cmd.task)
+                ctl = self.executor.controller(cmd.task, cmd.files)
                 ctl.prepare()
                 return ctl
 
@@ -424,7 +423,7 @@ class ExecutorActor(GuardedActor):
                     exited = True
                 if exited:
                     self.running.discard(tid)
-            time.sleep(0.05)
+            clock.sleep(0.05)
         for tid in self.running:
             self._quietly(tid, self.controllers[tid].terminate)
         # Stopped, not removed: a task's output and record stay, so its log

@@ -14,7 +14,14 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from pyswarmkit.api.objects import ContainerStatus, NodeDescription, Task, TaskStatus
+from pyswarmkit.api.objects import (
+    Config,
+    ContainerStatus,
+    NodeDescription,
+    Secret,
+    Task,
+    TaskStatus,
+)
 from pyswarmkit.api.protocol import (
     Assignments,
     AssignmentsRequest,
@@ -32,6 +39,7 @@ from pyswarmkit.api.protocol import (
 )
 from pyswarmkit.api.states import TaskState
 from pyswarmkit.executor.base import EXIT_UNKNOWN
+from pyswarmkit.executor.taskfiles import TaskFile, resolve
 
 # A registration with no answer is tried again after this long.
 REGISTER_RETRY = 2.0
@@ -53,10 +61,12 @@ SILENCE_PERIODS = 3
 @dataclass(frozen=True, slots=True)
 class Command:
     """Work for the executor: prepare, start, shutdown or remove one task, or
-    adopt (the spec of a task taken back from a previous run)."""
+    adopt (the spec of a task taken back from a previous run). A prepare
+    carries the secret and config files the task gets."""
 
     op: str
     task: Task
+    files: tuple[TaskFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +137,10 @@ class Agent:
         self.last_heard = -math.inf
         # Every manager of the swarm, as the dispatcher last said.
         self.managers: tuple[ManagerAddr, ...] = ()
+        # The secrets and configs the assigned tasks need, as the dispatcher
+        # sent them: in memory only, never written to the state dir.
+        self.secrets: dict[str, Secret] = {}
+        self.configs: dict[str, Config] = {}
 
     def _new_token(self) -> int:
         return self.rng.getrandbits(62) + 1
@@ -285,6 +299,7 @@ class Agent:
             self._request_full(now, fx)  # a set was lost
             return fx
         self.seq = msg.results_in
+        self._hold(msg)
         for tid in removed:
             entry = self.tasks.pop(tid, None)
             self._forget_report(tid)
@@ -293,6 +308,20 @@ class Agent:
         for task in msg.tasks:
             self._assign(task, wall, fx)
         return fx
+
+    def _hold(self, msg: Assignments) -> None:
+        """Take the set's secrets and configs before its tasks, which may need
+        them: a full set names all the node needs, an incremental one what it
+        adds and what it drops."""
+        if msg.full:
+            self.secrets = {}
+            self.configs = {}
+        for sid in msg.removed_secrets:
+            self.secrets.pop(sid, None)
+        for cid in msg.removed_configs:
+            self.configs.pop(cid, None)
+        self.secrets.update((s.id, s) for s in msg.secrets)
+        self.configs.update((c.id, c) for c in msg.configs)
 
     def _drop_unassigned(self, keep: set[str], fx: Effects) -> None:
         """A full set names every task this node should hold: a task left by a
@@ -340,7 +369,13 @@ class Agent:
             if task.desired_state <= TaskState.RUNNING:
                 self._move(entry, TaskState.ACCEPTED, "accepted", wall)
                 self._move(entry, TaskState.PREPARING, "preparing", wall)
-                fx.commands.append(Command("prepare", task))
+                files, missing = resolve(task, self.secrets, self.configs)
+                if missing:
+                    # Removed since the service named it: the task cannot run here.
+                    err = "; ".join(missing)
+                    self._move(entry, TaskState.REJECTED, "preparing failed", wall, err)
+                    return
+                fx.commands.append(Command("prepare", task, files))
         entry.task = task
         if task.desired_state > TaskState.RUNNING:
             self._stop(entry, wall, fx)

@@ -448,6 +448,10 @@ class SecretSpec(Object, frozen=True):
     # Never in a control reply: readers get the secret with this emptied.
     data: bytes = b""
 
+    def __repr__(self) -> str:
+        # Whatever logs a secret (a failure report) must not log its data.
+        return f"SecretSpec(annotations={self.annotations!r}, data=<{len(self.data)} bytes>)"
+
 
 class Secret(Object, frozen=True):
     """Data a service's tasks get as a file; only the workers running such a

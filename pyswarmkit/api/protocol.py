@@ -28,7 +28,16 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from pyswarmkit.api.errors import SwarmError, error_from_wire
-from pyswarmkit.api.objects import FLOAT_LIMIT, Float, Int, NodeDescription, Task, TaskStatus
+from pyswarmkit.api.objects import (
+    FLOAT_LIMIT,
+    Config,
+    Float,
+    Int,
+    NodeDescription,
+    Secret,
+    Task,
+    TaskStatus,
+)
 from pyswarmkit.api.states import TaskState
 
 PROTOCOL_VERSION = 1
@@ -148,7 +157,24 @@ class Assignments(Message, frozen=True, array_like=True, tag=7):
     results_in: Int
     tasks: tuple[Task, ...] = ()
     removed: tuple[str, ...] = ()
+    # The secrets and configs the node's tasks need, sent with the set that
+    # first needs them (a full set: all of them), and the IDs of those no task
+    # on the node needs any more. They come before the tasks: an agent adds
+    # them first, so a task in the same set finds them.
+    secrets: tuple[Secret, ...] = ()
+    configs: tuple[Config, ...] = ()
+    removed_secrets: tuple[str, ...] = ()
+    removed_configs: tuple[str, ...] = ()
     kind: ClassVar[str] = "assignments"
+
+    def __repr__(self) -> str:
+        # Whatever logs a message must not log secret data.
+        return (
+            f"Assignments(session_id={self.session_id!r}, full={self.full}, "
+            f"applies_to={self.applies_to}, results_in={self.results_in}, "
+            f"tasks={len(self.tasks)}, removed={len(self.removed)}, "
+            f"secrets={[s.id for s in self.secrets]}, configs={[c.id for c in self.configs]})"
+        )
 
 
 # --- joining and certificates (to a manager's CA) ----------------------------------

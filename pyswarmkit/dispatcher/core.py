@@ -16,9 +16,11 @@ from pyswarmkit.api.errors import InvalidArgument, NotFound
 from pyswarmkit.api.ids import new_id
 from pyswarmkit.api.objects import (
     Cluster,
+    Config,
     Node,
     NodeDescription,
     NodeStatus,
+    Secret,
     Task,
     TaskStatus,
     replace,
@@ -39,6 +41,7 @@ from pyswarmkit.api.protocol import (
     UpdateTaskStatusAck,
 )
 from pyswarmkit.api.states import NodeRole, NodeState, TaskState
+from pyswarmkit.dispatcher.deps import Dep, Held, needs
 from pyswarmkit.store.memory import Change, EventBatch, MemoryStore
 
 HEARTBEAT_GRACE_MULTIPLIER = 3
@@ -71,6 +74,8 @@ class Session:
     needs_full: bool = True
     # The sequence the last assignment set sent results in.
     seq: int = 0
+    # The secrets and configs the node was sent, by the tasks that need them.
+    held: Held = field(default_factory=Held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,16 +402,27 @@ class Dispatcher:
             changed: list[Task] = []
             removed: list[str] = []
             sent = session.sent
+            held = session.held
+            added: list[Dep] = []
+            dropped: list[Dep] = []
             for task_id, task in pending.items():
                 if task is not None and task.node_id == node_id and assignable(task):
                     key = (int(task.desired_state), task.spec_version)
                     if sent.get(task_id) != key:
                         sent[task_id] = key
                         changed.append(task)
+                        more, fewer = held.set(task_id, needs(task))
+                        added += more
+                        dropped += fewer
                 elif task_id in sent:
                     del sent[task_id]
                     removed.append(task_id)
+                    dropped += held.drop(task_id)
             if changed or removed:
+                # A dependency dropped by one task and needed by another in
+                # the same set stays; one needed and dropped again never goes.
+                secrets, configs = _objects(store, [d for d in added if d in held.count])
+                gone = [d for d in dropped if d not in held.count]
                 msg = Assignments(
                     session.session_id,
                     False,
@@ -414,6 +430,10 @@ class Dispatcher:
                     session.seq + 1,
                     tuple(changed),
                     tuple(removed),
+                    secrets,
+                    configs,
+                    tuple(i for k, i in gone if k == "secret"),
+                    tuple(i for k, i in gone if k == "config"),
                 )
                 out.append(Outgoing(node_id, msg))
                 session.seq += 1
@@ -423,11 +443,35 @@ class Dispatcher:
 
     def _full_set(self, store: MemoryStore, session: Session) -> Outgoing:
         current = [t for t in store.tasks_by_node(session.node_id) if assignable(t)]
-        msg = Assignments(session.session_id, True, 0, session.seq + 1, tuple(current), ())
+        held = session.held
+        held.reset()
+        for t in current:
+            held.set(t.id, needs(t))
+        secrets, configs = _objects(store, list(held.count))
+        msg = Assignments(
+            session.session_id, True, 0, session.seq + 1, tuple(current), (), secrets, configs
+        )
         session.seq += 1
         session.needs_full = False
         session.sent = {t.id: (int(t.desired_state), t.spec_version) for t in current}
         return Outgoing(session.node_id, msg)
+
+
+def _objects(
+    store: MemoryStore, deps: list[Dep]
+) -> tuple[tuple[Secret, ...], tuple[Config, ...]]:
+    """The secrets and configs named, as the store holds them (data
+    included); one removed meanwhile is left out, and the task needing it
+    is refused by its node."""
+    secrets: list[Secret] = []
+    configs: list[Config] = []
+    for kind, obj_id in sorted(set(deps)):
+        obj = store.get(kind, obj_id)
+        if isinstance(obj, Secret):
+            secrets.append(obj)
+        elif isinstance(obj, Config):
+            configs.append(obj)
+    return tuple(secrets), tuple(configs)
 
 
 def _same_assignment(old: Task, new: Task) -> bool:

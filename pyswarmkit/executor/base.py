@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pyswarmkit.api.objects import NodeDescription, Task
+from pyswarmkit.executor.taskfiles import TaskFile
 from pyswarmkit.logs.lines import LogLine
 
 # The exit code of a task that exited while adopted: only a process's parent
@@ -100,7 +101,10 @@ class Executor(Protocol):
 
     def describe(self) -> NodeDescription: ...
 
-    def controller(self, task: Task) -> Controller: ...
+    def controller(self, task: Task, files: tuple[TaskFile, ...] = ()) -> Controller:
+        """A controller for ``task``, which gets ``files`` (its secrets and
+        configs) when prepared."""
+        ...
 
     def recover(self) -> list[Found]:
         """Adopt the tasks a previous run on this node's state left, once,

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -39,6 +40,7 @@ from pyswarmkit.api.objects import (
 )
 from pyswarmkit.executor.base import EXIT_UNKNOWN, ExecutorError, Found, LogReader
 from pyswarmkit.executor.health import disabled
+from pyswarmkit.executor.taskfiles import TaskFile, TaskFiles, default_root
 from pyswarmkit.logs.docker import DockerLogReader
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ LABEL_SERVICE_NAME = "com.docker.swarm.service.name"
 LABEL_TASK_ID = "com.docker.swarm.task.id"
 LABEL_TASK_NAME = "com.docker.swarm.task.name"
 LABEL_NODE_ID = "com.docker.swarm.node.id"
+# Where a container finds its secrets, as in Docker.
+SECRETS_DIR = "/run/secrets"
 # Seconds one engine call may take before it counts as failed (pulls excepted).
 API_TIMEOUT = 60
 # How long to wait before reconnecting to the event stream of an engine that went away.
@@ -155,6 +159,22 @@ def create_args(task: Task, node_id: str) -> tuple[dict[str, Any], dict[str, Any
     return args, host
 
 
+def file_mounts(where: dict[TaskFile, Path]) -> list[DockerMount]:
+    """Read-only binds of a task's secret and config files where Docker
+    puts them: a secret's relative target under /run/secrets, a config's
+    relative target under /. Pure."""
+    mounts = []
+    for f, path in sorted(where.items(), key=lambda item: (item[0].kind, item[0].target)):
+        if f.target.startswith("/"):
+            target = f.target
+        elif f.kind == "secret":
+            target = f"{SECRETS_DIR}/{f.target}"
+        else:
+            target = f"/{f.target}"
+        mounts.append(DockerMount(target=target, source=str(path), type="bind", read_only=True))
+    return mounts
+
+
 def healthcheck_arg(task: Task) -> dict[str, Any] | None:
     """The container's ``healthcheck``, as the engine takes it (durations in
     nanoseconds, zero meaning the image's or Docker's default); None leaves the
@@ -243,10 +263,17 @@ def describe_engine(info: dict[str, Any], hostname: str, labels: dict[str, str])
 
 
 class DockerController:
-    def __init__(self, executor: DockerExecutor, task: Task, container_id: str = "") -> None:
+    def __init__(
+        self,
+        executor: DockerExecutor,
+        task: Task,
+        container_id: str = "",
+        files: tuple[TaskFile, ...] = (),
+    ) -> None:
         self.executor = executor
         self.task = task
         self.container_id = container_id
+        self.files = files
         # Started with a health check (its own or its image's): it runs only
         # once the engine says it is healthy.
         self.awaits_health = False
@@ -263,6 +290,17 @@ class DockerController:
         self._ensure_image(c.image)
         api = self.client.api
         args, host = create_args(self.task, self.executor.node_id)
+        if self.files:
+            # Written on this host's tmpfs and bound in: the engine must run on this host.
+            try:
+                where = self.executor.task_files.write(
+                    self.task.id, self.files, owners=True, secret_mode=None
+                )
+            except OSError as exc:
+                self.executor.task_files.remove(self.task.id)
+                msg = f"writing the task's secrets and configs failed: {exc}"
+                raise ExecutorError(msg) from None
+            host["mounts"] = [*host.get("mounts", []), *file_mounts(where)]
         try:
             made = api.create_container(**args, host_config=api.create_host_config(**host))
             container_id = str(made["Id"])
@@ -333,6 +371,7 @@ class DockerController:
             self._kill("SIGKILL")
 
     def remove(self) -> None:
+        self.executor.task_files.remove(self.task.id)
         if not self.container_id:
             return
         self.executor.unwatch(self.container_id)
@@ -352,8 +391,11 @@ class DockerExecutor:
         resources: Resources | None = None,
         engine_labels: dict[str, str] | None = None,
         client: docker.DockerClient | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.addr = engine_address(engine_addr)
+        # Where tasks' secrets and configs are written, to be bound into their containers.
+        self.task_files = TaskFiles(default_root(state_dir or Path.cwd()))
         self.client = client or connect(self.addr)
         self.hostname = hostname
         self.overrides = resources
@@ -392,8 +434,8 @@ class DockerExecutor:
             self._description = description
         return self._description
 
-    def controller(self, task: Task) -> DockerController:
-        return DockerController(self, task)
+    def controller(self, task: Task, files: tuple[TaskFile, ...] = ()) -> DockerController:
+        return DockerController(self, task, files=files)
 
     # --- what a previous run left ------------------------------------------
 
@@ -413,7 +455,10 @@ class DockerExecutor:
         """Take back this node's containers: running ones are watched again,
         the others are reported gone (and removed once the agent says so)."""
         found: builtins.list[Found] = []
-        for tid, cid, running in self.list():
+        listed = self.list()
+        # A task that no longer runs keeps no secret on the node.
+        self.task_files.prune({tid for tid, _, running in listed if running})
+        for tid, cid, running in listed:
             ctl = DockerController(self, Task(id=tid), cid)
             pid = 0
             if running:
@@ -488,6 +533,9 @@ class DockerExecutor:
             tid = self._watched.pop(container_id, None)
             self._asked.discard(container_id)
             sig = self._outside.pop(container_id, None)
+        if tid is not None:
+            # The task ended: its secrets go at once, not when it is removed.
+            self.task_files.remove(tid)
         if sig is not None and not err:
             # It did not end by itself, whatever its exit code: the engine
             # stopping or restarting, or a docker stop or kill from outside.

@@ -53,6 +53,7 @@ from pyswarmkit.executor.records import (
     parse_stat,
     sort_records,
 )
+from pyswarmkit.executor.taskfiles import TaskFile, TaskFiles, default_root
 from pyswarmkit.logs.files import FileLogReader, checkpoint
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,9 @@ def start_time(pid: int) -> int | None:
 
 
 PID_FILE = "pid"
+# Where a task finds its secret and config files.
+SECRETS_ENV = "SWARM_SECRETS_DIR"
+CONFIGS_ENV = "SWARM_CONFIGS_DIR"
 # How long removing an adopted task waits for it to be gone.
 ADOPTED_REMOVE_WAIT = 5.0
 
@@ -162,7 +166,7 @@ def stop_recorded(tasks_dir: Path, grace: float = 5.0) -> list[str]:
         _kill_group(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(is_running(r, read_proc) for _, r in targets):
-        time.sleep(0.05)
+        clock.sleep(0.05)
     for _, record in targets:
         if may_signal_group(record, read_proc):
             _kill_group(record.pid, signal.SIGKILL)
@@ -185,9 +189,14 @@ class ProcessController:
         adopted: Record | None = None,
         exits: PidWatch | None = None,
         probes: ProbeRunner | None = None,
+        files: tuple[TaskFile, ...] = (),
+        task_files: TaskFiles | None = None,
     ) -> None:
         self.task = task
         self.workdir = workdir
+        # Its secrets and configs, and where they are written (on a tmpfs).
+        self.files = files
+        self.task_files = task_files
         # Where the process's exit is reported from, once the executor is watched.
         self.exits = exits
         # Where its health check runs, once the executor reports health.
@@ -214,13 +223,31 @@ class ProcessController:
             if "=" not in item:
                 raise ExecutorError(f"environment entry {item!r} is not KEY=VALUE")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.files and self.task_files is not None:
+            try:
+                # Secrets readable by the task's user (this node's) alone.
+                self.task_files.write(self.task.id, self.files, owners=False, secret_mode=0o400)
+            except OSError as exc:
+                self._drop_files()
+                msg = f"writing the task's secrets and configs failed: {exc}"
+                raise ExecutorError(msg) from None
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         for item in self.task.spec.container.env:
             key, _, value = item.partition("=")
             env[key] = value
+        if self.task_files is not None:
+            base = self.task_files.task_dir(self.task.id)
+            for kind, var in (("secrets", SECRETS_ENV), ("configs", CONFIGS_ENV)):
+                if (base / kind).is_dir():
+                    env[var] = str(base / kind)
         return env
+
+    def _drop_files(self) -> None:
+        """The task ended (or never will run): its secrets go at once."""
+        if self.task_files is not None:
+            self.task_files.remove(self.task.id)
 
     def start(self) -> int:
         env = self._env()
@@ -282,6 +309,7 @@ class ProcessController:
                 return None
             self._stop_probes()
             self._signal_adopted(signal.SIGKILL)
+            self._drop_files()
             return EXIT_UNKNOWN
         if self.proc is None:
             return None
@@ -292,6 +320,7 @@ class ProcessController:
         # Children the task left behind share its group; they go with it.
         _kill_group(self.proc.pid, signal.SIGKILL)
         self._close()
+        self._drop_files()
         # Report a death by signal the way shells and Docker do: 128 + signal.
         return 128 - code if code < 0 else code
 
@@ -318,13 +347,14 @@ class ProcessController:
             # Not our child: its new parent reaps it; wait until it has.
             deadline = clock.monotonic() + ADOPTED_REMOVE_WAIT
             while is_running(self.adopted, read_proc) and clock.monotonic() < deadline:
-                time.sleep(0.01)
+                clock.sleep(0.01)
         if self.proc is not None and self.proc.returncode is None:
             # Once reaped, the pid may belong to another task's group by now.
             _kill_group(self.proc.pid, signal.SIGKILL)
             if self.proc.poll() is None:
                 self.proc.wait(timeout=5)
         self._close()
+        self._drop_files()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_files(self) -> list[Path]:
@@ -350,8 +380,10 @@ class ProcessExecutor:
         hostname: str,
         resources: Resources | None = None,
         engine_labels: dict[str, str] | None = None,
+        files_root: Path | None = None,
     ) -> None:
         self.tasks_dir = state_dir / "worker" / "tasks"
+        self.task_files = TaskFiles(files_root or default_root(state_dir))
         self.hostname = hostname
         self.resources = resources or machine_resources()
         self.engine_labels = dict(engine_labels or {})
@@ -364,9 +396,14 @@ class ProcessExecutor:
     def describe(self) -> NodeDescription:
         return describe_node(self.hostname, self.resources, self.name, self.engine_labels)
 
-    def controller(self, task: Task) -> ProcessController:
+    def controller(self, task: Task, files: tuple[TaskFile, ...] = ()) -> ProcessController:
         return ProcessController(
-            task, self.tasks_dir / task.id, exits=self.exits, probes=self.probes
+            task,
+            self.tasks_dir / task.id,
+            exits=self.exits,
+            probes=self.probes,
+            files=files,
+            task_files=self.task_files,
         )
 
     def watch(self, notify: Callable[[str, int, str], None]) -> None:
@@ -402,6 +439,7 @@ class ProcessExecutor:
                 record,
                 exits=self.exits,
                 probes=self.probes,
+                task_files=self.task_files,
             )
             # Watched once ``watch`` starts, which comes after this.
             self._adopted[task_id] = ctl
@@ -410,11 +448,15 @@ class ProcessExecutor:
             # Its leader is gone, and with it any proof that a process group of
             # that number is still the task's (the pid may have been reused and
             # released since): nothing is signalled.
-            ctl = ProcessController(Task(id=task_id), self.tasks_dir / task_id)
+            ctl = ProcessController(
+                Task(id=task_id), self.tasks_dir / task_id, task_files=self.task_files
+            )
             log.debug("task %s recorded by a previous run is no longer running", task_id)
             out.append(Found(task_id, 0, ctl))
         if found.gone:
             log.info("%d task(s) recorded by a previous run no longer run", len(found.gone))
+        # A task that no longer runs keeps no secret on the node.
+        self.task_files.prune(set(found.adopt))
         return out
 
     def logs(self, task_id: str, *, follow: bool, since: float | None, tail: int) -> LogReader:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyswarmkit.api.objects import NodeDescription, Resources, Task
 from pyswarmkit.executor.base import Found, LogReader, NoLog
 from pyswarmkit.executor.process import describe_node, machine_resources
+from pyswarmkit.executor.taskfiles import TaskFile
 
 
 class SimController:
@@ -50,7 +51,7 @@ class SimExecutor:
     def describe(self) -> NodeDescription:
         return describe_node(self.hostname, self.resources, self.name, self.engine_labels)
 
-    def controller(self, task: Task) -> SimController:
+    def controller(self, task: Task, files: tuple[TaskFile, ...] = ()) -> SimController:
         return SimController(task)
 
     def recover(self) -> list[Found]:

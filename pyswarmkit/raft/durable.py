@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import msgpack
 
+from pyswarmkit.faults import fsync_delay
+
 from .crypt import DecryptError, Sealer
 from .fs import AppendFile, FileSystem, OsFS
 from .messages import EMPTY_HARD_STATE, ConfState, Entry, HardState, Snapshot
@@ -144,7 +146,7 @@ class DurableStorage:
         sealer: Sealer | None = None,
         rewrite: bool = False,
     ) -> None:
-        self.fs: FileSystem = fs if fs is not None else OsFS()
+        self.fs: FileSystem = fs if fs is not None else OsFS(sync_delay=fsync_delay())
         self._sealer = sealer
         # Set by recovery: something on disk was written in clear.
         self._found_plain = False

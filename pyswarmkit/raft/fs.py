@@ -13,6 +13,8 @@ import os
 import random
 from typing import Protocol
 
+from pyswarmkit import clock
+
 
 class AppendFile(Protocol):
     def write(self, data: bytes) -> None: ...
@@ -43,11 +45,12 @@ class FileSystem(Protocol):
 
 
 class _OsFile:
-    __slots__ = ("_fd", "_fsync")
+    __slots__ = ("_delay", "_fd", "_fsync")
 
-    def __init__(self, path: str, fsync: bool) -> None:
+    def __init__(self, path: str, fsync: bool, delay: float = 0.0) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._fsync = fsync
+        self._delay = delay
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -56,6 +59,8 @@ class _OsFile:
             view = view[n:]
 
     def sync(self) -> None:
+        if self._delay:
+            clock.sleep(self._delay)  # an injected slow disk (pyswarmkit/faults.py)
         if self._fsync:
             os.fdatasync(self._fd)
 
@@ -66,10 +71,12 @@ class _OsFile:
 
 
 class OsFS:
-    """The local file system. `fsync=False` is for tests that do not need it."""
+    """The local file system. `fsync=False` is for tests that do not need it;
+    `sync_delay` slows every sync down (the chaos harness's slow disk)."""
 
-    def __init__(self, fsync: bool = True) -> None:
+    def __init__(self, fsync: bool = True, sync_delay: float = 0.0) -> None:
         self.fsync = fsync
+        self.sync_delay = sync_delay
 
     def makedirs(self, path: str) -> None:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -82,7 +89,7 @@ class OsFS:
             return f.read()
 
     def open_append(self, path: str) -> AppendFile:
-        return _OsFile(path, self.fsync)
+        return _OsFile(path, self.fsync, self.sync_delay)
 
     def truncate(self, path: str, size: int) -> None:
         fd = os.open(path, os.O_WRONLY)

@@ -45,10 +45,16 @@ import zmq
 from zmq.utils import z85
 from zmq.utils.monitor import parse_monitor_message
 
-from pyswarmkit import clock
+from pyswarmkit import clock, faults
 from pyswarmkit.actors.messages import Deliver, DeliverBatch
 from pyswarmkit.actors.registry import Registry
-from pyswarmkit.api.errors import DeadlineExceeded, PermissionDenied, SwarmError, Unavailable
+from pyswarmkit.api.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    PermissionDenied,
+    SwarmError,
+    Unavailable,
+)
 from pyswarmkit.api.protocol import Body, Error
 from pyswarmkit.transport.bus import (
     ANONYMOUS_PREFIX,
@@ -277,6 +283,14 @@ class ZmqBus:
 
         self._port: int | None = None
         self._next_down_check = 0.0
+        # Injected faults (the chaos harness's; off unless the environment asks).
+        try:
+            spec = faults.from_env()
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        self._faults = None if spec is None else faults.Faults(spec)
+        if spec is not None:
+            log.warning("%s is set: injecting faults into remote traffic: %s", faults.ENV, spec)
         self._stopping = False
         self._stopped = False
         self._ready = threading.Event()
@@ -745,6 +759,8 @@ class ZmqBus:
         few frames as the batch size allows."""
         self._woken = False
         out = self._out
+        if self._faults is not None:
+            self._inject(out)
         if not out:
             return
         groups: dict[Any, list[tuple[bytes, tuple[str, str, int]]]] = {}
@@ -772,6 +788,23 @@ class ZmqBus:
             group.append((data, (dest, kind, msg_id)))
         if groups:
             self._send_groups(groups)
+
+    def _inject(self, out: collections.deque[Any]) -> None:
+        """Lose, duplicate and hold back the queued messages as the faults say."""
+        f = self._faults
+        assert f is not None
+        now = clock.monotonic()
+        f.refresh(now)
+        if not out and not f.holding:
+            return
+        items = list(out)
+        out.clear()
+        out.extend(f.due(now))
+        for item in items:
+            if type(item) is tuple:
+                out.extend(f.outgoing(item, now))
+            else:
+                out.append(item)
 
     def _target(self, local: str, dest: str) -> Any:
         # A node connected to this one is answered over its own connection,
@@ -892,6 +925,10 @@ class ZmqBus:
         return key
 
     def _decode(self, frame: zmq.Frame, peer: str) -> list[Envelope] | None:
+        if self._faults is not None:
+            self._faults.refresh(clock.monotonic())
+            if not self._faults.incoming():
+                return None
         try:
             return decode_envelopes(frame.buffer, clock.monotonic())
         except ProtocolError as exc:

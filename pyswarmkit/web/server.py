@@ -16,7 +16,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -146,7 +145,7 @@ class WebServer:
             if not self._thread.is_alive() or clock.monotonic() > deadline:
                 sock.close()
                 raise Unavailable(f"cannot serve the web view on {hostport}: it did not start")
-            time.sleep(0.01)
+            clock.sleep(0.01)
         self._sock = sock
 
     def stop(self) -> None:

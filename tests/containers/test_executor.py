@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +13,23 @@ from helpers import wait_until
 
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.api.objects import (
+    Annotations,
+    Config,
+    ConfigReference,
+    ConfigSpec,
     ContainerSpec,
     Mount,
     ResourceRequirements,
     Resources,
+    Secret,
+    SecretReference,
+    SecretSpec,
     Task,
     TaskSpec,
 )
 from pyswarmkit.executor.base import ExecutorError
 from pyswarmkit.executor.docker import DockerExecutor, connect
+from pyswarmkit.executor.taskfiles import resolve
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +49,8 @@ def make_task(tid: str, **container: Any) -> Task:
 
 
 @pytest.fixture
-def executor(engine: Any) -> Iterator[DockerExecutor]:
-    ex = DockerExecutor("node-x", os.environ["DOCKER_HOST"])
+def executor(engine: Any, tmp_path: Path) -> Iterator[DockerExecutor]:
+    ex = DockerExecutor("node-x", os.environ["DOCKER_HOST"], state_dir=tmp_path)
     # A node ID of its own: tests running at the same time on the shared
     # engine neither see nor remove each other's containers.
     ex.node_id = f"nodex{os.getpid()}"
@@ -135,6 +144,34 @@ def test_exit_code_comes_from_the_event_stream(executor: DockerExecutor) -> None
     ctl.prepare()
     ctl.start()
     assert q.get(timeout=15) == ("t5", 3, "")
+
+
+def test_secrets_under_run_secrets_and_configs_at_their_target(
+    executor: DockerExecutor,
+) -> None:
+    secret = Secret(id="sid", spec=SecretSpec(Annotations(name="db-pass"), b"hunter2"))
+    config = Config(id="cid", spec=ConfigSpec(Annotations(name="conf"), b"port=80"))
+    check = (
+        'test "$(cat /run/secrets/pw)" = hunter2 && test "$(stat -c %a /run/secrets/pw)" = 440 '
+        '&& test "$(stat -c %u:%g /run/secrets/pw)" = 7:8 && test "$(cat /etc/app.conf)" = port=80'
+    )
+    task = make_task(
+        "tsecret",
+        command=("sh", "-c", check),
+        secrets=(SecretReference("sid", "db-pass", "pw", uid="7", gid="8", mode=0o440),),
+        configs=(ConfigReference("cid", "conf", "/etc/app.conf"),),
+    )
+    files, missing = resolve(task, {"sid": secret}, {"cid": config})
+    assert not missing
+    q = exits(executor)
+    ctl = executor.controller(task, files)
+    ctl.prepare()
+    host_dir = executor.task_files.task_dir("tsecret")
+    assert (host_dir / "secrets" / "pw").read_bytes() == b"hunter2"
+    ctl.start()
+    assert q.get(timeout=15) == ("tsecret", 0, "")
+    # The task ended: its secrets left the host.
+    assert not host_dir.exists()
 
 
 def test_stop_signal_then_kill(executor: DockerExecutor) -> None:

@@ -17,6 +17,7 @@ from pyswarmkit.actors.registry import Registry
 from pyswarmkit.agent.core import Command, Commands
 from pyswarmkit.api.objects import Task
 from pyswarmkit.executor.sim import SimController, SimExecutor
+from pyswarmkit.executor.taskfiles import TaskFile
 from tests.integration.test_executor_batches import Collector
 
 pytestmark = pytest.mark.integration
@@ -58,7 +59,7 @@ class SlowExecutor(SimExecutor):
         self.made: list[SlowController] = []
         self.notify: Callable[[str, int, str], None] | None = None
 
-    def controller(self, task: Task) -> SlowController:
+    def controller(self, task: Task, files: tuple[TaskFile, ...] = ()) -> SlowController:
         ctl = SlowController(task, self.gate, self.order)
         self.made.append(ctl)
         return ctl
@@ -119,7 +120,7 @@ def test_exits_come_from_the_executor_and_nothing_is_polled() -> None:
 class ExitsAtOnce(SlowExecutor):
     """Its task exits before its start has returned, as a container may."""
 
-    def controller(self, task: Task) -> SlowController:
+    def controller(self, task: Task, files: tuple[TaskFile, ...] = ()) -> SlowController:
         ctl = super().controller(task)
         inner = ctl.start
 

@@ -1,0 +1,1 @@
+"""A seeded chaos harness for whole swarms: ``python -m pyswarmkit.chaos``."""

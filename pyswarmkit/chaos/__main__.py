@@ -1,0 +1,55 @@
+"""``python -m pyswarmkit.chaos --seed S --duration 120s [--seeds N]``: run the
+seeded chaos plan (or N seeds from S) against a real swarm and check that
+every invariant holds once it settles. Exit status 1 if any seed fails; a
+failing seed prints the command that replays it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from pyswarmkit.chaos.plan import plan
+from pyswarmkit.chaos.runner import run_seed
+from pyswarmkit.control.units import parse_duration
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pyswarmkit.chaos", description=__doc__)
+    ap.add_argument("--seed", type=int, default=1, help="the first seed (default 1)")
+    ap.add_argument("--seeds", type=int, default=1, help="how many seeds from --seed")
+    ap.add_argument("--duration", default="60s", help="faults and workload per seed (60s)")
+    ap.add_argument("--settle", default="120s", help="time allowed to settle after (120s)")
+    ap.add_argument("--keep", action="store_true", help="keep state dirs and logs of passes too")
+    args = ap.parse_args(argv)
+    try:
+        duration = parse_duration(args.duration, "--duration")
+        settle = parse_duration(args.settle, "--settle")
+    except Exception as exc:
+        print(f"chaos: error: {exc}", file=sys.stderr)
+        return 2
+    failed = []
+    began = time.monotonic()
+    for seed in range(args.seed, args.seed + args.seeds):
+        p = plan(seed, duration)
+        faults = sum(s.op in ("kill", "freeze", "isolate") for s in p.steps)
+        print(f"seed {seed}: {len(p.steps)} steps, {faults} faults, {duration:g}s", flush=True)
+        problems, root = run_seed(p, sys.stdout, settle, args.keep)
+        if problems:
+            failed.append(seed)
+            print(f"seed {seed}: FAILED ({len(problems)} violations); logs in {root}")
+            for line in problems[:20]:
+                print(f"  - {line}")
+            print(
+                f"  replay: python -m pyswarmkit.chaos --seed {seed} --duration {args.duration}"
+                f" --settle {args.settle}"
+            )
+        else:
+            print(f"seed {seed}: ok")
+    took = time.monotonic() - began
+    print(f"{args.seeds} seed(s) in {took:.0f}s: {args.seeds - len(failed)} ok, failed {failed}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The chaos harness's pure parts: the seeded plan, the injected wire faults
+and the invariants it checks."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from pyswarmkit.chaos.checks import Expect, check_all, check_processes
+from pyswarmkit.chaos.plan import FAULTS, plan
+from pyswarmkit.faults import Faults, FaultSpec, parse
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_seed_is_the_same_plan_and_another_seed_another() -> None:
+    assert plan(7, 120) == plan(7, 120)
+    assert plan(7, 120).steps != plan(8, 120).steps
+
+
+def test_at_most_one_manager_is_under_a_fault_at_a_time() -> None:
+    for seed in range(50):
+        p = plan(seed, 300)
+        spans = sorted(
+            (s.at, s.at + s.length) for s in p.steps if s.op in FAULTS and s.target in p.managers
+        )
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end, f"seed {seed}: overlapping manager faults"
+
+
+def test_the_plan_only_touches_services_it_created_and_kept() -> None:
+    p = plan(3, 600)
+    live: set[str] = set()
+    for s in p.steps:
+        if s.op == "create":
+            live.add(s.target)
+        elif s.op in ("update", "scale", "remove"):
+            assert s.target in live
+            if s.op == "remove":
+                live.discard(s.target)
+
+
+def test_fault_spec_parses_and_refuses_in_one_line() -> None:
+    spec = parse("seed=3,drop=0.1,dup=0.05,delay=0.2,delay_max=1,file=/x")
+    assert spec == FaultSpec(3, 0.1, 0.05, 0.2, 1.0, "/x")
+    for bad, says in (("drop=2", "out of range"), ("nope=1", "unknown key"), ("drop", "key=value")):
+        with pytest.raises(ValueError, match=says):
+            parse(bad)
+
+
+def test_faults_drop_duplicate_and_hold_back_as_seeded() -> None:
+    f = Faults(FaultSpec(seed=1, drop=0.2, dup=0.2, delay=0.2, delay_max=1.0))
+    sent: list[int] = []
+    for i in range(1000):
+        sent += f.outgoing(i, 0.0)
+    sent += f.due(1.0)
+    assert 150 < f.dropped < 250 and 150 < f.duplicated < 250 and 150 < f.delayed < 250
+    assert len(sent) == 1000 - f.dropped + f.duplicated
+    assert not f.holding
+    f.calm = True
+    assert [f.outgoing(x, 2.0) for x in range(100)] == [[x] for x in range(100)]
+    f.isolated = True
+    assert f.outgoing(1, 3.0) == [] and not f.incoming()
+
+
+def _view(**over: Any) -> dict[str, list[dict[str, Any]]]:
+    svc = {
+        "id": "s1",
+        "meta": {"version": 3},
+        "spec": {
+            "annotations": {"name": "web"},
+            "mode": {"kind": "replicated", "replicas": 2},
+            "task": {"container": {"env": ["GEN=5"]}},
+        },
+    }
+    node = {"id": "n1", "status": {"state": "ready"}, "spec": {"availability": "active"},
+            "role": "worker"}  # fmt: skip
+
+    def task(tid: str, slot: int, pid: int) -> dict[str, Any]:
+        return {
+            "id": tid, "service_id": "s1", "slot": slot, "node_id": "n1",
+            "desired_state": "running",
+            "status": {"state": "running", "container": {"pid": pid}},
+        }  # fmt: skip
+
+    view = {"services": [svc], "nodes": [node], "tasks": [task("t1", 1, 11), task("t2", 2, 12)]}
+    view.update(over)
+    return view
+
+
+def test_a_settled_swarm_passes() -> None:
+    views = {"m1": _view(), "m2": _view()}
+    assert check_all(views, {"web": Expect(True, 2, "5")}, {11, 12}) == []
+
+
+def test_each_violation_is_named() -> None:
+    v = _view()
+    assert check_all({"m1": v}, {"web": Expect(True, 3, "6"), "db": Expect(True)}, {11, 12}) == [
+        "service db: its acknowledged create is lost",
+        "service web: 2 replicas, acknowledged 3",
+        "service web: GEN=5, acknowledged GEN=6",
+    ]
+    assert check_processes(v, {11, 13}) == [
+        "process 13 runs, but no running task in the store is it",
+        "task t2 is running in the store, but its process 12 is not",
+    ]
+    doubled = _view()
+    doubled["tasks"][1]["slot"] = 1
+    out = check_all({"m1": doubled, "m2": _view()}, {}, {11, 12})
+    assert "manager m2's tasks differ from m1's" in out
+    assert "service web: slots [1] run more than one task" in out
+    drained = _view()
+    drained["nodes"][0]["spec"]["availability"] = "drain"
+    assert "task t1 runs on node n1, which is drained" in check_all({"m": drained}, {}, {11, 12})
