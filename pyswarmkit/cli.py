@@ -2381,6 +2381,9 @@ def swarm_unlock_key(
     _echo(_unlock_command(key))
 
 
+# `swarmctl stack` lives in its own module, which registers itself on swarmctl_app.
+import pyswarmkit.stack.cli  # noqa: E402, F401
+
 # --- entry points -------------------------------------------------------------
 
 

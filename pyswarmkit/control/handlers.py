@@ -35,6 +35,7 @@ from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
 from pyswarmkit.control import secrets as refs
+from pyswarmkit.control import stacks
 from pyswarmkit.control.events import FIELDS, EventRing, parse_request
 from pyswarmkit.control.resolve import resolve
 from pyswarmkit.control.units import MAX_DURATION, check_heartbeat_period
@@ -220,6 +221,9 @@ class Handlers:
             "config.list": self.config_list,
             "config.inspect": self.config_inspect,
             "config.remove": self.config_remove,
+            "stack.deploy": self.stack_deploy,
+            "stack.list": self.stack_list,
+            "stack.remove": self.stack_remove,
         }
 
     def handle(self, store: MemoryStore, method: str, body: dict[str, Any]) -> Outcome:
@@ -325,8 +329,7 @@ class Handlers:
                 if status is not None and status.state in PAUSED:
                     return [Change("update", replace(current, update_status=None))]
                 return []
-            updated = replace(with_spec(current, spec, current.spec), update_status=None)
-            return [Change("update", _next_run(current, updated))]
+            return [Change("update", _respecced(current, spec))]
 
         return Write(build, lambda _: {})
 
@@ -518,6 +521,44 @@ class Handlers:
     def config_remove(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
         return _remove_named("config", _arg(body, "ref", str), store)
 
+    # --- stacks ---------------------------------------------------------------
+    # A stack is the services, secrets and configs labelled with its name
+    # (com.docker.stack.namespace, as Docker's). Deploying and removing are
+    # each one write: all of it happens, or none (control/stacks.py).
+
+    def stack_deploy(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        request = stacks.DeployRequest.from_body(body)
+        for spec in request.services:
+            self._check(spec)
+        ids = {spec.annotations.name: new_id() for spec in request.services}
+        file_ids = {
+            (which, spec.annotations.name): new_id()
+            for which, specs in (("secret", request.secrets), ("config", request.configs))
+            for spec in specs
+        }
+        done: list[stacks.Deployed] = []
+
+        def build(st: MemoryStore) -> list[Change]:
+            deployed = stacks.deploy(st, request, ids, file_ids, _respecced)
+            done[:] = [deployed]
+            return deployed.changes
+
+        return Write(build, lambda _: done[0].summary() if done else {})
+
+    def stack_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        return Reply({"stacks": stacks.listing(store.services())})
+
+    def stack_remove(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
+        name = _arg(body, "name", str)
+        done: list[stacks.Removed] = []
+
+        def build(st: MemoryStore) -> list[Change]:
+            removed = stacks.remove(st, name)
+            done[:] = [removed]
+            return removed.changes
+
+        return Write(build, lambda _: done[0].summary() if done else {})
+
 
 SecretOrConfig = TypeVar("SecretOrConfig", Secret, Config)
 
@@ -556,6 +597,13 @@ def _remove_named(which: refs.Which, ref: str, store: MemoryStore) -> Outcome:
 
 
 PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
+
+
+def _respecced(current: Service, spec: ServiceSpec) -> Service:
+    """``current`` given a new spec: a rolling update to it starts (the spec
+    before is kept for a rollback), superseding one in progress."""
+    updated = replace(with_spec(current, spec, current.spec), update_status=None)
+    return _next_run(current, updated)
 
 
 def _next_run(current: Service, updated: Service) -> Service:

@@ -9,8 +9,10 @@ from pyswarmkit.api.objects import ContainerSpec, HealthConfig, ServiceSpec, Upd
 from pyswarmkit.control.resolve import quoted
 from pyswarmkit.scheduler.constraint import parse_constraints, parse_preferences
 
-# A DNS label, as SwarmKit requires of service names.
-_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
+# SwarmKit's rule for service names: a DNS label in which '_' may stand
+# where '-' may (a stack names its services STACK_service).
+_NAME = re.compile(r"^[a-zA-Z0-9](?:[-_]*[a-zA-Z0-9]+)*$")
+MAX_NAME = 63
 _ENV_KEY = re.compile(r"^[^=\s]+$")
 MAX_REPLICAS = 100_000
 MODES = ("replicated", "global", "replicated-job", "global-job")
@@ -19,9 +21,9 @@ MODES = ("replicated", "global", "replicated-job", "global-job")
 def validate_name(name: str) -> None:
     if not name:
         raise InvalidArgument("service name is required: pass --name")
-    if not _NAME.match(name):
+    if len(name) > MAX_NAME or not _NAME.match(name):
         raise InvalidArgument(
-            f"invalid service name {quoted(name)}: use letters, digits and '-', "
+            f"invalid service name {quoted(name)}: use letters, digits, '-' and '_', "
             "at most 63 characters, starting and ending with a letter or digit"
         )
 

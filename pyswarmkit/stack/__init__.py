@@ -1,0 +1,1 @@
+"""Stacks: a Compose file's services deployed, updated and removed together."""
