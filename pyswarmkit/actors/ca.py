@@ -10,6 +10,7 @@ not know.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from pyswarmkit import clock
@@ -57,6 +58,11 @@ class CAActor(GuardedActor):
         self.bus = bus
         # Refused joins are logged at most once per address per 10 s.
         self._limiter = LogLimiter()
+        # Joins being written, by the joiner's key, with the duplicates of
+        # each that arrived meanwhile (a resent or duplicated request): those
+        # get the same answer, not a second node. Written on the store's thread.
+        self._joining: dict[bytes, list[Envelope]] = {}
+        self._joining_lock = threading.Lock()
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Deliver):
@@ -88,6 +94,12 @@ class CAActor(GuardedActor):
             # sending joins without a token.
             self._refused(env, addr, PermissionDenied(signer.INVALID_TOKEN))
             return
+        with self._joining_lock:
+            duplicates = self._joining.get(key)
+            if duplicates is not None:
+                duplicates.append(env)
+                return
+            self._joining[key] = []
         answer: list[Body] = []
         joined: list[Node] = []
 
@@ -106,12 +118,16 @@ class CAActor(GuardedActor):
             return [Change("create", node)]
 
         def done(batch: EventBatch | None, err: SwarmError | None) -> None:
+            with self._joining_lock:
+                asked = [env, *self._joining.pop(key, [])]
             if err is not None:
-                if isinstance(err, PermissionDenied):
-                    self._refused(env, addr, err)
-                    return
-                log.warning("a join from %s failed: %s", addr, err)
-                self._reply(env, Error.of(err, "join"))
+                for e in asked:
+                    if isinstance(err, PermissionDenied):
+                        self._refused(e, addr, err)
+                    else:
+                        self._reply(e, Error.of(err, "join"))
+                if not isinstance(err, PermissionDenied):
+                    log.warning("a join from %s failed: %s", addr, err)
                 return
             for node in joined:
                 log.info(
@@ -121,7 +137,8 @@ class CAActor(GuardedActor):
                     addr,
                     node.role.name.lower(),
                 )
-            self._reply(env, answer[0])
+            for e in asked:
+                self._reply(e, answer[0])
 
         self._transact(build, wall, done)
 

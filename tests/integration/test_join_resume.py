@@ -294,3 +294,25 @@ def test_a_wildcard_listener_advertises_an_address_others_can_dial() -> None:
         host = dialable_host(wildcard)
         assert host not in ("0.0.0.0", "::", "*")
         socket.inet_aton(host)  # an IPv4 address
+
+
+def test_a_duplicated_join_makes_one_node_and_answers_both_alike() -> None:
+    """Found by the chaos harness: a join request the network duplicated was
+    admitted twice, as two nodes with one key, and the joiner (holding the
+    first answer) was refused as "unknown node key" ever after."""
+    with one_node(listen_remote_api="127.0.0.1:0") as (n, _):
+        wait_until(lambda: ready(n, n.node_id), what="the node READY")
+        before = {x.id for x in n.store.nodes()}
+        bus = ZmqBus("", CurveKeys.generate())
+        bus.start()
+        try:
+            bus.dial("", addr_of(n), n.store.clusters()[0].server_key.public)
+            token = n.store.clusters()[0].join_tokens.worker
+            req = JoinRequest(token, NodeDescription(hostname="twice"))
+            futures = [bus.request(Envelope("", "", "ca", req), 5) for _ in range(3)]
+            answers = [f.result(10) for f in futures]
+        finally:
+            bus.stop()
+        assert all(isinstance(a, JoinAccepted) for a in answers)
+        assert len({a.node_id for a in answers if isinstance(a, JoinAccepted)}) == 1
+        assert len({x.id for x in n.store.nodes()} - before) == 1
