@@ -75,6 +75,16 @@ def test_a_valid_file_gives_agents_and_services(tmp_path: Path) -> None:
     assert decode_agents(encode_agents(a)) == a
 
 
+@pytest.mark.parametrize("managers", [1, 3, 7])
+def test_managers_from_one_to_seven(tmp_path: Path, managers: int) -> None:
+    text = f'managers = {managers}\n[agents]\ncount = 1\n[[service]]\nname = "w"\n'
+    assert parse(write(tmp_path, text)).managers == managers
+
+
+def test_managers_default_to_one(tmp_path: Path) -> None:
+    assert parse(write(tmp_path, '[agents]\ncount = 1\n[[service]]\nname = "w"\n')).managers == 1
+
+
 def test_hosts_default_to_one_per_250_agents(tmp_path: Path) -> None:
     spec = parse(write(tmp_path, '[agents]\ncount = 1000\n[[service]]\nname = "w"\n'))
     assert spec.agents.hosts == 4
@@ -120,7 +130,18 @@ def test_the_examples_parse(name: str) -> None:
             '[agents]\ncount = 1\n[[service]]\nname = "w"\nplacement_prefs = ["pack=x"]',
             "service 1: ",
         ),
-        ('managers = 3\n[agents]\ncount = 1\n[[service]]\nname = "w"', "managers = 3"),
+        (
+            'managers = 0\n[agents]\ncount = 1\n[[service]]\nname = "w"',
+            "managers must be between 1 and 7, not 0",
+        ),
+        (
+            'managers = 8\n[agents]\ncount = 1\n[[service]]\nname = "w"',
+            "managers must be between 1 and 7, not 8",
+        ),
+        (
+            'managers = "3"\n[agents]\ncount = 1\n[[service]]\nname = "w"',
+            "managers must be a whole number",
+        ),
         ('[agents]\ncount = 2\nhosts = 3\n[[service]]\nname = "w"', "more than the 2 agents"),
         ('[agents]\ncount = 1\nlabels = ["a"]\n[[service]]\nname = "w"', "labels must be a table"),
         ('[agents]\ncount = 1\n[[service]]\nname = "w"\n[[service]]\nname = "w"', "comes twice"),
