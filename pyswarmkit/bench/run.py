@@ -43,6 +43,8 @@ POLL = 0.1
 STOP_GRACE = 15.0
 # A metrics page of a large swarm is built from the whole store: allow for it.
 SCRAPE_TIMEOUT = 30.0
+# How often, at most, the bench checks that the first manager still leads.
+LEADER_CHECK = 5.0
 
 
 def sample(pid: int) -> ProcSample:
@@ -147,6 +149,7 @@ class Bench:
             for i in range(1, spec.managers + 1)
         ]
         self._client: ControlClient | None = None
+        self._leader_checked_at = 0.0
 
     # --- the run ------------------------------------------------------------------
 
@@ -320,7 +323,7 @@ class Bench:
 
     def _spawn_manager(self, m: _Manager, token: str | None) -> None:
         argv = topology.node_argv(topology.swarmd_command(), m.entry, self.log_level, m.listen)
-        argv += ["--listen-metrics", m.metrics]
+        argv += ["--listen-metrics", m.metrics, "--election-tick", str(self.spec.election_tick)]
         if token is not None:
             argv += ["--join-addr", topology.dial_addr(self.managers[0].listen)]
         m.child = self._spawn(m.entry.hostname.removeprefix("bench-"), argv, token)
@@ -452,6 +455,26 @@ class Bench:
         if dead:
             what = ", ".join(f"{c.name} exited with code {c.proc.returncode}" for c in dead)
             raise Unavailable(f"{what}: stopped the bench")
+        self._check_leader()
+
+    def _check_leader(self) -> None:
+        """The agents report to the first manager only: once it has lost the
+        lead, waiting on is waiting for nothing. Say so at once."""
+        first = self.managers[0]
+        now = clock.monotonic()
+        if first.child is None or now - self._leader_checked_at < LEADER_CHECK:
+            return
+        self._leader_checked_at = now
+        try:
+            leading = scrape(first.metrics).get("swarm_manager_leader")
+        except Unavailable:
+            return  # a busy manager answers later; its processes are checked above
+        if leading == 0.0:
+            raise Unavailable(
+                f"{first.entry.hostname} lost the lead (its election timeout is "
+                f"{self.spec.election_tick} ticks of 0.1 s; election_tick raises it): "
+                "the agents report to it only, so the bench stopped"
+            )
 
     def _wait(
         self,

@@ -3,6 +3,7 @@
     managers = 3                 # 1..7 real swarmd managers; the first starts the swarm and
                                  # leads, the others join it; every one is drained
     heartbeat_period = 5         # seconds, or "5s"
+    election_tick = 10           # the managers' Raft election timeout, in ticks of 0.1 s
 
     [agents]
     count = 1000                 # worker agents, each a node of its own
@@ -45,7 +46,7 @@ from pyswarmkit.api.objects import (
 from pyswarmkit.control import units
 from pyswarmkit.topology import checked_service, load_toml
 
-TOP_KEYS = {"managers", "heartbeat_period", "agents", "service"}
+TOP_KEYS = {"managers", "heartbeat_period", "election_tick", "agents", "service"}
 AGENT_KEYS = {"count", "hosts", "cpus", "memory", "labels", "engine_labels", "hostname_prefix"}
 SERVICE_KEYS = {
     "name",
@@ -111,6 +112,8 @@ class BenchSpec:
     services: tuple[ServiceSpec, ...]
     managers: int = 1
     heartbeat_period: float = 5.0
+    # Ticks of swarmd's 0.1 s Raft tick a follower waits for the leader.
+    election_tick: int = 10
 
 
 def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
@@ -188,6 +191,7 @@ def parse_data(data: dict[str, Any], where: str) -> BenchSpec:
     if isinstance(period, str):
         period = units.parse_duration(period, f"{where}: heartbeat_period")
     period = units.check_heartbeat_period(period, f"{where}: heartbeat_period")
+    election_tick = _whole(where, "election_tick", data.get("election_tick", 10), 2, 10_000)
     if "agents" not in data:
         raise InvalidArgument(f"{where}: an [agents] table is needed, e.g. count = 100")
     agents = _agents(f"{where}: agents", data["agents"])
@@ -206,7 +210,7 @@ def parse_data(data: dict[str, Any], where: str) -> BenchSpec:
             )
         names.add(spec.annotations.name)
         services.append(spec)
-    return BenchSpec(agents, tuple(services), managers, float(period))
+    return BenchSpec(agents, tuple(services), managers, float(period), election_tick)
 
 
 def _agents(where: str, table: Any) -> AgentSpec:

@@ -18,6 +18,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 GOOD = """
 managers = 1
 heartbeat_period = "2s"
+election_tick = 50
 
 [agents]
 count = 7
@@ -51,7 +52,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_a_valid_file_gives_agents_and_services(tmp_path: Path) -> None:
     spec = parse(write(tmp_path, GOOD))
-    assert (spec.managers, spec.heartbeat_period) == (1, 2.0)
+    assert (spec.managers, spec.heartbeat_period, spec.election_tick) == (1, 2.0, 50)
     a = spec.agents
     assert (a.count, a.hosts, a.nano_cpus, a.memory_bytes) == (7, 2, 2_500_000_000, 2**30)
     assert [a.hostname(i) for i in (0, 6)] == ["bench-0001", "bench-0007"]
@@ -81,8 +82,9 @@ def test_managers_from_one_to_seven(tmp_path: Path, managers: int) -> None:
     assert parse(write(tmp_path, text)).managers == managers
 
 
-def test_managers_default_to_one(tmp_path: Path) -> None:
-    assert parse(write(tmp_path, '[agents]\ncount = 1\n[[service]]\nname = "w"\n')).managers == 1
+def test_managers_and_election_tick_default_to_swarmds(tmp_path: Path) -> None:
+    spec = parse(write(tmp_path, '[agents]\ncount = 1\n[[service]]\nname = "w"\n'))
+    assert (spec.managers, spec.election_tick) == (1, 10)
 
 
 def test_hosts_default_to_one_per_250_agents(tmp_path: Path) -> None:
@@ -137,6 +139,10 @@ def test_the_examples_parse(name: str) -> None:
         (
             'managers = 8\n[agents]\ncount = 1\n[[service]]\nname = "w"',
             "managers must be between 1 and 7, not 8",
+        ),
+        (
+            'election_tick = 1\n[agents]\ncount = 1\n[[service]]\nname = "w"',
+            "election_tick must be between 2 and 10000, not 1",
         ),
         (
             'managers = "3"\n[agents]\ncount = 1\n[[service]]\nname = "w"',
