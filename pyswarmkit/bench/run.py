@@ -30,7 +30,7 @@ from typing import IO, Any
 from pyswarmkit import clock, topology
 from pyswarmkit.api.errors import DeadlineExceeded, SwarmError, Unavailable
 from pyswarmkit.api.objects import NodeSpec, replace
-from pyswarmkit.api.states import NodeAvailability, Reachability
+from pyswarmkit.api.states import NodeAvailability, NodeState, Reachability
 from pyswarmkit.bench.agents import encode_agents
 from pyswarmkit.bench.report import NodeWatch, ProcSample, ServiceTrack, miss_rate, parse_metrics
 from pyswarmkit.bench.spec import BenchSpec
@@ -150,6 +150,7 @@ class Bench:
         ]
         self._client: ControlClient | None = None
         self._leader_checked_at = 0.0
+        self._index = 0
 
     # --- the run ------------------------------------------------------------------
 
@@ -181,7 +182,9 @@ class Bench:
         client = self._start_managers()
         leader = self._leader(client)
         tokens = client.call("cluster.list")["clusters"][0].join_tokens
-        index = client.call("events.since")["next"]
+        # Every read of the record goes on from where the last one ended, so
+        # no node row is missed between the phases (nor left the ring unread).
+        self._index = client.call("events.since")["next"]
         # The agents' nodes are all created after this index; the managers'
         # are older (each registers with the dispatcher as it starts).
         managers = self._nodes_of(client, {m.entry.hostname for m in self.managers})
@@ -210,10 +213,7 @@ class Bench:
             self._spawn(f"agents-{h}", argv, str(tokens.worker))
 
         def all_ready() -> bool:
-            nonlocal index
-            reply = client.call("events.since", {"index": index, "kinds": ["node"]})
-            index = reply["next"]
-            watch.feed(reply["events"])
+            watch.feed(self._events(client, ["node"]))
             return watch.ready >= agents.count
 
         def progress() -> str:
@@ -227,8 +227,12 @@ class Bench:
         for svc in spec.services:
             services.append(self._one_service(client, leader.pid, svc, watch))
         last = self._mark(leader)
-        # Node rows the last service's wait did not read yet.
-        watch.feed(client.call("events.since", {"index": index, "kinds": ["node"]})["events"])
+        # Node rows the last service's wait did not read yet, and any node DOWN
+        # now (a write still on its way when the rows were read).
+        watch.feed(self._events(client, ["node"]))
+        watch.down.update(
+            n.id for n in client.call("node.list")["nodes"] if n.status.state == NodeState.DOWN
+        )
         return self._report(
             client, leader, watch, began, ready_at, first, last, label_s, tasks_from, services
         )
@@ -353,6 +357,13 @@ class Bench:
             if n.description.hostname in hostnames
         }
 
+    def _events(self, client: ControlClient, kinds: list[str]) -> list[list[Any]]:
+        """The rows of ``kinds`` committed since the last read."""
+        reply = client.call("events.since", {"index": self._index, "kinds": kinds})
+        self._index = reply["next"]
+        rows: list[list[Any]] = reply["events"]
+        return rows
+
     def _mark(self, leader: _Leader) -> _Mark:
         metrics = scrape(leader.metrics)
         return _Mark(clock.monotonic(), metrics.get("swarm_raft_commit_index", 0.0))
@@ -389,19 +400,15 @@ class Bench:
     def _one_service(
         self, client: ControlClient, pid: int, svc: Any, watch: NodeWatch
     ) -> dict[str, Any]:
-        index = client.call("events.since")["next"]
         before = sample(pid)
         call_at = clock.wall()
         service_id = client.call("service.create", {"spec": svc})["id"]
         track = ServiceTrack(svc.annotations.name, svc.mode.replicas, service_id)
         deadline = clock.monotonic() + self.timeout
         while True:
-            reply = client.call(
-                "events.since", {"index": index, "kinds": ["task", "service", "node"]}
-            )
-            index = reply["next"]
-            track.feed(reply["events"])
-            watch.feed(reply["events"])
+            rows = self._events(client, ["task", "service", "node"])
+            track.feed(rows)
+            watch.feed(rows)
             if track.done:
                 break
             self._check()
