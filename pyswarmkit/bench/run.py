@@ -39,8 +39,6 @@ from pyswarmkit.transport.control import ControlClient
 MANAGER_PREFIX = "bench-manager-"
 # How often the manager's record is read while a service starts.
 POLL = 0.1
-# A host stops its agents at once; a manager stops its (simulated) tasks.
-STOP_GRACE = 15.0
 # A metrics page of a large swarm is built from the whole store: allow for it.
 SCRAPE_TIMEOUT = 30.0
 # How often, at most, the bench checks that the first manager still leads.

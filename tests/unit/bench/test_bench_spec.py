@@ -100,6 +100,17 @@ def test_the_examples_parse(name: str) -> None:
     assert sum(s.mode.replicas for s in spec.services) in (1100, 10_000)
 
 
+def test_the_scale_run_is_three_managers_5000_agents_50000_tasks() -> None:
+    spec = parse(EXAMPLES / "bench-5k.toml")
+    assert (spec.managers, spec.agents.count, spec.agents.hosts) == (3, 5000, 20)
+    assert sum(s.mode.replicas for s in spec.services) == 50_000
+    assert (spec.heartbeat_period, spec.election_tick) == (20.0, 100)
+    # Room for every task: 20 per agent by CPU.
+    (web,) = spec.services
+    per_agent = spec.agents.nano_cpus // web.task.resources.reservations.nano_cpus
+    assert per_agent * spec.agents.count >= 50_000
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
