@@ -65,16 +65,14 @@ def bench(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess[
 
 
 def test_three_managers_every_task_running_and_every_process_stopped(tmp_path: Path) -> None:
-    result = bench(
-        tmp_path, "managers = 3\nheartbeat_period = 1\n" + TINY, "--json", "--timeout", "60"
-    )
+    result = bench(tmp_path, "managers = 3\n" + TINY, "--json", "--timeout", "60")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout
     report = json.loads(lines[0])
     setup = report["setup"]
     assert (setup["managers"], setup["agents"], setup["hosts"]) == (3, 6, 2)
-    assert setup["heartbeat_period_s"] == 1
+    assert setup["heartbeat_period_s"] == 5.0
     assert 0 < setup["register_s"] <= setup["ready_s"] < 60
     web, db = report["services"]
     assert (web["service"], web["replicas"], web["assigned"], web["running"]) == ("web", 12, 12, 12)
