@@ -148,6 +148,8 @@ class Bench:
         ]
         self._client: ControlClient | None = None
         self._leader_checked_at = 0.0
+        # Whether the first manager was seen leading: only then can it lose the lead.
+        self._led = False
         self._index = 0
 
     # --- the run ------------------------------------------------------------------
@@ -179,6 +181,7 @@ class Bench:
         began = clock.monotonic()
         client = self._start_managers()
         leader = self._leader(client)
+        self._led = leader.hostname == self.managers[0].entry.hostname
         tokens = client.call("cluster.list")["clusters"][0].join_tokens
         # Every read of the record goes on from where the last one ended, so
         # no node row is missed between the phases (nor left the ring unread).
@@ -467,7 +470,7 @@ class Bench:
         lead, waiting on is waiting for nothing. Say so at once."""
         first = self.managers[0]
         now = clock.monotonic()
-        if first.child is None or now - self._leader_checked_at < LEADER_CHECK:
+        if not self._led or first.child is None or now - self._leader_checked_at < LEADER_CHECK:
             return
         self._leader_checked_at = now
         try:

@@ -30,6 +30,7 @@ def bench(tmp_path: Path) -> run.Bench:
     )
     b = run.Bench(spec, tmp_path)
     b.managers[0].child = run._Child("manager-1", _Proc(), None)  # type: ignore[arg-type]
+    b._led = True
     return b
 
 
@@ -68,6 +69,19 @@ def test_a_first_manager_that_lost_the_lead_stops_the_bench(
     now[0] += run.LEADER_CHECK
     with pytest.raises(Unavailable, match=r"bench-manager-1 lost the lead .*30 ticks"):
         b._check()
+
+
+def test_a_first_manager_not_yet_seen_leading_is_not_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While the swarm starts, the first manager may serve metrics before it leads.
+    def scrape(addr: str) -> dict[str, Any]:
+        return {"swarm_manager_leader": 0.0}
+
+    monkeypatch.setattr(run, "scrape", scrape)
+    b = bench(tmp_path)
+    b._led = False
+    b._check()
 
 
 def test_a_manager_too_busy_to_answer_is_not_a_lost_lead(
