@@ -34,6 +34,54 @@ class ProcSample:
     peak_rss: int = 0  # VmHWM, bytes
 
 
+def parse_metrics(text: str) -> dict[str, float]:
+    """The unlabelled samples of a Prometheus text page, by name (labelled
+    samples and comments are skipped: the bench reads only plain gauges and
+    counters)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#") or "{" in line:
+            continue
+        name, _, value = line.partition(" ")
+        try:
+            out[name] = float(value.split()[0])
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
+def miss_rate(misses: int, agents: int, seconds: float, period: float) -> float:
+    """Sessions lost to silence per heartbeat the agents were due to send
+    over ``seconds``: 0 when none was due."""
+    due = agents * seconds / period if period > 0 else 0.0
+    return misses / due if due > 0 else 0.0
+
+
+@dataclass(slots=True)
+class NodeWatch:
+    """Follows the nodes through the event rows: which are READY now, and
+    which were ever marked DOWN (a node's status rows carry its state)."""
+
+    # Nodes not counted as agents (the managers registered before the watch).
+    others: frozenset[str] = frozenset()
+    states: dict[str, str] = field(default_factory=dict)
+    down: set[str] = field(default_factory=set)
+
+    def feed(self, rows: list[list[Any]]) -> None:
+        for r in rows:
+            if r[_KIND] != "node" or r[_OP] == "delete":
+                continue
+            state = r[_STATE]
+            if state == "DOWN":
+                self.down.add(r[_ID])
+            if r[_ID] not in self.others:
+                self.states[r[_ID]] = state
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for s in self.states.values() if s == "READY")
+
+
 @dataclass(slots=True)
 class ServiceTrack:
     """Follows one service's tasks through the event rows after its create."""
@@ -121,9 +169,11 @@ COLUMNS = [
 def table(report: dict[str, Any]) -> str:
     """The report as people read it: the setup, then one line per service."""
     s = report["setup"]
+    managers = s["managers"]
     lines = [
-        f"swarm: 1 manager, {s['agents']} agents in {s['hosts']} host processes; "
-        f"joined and READY in {s['ready_s']:.1f} s",
+        f"swarm: {managers} manager{'s' if managers != 1 else ''}, {s['agents']} agents in "
+        f"{s['hosts']} host processes, heartbeat period {s['heartbeat_period_s']:g} s; "
+        f"agents registered (READY) in {s['register_s']:.1f} s",
     ]
     header = [c[0] for c in COLUMNS]
     rows = [[fmt.format(svc[key]) for _, key, fmt in COLUMNS] for svc in report["services"]]
@@ -131,10 +181,25 @@ def table(report: dict[str, Any]) -> str:
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for r in rows:
         lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    m = report["manager"]
+    t = report["totals"]
     lines.append(
-        f"manager: {m['cpu_s']:.1f} s CPU in all, RSS {m['rss_mb']:.0f} MB "
-        f"(peak {m['peak_rss_mb']:.0f} MB)"
+        f"all {t['tasks']} tasks RUNNING {t['to_all_running_s']:.1f} s after the first create; "
+        f"whole run {t['run_s']:.1f} s"
+    )
+    m = report["leader"]
+    lines.append(
+        f"leader {m['hostname']}: {m['cpu_s']:.1f} s CPU in all, RSS {m['rss_mb']:.0f} MB "
+        f"(peak {m['peak_rss_mb']:.0f} MB)" + ("" if m["stayed"] else "; leadership moved")
+    )
+    r = report["raft"]
+    lines.append(
+        f"raft: {r['entries']} entries committed in {r['seconds']:.1f} s "
+        f"({r['entries_per_s']:.1f}/s)"
+    )
+    h = report["heartbeats"]
+    lines.append(
+        f"heartbeats: {h['misses']} sessions lost to silence (miss rate {h['miss_rate']:.2%}); "
+        f"{h['nodes_down']} nodes ever marked DOWN"
     )
     lines.append(
         "Assigned/Running: from the service's create to its last task assigned/running, "

@@ -1,13 +1,17 @@
-"""``swarmd bench FILE``: launch a manager and agent hosts, run the file's
-services one after the other, measure each from the manager's own record of
-commits (``events.since``), report, and stop every process it started.
+"""``swarmd bench FILE``: launch managers and agent hosts, run the file's
+services one after the other, measure each from the leader's own record of
+commits (``events.since``) and metrics, report, and stop every process it
+started.
 
-Processes: the manager is a real ``swarmd --executor sim`` started as
-``swarmd up`` starts one (the same command line, a free port on 127.0.0.1,
-its state dir's lock held here, a parent-death signal); the agents run in
-``python -m pyswarmkit.bench.agents`` host processes, each joining with the
-worker token read from the manager's control socket. Any of them exiting
-early, Ctrl-C, SIGTERM or an error stops them all, hosts first.
+Processes: each manager is a real ``swarmd --executor sim`` started as
+``swarmd up`` starts one (the same command line, free ports on 127.0.0.1,
+its state dir's lock held here, a parent-death signal). The first starts the
+swarm and leads; the others join it with the manager token (in their
+environment, never argv) and the bench waits until each is REACHABLE. Every
+manager is drained. The agents run in ``python -m pyswarmkit.bench.agents``
+host processes, each joining the first manager with the worker token. Any
+of them exiting early, Ctrl-C, SIGTERM or an error stops them all, agent
+hosts first, then the managers.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -25,21 +30,19 @@ from typing import IO, Any
 from pyswarmkit import clock, topology
 from pyswarmkit.api.errors import DeadlineExceeded, SwarmError, Unavailable
 from pyswarmkit.api.objects import NodeSpec, replace
-from pyswarmkit.api.states import NodeAvailability
+from pyswarmkit.api.states import NodeAvailability, NodeState, Reachability
 from pyswarmkit.bench.agents import encode_agents
-from pyswarmkit.bench.report import ProcSample, ServiceTrack
+from pyswarmkit.bench.report import NodeWatch, ProcSample, ServiceTrack, miss_rate, parse_metrics
 from pyswarmkit.bench.spec import BenchSpec
-from pyswarmkit.control.events import FIELDS
 from pyswarmkit.transport.control import ControlClient
 
-MANAGER_HOSTNAME = "bench-manager"
+MANAGER_PREFIX = "bench-manager-"
 # How often the manager's record is read while a service starts.
 POLL = 0.1
-# A host stops its agents at once; a manager stops its (simulated) tasks.
-STOP_GRACE = 15.0
-_STATE = FIELDS.index("state")
-_KIND = FIELDS.index("kind")
-_ID = FIELDS.index("id")
+# A metrics page of a large swarm is built from the whole store: allow for it.
+SCRAPE_TIMEOUT = 30.0
+# How often, at most, the bench checks that the first manager still leads.
+LEADER_CHECK = 5.0
 
 
 def sample(pid: int) -> ProcSample:
@@ -62,11 +65,51 @@ def sample(pid: int) -> ProcSample:
     return out
 
 
+def scrape(addr: str) -> dict[str, float]:
+    """A manager's unlabelled metrics, from its ``--listen-metrics`` endpoint."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=SCRAPE_TIMEOUT) as r:
+            return parse_metrics(r.read().decode("utf-8", "replace"))
+    except (OSError, ValueError) as err:
+        raise Unavailable(f"the metrics at {addr} did not answer: {err}") from None
+
+
 @dataclass(slots=True)
 class _Child:
     name: str
     proc: subprocess.Popen[bytes]
     reader: threading.Thread
+
+
+@dataclass(slots=True)
+class _Manager:
+    entry: topology.NodeEntry
+    listen: str  # its remote API, HOST:PORT
+    metrics: str  # its metrics endpoint, HOST:PORT
+    child: _Child | None = None
+
+
+@dataclass(slots=True)
+class _Mark:
+    """The leader's Raft log and the clock at one point of the run."""
+
+    at: float
+    commit: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Leader:
+    hostname: str
+    pid: int
+    metrics: str
+
+
+def _proc_figures(p: ProcSample) -> dict[str, float]:
+    return {
+        "cpu_s": round(p.cpu, 2),
+        "rss_mb": round(p.rss / 2**20, 1),
+        "peak_rss_mb": round(p.peak_rss / 2**20, 1),
+    }
 
 
 class Bench:
@@ -88,15 +131,26 @@ class Bench:
         self.children: list[_Child] = []
         # Set from a signal handler: a plain flag, polled.
         self._stop_asked = False
-        self.manager = topology.NodeEntry(
-            hostname=MANAGER_HOSTNAME,
-            state_dir=workdir / "manager",
-            socket=workdir / "manager" / "swarm.sock",
-            executor="sim",
-            heartbeat_period=spec.heartbeat_period,
-            role="manager",
-        )
+        self.managers = [
+            _Manager(
+                topology.NodeEntry(
+                    hostname=f"{MANAGER_PREFIX}{i}",
+                    state_dir=workdir / f"manager-{i}",
+                    socket=workdir / f"manager-{i}" / "swarm.sock",
+                    executor="sim",
+                    heartbeat_period=spec.heartbeat_period,
+                    role="manager",
+                ),
+                listen=f"127.0.0.1:{topology.free_port()}",
+                metrics=f"127.0.0.1:{topology.free_port()}",
+            )
+            for i in range(1, spec.managers + 1)
+        ]
         self._client: ControlClient | None = None
+        self._leader_checked_at = 0.0
+        # Whether the first manager was seen leading: only then can it lose the lead.
+        self._led = False
+        self._index = 0
 
     # --- the run ------------------------------------------------------------------
 
@@ -107,8 +161,10 @@ class Bench:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
-        lock = topology.claim(self.manager)
+        locks = []
         try:
+            for m in self.managers:
+                locks.append(topology.claim(m.entry))
             return self._run()
         except KeyboardInterrupt:
             self._say("swarmd: bench interrupted: stopping every process it started")
@@ -117,22 +173,25 @@ class Bench:
             if self._client is not None:
                 self._client.close()
             self._stop_all()
-            lock.close()
+            for lock in locks:
+                lock.close()
 
     def _run(self) -> dict[str, Any]:
         spec = self.spec
         began = clock.monotonic()
-        listen = f"127.0.0.1:{topology.free_port()}"
-        argv = topology.node_argv(topology.swarmd_command(), self.manager, self.log_level, listen)
-        manager = self._spawn("manager", argv, None)
-        sock = self.manager.socket
-        self._wait("the manager's control socket", lambda: topology.control_answers(sock))
-        client = self._client = ControlClient(str(sock), timeout=30.0)
-        token = topology.worker_token(sock)
-        index = client.call("events.since")["next"]
-        # The agents' nodes are all created after this index; the manager's
-        # may be older (it registers with its own dispatcher at once).
-        manager_ids = {n.id for n in client.call("node.list")["nodes"]}
+        client = self._start_managers()
+        leader = self._leader(client)
+        self._led = leader.hostname == self.managers[0].entry.hostname
+        tokens = client.call("cluster.list")["clusters"][0].join_tokens
+        # Every read of the record goes on from where the last one ended, so
+        # no node row is missed between the phases (nor left the ring unread).
+        self._index = client.call("events.since")["next"]
+        # The agents' nodes are all created after this index; the managers'
+        # are older (each registers with the dispatcher as it starts).
+        managers = self._nodes_of(client, {m.entry.hostname for m in self.managers})
+        self._drain(client, managers)
+        watch = NodeWatch(others=frozenset(managers.values()))
+        first = self._mark(leader)
         agents = spec.agents
         for h, part in enumerate(agents.slices(), 1):
             argv = [
@@ -140,7 +199,7 @@ class Bench:
                 "-m",
                 "pyswarmkit.bench.agents",
                 "--join-addr",
-                topology.dial_addr(listen),
+                topology.dial_addr(self.managers[0].listen),
                 "--host",
                 str(h),
                 "--agents",
@@ -152,79 +211,205 @@ class Bench:
                 "--log-level",
                 self.log_level,
             ]
-            self._spawn(f"agents-{h}", argv, token)
-        states: dict[str, str] = {}
+            self._spawn(f"agents-{h}", argv, str(tokens.worker))
 
         def all_ready() -> bool:
-            nonlocal index
-            reply = client.call("events.since", {"index": index, "kinds": ["node"]})
-            index = reply["next"]
-            for r in reply["events"]:
-                if r[_ID] not in manager_ids:
-                    states[r[_ID]] = r[_STATE]
-            return sum(1 for s in states.values() if s == "READY") >= agents.count
+            watch.feed(self._events(client, ["node"]))
+            return watch.ready >= agents.count
 
         def progress() -> str:
-            ready = sum(1 for s in states.values() if s == "READY")
-            return f"{len(states)} nodes joined, {ready} READY"
+            return f"{len(watch.states)} nodes joined, {watch.ready} READY"
 
         self._wait(f"{agents.count} agents READY", all_ready, self.timeout, progress)
-        ready_s = clock.monotonic() - began
-        label_s = self._prepare_nodes(client)
+        ready_at = clock.monotonic()
+        label_s = self._label_agents(client)
         services = []
+        tasks_from = clock.wall()
         for svc in spec.services:
-            services.append(self._one_service(client, manager.proc.pid, svc))
-        final = sample(manager.proc.pid)
+            services.append(self._one_service(client, leader.pid, svc, watch))
+        last = self._mark(leader)
+        # Node rows the last service's wait did not read yet, and any node DOWN
+        # now (a write still on its way when the rows were read).
+        watch.feed(self._events(client, ["node"]))
+        watch.down.update(
+            n.id for n in client.call("node.list")["nodes"] if n.status.state == NodeState.DOWN
+        )
+        return self._report(
+            client, leader, watch, began, ready_at, first, last, label_s, tasks_from, services
+        )
+
+    def _report(
+        self,
+        client: ControlClient,
+        leader: _Leader,
+        watch: NodeWatch,
+        began: float,
+        ready_at: float,
+        first: _Mark,
+        last: _Mark,
+        label_s: float,
+        tasks_from: float,
+        services: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        spec, agents = self.spec, self.spec.agents
+        now_leader = self._leader(client)
+        final = sample(leader.pid)
+        misses = int(scrape(leader.metrics).get("swarm_dispatcher_heartbeat_misses_total", 0))
+        seconds = last.at - first.at
+        entries = int(last.commit - first.commit)
         return {
             "setup": {
                 "managers": spec.managers,
                 "agents": agents.count,
                 "hosts": agents.hosts,
-                "ready_s": round(ready_s, 2),
+                "heartbeat_period_s": spec.heartbeat_period,
+                # From the first agent host started to the last agent READY.
+                "register_s": round(ready_at - first.at, 2),
+                # From the bench's start: managers up and joined, then the agents.
+                "ready_s": round(ready_at - began, 2),
                 "labels_s": round(label_s, 2),
             },
             "services": services,
-            "manager": {
+            "totals": {
+                "tasks": sum(s["running"] for s in services),
+                "to_all_running_s": round(
+                    max((s["last_running_at"] for s in services), default=tasks_from) - tasks_from,
+                    2,
+                ),
+                "run_s": round(clock.monotonic() - began, 2),
+            },
+            "leader": {
+                "hostname": leader.hostname,
+                "stayed": now_leader.hostname == leader.hostname,
                 "cpu_s": round(final.cpu, 2),
                 "rss_mb": round(final.rss / 2**20, 1),
                 "peak_rss_mb": round(final.peak_rss / 2**20, 1),
             },
+            "managers": {
+                m.entry.hostname: _proc_figures(sample(m.child.proc.pid))
+                for m in self.managers
+                if m.child is not None
+            },
+            "raft": {
+                "entries": entries,
+                "seconds": round(seconds, 2),
+                "entries_per_s": round(entries / seconds, 1) if seconds > 0 else 0.0,
+            },
+            "heartbeats": {
+                "misses": misses,
+                "miss_rate": round(
+                    miss_rate(misses, agents.count, last.at - ready_at, spec.heartbeat_period),
+                    6,
+                ),
+                "nodes_down": len(watch.down),
+            },
+            # Kept for readers of the one-manager report: the leader is "the manager".
+            "manager": _proc_figures(final),
             "pids": {c.name: c.proc.pid for c in self.children},
         }
 
-    def _prepare_nodes(self, client: ControlClient) -> float:
-        """Drain the manager (as production swarms do, so every task runs on
-        an agent) and give each agent the labels the file names, as an
-        operator would with ``swarmctl node update --label-add``."""
+    # --- the managers -------------------------------------------------------------
+
+    def _start_managers(self) -> ControlClient:
+        """The first manager starts the swarm; the others join it with the
+        manager token, one after the other (each joins the Raft group as the
+        previous one's membership change has committed), each REACHABLE."""
+        first = self.managers[0]
+        self._spawn_manager(first, None)
+        sock = first.entry.socket
+        self._wait("the first manager's control socket", lambda: topology.control_answers(sock))
+        client = self._client = ControlClient(str(sock), timeout=30.0)
+        token = str(client.call("cluster.list")["clusters"][0].join_tokens.manager)
+        for m in self.managers[1:]:
+            self._spawn_manager(m, token)
+            name = m.entry.hostname
+            self._wait(f"manager {name} REACHABLE", lambda n=name: self._reachable(client, n))
+        return client
+
+    def _spawn_manager(self, m: _Manager, token: str | None) -> None:
+        argv = topology.node_argv(topology.swarmd_command(), m.entry, self.log_level, m.listen)
+        argv += ["--listen-metrics", m.metrics, "--election-tick", str(self.spec.election_tick)]
+        if token is not None:
+            argv += ["--join-addr", topology.dial_addr(self.managers[0].listen)]
+        m.child = self._spawn(m.entry.hostname.removeprefix("bench-"), argv, token)
+
+    @staticmethod
+    def _reachable(client: ControlClient, hostname: str) -> bool:
+        for node in client.call("node.list")["nodes"]:
+            status = node.manager_status
+            if node.description.hostname == hostname and status is not None:
+                return bool(status.reachability == Reachability.REACHABLE)
+        return False
+
+    def _leader(self, client: ControlClient) -> _Leader:
+        for node in client.call("node.list")["nodes"]:
+            status = node.manager_status
+            if status is not None and status.leader:
+                for m in self.managers:
+                    if m.entry.hostname == node.description.hostname and m.child is not None:
+                        return _Leader(m.entry.hostname, m.child.proc.pid, m.metrics)
+        raise Unavailable("no manager of the bench leads the swarm")
+
+    @staticmethod
+    def _nodes_of(client: ControlClient, hostnames: set[str]) -> dict[str, str]:
+        return {
+            n.description.hostname: n.id
+            for n in client.call("node.list")["nodes"]
+            if n.description.hostname in hostnames
+        }
+
+    def _events(self, client: ControlClient, kinds: list[str]) -> list[list[Any]]:
+        """The rows of ``kinds`` committed since the last read."""
+        reply = client.call("events.since", {"index": self._index, "kinds": kinds})
+        self._index = reply["next"]
+        rows: list[list[Any]] = reply["events"]
+        return rows
+
+    def _mark(self, leader: _Leader) -> _Mark:
+        metrics = scrape(leader.metrics)
+        return _Mark(clock.monotonic(), metrics.get("swarm_raft_commit_index", 0.0))
+
+    def _drain(self, client: ControlClient, managers: dict[str, str]) -> None:
+        """Drain every manager, as production swarms do, so every task runs
+        on an agent."""
+        for node_id in managers.values():
+            node = client.call("node.inspect", {"ref": node_id})["node"]
+            spec = replace(node.spec, availability=NodeAvailability.DRAIN)
+            client.call("node.update", {"ref": node.id, "version": node.meta.version, "spec": spec})
+
+    def _label_agents(self, client: ControlClient) -> float:
+        """Give each agent the labels the file names, as an operator would
+        with ``swarmctl node update --label-add``."""
         started = clock.monotonic()
         agents = self.spec.agents
+        if not agents.labels:
+            return 0.0
         prefix = agents.hostname_prefix
+        managers = {m.entry.hostname for m in self.managers}
         for node in client.call("node.list")["nodes"]:
             self._check()
             name = node.description.hostname
-            spec: NodeSpec = node.spec
-            if name == MANAGER_HOSTNAME:
-                spec = replace(spec, availability=NodeAvailability.DRAIN)
-            elif agents.labels and name.startswith(prefix):
-                i = int(name[len(prefix) :]) - 1
-                labels = {**spec.annotations.labels, **agents.labels_of(i)}
-                spec = replace(spec, annotations=replace(spec.annotations, labels=labels))
-            else:
+            if name in managers or not name.startswith(prefix):
                 continue
+            i = int(name[len(prefix) :]) - 1
+            spec: NodeSpec = node.spec
+            labels = {**spec.annotations.labels, **agents.labels_of(i)}
+            spec = replace(spec, annotations=replace(spec.annotations, labels=labels))
             client.call("node.update", {"ref": node.id, "version": node.meta.version, "spec": spec})
         return clock.monotonic() - started
 
-    def _one_service(self, client: ControlClient, pid: int, svc: Any) -> dict[str, Any]:
-        index = client.call("events.since")["next"]
+    def _one_service(
+        self, client: ControlClient, pid: int, svc: Any, watch: NodeWatch
+    ) -> dict[str, Any]:
         before = sample(pid)
         call_at = clock.wall()
         service_id = client.call("service.create", {"spec": svc})["id"]
         track = ServiceTrack(svc.annotations.name, svc.mode.replicas, service_id)
         deadline = clock.monotonic() + self.timeout
         while True:
-            reply = client.call("events.since", {"index": index, "kinds": ["task", "service"]})
-            index = reply["next"]
-            track.feed(reply["events"])
+            rows = self._events(client, ["task", "service", "node"])
+            track.feed(rows)
+            watch.feed(rows)
             if track.done:
                 break
             self._check()
@@ -235,7 +420,9 @@ class Bench:
                 )
             time.sleep(POLL)
         after = sample(pid)
-        return track.figures(call_at, after.cpu - before.cpu, after)
+        figures = track.figures(call_at, after.cpu - before.cpu, after)
+        figures["last_running_at"] = max(track.running.values(), default=call_at)
+        return figures
 
     # --- processes ----------------------------------------------------------------
 
@@ -276,6 +463,26 @@ class Bench:
         if dead:
             what = ", ".join(f"{c.name} exited with code {c.proc.returncode}" for c in dead)
             raise Unavailable(f"{what}: stopped the bench")
+        self._check_leader()
+
+    def _check_leader(self) -> None:
+        """The agents report to the first manager only: once it has lost the
+        lead, waiting on is waiting for nothing. Say so at once."""
+        first = self.managers[0]
+        now = clock.monotonic()
+        if not self._led or first.child is None or now - self._leader_checked_at < LEADER_CHECK:
+            return
+        self._leader_checked_at = now
+        try:
+            leading = scrape(first.metrics).get("swarm_manager_leader")
+        except Unavailable:
+            return  # a busy manager answers later; its processes are checked above
+        if leading == 0.0:
+            raise Unavailable(
+                f"{first.entry.hostname} lost the lead (its election timeout is "
+                f"{self.spec.election_tick} ticks of 0.1 s; election_tick raises it): "
+                "the agents report to it only, so the bench stopped"
+            )
 
     def _wait(
         self,
@@ -298,9 +505,9 @@ class Bench:
             time.sleep(0.2)
 
     def _stop_all(self) -> None:
-        """Agent hosts first, then the manager: SIGTERM, SIGKILL past the grace."""
-        hosts = [(c.name, c.proc) for c in self.children if c.name != "manager"]
-        managers = [(c.name, c.proc) for c in self.children if c.name == "manager"]
+        """Agent hosts first, then the managers: SIGTERM, SIGKILL past the grace."""
+        hosts = [(c.name, c.proc) for c in self.children if c.name.startswith("agents-")]
+        managers = [(c.name, c.proc) for c in self.children if not c.name.startswith("agents-")]
         topology.stop_in_order((hosts, managers), self._say)
         for c in self.children:
             c.reader.join(2)

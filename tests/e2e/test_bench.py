@@ -1,5 +1,5 @@
-"""`swarmd bench FILE` end to end: a real manager and two agent host
-processes of three agents each, two services measured from the manager's
+"""`swarmd bench FILE` end to end: three real managers (or one) and two agent
+host processes of three agents each, two services measured from the leader's
 record, one JSON report, and no process left behind however the bench ends."""
 
 from __future__ import annotations
@@ -64,13 +64,16 @@ def bench(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess[
     )
 
 
-def test_bench_reports_every_task_running_and_stops_every_process(tmp_path: Path) -> None:
-    result = bench(tmp_path, TINY, "--json", "--timeout", "60")
+def test_three_managers_every_task_running_and_every_process_stopped(tmp_path: Path) -> None:
+    result = bench(tmp_path, "managers = 3\n" + TINY, "--json", "--timeout", "60")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout
     report = json.loads(lines[0])
-    assert report["setup"]["agents"] == 6 and report["setup"]["hosts"] == 2
+    setup = report["setup"]
+    assert (setup["managers"], setup["agents"], setup["hosts"]) == (3, 6, 2)
+    assert setup["heartbeat_period_s"] == 5.0
+    assert 0 < setup["register_s"] <= setup["ready_s"] < 60
     web, db = report["services"]
     assert (web["service"], web["replicas"], web["assigned"], web["running"]) == ("web", 12, 12, 12)
     assert (db["service"], db["replicas"], db["assigned"], db["running"]) == ("db", 3, 3, 3)
@@ -82,11 +85,21 @@ def test_bench_reports_every_task_running_and_stops_every_process(tmp_path: Path
         assert 0 <= svc["latency_p50_ms"] <= svc["latency_p99_ms"]
         assert svc["latency_p99_ms"] <= svc["to_all_assigned_s"] * 1000 + 1
         assert svc["placements_per_s"] > 0
-    manager = report["manager"]
-    assert manager["cpu_s"] > 0
-    assert 10 < manager["rss_mb"] <= manager["peak_rss_mb"] < 2000
+    # Every manager drained: the spread over zones took the six agents only.
+    assert report["totals"]["tasks"] == 15
+    assert web["to_all_running_s"] <= report["totals"]["to_all_running_s"] < 60
+    leader = report["leader"]
+    assert (leader["hostname"], leader["stayed"]) == ("bench-manager-1", True)
+    assert leader["cpu_s"] > 0
+    assert 10 < leader["rss_mb"] <= leader["peak_rss_mb"] < 2000
+    assert set(report["managers"]) == {f"bench-manager-{i}" for i in (1, 2, 3)}
+    # Two services and their tasks' states went through the leader's log.
+    raft = report["raft"]
+    assert raft["entries"] > 2 and raft["seconds"] > 0 and raft["entries_per_s"] > 0
+    beats = report["heartbeats"]
+    assert (beats["misses"], beats["miss_rate"], beats["nodes_down"]) == (0, 0.0, 0)
     pids = report["pids"]
-    assert set(pids) == {"manager", "agents-1", "agents-2"}
+    assert set(pids) == {"manager-1", "manager-2", "manager-3", "agents-1", "agents-2"}
     assert not [name for name, pid in pids.items() if alive(pid)]
 
 
@@ -124,7 +137,7 @@ def processes(proc: subprocess.Popen[str]) -> dict[str, int]:
         if "pyswarmkit.bench.agents" in argv:
             found[f"agents-{argv[argv.index('--host') + 1]}"] = pid
         elif "--hostname" in argv:
-            found["manager"] = pid
+            found["manager"] = pid  # the one manager these files start
     return found
 
 

@@ -18,6 +18,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 GOOD = """
 managers = 1
 heartbeat_period = "2s"
+election_tick = 50
 
 [agents]
 count = 7
@@ -51,7 +52,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_a_valid_file_gives_agents_and_services(tmp_path: Path) -> None:
     spec = parse(write(tmp_path, GOOD))
-    assert (spec.managers, spec.heartbeat_period) == (1, 2.0)
+    assert (spec.managers, spec.heartbeat_period, spec.election_tick) == (1, 2.0, 50)
     a = spec.agents
     assert (a.count, a.hosts, a.nano_cpus, a.memory_bytes) == (7, 2, 2_500_000_000, 2**30)
     assert [a.hostname(i) for i in (0, 6)] == ["bench-0001", "bench-0007"]
@@ -75,6 +76,17 @@ def test_a_valid_file_gives_agents_and_services(tmp_path: Path) -> None:
     assert decode_agents(encode_agents(a)) == a
 
 
+@pytest.mark.parametrize("managers", [1, 3, 7])
+def test_managers_from_one_to_seven(tmp_path: Path, managers: int) -> None:
+    text = f'managers = {managers}\n[agents]\ncount = 1\n[[service]]\nname = "w"\n'
+    assert parse(write(tmp_path, text)).managers == managers
+
+
+def test_managers_and_election_tick_default_to_swarmds(tmp_path: Path) -> None:
+    spec = parse(write(tmp_path, '[agents]\ncount = 1\n[[service]]\nname = "w"\n'))
+    assert (spec.managers, spec.election_tick) == (1, 10)
+
+
 def test_hosts_default_to_one_per_250_agents(tmp_path: Path) -> None:
     spec = parse(write(tmp_path, '[agents]\ncount = 1000\n[[service]]\nname = "w"\n'))
     assert spec.agents.hosts == 4
@@ -86,6 +98,17 @@ def test_the_examples_parse(name: str) -> None:
     spec = parse(EXAMPLES / name)
     assert spec.agents.count in (100, 1000)
     assert sum(s.mode.replicas for s in spec.services) in (1100, 10_000)
+
+
+def test_the_scale_run_is_three_managers_5000_agents_50000_tasks() -> None:
+    spec = parse(EXAMPLES / "bench-5k.toml")
+    assert (spec.managers, spec.agents.count, spec.agents.hosts) == (3, 5000, 20)
+    assert sum(s.mode.replicas for s in spec.services) == 50_000
+    assert (spec.heartbeat_period, spec.election_tick) == (20.0, 100)
+    # Room for every task: 20 per agent by CPU.
+    (web,) = spec.services
+    per_agent = spec.agents.nano_cpus // web.task.resources.reservations.nano_cpus
+    assert per_agent * spec.agents.count >= 50_000
 
 
 @pytest.mark.parametrize(
@@ -120,7 +143,22 @@ def test_the_examples_parse(name: str) -> None:
             '[agents]\ncount = 1\n[[service]]\nname = "w"\nplacement_prefs = ["pack=x"]',
             "service 1: ",
         ),
-        ('managers = 3\n[agents]\ncount = 1\n[[service]]\nname = "w"', "managers = 3"),
+        (
+            'managers = 0\n[agents]\ncount = 1\n[[service]]\nname = "w"',
+            "managers must be between 1 and 7, not 0",
+        ),
+        (
+            'managers = 8\n[agents]\ncount = 1\n[[service]]\nname = "w"',
+            "managers must be between 1 and 7, not 8",
+        ),
+        (
+            'election_tick = 1\n[agents]\ncount = 1\n[[service]]\nname = "w"',
+            "election_tick must be between 2 and 10000, not 1",
+        ),
+        (
+            'managers = "3"\n[agents]\ncount = 1\n[[service]]\nname = "w"',
+            "managers must be a whole number",
+        ),
         ('[agents]\ncount = 2\nhosts = 3\n[[service]]\nname = "w"', "more than the 2 agents"),
         ('[agents]\ncount = 1\nlabels = ["a"]\n[[service]]\nname = "w"', "labels must be a table"),
         ('[agents]\ncount = 1\n[[service]]\nname = "w"\n[[service]]\nname = "w"', "comes twice"),
