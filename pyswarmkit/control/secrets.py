@@ -155,7 +155,13 @@ def check_references(c: ContainerSpec) -> None:
     )
 
 
+# The largest uid or gid a file can have.
+MAX_ID = 2**32 - 2
+
+
 def _check_targets(which: Which, refs: list[tuple[str, str, str, str, int]]) -> None:
+    # Targets as paths below the task's directory for this kind: "/x" and "x"
+    # are one file there, and "a" cannot be a file and hold "a/b".
     seen: dict[str, str] = {}
     for name, target, uid, gid, mode in refs:
         if not name or "\x00" in name:
@@ -164,8 +170,10 @@ def _check_targets(which: Which, refs: list[tuple[str, str, str, str, int]]) -> 
             raise InvalidArgument(
                 f"{which} reference {name!r}: uid and gid must be numbers, not {uid!r}, {gid!r}"
             )
-        if not target:
-            raise InvalidArgument(f"a {which} reference needs a {which} name")
+        if int(uid) > MAX_ID or int(gid) > MAX_ID:
+            raise InvalidArgument(
+                f"{which} reference {name!r}: uid and gid must be at most {MAX_ID}"
+            )
         if not target:
             raise InvalidArgument(f"{which} reference {name!r}: target must not be empty")
         if "\x00" in target or any(p in ("", ".", "..") for p in target.strip("/").split("/")):
@@ -175,12 +183,14 @@ def _check_targets(which: Which, refs: list[tuple[str, str, str, str, int]]) -> 
             )
         if not 0 <= mode <= 0o777:
             raise InvalidArgument(f"{which} reference {name!r}: mode {mode:#o} is not a file mode")
-        if target in seen:
-            raise InvalidArgument(
-                f"{which} references {seen[target]!r} and {name!r} have a conflicting "
-                f"target: {target!r}"
-            )
-        seen[target] = name
+        path = target.strip("/")
+        for other, other_name in seen.items():
+            if path == other or path.startswith(other + "/") or other.startswith(path + "/"):
+                raise InvalidArgument(
+                    f"{which} references {other_name!r} and {name!r} have a conflicting "
+                    f"target: {target!r}"
+                )
+        seen[path] = name
 
 
 def resolved(

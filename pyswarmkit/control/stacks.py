@@ -213,6 +213,13 @@ def _files(
             made.append(obj)
             (out.secrets if which == "secret" else out.configs).append(name)
             continue
+        stack = stack_of(spec.annotations.labels)
+        if stack_of(current.spec.annotations.labels) != stack:
+            # Not the stack's own: taking it over would let `stack rm` delete it.
+            raise FailedPrecondition(
+                f"{which} {name} exists and is not part of stack {stack}: "
+                f"declare it external: true to use it as it is, or give it another name"
+            )
         if current.spec.data != spec.data:
             raise FailedPrecondition(
                 f"{which} {name} exists with other data, and only its labels may change: "

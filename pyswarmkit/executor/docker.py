@@ -520,6 +520,7 @@ class DockerExecutor:
             self._health(tid, status)
 
     def close(self) -> None:
+        self.task_files.close()
         self._stopped.set()
         with contextlib.suppress(Exception):
             if self._events is not None:

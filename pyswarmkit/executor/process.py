@@ -423,6 +423,7 @@ class ProcessExecutor:
     def close(self) -> None:
         self.exits.close()
         self.probes.close()
+        self.task_files.close()
 
     def recover(self) -> list[Found]:
         """Adopt what a previous run recorded. Whoever made this executor

@@ -121,23 +121,37 @@ class TaskFiles:
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(mode=0o700)
         where: dict[TaskFile, Path] = {}
-        for f in files:
-            path = base / f"{f.kind}s" / relative(f.target)
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            mode = secret_mode if f.kind == "secret" and secret_mode is not None else f.mode
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            try:
-                os.write(fd, f.data)
-                if owners and os.geteuid() == 0:
-                    os.fchown(fd, int(f.uid or 0), int(f.gid or 0))
-                os.fchmod(fd, mode & 0o7777)
-            finally:
-                os.close(fd)
-            where[f] = path
+        try:
+            for f in files:
+                where[f] = self._write_one(base, f, owners, secret_mode)
+        except (OSError, ValueError, OverflowError) as exc:
+            # Nothing of a task that will not run stays behind.
+            shutil.rmtree(base, ignore_errors=True)
+            raise OSError(f"{f.kind} {f.name!r} at {f.target!r}: {exc}") from exc
         return where
+
+    @staticmethod
+    def _write_one(base: Path, f: TaskFile, owners: bool, secret_mode: int | None) -> Path:
+        path = base / f"{f.kind}s" / relative(f.target)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = secret_mode if f.kind == "secret" and secret_mode is not None else f.mode
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, f.data)
+            if owners and os.geteuid() == 0:
+                os.fchown(fd, int(f.uid or 0), int(f.gid or 0))
+            os.fchmod(fd, mode & 0o7777)
+        finally:
+            os.close(fd)
+        return path
 
     def remove(self, task_id: str) -> None:
         shutil.rmtree(self.task_dir(task_id), ignore_errors=True)
+
+    def close(self) -> None:
+        """At the node's stop: the root goes too once no task has files there."""
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
 
     def prune(self, keep: set[str]) -> None:
         """Remove the files of every task but those in ``keep`` (at start: a

@@ -329,7 +329,8 @@ def _argv(at: At) -> tuple[str, ...]:
     loader does the same)."""
     if at.is_list:
         return tuple(at.strings())
-    text = at.string()
+    # A number is no command (Docker's schema: a string or a list).
+    text = at.text()
     try:
         return tuple(shlex.split(text))
     except ValueError as exc:

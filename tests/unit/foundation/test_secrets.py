@@ -144,6 +144,20 @@ def test_two_references_with_one_target_are_refused() -> None:
         refs.check_references(
             ContainerSpec(secrets=(SecretReference(secret_name="a", target="../etc/x"),))
         )
+    # One file for the process executor, or a file that would have to be a directory.
+    for first, second in (("/x", "x"), ("a", "a/b"), ("a/b", "/a")):
+        c = ContainerSpec(
+            configs=(
+                ConfigReference(config_name="a", target=first),
+                ConfigReference(config_name="b", target=second),
+            )
+        )
+        with pytest.raises(InvalidArgument, match="'a' and 'b' have a conflicting target"):
+            refs.check_references(c)
+    with pytest.raises(InvalidArgument, match="uid and gid must be at most"):
+        refs.check_references(
+            ContainerSpec(secrets=(SecretReference(secret_name="a", target="a", gid="9" * 20),))
+        )
     # What did not come through the CLI's parsing is checked as well.
     with pytest.raises(InvalidArgument, match="uid and gid must be numbers"):
         refs.check_references(

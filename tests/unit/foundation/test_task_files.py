@@ -148,3 +148,16 @@ def test_docker_mounts_put_secrets_under_run_secrets_and_configs_at_their_target
     assert sorted(mounts) == ["/etc/app", "/run/secrets/db-pass"]
     assert all(m["ReadOnly"] and m["Type"] == "bind" for m in mounts.values())
     assert mounts["/run/secrets/db-pass"]["Source"].endswith("/t1/secrets/db-pass")
+
+
+def test_a_write_that_fails_leaves_nothing(tmp_path: Path) -> None:
+    tf = TaskFiles(tmp_path / "root")
+    clash = (
+        TaskFile("secret", "a", "x", b"one"),
+        TaskFile("secret", "b", "/x", b"two"),
+    )
+    with pytest.raises(OSError, match="secret 'b' at '/x'"):
+        tf.write("t1", clash, owners=False, secret_mode=0o400)
+    assert not (tmp_path / "root" / "t1").exists()
+    tf.close()
+    assert not (tmp_path / "root").exists()

@@ -463,6 +463,7 @@ def test_a_wrong_type_names_the_key_and_the_position() -> None:
         "services:\n  w:\n    command: x\n    ports: {a: 1}\n"
     )
     assert "image: expected a string, got 5" in error("services:\n  w:\n    image: 5\n")
+    assert "command: expected a string, got 42" in error("services:\n  w:\n    command: 42\n")
 
 
 def test_a_syntax_error_names_the_position() -> None:

@@ -12,6 +12,7 @@ from pyswarmkit.api.objects import (
     Annotations,
     ConfigSpec,
     ContainerSpec,
+    Secret,
     SecretReference,
     SecretSpec,
     Service,
@@ -137,6 +138,16 @@ def test_an_existing_secret_with_other_data_is_refused() -> None:
     with pytest.raises(FailedPrecondition, match="secret app_pw exists with other data"):
         write(store, "stack.deploy", body(svc("web"), svc("new"), secrets=(secret("pw", b"two"),)))
     assert "app_new" not in by_name(store)
+
+
+def test_a_secret_the_stack_did_not_create_is_not_taken_over() -> None:
+    store = MemoryStore()
+    own = Secret(id="s0", spec=SecretSpec(Annotations(name="app_pw", labels={"team": "a"}), b"pw"))
+    store.apply([Change("create", own)], 1, 1.0)
+    with pytest.raises(FailedPrecondition, match="app_pw exists and is not part of stack app"):
+        write(store, "stack.deploy", body(svc("web"), secrets=(secret("pw"),)))
+    [kept] = store.secrets()
+    assert kept.spec.annotations.labels == {"team": "a"} and store.services() == []
 
 
 def test_a_service_of_the_name_outside_the_stack_is_refused() -> None:
