@@ -2438,8 +2438,12 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
             ctx = getattr(exc, "ctx", None)
             path = getattr(ctx, "command_path", "") or prog
             _fail(prog, f"{fmt()} (see {path} --help)", code)
-        # Anything else is our bug; still one line, and the details in debug logs.
-        logging.getLogger(prog).debug("unexpected error", exc_info=True)
+        # Anything else is our bug; still one line, and the details in debug
+        # logs (a daemon's log keeps them always: it may not happen twice).
+        level = logging.ERROR if prog == "swarmd" else logging.DEBUG
+        logging.getLogger(prog).log(
+            level, "unexpected error: a bug, please report it", exc_info=True
+        )
         if STATE.debug:
             traceback.print_exc()
         _fail(prog, f"internal error: {type(exc).__name__}: {exc}", 1)
