@@ -1,0 +1,39 @@
+"""Inputs the fuzzer once crashed a surface with, kept as they were found
+(``regressions/<surface>-seed<S>-<index>.bin``), and the same faults written
+plainly: each is now refused with the surface's own error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyswarmkit import topology
+from pyswarmkit.api.errors import InvalidArgument
+from pyswarmkit.raft.messages import decode_messages
+from tests.fuzz.runner import one
+from tests.fuzz.surfaces import surfaces
+
+pytestmark = pytest.mark.unit
+
+FOUND = sorted((Path(__file__).parent / "regressions").glob("*.bin"))
+
+
+@pytest.mark.parametrize("path", FOUND, ids=[p.stem for p in FOUND])
+def test_found_input_is_refused_with_a_typed_error(path: Path) -> None:
+    surface = surfaces()[path.name.split("-", 1)[0]]
+    surface.reset()
+    outcome, exc = one(surface, path.read_bytes())
+    assert outcome != "crash", f"{path.name}: {exc!r}"
+
+
+def test_raft_payload_nested_deeply_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_messages(b"\x91" * 100_000 + b"\xc0")
+
+
+def test_topology_nested_deeply_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "swarm.toml"
+    path.write_text("x = " + "[" * 5000 + "1" + "]" * 5000 + "\n")
+    with pytest.raises(InvalidArgument, match="nested too deeply"):
+        topology.parse(path)
