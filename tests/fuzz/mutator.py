@@ -256,10 +256,10 @@ class Mutator:
             self.splice,
             self.repeat_chunk,
             self.insert_token,
-            self.structural,
-            self.structural,
-            self.structural,
         ]
+        # Half the changes know the structure: they get past the first
+        # decoding, to the checks and the code behind it.
+        self._ops += [self.structural] * len(self._ops)
 
     def input(self) -> bytes:
         """The next input: random bytes, or a corpus entry mutated 1-4 times."""

@@ -11,6 +11,9 @@ import pytest
 from pyswarmkit import topology
 from pyswarmkit.api.errors import InvalidArgument
 from pyswarmkit.raft.messages import decode_messages
+from pyswarmkit.store.entries import EntryError, decode_batch
+from pyswarmkit.transport.bus import ProtocolError, decode_envelope, decode_envelopes
+from tests.fuzz.corpus import envelope_frames, store_batch
 from tests.fuzz.runner import one
 from tests.fuzz.surfaces import surfaces
 
@@ -37,3 +40,24 @@ def test_topology_nested_deeply_is_one_line(tmp_path: Path) -> None:
     path.write_text("x = " + "[" * 5000 + "1" + "]" * 5000 + "\n")
     with pytest.raises(InvalidArgument, match="nested too deeply"):
         topology.parse(path)
+
+
+def _deep_trailing_field(encoded: bytes) -> bytes:
+    """``encoded`` (a fixarray) with one more field: a list nested 100,000 deep,
+    as a newer writer's appended field would be skipped unread."""
+    assert 0x90 <= encoded[0] < 0x9F
+    return bytes((encoded[0] + 1,)) + encoded[1:] + b"\x91" * 100_000 + b"\xc0"
+
+
+def test_envelope_with_a_deep_trailing_field_is_a_protocol_error() -> None:
+    frame = envelope_frames()[0]
+    envelope = _deep_trailing_field(frame[1:])
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        decode_envelope(envelope, 0.0)
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        decode_envelopes(b"\x91" + envelope, 0.0)
+
+
+def test_store_batch_with_a_deep_trailing_field_is_an_entry_error() -> None:
+    with pytest.raises(EntryError, match="nested too deeply"):
+        decode_batch(_deep_trailing_field(store_batch()))
