@@ -27,7 +27,7 @@ import msgspec
 _DEEP = "\x00deep-sentinel\x00"
 _BADUTF8 = "\x00utf8-sentinel\x00"
 
-MAX_INPUT = 4 * 1024 * 1024
+MAX_INPUT = 1024 * 1024
 
 INTERESTING_BYTES = (
     0x00, 0x01, 0x7F, 0x80, 0xFF, 0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC7, 0xCA, 0xCB,
@@ -140,20 +140,14 @@ def toml_decode(data: bytes) -> Any:
     return tomllib.loads(data.decode("utf-8"))
 
 
+_TOML_ESCAPES = {o: f"\\u{o:04x}" for o in [*range(0x20), 0x7F]} | {
+    ord('"'): '\\"',
+    ord("\\"): "\\\\",
+}
+
+
 def _toml_str(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return '"' + s.translate(_TOML_ESCAPES) + '"'
 
 
 def _toml_value(v: Any) -> str:

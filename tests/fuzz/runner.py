@@ -22,8 +22,11 @@ from tests.fuzz.corpus import corpus
 from tests.fuzz.mutator import MSGPACK, TOML, Mutator
 from tests.fuzz.surfaces import Surface, surfaces
 
+# Seconds of this thread's CPU time (wall time says more about the machine's
+# load than about the input).
 SLOW_SECONDS = 2.0
-HANG_SECONDS = 10
+# Wall seconds before the watchdog interrupts an input that never returns.
+HANG_SECONDS = 60
 
 
 class Hang(Exception):
@@ -106,16 +109,20 @@ def _alarm(on: bool) -> Iterator[None]:
 
 def one(surface: Surface, data: bytes, watchdog: bool = False) -> tuple[str, BaseException | None]:
     """("accepted" | "typed" | "crash", the exception)."""
-    started = time.perf_counter()
+    started = time.thread_time()
     try:
         with _alarm(watchdog):
             surface.run(data)
     except Exception as exc:
-        if surface.is_typed(exc) and time.perf_counter() - started < SLOW_SECONDS:
+        spent = time.thread_time() - started
+        if surface.is_typed(exc) and spent < SLOW_SECONDS:
             return "typed", exc
+        if surface.is_typed(exc):
+            return "crash", Hang(f"refused, but only after {spent:.1f} s of CPU: {exc}")
         return "crash", exc
-    if time.perf_counter() - started >= SLOW_SECONDS:
-        return "crash", Hang(f"took {time.perf_counter() - started:.1f} s")
+    spent = time.thread_time() - started
+    if spent >= SLOW_SECONDS:
+        return "crash", Hang(f"accepted, but only after {spent:.1f} s of CPU")
     return "accepted", None
 
 
