@@ -194,8 +194,8 @@ class ControlServer:
 class Request:
     """A control request as the server reads it from one frame."""
 
-    # Echoed in every reply frame, whatever the client put there.
-    id: Any
+    # Echoed in every reply frame.
+    id: int
     method: str
     body: dict[str, Any]
     page_size: int
@@ -215,10 +215,15 @@ def decode_request(data: bytes) -> Request:
     method, body = msg.get("method"), msg.get("body", {})
     if not isinstance(method, str) or not isinstance(body, dict):
         raise InvalidArgument("a control request needs a method name and a body map")
+    # Echoed in every reply: anything but a number could be a value the reply
+    # cannot carry (nested deeper than an encoder recurses).
+    msg_id = msg.get("id", 0)
+    if isinstance(msg_id, bool) or not isinstance(msg_id, int):
+        raise InvalidArgument("a control request's id must be an integer")
     page_size = body.get("page_size")
     if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
         page_size = DEFAULT_PAGE_SIZE
-    return Request(msg.get("id", 0), method, body, page_size)
+    return Request(msg_id, method, body, page_size)
 
 
 def paginate(reply: dict[str, Any], page_size: int) -> list[dict[str, Any]]:

@@ -201,9 +201,10 @@ class ControlHarness:
             value = outcome.result(batch)
         reply = {"ok": True, "result": value}
         pages = paginate(reply, req.page_size)
+        last = len(pages) - 1
         for i, page in enumerate(pages):
             try:
-                sent = codec.packb({"v": PROTOCOL_VERSION, "id": req.id, **page, "more": i > 0})
+                sent = codec.packb({"v": PROTOCOL_VERSION, "id": req.id, **page, "more": i < last})
                 codec.unpackb(sent)
             except Exception as exc:
                 raise Broken(f"the reply cannot be sent: {exc!r}") from exc
