@@ -83,3 +83,12 @@ def test_control_request_id_must_be_an_integer() -> None:
     with pytest.raises(InvalidArgument, match="id must be an integer"):
         decode_request(frame)
     assert decode_request(packb({"v": 1, "id": 7, "method": "service.list"})).id == 7
+
+
+def test_topology_integer_of_too_many_digits_is_one_line(tmp_path: Path) -> None:
+    """tomllib raises a plain ValueError, not a TOMLDecodeError, for an integer
+    longer than Python converts (4,300 digits)."""
+    path = tmp_path / "swarm.toml"
+    path.write_text("[[node]]\nheartbeat_period = " + "9" * 5000 + "\n")
+    with pytest.raises(InvalidArgument, match="not valid TOML: Exceeds the limit"):
+        topology.parse(path)
