@@ -125,6 +125,12 @@ def load_toml(path: Path, what: str) -> dict[str, Any]:
         raise InvalidArgument(f"cannot read {what} {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument(f"{path} is not valid TOML: {exc}") from None
+    except ValueError as exc:
+        # Not a TOMLDecodeError: Python's limit on the digits of an integer.
+        raise InvalidArgument(f"{path} is not valid TOML: {str(exc).split(';')[0]}") from None
+    except RecursionError:
+        # tomllib recurses per nested array or inline table.
+        raise InvalidArgument(f"{path}: arrays or tables nested too deeply") from None
 
 
 def stop_in_order(

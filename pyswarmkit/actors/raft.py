@@ -58,7 +58,7 @@ from pyswarmkit.raft import (
     ProposalDropped,
     RaftNode,
     Role,
-    from_wire,
+    decode_messages,
     to_wire,
 )
 from pyswarmkit.raft.crypt import Sealer
@@ -474,11 +474,8 @@ class RaftActor(GuardedActor):
     def _step(self, env: Envelope, body: RaftMessages) -> None:
         sender = raft_id_of(env.source)
         try:
-            raw = msgspec.msgpack.decode(body.payload)
-            if not isinstance(raw, list):
-                raise ValueError("raft messages: expected a list")
-            msgs = [from_wire(m) for m in raw]
-        except (msgspec.DecodeError, ValueError) as exc:
+            msgs = decode_messages(body.payload)
+        except ValueError as exc:
             self.dropped += 1
             log.warning("raft: dropped messages from %s: %s", env.source, exc)
             return

@@ -122,6 +122,10 @@ def decode(data: bytes | memoryview, cls: type[T], max_size: int = DEFAULT_MAX_S
         raise CodecError(explain(str(exc), cls, _name_of(cls))) from None
     except msgspec.DecodeError as exc:
         raise CodecError(f"malformed message: {exc}") from None
+    except RecursionError:
+        # Trailing fields a newer writer appended are skipped unread, but
+        # skipping recurses into them: a deep nest there exhausts the stack.
+        raise CodecError("malformed message: values nested too deeply") from None
     return value
 
 
@@ -162,6 +166,8 @@ def _ext_hook(code: int, data: memoryview) -> Any:
         return decoder(cls).decode(data)
     except msgspec.ValidationError as exc:
         raise CodecError(explain(str(exc), cls, _name_of(cls))) from None
+    except RecursionError:
+        raise CodecError("malformed message: values nested too deeply") from None
 
 
 def unpackb(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Any:

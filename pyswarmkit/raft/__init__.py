@@ -20,6 +20,7 @@ from .messages import (
     HardState,
     Message,
     Snapshot,
+    decode_messages,
     from_wire,
     to_wire,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Storage",
     "TornTail",
     "WalCorruptError",
+    "decode_messages",
     "from_wire",
     "to_wire",
 ]

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
+
 # Entry types.
 ENTRY_NORMAL = 0
 ENTRY_CONF_CHANGE = 1
@@ -253,3 +255,18 @@ def from_wire(obj: Any) -> Message:
         entries=entries,
         snapshot=snap,
     )
+
+
+def decode_messages(payload: bytes) -> list[Message]:
+    """The messages of one ``RaftMessages`` payload (a msgpack list of
+    ``to_wire`` lists); raises ValueError on anything malformed."""
+    try:
+        raw = msgspec.msgpack.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"raft messages: {exc}") from None
+    except RecursionError:
+        # Untyped decoding recurses per level of nesting; no message nests deeply.
+        raise ValueError("raft messages: nested too deeply") from None
+    if not isinstance(raw, list):
+        raise ValueError("raft messages: expected a list")
+    return [from_wire(m) for m in raw]

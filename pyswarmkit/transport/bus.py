@@ -113,6 +113,9 @@ class ProtocolError(ValueError):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Wire)
+# Fields a newer peer appends are skipped unread, but skipping a value recurses
+# into it: a deep enough nest there exhausts the stack.
+_TOO_DEEP = "values nested too deeply"
 
 
 def encode_envelope(env: Envelope, now: float) -> bytes:
@@ -133,6 +136,8 @@ def decode_envelope(data: bytes, now: float) -> Envelope:
         wire = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ProtocolError(str(exc)) from None
+    except RecursionError:
+        raise ProtocolError(_TOO_DEEP) from None
     return _envelope_of(wire, now)
 
 
@@ -160,6 +165,8 @@ def decode_envelopes(data: bytes | memoryview, now: float) -> list[Envelope]:
         wires = _batch_decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ProtocolError(str(exc)) from None
+    except RecursionError:
+        raise ProtocolError(_TOO_DEEP) from None
     return [_envelope_of(w, now) for w in wires]
 
 

@@ -16,6 +16,7 @@ import socket
 import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,25 +163,13 @@ class ControlServer:
         try:
             if len(frames) != 2:
                 raise InvalidArgument("a control request is one frame")
-            msg = codec.unpackb(frames[1], MAX_REQUEST_BYTES)
-            if not isinstance(msg, dict) or msg.get("v") != PROTOCOL_VERSION:
-                raise InvalidArgument(
-                    f"unsupported control request: expected protocol version {PROTOCOL_VERSION}"
-                )
-            msg_id = msg.get("id", 0)
-            method, body = msg.get("method"), msg.get("body", {})
-            if not isinstance(method, str) or not isinstance(body, dict):
-                raise InvalidArgument("a control request needs a method name and a body map")
-        except (SwarmError, codec.CodecError) as exc:
+            req = decode_request(frames[1])
+        except SwarmError as err:
             self.malformed += 1
-            err = exc if isinstance(exc, SwarmError) else InvalidArgument(str(exc))
             log.warning("malformed control request: %s", err)
             self._send(ident, {"v": PROTOCOL_VERSION, "id": 0, "ok": False, "error": err.to_wire()})
             return
-
-        page_size = body.get("page_size")
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            page_size = DEFAULT_PAGE_SIZE
+        msg_id, method, body, page_size = req.id, req.method, req.body, req.page_size
 
         def reply(result: dict[str, Any]) -> None:
             pages = paginate(result, page_size)
@@ -199,6 +188,42 @@ class ControlServer:
         self._outbox.put((ident, codec.packb(msg)))
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A control request as the server reads it from one frame."""
+
+    # Echoed in every reply frame.
+    id: int
+    method: str
+    body: dict[str, Any]
+    page_size: int
+
+
+def decode_request(data: bytes) -> Request:
+    """The request in one frame, or InvalidArgument with one line saying what
+    was wrong (what the server answers a malformed request with)."""
+    try:
+        msg = codec.unpackb(data, MAX_REQUEST_BYTES)
+    except codec.CodecError as exc:
+        raise InvalidArgument(str(exc)) from None
+    if not isinstance(msg, dict) or msg.get("v") != PROTOCOL_VERSION:
+        raise InvalidArgument(
+            f"unsupported control request: expected protocol version {PROTOCOL_VERSION}"
+        )
+    method, body = msg.get("method"), msg.get("body", {})
+    if not isinstance(method, str) or not isinstance(body, dict):
+        raise InvalidArgument("a control request needs a method name and a body map")
+    # Echoed in every reply: anything but a number could be a value the reply
+    # cannot carry (nested deeper than an encoder recurses).
+    msg_id = msg.get("id", 0)
+    if isinstance(msg_id, bool) or not isinstance(msg_id, int):
+        raise InvalidArgument("a control request's id must be an integer")
+    page_size = body.get("page_size")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        page_size = DEFAULT_PAGE_SIZE
+    return Request(msg_id, method, body, page_size)
 
 
 def paginate(reply: dict[str, Any], page_size: int) -> list[dict[str, Any]]:
