@@ -688,6 +688,20 @@ class SwarmNode:
                 )
             threading.Event().wait(0.05)
 
+    def _wait_for_cluster(self) -> list[Cluster]:
+        """The swarm's first manager, restarted among others, serves with the
+        CA its store holds; until the Raft actor has replayed the log past its
+        last snapshot (none yet, in a young swarm) the store may hold none."""
+        deadline = clock.monotonic() + LEAD_TIMEOUT
+        while not (clusters := self.store.clusters()):
+            if clock.monotonic() > deadline or self._stopping:
+                raise Unavailable(
+                    f"this manager's Raft log gave no cluster within {LEAD_TIMEOUT:g} s: "
+                    "is a majority of the managers running?"
+                )
+            threading.Event().wait(0.05)
+        return clusters
+
     def _leadership_changed(self, leading: bool) -> None:
         if self._follow_raft:
             self.set_leader(leading)
@@ -714,6 +728,7 @@ class SwarmNode:
                 )
             cert = None
         else:
+            clusters = clusters or self._wait_for_cluster()
             keypair, cert = self._own_certificate(clusters[0])
             server = clusters[0].server_key
         self.auth.rebuild(self.store.nodes())
