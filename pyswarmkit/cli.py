@@ -1173,17 +1173,7 @@ def service_ls(quiet: QuietOpt = False, output: FormatOpt = Output.table) -> Non
             _echo("\n".join(s.id for s in result["services"]))
         return
     counts = result.get("counts") or {}
-    rows = [
-        [
-            s.id,
-            s.name,
-            display.mode(s),
-            display.service_image(s),
-            display.replicas(s, result["running"].get(s.id, 0), counts.get(s.id)),
-        ]
-        for s in result["services"]
-    ]
-    _echo(display.table(["ID", "Name", "Mode", "Image", "Replicas"], rows))
+    _echo(display.service_table(result["services"], result["running"], counts))
 
 
 def _task_rows(tasks: list[Task], nodes: dict[str, str], now: float) -> list[list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -273,3 +273,22 @@ def size(n: int) -> str:
             return f"{value:.4g}{unit}"
         value /= 1024
     return f"{n}B"
+
+
+def service_table(
+    services: Sequence[Service],
+    running: Mapping[str, int],
+    counts: Mapping[str, Sequence[int]],
+) -> str:
+    """`service ls` (and `stack services`): one row per service."""
+    rows = [
+        [
+            s.id,
+            s.name,
+            mode(s),
+            service_image(s),
+            replicas(s, running.get(s.id, 0), counts.get(s.id)),
+        ]
+        for s in services
+    ]
+    return table(["ID", "Name", "Mode", "Image", "Replicas"], rows)

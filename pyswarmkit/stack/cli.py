@@ -122,18 +122,7 @@ def stack_services(
     if quiet:
         _echo("\n".join(s.id for s in services))
         return
-    counts = result.get("counts") or {}
-    rows = [
-        [
-            s.id,
-            s.name,
-            display.mode(s),
-            display.service_image(s),
-            display.replicas(s, result["running"].get(s.id, 0), counts.get(s.id)),
-        ]
-        for s in services
-    ]
-    _echo(display.table(["ID", "Name", "Mode", "Image", "Replicas"], rows))
+    _echo(display.service_table(services, result["running"], result.get("counts") or {}))
 
 
 @stack_app.command("ps")
