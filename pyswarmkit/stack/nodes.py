@@ -237,6 +237,9 @@ def parse(text: str, file: str) -> At:
         raise ComposeError(f"{where}: {problem}") from None
     except yaml.YAMLError as exc:
         raise ComposeError(f"{file}: {exc}") from None
+    except RecursionError:
+        # PyYAML's parser recurses once per level of nesting.
+        raise ComposeError(f"{file}: nested too deeply to read") from None
     if root is None:
         raise ComposeError(f"{file}: the file is empty: it needs a services section")
     return At(root, file, "")

@@ -11,7 +11,7 @@ import sys
 from tests.fuzz.corpus import RECORDED, record_control
 from tests.fuzz.runner import HEADER, replay, run
 
-SURFACES = ("wire", "control", "raft", "topology")
+SURFACES = ("wire", "control", "raft", "topology", "compose")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -439,6 +439,62 @@ def recorded_control() -> list[bytes]:
     return list(msgspec.msgpack.decode(RECORDED.read_bytes(), type=list[bytes]))
 
 
+COMPOSE_TEXTS = (
+    """version: "3.8"
+services:
+  web:
+    image: nginx:1.25
+    command: ["serve", "--port", "80"]
+    environment:
+      A: "1"
+    ports: ["8080:80"]
+    secrets:
+      - source: pw
+        target: password
+        mode: 0400
+    deploy:
+      replicas: 3
+      placement:
+        constraints: [node.role==worker]
+      resources:
+        limits: {cpus: "0.5", memory: 64M}
+      restart_policy: {condition: on-failure, delay: 5s, max_attempts: 3}
+      update_config: {parallelism: 2, delay: 10s, order: start-first}
+    healthcheck:
+      test: ["CMD-SHELL", "true"]
+      interval: 5s
+  agent:
+    image: busybox
+    entrypoint: sh -c 'sleep 1000'
+    deploy: {mode: global}
+  db:
+    image: redis:3.0.7
+    command: sleep 1000
+    configs: [conf]
+    labels: {tier: db}
+secrets:
+  pw:
+    file: ./pw.txt
+configs:
+  conf:
+    file: ./pw.txt
+""",
+    """services:
+  a:
+    command: sleep 1000
+    deploy:
+      mode: replicated
+      replicas: 1
+      rollback_config: {parallelism: 0, failure_action: pause}
+    volumes: ["/tmp:/data:ro"]
+""",
+)
+
+
+def compose_files() -> list[bytes]:
+    return [t.encode() for t in COMPOSE_TEXTS]
+
+
 @functools.cache
 def corpus(surface: str) -> tuple[bytes, ...]:
     makers = {
@@ -446,5 +502,6 @@ def corpus(surface: str) -> tuple[bytes, ...]:
         "control": recorded_control,
         "raft": raft_payloads,
         "topology": topology_files,
+        "compose": compose_files,
     }
     return tuple(makers[surface]())

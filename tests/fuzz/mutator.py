@@ -226,6 +226,62 @@ def _toml_finish(data: bytes, rng: random.Random) -> bytes:
 TOML = Structure(toml_decode, toml_encode, TOML_TOKENS, _toml_odd, _toml_finish)
 
 
+# --- YAML (compose files) ----------------------------------------------------------
+
+YAML_TOKENS: tuple[bytes, ...] = (
+    b"services:\n", b"  web:\n", b"    image: ", b"    command: ", b"    deploy:\n",
+    b"      replicas: ", b"      mode: global\n", b"secrets:\n", b"  s:\n    file: ",
+    b"external: true\n", b"&a ", b"*a", b"<<: *a\n", b"!!python/object:os.system ",
+    b"!!binary ", b"---\n", b"...\n", b"- ", b": ", b"{", b"}", b"[", b"]", b"'", b'"',
+    b"|\n", b">\n", b"\t", b"\x00", b"\xff", b"~", b"null", b".nan", b".inf", b"0x", b"1e999",
+    b"99999999999999999999", b"x-ext: 1\n", b"version: '3.8'\n", b"\n  ", b"? ",
+)  # fmt: skip
+
+
+def yaml_decode(data: bytes) -> Any:
+    import yaml
+
+    return yaml.safe_load(data)
+
+
+def yaml_encode(tree: Any) -> bytes:
+    import yaml
+
+    return yaml.safe_dump(tree, allow_unicode=True, sort_keys=False).encode()
+
+
+def _yaml_odd(rng: random.Random) -> Any:
+    choices: tuple[Callable[[], Any], ...] = (
+        lambda: rng.choice((True, False, None)),
+        lambda: rng.choice((0, -1, 1, 2**63 - 1, -(2**63), 2**64, 10**30, 65536)),
+        lambda: rng.choice((0.0, -0.0, 1e308, math.nan, math.inf, 0.5)),
+        lambda: rng.choice(("", "x", "global", "replicated", "host", "ingress", "any", "none")),
+        lambda: rng.choice(("1ms", "0s", "-5s", "1e400s", "999999999h", "5", "5x", "1.5G")),
+        lambda: rng.choice(("8080:80", "80", "a:b:c", "99999:1", "80-90:80-90/udp", "/x:/y:ro")),
+        lambda: "a" * rng.choice((64, 65, 256, 4097, 100_000)),
+        lambda: rng.choice(("\x00", "a b", "\u00e9\u4e2d\U0001f600", "..", "/", "../..", "~")),
+        lambda: [],
+        lambda: [1, "a", None],
+        lambda: {},
+        lambda: {"file": "/etc/hostname"},
+        lambda: {"external": True, "name": "x"},
+        lambda: _DEEP,
+    )
+    return rng.choice(choices)()
+
+
+def _yaml_finish(data: bytes, rng: random.Random) -> bytes:
+    def nest(n: int) -> bytes:
+        depth = rng.choice((100, 1000, 10_000)) if n < 3 else 10
+        left, right = rng.choice((("[", "]"), ("{a: ", "}")))
+        return (left * depth + "1" + right * depth).encode()
+
+    return _fill(data, yaml_encode(_DEEP).strip().removesuffix(b"...").strip(), nest)
+
+
+YAML = Structure(yaml_decode, yaml_encode, YAML_TOKENS, _yaml_odd, _yaml_finish)
+
+
 # --- the mutator ---------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tests.fuzz.corpus import corpus
-from tests.fuzz.mutator import MSGPACK, TOML, Mutator
+from tests.fuzz.mutator import MSGPACK, TOML, YAML, Mutator
 from tests.fuzz.surfaces import Surface, surfaces
 
 # Seconds of this thread's CPU time (wall time says more about the machine's
@@ -77,7 +77,7 @@ HEADER = f"{'surface':<9} {'inputs':>8} {'typed':>8} {'accepted':>9} {'crashes':
 
 def mutator(name: str, seed: int) -> Mutator:
     rng = random.Random(f"{seed}:{name}")
-    structure = TOML if name == "topology" else MSGPACK
+    structure = {"topology": TOML, "compose": YAML}.get(name, MSGPACK)
     return Mutator(rng, corpus(name), structure)
 
 

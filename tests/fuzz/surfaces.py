@@ -39,6 +39,7 @@ from pyswarmkit.api.states import NodeRole, NodeState, Reachability, TaskState
 from pyswarmkit.control.events import EventRing
 from pyswarmkit.control.handlers import Handlers, Outcome, Reply, events_since
 from pyswarmkit.raft.messages import ENTRY_CONF_CHANGE, ConfChange, decode_messages
+from pyswarmkit.stack import files as compose_files
 from pyswarmkit.store.entries import decode_batch, decode_entry, encode_batch
 from pyswarmkit.store.memory import Change, MemoryStore
 from pyswarmkit.transport.bus import ProtocolError, decode_envelope, decode_envelopes
@@ -242,6 +243,17 @@ def run_topology(data: bytes) -> str:
     return "accepted"
 
 
+def run_compose(data: bytes) -> str:
+    """``swarmctl stack deploy -c FILE``'s reading of FILE and its conversion
+    to service specs (nothing is sent before that). Secrets a file names are
+    read relative to it: the scratch dir holds one."""
+    path = _scratch() / "compose.yml"
+    (_scratch() / "pw.txt").write_bytes(b"pw")
+    path.write_bytes(data)
+    compose_files.load(str(path), "app", {})
+    return "accepted"
+
+
 def surfaces() -> dict[str, Surface]:
     harness = control_harness()
     return {
@@ -256,4 +268,5 @@ def surfaces() -> dict[str, Surface]:
         ),
         "raft": Surface("raft", run_raft, (ValueError,), "messages dropped and counted"),
         "topology": Surface("topology", run_topology, (SwarmError,), "one-line error"),
+        "compose": Surface("compose", run_compose, (SwarmError,), "one-line error"),
     }

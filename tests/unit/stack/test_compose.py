@@ -452,6 +452,12 @@ def test_a_relative_bind_source_needs_a_directory() -> None:
 # --- bad input: one line, with the place -----------------------------------------
 
 
+def test_a_file_nested_too_deeply_is_one_line() -> None:
+    # Found by fuzzing: PyYAML's parser recursed out of the interpreter's stack.
+    text = "services:\n  w:\n    command: " + "[" * 20_000 + "]" * 20_000 + "\n"
+    assert error(text) == "compose.yml: nested too deeply to read"
+
+
 def test_a_wrong_type_names_the_key_and_the_position() -> None:
     text = "services:\n  web:\n    command: x\n    deploy:\n      replicas: three\n"
     assert error(text) == (
