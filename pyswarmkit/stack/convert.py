@@ -150,6 +150,9 @@ def _files(
             data = read_file(path, limit + 1)
         except OSError as exc:
             file_at.fail(f"cannot read {d.file}: {exc.strerror or exc}")
+        except ValueError:
+            # open() refuses a path with a NUL in it.
+            file_at.fail(f"cannot read {d.file!r}: a path cannot hold a NUL character")
         with _at(file_at):
             refs.validate_data(which, data, read_to=limit + 1)
         out.append((Annotations(name=name, labels=stack_labels(stack, d.labels)), data))

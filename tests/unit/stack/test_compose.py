@@ -452,6 +452,14 @@ def test_a_relative_bind_source_needs_a_directory() -> None:
 # --- bad input: one line, with the place -----------------------------------------
 
 
+def test_a_secret_file_path_with_a_nul_is_one_line(tmp_path: Path) -> None:
+    # Found by fuzzing: open() raised ValueError, not OSError.
+    path = tmp_path / "compose.yml"
+    path.write_text('services:\n  w:\n    command: x\nsecrets:\n  s:\n    file: "a\\0b"\n')
+    with pytest.raises(ComposeError, match="a path cannot hold a NUL character"):
+        files.load(str(path), "app", {})
+
+
 def test_a_file_nested_too_deeply_is_one_line() -> None:
     # Found by fuzzing: PyYAML's parser recursed out of the interpreter's stack.
     text = "services:\n  w:\n    command: " + "[" * 20_000 + "]" * 20_000 + "\n"
