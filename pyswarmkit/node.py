@@ -545,6 +545,7 @@ class SwarmNode:
                 on_leading=self._leadership_changed,
                 sealer=self._sealer(),
                 rewrite_log=self._pending_dek is not None,
+                on_fatal=self._fatal,
             )
         except (WalCorruptError, SnapshotCorruptError) as exc:
             # Starting would lose committed state: stop, saying where the damage is.

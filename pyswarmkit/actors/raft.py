@@ -149,8 +149,12 @@ class RaftMember:
         on_leading: Callable[[bool], None] | None = None,
         sealer: Sealer | None = None,
         rewrite_log: bool = False,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.node_id = node_id
+        self.raft_dir = raft_dir
+        # Told why, when this member cannot go on (its log cannot be written).
+        self.on_fatal = on_fatal
         self.raft_id = raft_id_of(node_id)
         # With a sealer (the manager's Raft key) the log is encrypted at rest;
         # rewrite_log moves all of it to the sealer's key as it opens.
@@ -158,7 +162,8 @@ class RaftMember:
         torn = self.storage.recovery.torn_tail
         if torn is not None:
             log.warning(
-                "raft log: cut %d bytes of a write torn by a crash at offset %d of %s",
+                "raft log: cut %d bytes of a write torn by a crash or a full disk"
+                " at offset %d of %s",
                 torn.dropped,
                 torn.offset,
                 torn.path,
@@ -579,8 +584,12 @@ class RaftActor(GuardedActor):
             while core.has_ready():
                 rd = core.ready()
                 if rd.must_sync:
-                    member.storage.save(rd.hard_state, rd.entries, rd.snapshot)
-                    member.storage.sync()
+                    try:
+                        member.storage.save(rd.hard_state, rd.entries, rd.snapshot)
+                        member.storage.sync()
+                    except OSError as exc:
+                        self._storage_failed(exc)
+                        return
                 if rd.messages:
                     self._send(rd.messages)
                 if rd.snapshot is not None:
@@ -594,8 +603,34 @@ class RaftActor(GuardedActor):
                     member.replica.apply(entry)
                     member.applied_term = entry.term
                 core.advance(rd)
-            self._maybe_snapshot()
+            try:
+                self._maybe_snapshot()
+            except OSError as exc:
+                self._storage_failed(exc)
+                return
         self._leadership()
+
+    def _storage_failed(self, exc: OSError) -> None:
+        """A write or fsync of the log failed (a full disk, an I/O error).
+        What reached the disk is now unknown, and a log written past a torn
+        record would lose what follows it on replay: stop this manager now
+        (as etcd does), with its log ending at most in one torn record, which
+        the next start cuts off. The rest of the swarm's managers go on; this
+        one catches up when started again. Called with the member's lock held."""
+        member = self.member
+        member.closed = True
+        member.storage.abandon()
+        why = exc.strerror or str(exc)
+        message = (
+            f"raft: cannot write this manager's log under {member.raft_dir}: {why}; "
+            "this manager stops so that its log stays whole: make room on that disk "
+            "and start swarmd again (it replays its log and catches up)"
+        )
+        member.replica.fail_pending(Unavailable(f"this manager cannot write its log: {why}"))
+        if member.on_fatal is not None:
+            member.on_fatal(message)
+        else:
+            log.error("%s", message)
 
     def _send(self, messages: list[Message]) -> None:
         bus = self.member.bus

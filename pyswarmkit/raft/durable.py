@@ -19,6 +19,7 @@ crash at any point leaves a log that opens to the same state.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -253,6 +254,14 @@ class DurableStorage:
     def close(self) -> None:
         self.sync()
         self._file.close()
+
+    def abandon(self) -> None:
+        """Close without writing what is queued: a write has failed, and
+        nothing may follow it in the log (the next open cuts a torn record)."""
+        self._pending.clear()
+        self._dirty = False
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     @property
     def segment_paths(self) -> list[str]:

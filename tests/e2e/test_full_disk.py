@@ -1,0 +1,132 @@
+"""A manager whose Raft log's disk fills up: it stops with one line saying
+so, leaving its log whole (at most one torn record, cut on the next start);
+the other managers carry on; once there is room again it starts, replays its
+log and catches up. Nothing acknowledged is lost.
+
+The log's disk is a small tmpfs mounted on the manager's ``raft`` directory,
+so the disk really is full (ENOSPC), as a quota or a full partition would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster import Swarm, ctl, free_port, join_managers, manager_args, services
+from helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+FULL_LINE = "cannot write this manager's log under"
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of ``disk``."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (65536, 1):
+            chunk = b"\0" * size
+            try:
+                while os.write(fd, chunk):
+                    pass
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+    assert os.statvfs(disk).f_bavail == 0
+    return filler
+
+
+def create(swarm: Swarm, via: str, name: str) -> bool:
+    out = ctl(swarm, via, "service", "create", "--name", name, "--command", "x", "--replicas", "0")
+    return bool(out.returncode == 0)
+
+
+def test_a_manager_with_a_full_log_disk_stops_and_catches_up_later(swarm: Swarm) -> None:
+    ports = {"node-1": swarm.port, "node-2": free_port(), "node-3": free_port()}
+    swarm.init()
+    _, token = swarm.tokens()
+    with small_disk(swarm.root / "node-3" / "raft") as disk:
+        join_managers(swarm, token, ports, "node-2", "node-3")
+        assert create(swarm, "node-1", "before")
+        wait_until(lambda: services(swarm, "node-3") == ["before"], timeout=30, what="node-3")
+
+        filler = fill(disk)
+        # Writes go on through the leader (node-1 and node-2 are a quorum);
+        # node-3 stops at its first write that needs a new block.
+        acked = ["before"]
+        for i in range(400):
+            name = f"s{i:03d}"
+            if create(swarm, "node-1", name):
+                acked.append(name)
+            if swarm.procs["node-3"].poll() is not None:
+                break
+        proc = swarm.procs["node-3"]
+        proc.wait(30)
+        assert proc.returncode != 0
+        lines = [line for line in swarm.log("node-3").splitlines() if FULL_LINE in line]
+        assert lines and "No space left on device" in lines[-1], swarm.log("node-3")[-2000:]
+        # A few more after it stopped: the swarm does not need it.
+        for name in ("after-1", "after-2"):
+            assert create(swarm, "node-1", name)
+            acked.append(name)
+        expected = sorted(acked)
+        assert sorted(services(swarm, "node-2") or []) == expected
+
+        filler.unlink()
+        swarm.start("node-3", *manager_args(swarm, "node-3", ports["node-3"]))
+        wait_until(
+            lambda: sorted(services(swarm, "node-3") or []) == expected,
+            timeout=60,
+            what="node-3 caught up",
+        )
+        swarm.stop()
+
+
+def test_a_lone_manager_with_a_full_log_disk_keeps_every_acknowledged_write(
+    swarm: Swarm,
+) -> None:
+    with small_disk(swarm.root / "node-1" / "raft") as disk:
+        swarm.init()
+        assert create(swarm, "node-1", "before")
+        filler = fill(disk)
+        acked = ["before"]
+        for i in range(400):
+            name = f"s{i:03d}"
+            if create(swarm, "node-1", name):
+                acked.append(name)
+            if swarm.procs["node-1"].poll() is not None:
+                break
+        proc = swarm.procs["node-1"]
+        proc.wait(30)
+        assert proc.returncode != 0
+        assert FULL_LINE in swarm.log("node-1")
+
+        filler.unlink()
+        swarm.start("node-1", *manager_args(swarm, "node-1", swarm.port))
+        wait_until(
+            lambda: sorted(services(swarm, "node-1") or []) == sorted(acked),
+            timeout=60,
+            what="every acknowledged service back",
+        )
+        swarm.stop()
