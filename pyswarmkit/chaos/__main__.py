@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from pyswarmkit.chaos.plan import plan
+from pyswarmkit.chaos.plan import FAULTS, plan
 from pyswarmkit.chaos.runner import run_seed
 from pyswarmkit.control.units import parse_duration
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     for seed in range(args.seed, args.seed + args.seeds):
         p = plan(seed, duration)
-        faults = sum(s.op in ("kill", "freeze", "isolate") for s in p.steps)
+        faults = sum(s.op in FAULTS for s in p.steps)
         print(f"seed {seed}: {len(p.steps)} steps, {faults} faults, {duration:g}s", flush=True)
         try:
             problems, root = run_seed(p, sys.stdout, settle, args.keep)

@@ -6,7 +6,8 @@ operator does: create, update, scale and remove services, drain and
 activate nodes, add labels) or a fault with its own end (a node killed with
 SIGKILL and started again, frozen with SIGSTOP and continued, cut off from
 every other node and joined again, its wall clock jumped by hours and set
-back), and one manager has a slow disk for the whole run. At most one manager is under a fault at
+back, a manager's Raft log disk filled up and emptied again), and one manager
+has a slow disk for the whole run. At most one manager is under a fault at
 a time, so a quorum of the three always remains; workers may all be.
 """
 
@@ -16,7 +17,9 @@ import random
 from dataclasses import dataclass, field
 
 WORKLOAD = ("create", "update", "scale", "remove", "drain", "activate", "label")
-FAULTS = ("kill", "freeze", "isolate", "clock")
+FAULTS = ("kill", "freeze", "isolate", "clock", "disk")
+# Faults only a manager can have: a full disk under its Raft log.
+MANAGER_FAULTS = ("disk",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,9 @@ def plan(
             free = [
                 n
                 for n in nodes
-                if busy_until[n] <= t and (n not in managers or manager_busy_until <= t)
+                if busy_until[n] <= t
+                and (n not in managers or manager_busy_until <= t)
+                and (op not in MANAGER_FAULTS or n in managers)
             ]
             if free:
                 target = rng.choice(free)

@@ -2,7 +2,8 @@
 
 Three managers and three workers (process executor; tasks are ``sleep``),
 each with message faults in its transport (``transport/faults.py``, turned
-on through the environment) and a partition file. The plan's steps run at
+on through the environment) and a partition file; each manager's Raft log on
+a small tmpfs of its own (``chaos/disk.py``), so that it can fill up. The plan's steps run at
 their times; each fault heals by itself. Then every fault stops, every node
 runs again, and the invariants (``chaos/checks.py``) must all hold within the
 settling time. Whatever happens, every process the run started is stopped.
@@ -25,14 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from pyswarmkit.chaos import disk
 from pyswarmkit.chaos.checks import Expect, View, check_all
-from pyswarmkit.chaos.plan import Plan, Step
+from pyswarmkit.chaos.plan import FAULTS, Plan, Step
 from pyswarmkit.faults import ENV as FAULTS_ENV
 from pyswarmkit.topology import die_with_parent, free_port
 
 RUN_ENV = "PYSWARMKIT_CHAOS_RUN"
 BIN = Path(sys.executable).parent
 CTL_TIMEOUT = 15.0
+# What a manager that cannot write its Raft log says as it stops.
+FULL_DISK_LINE = "cannot write this manager's log under"
 
 
 @dataclass(slots=True)
@@ -43,7 +47,7 @@ class Member:
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
-    # Under a fault: "kill", "freeze" or "isolate"; "" when healthy.
+    # Under a fault: "kill", "freeze", "isolate", "clock" or "disk"; "" when healthy.
     fault: str = ""
 
 
@@ -63,6 +67,13 @@ class Run:
         self.faketime = libfaketime()
         self.acked = 0
         self.unacked = 0
+        # Each manager's Raft log disk (a tmpfs), when this run may mount them.
+        self.disks: dict[str, Path] = {}
+        self.no_disks = ""
+        # Managers that stopped on a full disk, and said so.
+        self.disk_stops = 0
+        # What went wrong while the faults ran (checked again after settling).
+        self.problems: list[str] = []
 
     # --- processes --------------------------------------------------------------
 
@@ -165,7 +176,19 @@ class Run:
     def ready(self, count: int) -> bool:
         return sum(bool(x["status"]["state"] == "ready") for x in self.nodes(self.first)) >= count
 
+    def mount_disks(self) -> None:
+        for name in self.plan.managers:
+            path = self.root / name / "raft"
+            why = disk.mount_small(path)
+            if why:
+                self.no_disks = why
+                self.say(f"disk faults off: cannot mount a tmpfs ({why})")
+                return
+            self.disks[name] = path
+
     def up(self) -> None:
+        if any(s.op == "disk" for s in self.plan.steps):
+            self.mount_disks()
         first = self.members[self.first]
         self.prepare(first, "")
         self.start(first)
@@ -197,11 +220,14 @@ class Run:
         for pid in task_pids(self.root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for path in self.disks.values():
+            disk.unmount(path)
+        self.disks.clear()
 
     # --- steps ------------------------------------------------------------------
 
     def step(self, s: Step) -> None:
-        if s.op in ("kill", "freeze", "isolate"):
+        if s.op in FAULTS:
             self.fault(s)
             return
         if s.op == "create":
@@ -274,6 +300,9 @@ class Run:
         if s.op == "clock" and not self.faketime:
             self.say(f"skipped: clock {s.target} (libfaketime is not installed)")
             return
+        if s.op == "disk" and s.target not in self.disks:
+            self.say(f"skipped: disk {s.target} (no tmpfs: {self.no_disks or 'not a manager'})")
+            return
         m.fault = s.op
         jump = f" by {int(s.value):+d}s" if s.op == "clock" else ""
         self.say(f"fault: {s.op} {s.target}{jump} for {s.length:g}s")
@@ -284,6 +313,8 @@ class Run:
             os.kill(m.proc.pid, signal.SIGSTOP)
         elif s.op == "clock":
             self.set_clock(s.target, int(s.value))
+        elif s.op == "disk":
+            disk.fill(self.disks[s.target])
         else:
             self.fault_file(s.target).write_text("isolate")
         self.heals.append((time.monotonic() + s.length, s.target))
@@ -299,6 +330,17 @@ class Run:
             self.fault_file(name).write_text("")
         elif m.fault == "clock":
             self.set_clock(name, 0)
+        elif m.fault == "disk":
+            disk.free(self.disks[name])
+            if m.proc is not None and m.proc.poll() is not None:
+                # It stopped at its first write that found no room: it must
+                # have said why, and start again by itself once there is room.
+                said = FULL_DISK_LINE in (self.root / f"{name}.log").read_text(errors="replace")
+                self.disk_stops += said
+                self.say(f"{name} had stopped (exit {m.proc.returncode}); starting it again")
+                if not said:
+                    self.problems.append(f"{name} stopped on a full disk without saying so")
+                self.start(m)
         self.say(f"healed: {m.fault} {name}")
         m.fault = ""
 
@@ -349,10 +391,12 @@ class Run:
             else:
                 problems = check_all(views, self.expected, task_pids(self.root))
             if not problems:
+                if self.disk_stops:
+                    self.say(f"managers stopped by a full disk and back: {self.disk_stops}")
                 self.say("every invariant holds")
-                return []
+                return self.problems
             time.sleep(2.0)
-        return problems
+        return self.problems + problems
 
 
 FAKETIME_DIRS = (

@@ -10,9 +10,7 @@ so the disk really is full (ENOSPC), as a quota or a full partition would be.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,40 +18,26 @@ import pytest
 from cluster import Swarm, ctl, free_port, join_managers, manager_args, services
 from helpers import wait_until
 
+from pyswarmkit.chaos import disk
+
 pytestmark = pytest.mark.e2e
 
 FULL_LINE = "cannot write this manager's log under"
 
 
 @contextlib.contextmanager
-def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-        check=True,
-        capture_output=True,
-    )
+def small_disk(path: Path) -> Iterator[Path]:
+    why = disk.mount_small(path, "4m")
+    assert not why, f"cannot mount a tmpfs (the tests run as root): {why}"
     try:
         yield path
     finally:
-        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+        disk.unmount(path)
 
 
-def fill(disk: Path) -> Path:
-    """Take every free byte of ``disk``."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for size in (65536, 1):
-            chunk = b"\0" * size
-            try:
-                while os.write(fd, chunk):
-                    pass
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-    finally:
-        os.close(fd)
-    assert os.statvfs(disk).f_bavail == 0
+def fill(path: Path) -> Path:
+    filler = disk.fill(path)
+    assert os.statvfs(path).f_bavail == 0
     return filler
 
 
@@ -66,12 +50,12 @@ def test_a_manager_with_a_full_log_disk_stops_and_catches_up_later(swarm: Swarm)
     ports = {"node-1": swarm.port, "node-2": free_port(), "node-3": free_port()}
     swarm.init()
     _, token = swarm.tokens()
-    with small_disk(swarm.root / "node-3" / "raft") as disk:
+    with small_disk(swarm.root / "node-3" / "raft") as raft:
         join_managers(swarm, token, ports, "node-2", "node-3")
         assert create(swarm, "node-1", "before")
         wait_until(lambda: services(swarm, "node-3") == ["before"], timeout=30, what="node-3")
 
-        filler = fill(disk)
+        filler = fill(raft)
         # Writes go on through the leader (node-1 and node-2 are a quorum);
         # node-3 stops at its first write that needs a new block.
         acked = ["before"]
@@ -106,10 +90,10 @@ def test_a_manager_with_a_full_log_disk_stops_and_catches_up_later(swarm: Swarm)
 def test_a_lone_manager_with_a_full_log_disk_keeps_every_acknowledged_write(
     swarm: Swarm,
 ) -> None:
-    with small_disk(swarm.root / "node-1" / "raft") as disk:
+    with small_disk(swarm.root / "node-1" / "raft") as raft:
         swarm.init()
         assert create(swarm, "node-1", "before")
-        filler = fill(disk)
+        filler = fill(raft)
         acked = ["before"]
         for i in range(400):
             name = f"s{i:03d}"

@@ -114,3 +114,22 @@ def test_each_violation_is_named() -> None:
     drained = _view()
     drained["nodes"][0]["spec"]["availability"] = "drain"
     assert "task t1 runs on node n1, which is drained" in check_all({"m": drained}, {}, {11, 12})
+
+
+def test_every_kind_of_fault_in_a_plan_is_carried_out(tmp_path: Any) -> None:
+    """Each fault kind a plan holds reaches the code that injects it; a
+    kind the runner passed over would leave a sweep claiming faults it never
+    ran (clock jumps once did)."""
+    import io
+
+    from pyswarmkit.chaos.plan import Step
+    from pyswarmkit.chaos.runner import Run
+
+    p = plan(1, 30.0)
+    run = Run(p, tmp_path, io.StringIO())
+    injected: list[str] = []
+    run.fault = lambda s: injected.append(s.op)  # type: ignore[method-assign]
+    run.ctl = lambda *a, **k: pytest.fail(f"a fault ran as workload: {a}")  # type: ignore[method-assign]
+    for op in FAULTS:
+        run.step(Step(1.0, op, "m1", 2.0, "3600" if op == "clock" else ""))
+    assert injected == list(FAULTS)
