@@ -2178,7 +2178,8 @@ def _create_file(which: refs.Which, name: str, file: str, label: list[str] | Non
 def _list_files(which: refs.Which, quiet: bool, output: Output) -> None:
     found: list[Secret | Config] = STATE.call(f"{which}.list")[f"{which}s"]
     if output is Output.json:
-        _json(found)
+        # A list carries no data: say nothing of it rather than show it empty.
+        _echo(json.dumps([_secret_json(o) for o in found], indent=2))
         return
     if quiet:
         if found:
@@ -2261,10 +2262,18 @@ def secret_inspect(secrets: SecretsArg, output: FormatOpt = Output.table) -> Non
     results, failed = _inspect_each("secret.inspect", secrets)
     found: list[Secret] = [r["secret"] for r in results]
     if output is Output.json:
-        _shown_then(failed, display.as_json(found))
+        _shown_then(failed, json.dumps([_secret_json(s) for s in found], indent=2))
     else:
         now = time.time()
         _shown_then(failed, "\n\n".join(_file_text(s, now) for s in found))
+
+
+def _secret_json(s: Secret | Config) -> Any:
+    # As Docker's API gives a secret: no data field at all (an empty one
+    # would read as an empty secret).
+    value = display.plain(s)
+    value["spec"].pop("data", None)
+    return value
 
 
 @secret_app.command("rm")

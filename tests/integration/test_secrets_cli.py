@@ -55,12 +55,12 @@ def test_secret_and_config_commands(tmp_path: Path) -> None:
         assert table[2].split()[:2] == [sid, "db-pass"]
         assert ok(sock, "secret", "ls", "-q").split() == [sid]
         [listed] = json.loads(ok(sock, "secret", "ls", "--format", "json"))
-        assert listed["id"] == sid and listed["spec"]["data"] == ""
+        assert listed["id"] == sid and "data" not in listed["spec"]
         text = ok(sock, "secret", "inspect", "db-pass", sid)
         assert text.count(f"ID:              {sid}") == 2 and "env=prod" in text
         [shown] = json.loads(ok(sock, "secret", "inspect", "db-pass", "--format", "json"))
         assert shown["spec"]["annotations"]["labels"] == {"env": "prod"}
-        assert shown["spec"]["data"] == ""
+        assert "data" not in shown["spec"]
 
         # A config's data is not secret: inspect shows it.
         assert "listen 8080" in ok(sock, "config", "inspect", "app.conf")
