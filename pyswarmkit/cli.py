@@ -25,6 +25,7 @@ from pyswarmkit import __version__, clock, display
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     Internal,
     InvalidArgument,
     SwarmError,
@@ -2345,6 +2346,14 @@ def swarm_unlock() -> None:
     Reads the unlock key: typed without echo on a terminal, else from stdin."""
     from pyswarmkit.raft.crypt import UnlockKeyError, parse_unlock_key
 
+    # As docker swarm unlock: a swarm that is not locked is said so before any
+    # key is asked for (a manager still starting is left to the unlock call).
+    try:
+        STATE.call("cluster.list")
+    except SwarmError:
+        pass
+    else:
+        raise FailedPrecondition("swarm is not locked")
     if sys.stdin.isatty():
         text = getpass.getpass("Please enter unlock key: ")
     else:

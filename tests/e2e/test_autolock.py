@@ -234,3 +234,19 @@ def test_a_locked_manager_of_three_rejoins_once_unlocked(swarm: Swarm) -> None:
         timeout=30,
         what="node-2 caught up",
     )
+
+
+def test_unlocking_a_swarm_that_is_not_locked_says_so_before_asking_for_a_key(swarmd) -> None:  # type: ignore[no-untyped-def]
+    # A well-formed key on stdin: the answer must not be about the key.
+    out = subprocess.run(
+        swarmctl(swarmd.socket, "swarm", "unlock"),
+        input="SWMKEY-1-" + "A" * 43 + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == ["swarmctl: error: swarm is not locked"], out.stderr
+    # Nothing on stdin at all: still not asked for.
+    out = swarmd.ctl("swarm", "unlock", check=False)
+    assert out.stderr.strip().splitlines() == ["swarmctl: error: swarm is not locked"], out.stderr

@@ -1,5 +1,5 @@
 """`swarmctl swarm unlock` with nothing on stdin says no key was given, in one
-line, before it asks any manager."""
+line (where no manager answers to say whether the swarm is locked)."""
 
 from __future__ import annotations
 
