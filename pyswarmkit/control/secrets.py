@@ -91,11 +91,17 @@ def _parse_reference(which: Which, text: str) -> tuple[str, str, str, str, int]:
     source = target = ""
     uid = gid = "0"
     mode = DEFAULT_MODE
+    given: set[str] = set()
     for field in fields:
         key, sep, value = field.partition("=")
         if not sep:
             raise InvalidArgument(f"{flag}: invalid field {field!r}: must be a key=value pair")
         key = key.strip().lower()
+        # src is source's other name: one of them, once.
+        name = "source" if key == "src" else key
+        if name in given:
+            raise InvalidArgument(f"{flag}: {name} is given twice")
+        given.add(name)
         if key in ("source", "src"):
             source = value
         elif key == "target":
@@ -179,7 +185,7 @@ def _check_targets(which: Which, refs: list[tuple[str, str, str, str, int]]) -> 
         if "\x00" in target or any(p in ("", ".", "..") for p in target.strip("/").split("/")):
             raise InvalidArgument(
                 f"{which} reference {name!r}: invalid target {quoted(target)}: "
-                "use a file name or a path without '.' or '..' parts"
+                "use a file name or a path without empty ('//'), '.' or '..' parts"
             )
         if not 0 <= mode <= 0o777:
             raise InvalidArgument(f"{which} reference {name!r}: mode {mode:#o} is not a file mode")

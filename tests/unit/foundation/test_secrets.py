@@ -103,6 +103,9 @@ def test_the_long_form_takes_docker_fields_and_an_octal_mode() -> None:
         ("source=a,mode=rw", "invalid mode 'rw'"),
         ("source=a,mode=01000", "is not a file mode"),
         ("source=a,uid=root", "uid must be a number"),
+        ("source=a,source=b", "source is given twice"),
+        ("src=a,source=b", "source is given twice"),
+        ("source=a,mode=0400,mode=0444", "mode is given twice"),
     ],
 )
 def test_a_malformed_secret_flag_says_what_is_wrong(text: str, says: str) -> None:
@@ -143,6 +146,10 @@ def test_two_references_with_one_target_are_refused() -> None:
     with pytest.raises(InvalidArgument, match="invalid target"):
         refs.check_references(
             ContainerSpec(secrets=(SecretReference(secret_name="a", target="../etc/x"),))
+        )
+    with pytest.raises(InvalidArgument, match=r"without empty \('//'\)"):
+        refs.check_references(
+            ContainerSpec(secrets=(SecretReference(secret_name="a", target="a//b"),))
         )
     # One file for the process executor, or a file that would have to be a directory.
     for first, second in (("/x", "x"), ("a", "a/b"), ("a/b", "/a")):
