@@ -46,6 +46,25 @@ def create(swarm: Swarm, via: str, name: str) -> bool:
     return bool(out.returncode == 0)
 
 
+def write_until_stopped(swarm: Swarm, full: str) -> list[str]:
+    """Create services through node-1 until ``full`` (its log's disk full)
+    stops, as it must at its first write that needs a new block: the names
+    acknowledged. ``full`` must exit non-zero with the one line saying why."""
+    acked = []
+    for i in range(400):
+        name = f"s{i:03d}"
+        if create(swarm, "node-1", name):
+            acked.append(name)
+        if swarm.procs[full].poll() is not None:
+            break
+    proc = swarm.procs[full]
+    proc.wait(30)
+    assert proc.returncode != 0
+    lines = [line for line in swarm.log(full).splitlines() if FULL_LINE in line]
+    assert lines and "No space left on device" in lines[-1], swarm.log(full)[-2000:]
+    return acked
+
+
 def test_a_manager_with_a_full_log_disk_stops_and_catches_up_later(swarm: Swarm) -> None:
     ports = {"node-1": swarm.port, "node-2": free_port(), "node-3": free_port()}
     swarm.init()
@@ -56,20 +75,8 @@ def test_a_manager_with_a_full_log_disk_stops_and_catches_up_later(swarm: Swarm)
         wait_until(lambda: services(swarm, "node-3") == ["before"], timeout=30, what="node-3")
 
         filler = fill(raft)
-        # Writes go on through the leader (node-1 and node-2 are a quorum);
-        # node-3 stops at its first write that needs a new block.
-        acked = ["before"]
-        for i in range(400):
-            name = f"s{i:03d}"
-            if create(swarm, "node-1", name):
-                acked.append(name)
-            if swarm.procs["node-3"].poll() is not None:
-                break
-        proc = swarm.procs["node-3"]
-        proc.wait(30)
-        assert proc.returncode != 0
-        lines = [line for line in swarm.log("node-3").splitlines() if FULL_LINE in line]
-        assert lines and "No space left on device" in lines[-1], swarm.log("node-3")[-2000:]
+        # Writes go on through the leader (node-1 and node-2 are a quorum).
+        acked = ["before", *write_until_stopped(swarm, "node-3")]
         # A few more after it stopped: the swarm does not need it.
         for name in ("after-1", "after-2"):
             assert create(swarm, "node-1", name)
@@ -94,17 +101,7 @@ def test_a_lone_manager_with_a_full_log_disk_keeps_every_acknowledged_write(
         swarm.init()
         assert create(swarm, "node-1", "before")
         filler = fill(raft)
-        acked = ["before"]
-        for i in range(400):
-            name = f"s{i:03d}"
-            if create(swarm, "node-1", name):
-                acked.append(name)
-            if swarm.procs["node-1"].poll() is not None:
-                break
-        proc = swarm.procs["node-1"]
-        proc.wait(30)
-        assert proc.returncode != 0
-        assert FULL_LINE in swarm.log("node-1")
+        acked = ["before", *write_until_stopped(swarm, "node-1")]
 
         filler.unlink()
         swarm.start("node-1", *manager_args(swarm, "node-1", swarm.port))
