@@ -352,17 +352,34 @@ class Run:
         self.say(f"swarm up: {len(self.members)} nodes; {len(self.plan.steps)} steps to run")
         pending = list(self.plan.steps)
         while pending or self.heals:
-            now = time.monotonic() - self.began
-            for at, name in [h for h in self.heals if h[0] <= time.monotonic()]:
+            # Before every step, not once per pass: a step that took long (a
+            # command waiting out an election) must not let later steps run
+            # ahead of a heal that was due before them.
+            for at, name in sorted(h for h in self.heals if h[0] <= time.monotonic()):
                 self.heals.remove((at, name))
                 self.heal(name)
-            while pending and pending[0].at <= now:
+            if (
+                pending
+                and pending[0].at <= time.monotonic() - self.began
+                and not self._manager_busy(pending[0])
+            ):
                 self.step(pending.pop(0))
+                continue
             time.sleep(0.1)
         for name in self.members:
             self.fault_file(name).write_text("calm")
         self.say("faults over: settling")
         return self.settled()
+
+    def _manager_busy(self, s: Step) -> bool:
+        """A fault for a manager waits while another manager is under one (a
+        fault that started late heals late): a quorum must always remain."""
+        managers = self.plan.managers
+        return (
+            s.op in FAULTS
+            and s.target in managers
+            and any(self.members[n].fault for n in managers if n != s.target)
+        )
 
     def views(self) -> dict[str, View]:
         out: dict[str, View] = {}

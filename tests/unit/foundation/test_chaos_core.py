@@ -137,3 +137,56 @@ def test_every_kind_of_fault_in_a_plan_is_carried_out(tmp_path: Any) -> None:
     for op in FAULTS:
         run.step(Step(1.0, op, "m1", 2.0, "3600" if op == "clock" else ""))
     assert injected == list(FAULTS)
+
+
+def test_a_manager_fault_waits_for_the_last_one_to_heal(tmp_path: Any) -> None:
+    """A fault that started late heals late; the next manager fault, due by
+    the plan, must still wait for that heal: a quorum always remains."""
+    import io
+    import time
+
+    from pyswarmkit.chaos.plan import Plan, Step
+    from pyswarmkit.chaos.runner import Run
+
+    steps = (
+        Step(0.0, "create", "c1", value="1"),
+        Step(0.05, "disk", "m1", 0.4),
+        Step(0.1, "isolate", "m2", 0.1),
+        Step(0.15, "kill", "w1", 0.1),
+    )
+    run = Run(Plan(1, 1.0, ("m1", "m2", "m3"), ("w1",), steps), tmp_path, io.StringIO())
+    events: list[tuple[str, str]] = []
+    busy: list[set[str]] = []
+
+    def fault(s: Step) -> None:
+        run.members[s.target].fault = s.op
+        run.heals.append((time.monotonic() + s.length, s.target))
+        events.append(("fault", s.target))
+        busy.append({n for n in ("m1", "m2", "m3") if run.members[n].fault})
+
+    def heal(name: str) -> None:
+        run.members[name].fault = ""
+        events.append(("heal", name))
+
+    def slow_step(s: Step) -> None:
+        # The create is slow (a command waiting out an election): every later
+        # step is due by the time it returns.
+        if s.op in FAULTS:
+            fault(s)
+        else:
+            time.sleep(0.3)
+
+    run.up = lambda: None  # type: ignore[method-assign]
+    run.settled = lambda: []  # type: ignore[method-assign]
+    run.fault = fault  # type: ignore[method-assign]
+    run.heal = heal  # type: ignore[method-assign]
+    run.step = slow_step  # type: ignore[method-assign]
+    assert run.run() == []
+    assert all(len(b) <= 1 for b in busy), busy
+    assert events.index(("heal", "m1")) < events.index(("fault", "m2"))
+    # The steps keep their order.
+    assert [e for e in events if e[0] == "fault"] == [
+        ("fault", "m1"),
+        ("fault", "m2"),
+        ("fault", "w1"),
+    ]
