@@ -626,7 +626,14 @@ class RaftActor(GuardedActor):
             "this manager stops so that its log stays whole: make room on that disk "
             "and start swarmd again (it replays its log and catches up)"
         )
-        member.replica.fail_pending(Unavailable(f"this manager cannot write its log: {why}"))
+        # Writes forwarded to the leader, or already sent to the followers,
+        # may commit all the same: their callers cannot be told they failed.
+        member.replica.fail_pending(
+            Unavailable(
+                f"this manager stopped: it cannot write its log ({why}); whether the write "
+                "took effect is unknown: check before trying it again"
+            )
+        )
         if member.on_fatal is not None:
             member.on_fatal(message)
         else:

@@ -1,7 +1,9 @@
-"""``python -m pyswarmkit.chaos --seed S --duration 120s [--seeds N]``: run the
+"""python -m pyswarmkit.chaos --seed S --duration 120s [--seeds N]: run the
 seeded chaos plan (or N seeds from S) against a real swarm and check that
 every invariant holds once it settles. Exit status 1 if any seed fails; a
-failing seed prints the command that replays it."""
+failing seed prints the command that replays it. Workload lines end "ok" or
+"not acknowledged" (a command that failed under the faults: its outcome is
+left open, which the checks allow)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         duration = parse_duration(args.duration, "--duration")
         settle = parse_duration(args.settle, "--settle")
+        if args.seed < 0:
+            raise ValueError(f"--seed must be 0 or more, not {args.seed}")
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be 1 or more, not {args.seeds}")
+        if duration <= 0 or settle <= 0:
+            raise ValueError("--duration and --settle must be more than 0s")
     except Exception as exc:
         print(f"chaos: error: {exc}", file=sys.stderr)
         return 2

@@ -264,7 +264,8 @@ class Run:
             if ok
             else f": {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}"
         )
-        self.say(f"{s.op} {s.target} {s.value} {'ok' if ok else 'FAILED'}{err}".replace("  ", " "))
+        outcome = "ok" if ok else "not acknowledged"
+        self.say(f"{s.op} {s.target} {s.value} {outcome}{err}".replace("  ", " "))
         return ok
 
     def _note(self, s: Step, r: subprocess.CompletedProcess[str], ok: Expect, bad: Expect) -> None:

@@ -190,3 +190,23 @@ def test_a_manager_fault_waits_for_the_last_one_to_heal(tmp_path: Any) -> None:
         ("fault", "m2"),
         ("fault", "w1"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--seeds", "0"], "--seeds must be 1 or more"),
+        (["--seeds", "-3"], "--seeds must be 1 or more"),
+        (["--seed", "-1"], "--seed must be 0 or more"),
+        (["--duration", "0s"], "must be more than 0s"),
+        (["--duration", "abc"], "invalid --duration 'abc'"),
+    ],
+)
+def test_bad_chaos_arguments_are_one_line_and_start_nothing(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pyswarmkit.chaos.__main__ import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
