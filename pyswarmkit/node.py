@@ -7,6 +7,7 @@ Several nodes can live in one process: each has its own registry.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -101,6 +102,8 @@ LEAD_TIMEOUT = 60.0
 MIN_CERT_LEFT = 3600.0
 # What a locked manager answers to every request but swarm.unlock.
 LOCKED = "swarm is locked: unlock it with swarmctl swarm unlock"
+# A disk that is full, over quota or failing: the state dir cannot be written.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 
 @dataclass(slots=True)
@@ -425,6 +428,12 @@ class SwarmNode:
             self._start()
         except BaseException as exc:
             self.stop()
+            if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+                where = exc.filename or f"under {self.config.state_dir}"
+                raise Unavailable(
+                    f"swarmd could not start: cannot write {where}: {exc.strerror}: "
+                    "make room on that disk and start swarmd again"
+                ) from exc
             if isinstance(exc, OSError | zmq.ZMQError):
                 raise Unavailable(f"swarmd could not start: {exc}") from exc
             raise

@@ -111,3 +111,15 @@ def test_a_lone_manager_with_a_full_log_disk_keeps_every_acknowledged_write(
             what="every acknowledged service back",
         )
         swarm.stop()
+
+
+def test_a_manager_that_starts_on_a_full_disk_says_where_in_one_line(swarm: Swarm) -> None:
+    with small_disk(swarm.root / "node-1" / "raft") as raft:
+        fill(raft)
+        proc = swarm.start(
+            "node-1", "--listen-control-api", swarm.socket, "--listen-remote-api", swarm.addr
+        )
+        assert proc.wait(60) != 0
+        last = swarm.log("node-1").strip().splitlines()[-1]
+        assert last.startswith("swarmd: error: swarmd could not start: cannot write "), last
+        assert "No space left on device: make room on that disk" in last, last
