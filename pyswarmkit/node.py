@@ -324,7 +324,7 @@ class SwarmNode:
         # Leadership changes start and stop the leader's actors only once the
         # node has started (before that, start-up does it).
         self._follow_raft = False
-        self.handlers = Handlers()
+        self.handlers = Handlers(leader=self._live_leader)
         self.auth = AuthTable()
         self.metrics = Metrics(
             NodeView(
@@ -1082,6 +1082,20 @@ class SwarmNode:
                 for name in reversed(LEADER_ACTORS):
                     self.supervisor.stop_group(name)
                 self._redirect_agents()
+
+    def _live_leader(self) -> str | None:
+        """The node this manager's Raft member knows to lead now: "" for none
+        (an election, or no quorum), None without a Raft member."""
+        raft = self.raft
+        if raft is None:
+            return None
+        lead = raft.core.leader
+        if not lead:
+            return ""
+        for node in self.store.nodes():
+            if node.role == NodeRole.MANAGER and raft_id_of(node.id) == lead:
+                return node.id
+        return ""
 
     def _redirect_agents(self) -> None:
         """Agents that reach a manager which does not lead are told who does."""

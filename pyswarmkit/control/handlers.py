@@ -193,10 +193,19 @@ def orphaned(task: Task, wall: float) -> Task:
 class Handlers:
     """Dispatches a method name to its handler.
 
-    ``wall`` stamps the status of tasks a write changes (a test passes its own)."""
+    ``wall`` stamps the status of tasks a write changes (a test passes its own).
+    ``leader`` says which node this manager's Raft member knows to lead now
+    ("" for none, None where there is no Raft member): node replies show that,
+    not the flag the last leader wrote, which no one can change while the swarm
+    has no leader."""
 
-    def __init__(self, wall: Callable[[], float] = clock.wall) -> None:
+    def __init__(
+        self,
+        wall: Callable[[], float] = clock.wall,
+        leader: Callable[[], str | None] | None = None,
+    ) -> None:
         self.wall = wall
+        self.leader = leader
         self.methods: dict[str, Callable[[MemoryStore, dict[str, Any]], Outcome]] = {
             "service.create": self.service_create,
             "service.list": self.service_list,
@@ -363,11 +372,24 @@ class Handlers:
 
     # --- nodes and the cluster -----------------------------------------------
 
+    def _live(self, nodes: list[Node]) -> list[Node]:
+        live = self.leader() if self.leader is not None else None
+        if live is None:
+            return nodes
+        out = []
+        for n in nodes:
+            status = n.manager_status
+            if status is not None and status.leader != (n.id == live):
+                n = replace(n, manager_status=replace(status, leader=n.id == live))
+            out.append(n)
+        return out
+
     def node_list(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
-        return Reply({"nodes": sorted(store.nodes(), key=lambda n: (n.name, n.id))})
+        nodes = self._live(store.nodes())
+        return Reply({"nodes": sorted(nodes, key=lambda n: (n.name, n.id))})
 
     def node_inspect(self, store: MemoryStore, body: dict[str, Any]) -> Outcome:
-        node = resolve("node", _arg(body, "ref", str), store.nodes())
+        node = self._live([resolve("node", _arg(body, "ref", str), store.nodes())])[0]
         # Tasks the node holds: running or on their way, not its finished history.
         live = [
             t

@@ -406,3 +406,31 @@ def test_a_placement_committed_after_its_node_was_removed_does_not_stay_there() 
     ]
     assert live_on_w1 == []
     assert any(t.node_id != "w1" and t.desired_state == TaskState.RUNNING for t in s.store.tasks())
+
+
+def test_node_replies_mark_the_leader_this_manager_knows_now() -> None:
+    """The leader flag in the store is written by a leader; with no leader
+    (no quorum) it goes stale. `node ls` shows who leads now, as this
+    manager's Raft member knows it: nobody, while an election is on."""
+    store = MemoryStore()
+    old = node("m1", "node-1", role=NodeRole.MANAGER)
+    other = replace(
+        node("m2", "node-2", role=NodeRole.MANAGER), manager_status=ManagerStatus(leader=False)
+    )
+    store.apply([Change("create", old), Change("create", other)], 1, WALL)
+    live: list[str | None] = [""]
+    handlers = Handlers(wall=lambda: WALL, leader=lambda: live[0])
+
+    def flags() -> dict[str, bool]:
+        reply = handlers.handle(store, "node.list", {})
+        return {n.name: n.manager_status.leader for n in reply.value["nodes"]}
+
+    assert flags() == {"node-1": False, "node-2": False}
+    live[0] = "m2"
+    assert flags() == {"node-1": False, "node-2": True}
+    inspected = handlers.handle(store, "node.inspect", {"ref": "node-2"}).value["node"]
+    assert inspected.manager_status.leader
+    # Without a Raft member (a worker, a test) the store's flag stands.
+    assert Handlers(wall=lambda: WALL).handle(store, "node.list", {}).value["nodes"][
+        0
+    ].manager_status.leader
