@@ -426,6 +426,11 @@ class ExecutorActor(GuardedActor):
             clock.sleep(0.05)
         for tid in self.running:
             self._quietly(tid, self.controllers[tid].terminate)
+        # The tasks' secret files went as they stopped: now their tmpfs
+        # directory can go too (the executor's close came before they stopped).
+        files = getattr(self.executor, "task_files", None)
+        if files is not None:
+            self._quietly("*", files.close)
         # Stopped, not removed: a task's output and record stay, so its log
         # outlives a stop of swarmd and the next run finds it exited. Tasks
         # are removed when the manager drops them from the node's assignments.

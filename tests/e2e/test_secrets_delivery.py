@@ -87,3 +87,22 @@ def test_a_secret_reaches_only_its_task_and_leaves_no_trace(swarm: Swarm) -> Non
     swarm.stop()
     # No state dir, output file or node log holds the secret in clear text.
     assert files_holding(swarm.root, SECRET) == []
+
+
+def test_a_node_stopped_under_tasks_with_secrets_leaves_nothing_on_the_tmpfs(swarmd) -> None:  # type: ignore[no-untyped-def]
+    subprocess.run(
+        swarmctl(swarmd.socket, "secret", "create", "pw", "-"),
+        input=b"s3cret",
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    swarmd.ctl(
+        "service", "create", "-d", "--name", "web", "--replicas", "2", "--secret", "pw",
+        "--command", "sleep", "--args", "1000",
+    )  # fmt: skip
+    root = default_root(swarmd.state_dir)
+    wait_until(lambda: len(list(root.glob("*/secrets/pw"))) == 2, timeout=60, what="two files")
+    swarmd.proc.terminate()
+    assert swarmd.proc.wait(60) == 0
+    assert not root.exists(), sorted(root.rglob("*"))
