@@ -23,12 +23,13 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from pyswarmkit import clock, topology
-from pyswarmkit.api.errors import DeadlineExceeded, SwarmError, Unavailable
+from pyswarmkit.api.errors import DeadlineExceeded, FailedPrecondition, SwarmError, Unavailable
 from pyswarmkit.api.objects import NodeSpec, replace
 from pyswarmkit.api.states import NodeAvailability, NodeState, Reachability
 from pyswarmkit.bench.agents import encode_agents
@@ -374,8 +375,9 @@ class Bench:
         on an agent."""
         for node_id in managers.values():
             node = client.call("node.inspect", {"ref": node_id})["node"]
-            spec = replace(node.spec, availability=NodeAvailability.DRAIN)
-            client.call("node.update", {"ref": node.id, "version": node.meta.version, "spec": spec})
+            _update_node(
+                client, node, lambda spec: replace(spec, availability=NodeAvailability.DRAIN)
+            )
 
     def _label_agents(self, client: ControlClient) -> float:
         """Give each agent the labels the file names, as an operator would
@@ -391,11 +393,13 @@ class Bench:
             name = node.description.hostname
             if name in managers or not name.startswith(prefix):
                 continue
-            i = int(name[len(prefix) :]) - 1
-            spec: NodeSpec = node.spec
-            labels = {**spec.annotations.labels, **agents.labels_of(i)}
-            spec = replace(spec, annotations=replace(spec.annotations, labels=labels))
-            client.call("node.update", {"ref": node.id, "version": node.meta.version, "spec": spec})
+            extra = agents.labels_of(int(name[len(prefix) :]) - 1)
+
+            def labelled(spec: NodeSpec, extra: dict[str, str] = extra) -> NodeSpec:
+                labels = {**spec.annotations.labels, **extra}
+                return replace(spec, annotations=replace(spec.annotations, labels=labels))
+
+            _update_node(client, node, labelled)
         return clock.monotonic() - started
 
     def _one_service(
@@ -511,3 +515,20 @@ class Bench:
         topology.stop_in_order((hosts, managers), self._say)
         for c in self.children:
             c.reader.join(2)
+
+
+def _update_node(client: ControlClient, node: Any, change: Callable[[NodeSpec], NodeSpec]) -> None:
+    """Update ``node``'s spec by ``change``, reading it again when its version
+    moved since it was read (its status changes too: a registration, a
+    heartbeat's state), as an operator would run the update again."""
+    for attempt in range(10):
+        try:
+            client.call(
+                "node.update",
+                {"ref": node.id, "version": node.meta.version, "spec": change(node.spec)},
+            )
+            return
+        except FailedPrecondition:
+            if attempt == 9:
+                raise
+            node = client.call("node.inspect", {"ref": node.id})["node"]
