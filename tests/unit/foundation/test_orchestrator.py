@@ -33,6 +33,7 @@ from pyswarmkit.api.objects import (
     replace,
 )
 from pyswarmkit.api.states import NodeAvailability, NodeState, RestartCondition, TaskState
+from pyswarmkit.orchestrator import replicated
 from pyswarmkit.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarmkit.orchestrator.restart import RestartHistory, wants_restart
 from pyswarmkit.orchestrator.tasks import is_dirty, is_live, new_task
@@ -620,6 +621,43 @@ def test_a_new_leader_takes_over_without_duplicates() -> None:
     swarm.settle(6.0)
     assert swarm.store.get_task(waiting.id).desired_state == TaskState.RUNNING  # type: ignore[union-attr]
     assert [len(swarm.live_in(slot)) for slot in (1, 2, 3)] == [1, 1, 1]
+
+
+def test_a_new_leader_reconciles_a_large_store_a_chunk_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new leader looks at every service again. Each step takes at most
+    DIRTY_PER_STEP of them under the store's lock, so the swarm's writes go
+    on between steps; the step stays due until all are done, and a service
+    made dirty during the pass is reconciled too."""
+    monkeypatch.setattr(replicated, "DIRTY_PER_STEP", 4)
+    swarm = Swarm()
+    ids = [f"svc{n:022d}" for n in range(10)]
+
+    def named(replicas: int, name: str) -> ServiceSpec:
+        return replace(spec(replicas), annotations=Annotations(name=name))
+
+    swarm.write([Change("create", Service(id=i, spec=named(0, i))) for i in ids], 0.0)
+    swarm.settle(0.0)
+    # A new leader while the services want one task each (written by a
+    # leader that died before reconciling them).
+    grown = [replace(swarm.store.get_service(i), spec=named(1, i)) for i in ids]  # type: ignore[type-var]
+    swarm.store.apply([Change("update", s) for s in grown], swarm.store.index + 1, WALL)
+    swarm.new_leader(1.0)
+    created: list[int] = []
+    for n in range(3):
+        assert swarm.orch.due(swarm.base + 1.0)
+        changes = swarm.step(1.0)
+        created.append(len(changes))
+        if n == 0:
+            # One more service, made dirty while the pass goes on.
+            late = Service(id="svc9999999999999999999999", spec=named(1, "late"))
+            swarm.write([Change("create", late)], 1.0)
+    assert created[0] == 4 and created[1] == 4
+    swarm.settle(1.0)
+    assert not swarm.orch.due(swarm.base + 1.0)
+    per_service = Counter(t.service_id for t in swarm.live())
+    assert per_service == Counter({**dict.fromkeys(ids, 1), late.id: 1})
 
 
 @pytest.mark.parametrize("handover", [12.0, 14.9])
