@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import logging
 import os
 import threading
@@ -156,6 +157,17 @@ class NodeConfig:
     # The swarm's unlock key (SWMKEY-1-...) for a manager under autolock; None:
     # a locked manager waits for ``swarmctl swarm unlock``.
     unlock_key: str | None = None
+
+
+def freeze_heap() -> None:
+    """Take what start-up made (modules, classes, functions: tens of thousands
+    of objects that live as long as the process) out of the collector's
+    sight. A busy manager runs a full collection every second or two, and
+    each walked them all again, holding every thread for tens of
+    milliseconds. For a process that runs one node: ``swarmd``, not a test
+    that starts many (what is frozen is never collected)."""
+    gc.collect()
+    gc.freeze()
 
 
 def save_node_id(state_dir: Path, node_id: str) -> None:

@@ -599,8 +599,9 @@ class RaftActor(GuardedActor):
                     )
                     member.replica.restore(rd.snapshot.data, rd.snapshot.index)
                     member.snapshot_index = rd.snapshot.index
+                remember = bool(self._forwarding)
                 for entry in rd.committed_entries:
-                    member.replica.apply(entry)
+                    member.replica.apply(entry, remember)
                     member.applied_term = entry.term
                 core.advance(rd)
             try:

@@ -78,8 +78,16 @@ class ReplicatedStore:
             return
         _outcome(pending, results[part], before if part == 0 else index)
 
-    def apply(self, entry: Entry) -> None:
-        """Apply one committed entry (after every entry before it)."""
+    def apply(self, entry: Entry, remember: bool = True) -> None:
+        """Apply one committed entry (after every entry before it).
+
+        ``remember``: keep its outcome among the RECENT for a proposal whose
+        index is learnt later. Only a write forwarded to the leader and not yet
+        answered can learn an index already applied here, so the member passes
+        False while it has none in flight: kept for every entry, the outcomes
+        held thousands of batches alive, and every full garbage collection
+        walked them all.
+        """
         index = entry.index
         self.applied = index
         mine = self.pending.pop(index, None) or {}
@@ -110,9 +118,10 @@ class ReplicatedStore:
                 results = [refused]
         else:
             results = self.store.apply_group(batches, index)
-        self._recent[index] = (entry.term, before, results)
-        if len(self._recent) > RECENT:
-            self._recent.popitem(last=False)
+        if remember:
+            self._recent[index] = (entry.term, before, results)
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
         if mine:
             for part, result in enumerate(results):
                 own = mine.pop(part, None)

@@ -98,6 +98,28 @@ def test_own_proposals_are_answered_and_lost_ones_say_retry() -> None:
     assert replica.store.service_by_name("db") is not None
 
 
+def test_a_forwarded_write_learns_its_outcome_after_its_entry_was_applied() -> None:
+    """A follower may apply the entry holding its forwarded write before the
+    leader's answer naming that index arrives: the outcome is kept for it.
+    Entries applied while nothing was forwarded keep none (nothing can ask)."""
+    replica = ReplicatedStore(MemoryStore())
+    answers: list[tuple[object, SwarmError | None]] = []
+    replica.apply(entry(1, 2, [Change("create", svc("s1", "web"))]), remember=False)
+    forwarded = [Change("create", svc("s2", "db"))]
+    replica.apply(entry(2, 2, forwarded), remember=True)
+    replica.proposed(
+        2,
+        Pending(2, forwarded, 2.0, lambda b, e: answers.append((b, e)), None),  # type: ignore[arg-type]
+    )
+    batch, err = answers[0]
+    assert err is None and isinstance(batch, EventBatch) and batch.index == 2
+    replica.proposed(
+        1,
+        Pending(2, forwarded, 1.0, lambda b, e: answers.append((b, e)), None),  # type: ignore[arg-type]
+    )
+    assert isinstance(answers[1][1], Unavailable) and "no longer known" in str(answers[1][1])
+
+
 def test_a_refusal_is_stale_only_when_other_writes_came_between() -> None:
     replica = ReplicatedStore(MemoryStore())
     replica.apply(entry(1, 1, [Change("create", svc("s1", "web"))]))
