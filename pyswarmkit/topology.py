@@ -9,7 +9,11 @@
     listen_remote_api = "127.0.0.1:4242"   # default: a free port on 127.0.0.1
 
     [[node]]
-    hostname = "node-2"                    # role "worker", the default after the first
+    hostname = "node-2"
+    role = "manager"                       # joins node-1 with the manager token
+
+    [[node]]
+    hostname = "node-3"                    # role "worker", the default after the first
     executor = "process"
 
     [[service]]
@@ -17,9 +21,12 @@
     command = ["sh", "-c", "while true; do date; sleep 5; done"]
     replicas = 2
 
-The manager starts the swarm; ``up`` reads the worker join token from its
-control socket and starts the other nodes with ``--join-addr``, the token in
-their environment. Each node's output is printed with a ``[hostname] `` prefix.
+The first manager starts the swarm; ``up`` reads the join tokens from its
+control socket and starts the other managers one at a time (each a REACHABLE
+member of the Raft group before the next joins), then the workers, all with
+``--join-addr`` and the token in their environment. The swarm runs on while a
+majority of the file's managers run. Each node's output is printed with a
+``[hostname] `` prefix.
 """
 
 from __future__ import annotations
@@ -41,11 +48,11 @@ from typing import IO, Any
 from pyswarmkit.api import typecheck
 from pyswarmkit.api.errors import InvalidArgument, NotFound, SwarmError, Unavailable
 from pyswarmkit.api.objects import Annotations, ContainerSpec, ServiceMode, ServiceSpec, TaskSpec
-from pyswarmkit.api.states import NodeState
+from pyswarmkit.api.states import NodeRole, NodeState, Reachability
 from pyswarmkit.control.units import check_heartbeat_period, check_hostname, parse_duration
 from pyswarmkit.control.validate import validate_service_spec
 from pyswarmkit.executor.process import stop_recorded
-from pyswarmkit.network import join_addr, parse_addr
+from pyswarmkit.network import WILDCARDS, check_can_listen, join_addr, parse_addr
 from pyswarmkit.transport.control import ControlClient, check_socket_path
 
 NODE_KEYS = {
@@ -59,9 +66,10 @@ NODE_KEYS = {
 }
 SERVICE_KEYS = {"name", "image", "command", "args", "env", "replicas"}
 ROLES = ("manager", "worker")
-# Keys only the manager may have: a worker serves nothing.
+# Keys only a manager may have: a worker serves nothing.
 MANAGER_ONLY = ("listen_control_api", "listen_remote_api")
-# Bounds every wait of start-up: the manager's socket, every node READY.
+# Bounds every wait of start-up: the first manager's socket, each other
+# manager REACHABLE, every node READY.
 START_TIMEOUT = 60.0
 # A node stops its tasks (each within its own stop grace period, 10 s by
 # default) before it exits; past this it is killed.
@@ -76,7 +84,7 @@ class NodeEntry:
     executor: str = "process"
     heartbeat_period: float = 5.0
     role: str = "manager"
-    # The manager's HOST:PORT for other nodes; None: a free 127.0.0.1 port.
+    # A manager's HOST:PORT for other nodes; None: a free 127.0.0.1 port.
     listen_remote_api: str | None = None
 
 
@@ -86,8 +94,13 @@ class Topology:
     services: list[ServiceSpec] = field(default_factory=list)
 
     @property
+    def managers(self) -> list[NodeEntry]:
+        return [n for n in self.nodes if n.role == "manager"]
+
+    @property
     def manager(self) -> NodeEntry:
-        return next(n for n in self.nodes if n.role == "manager")
+        """The first manager in the file: it starts the swarm, the others join it."""
+        return self.managers[0]
 
     @property
     def workers(self) -> list[NodeEntry]:
@@ -249,11 +262,6 @@ def _check_nodes(path: Path, nodes: list[NodeEntry]) -> None:
         raise InvalidArgument(
             f'{path}: no node has role = "manager": one manager must start the swarm'
         )
-    if len(managers) > 1:
-        raise InvalidArgument(
-            f"{path}: node {managers[1]} is a second manager, but swarmd up starts one: make "
-            "it a worker (more managers join with the manager token, see the README)"
-        )
     if len(nodes) > MAX_NODES:
         raise InvalidArgument(
             f"{path}: {len(nodes)} nodes: swarmd up runs each node as its own process, at most "
@@ -273,6 +281,43 @@ def _check_nodes(path: Path, nodes: list[NodeEntry]) -> None:
                 "too: each node needs its own"
             )
         seen_dirs[n.state_dir] = i
+    _check_managers(path, [(i, n) for i, n in enumerate(nodes, 1) if n.role == "manager"])
+
+
+def _check_managers(path: Path, managers: list[tuple[int, NodeEntry]]) -> None:
+    """Two managers on one control socket or one port: the second to start
+    would fail, after the first had started a swarm."""
+    for k, (j, m) in enumerate(managers):
+        for i, other in managers[:k]:
+            both = f"node {i} ({other.hostname}) and node {j} ({m.hostname})"
+            if m.socket == other.socket:
+                raise InvalidArgument(
+                    f"{path}: {both} share the control socket {m.socket}: "
+                    "each manager needs its own listen_control_api"
+                )
+            if (
+                m.listen_remote_api is not None
+                and other.listen_remote_api is not None
+                and _same_port(m.listen_remote_api, other.listen_remote_api)
+            ):
+                same = (
+                    m.listen_remote_api
+                    if m.listen_remote_api == other.listen_remote_api
+                    else f"{other.listen_remote_api} and {m.listen_remote_api}"
+                )
+                raise InvalidArgument(
+                    f"{path}: {both} both listen on {same}: "
+                    "each manager needs its own listen_remote_api port"
+                )
+
+
+def _same_port(a: str, b: str) -> bool:
+    """Whether two listen addresses take the same port: on the same host, or
+    either on a wildcard host, which takes the port on every address."""
+    host_a, port_a = parse_addr(a, "listen_remote_api")
+    host_b, port_b = parse_addr(b, "listen_remote_api")
+    wild = (*WILDCARDS, "")
+    return port_a == port_b and (host_a == host_b or host_a in wild or host_b in wild)
 
 
 def _service(where: str, s: dict[str, Any]) -> ServiceSpec:
@@ -317,10 +362,14 @@ def dial_addr(listen: str) -> str:
     return join_addr(host, port)
 
 
-def node_argv(swarmd: list[str], entry: NodeEntry, log_level: str, remote: str) -> list[str]:
-    """The ``swarmd`` command line of one node: for the manager ``remote`` is
-    the address it listens on, for a worker the manager's address it joins.
-    A worker's token goes in its environment, never here (``ps`` shows argv)."""
+def node_argv(
+    swarmd: list[str], entry: NodeEntry, log_level: str, remote: str, join: str | None = None
+) -> list[str]:
+    """The ``swarmd`` command line of one node: for a manager ``remote`` is
+    the address it listens on and ``join`` the first manager's address, if it
+    joins one; for a worker ``remote`` is the manager's address it joins.
+    A joining node's token goes in its environment, never here (``ps`` shows
+    argv)."""
     argv = [
         *swarmd,
         "-d",
@@ -336,7 +385,8 @@ def node_argv(swarmd: list[str], entry: NodeEntry, log_level: str, remote: str) 
         "--lock-held-by-parent",
     ]
     if entry.role == "manager":
-        return [*argv, "--listen-control-api", str(entry.socket), "--listen-remote-api", remote]
+        argv += ["--listen-control-api", str(entry.socket), "--listen-remote-api", remote]
+        return argv if join is None else [*argv, "--join-addr", join]
     return [*argv, "--join-addr", remote]
 
 
@@ -406,16 +456,100 @@ def control_answers(sock: Path) -> bool:
         client.close()
 
 
-def worker_token(sock: Path) -> str:
-    """The worker join token, read from the manager's control socket."""
+def join_tokens(sock: Path) -> tuple[str, str]:
+    """The manager and worker join tokens, read from a manager's control socket."""
     client = ControlClient(str(sock))
     try:
         clusters = client.call("cluster.list")["clusters"]
     finally:
         client.close()
-    if not clusters or not clusters[0].join_tokens.worker:
-        raise Unavailable(f"the manager at {sock} has no worker join token")
-    return str(clusters[0].join_tokens.worker)
+    if not clusters or not clusters[0].join_tokens.manager or not clusters[0].join_tokens.worker:
+        raise Unavailable(f"the manager at {sock} has no join tokens")
+    tokens = clusters[0].join_tokens
+    return str(tokens.manager), str(tokens.worker)
+
+
+def reachable_managers(sock: Path, hostname: str) -> set[str]:
+    """The IDs of the nodes named ``hostname`` that the manager at ``sock``
+    sees as managers REACHABLE in the Raft group."""
+    client = ControlClient(str(sock), timeout=2.0)
+    try:
+        nodes = client.call("node.list")["nodes"]
+    except SwarmError:
+        return set()
+    finally:
+        client.close()
+    return {
+        n.id
+        for n in nodes
+        if n.description.hostname == hostname
+        and n.role == NodeRole.MANAGER
+        and n.manager_status is not None
+        and n.manager_status.reachability == Reachability.REACHABLE
+    }
+
+
+def was_member(entry: NodeEntry) -> bool:
+    """Whether a manager's state dir holds a Raft log of a swarm it started or
+    joined: run again, it comes back as that member."""
+    return (entry.state_dir / "raft" / "wal").is_dir()
+
+
+# In the state dir of a manager the file gives no listen_remote_api: the port
+# up chose for it. The other managers know a member by the address it last
+# recorded, so a swarm of several is run again on the same ports.
+ADDR_FILE = "up-listen-remote-api"
+
+
+def _recorded_addr(entry: NodeEntry) -> str | None:
+    try:
+        text = (entry.state_dir / ADDR_FILE).read_text(encoding="utf-8").strip()
+        parse_addr(text, "listen_remote_api")
+    except (OSError, UnicodeDecodeError, InvalidArgument):
+        return None
+    return text
+
+
+def listen_addrs(managers: list[NodeEntry]) -> dict[str, str]:
+    """Each manager's HOST:PORT: the file's, else (for a member of a swarm of
+    several managers, run again) the one of its last run, else a free
+    127.0.0.1 port that no other manager of the file takes."""
+    several = len(managers) > 1
+    again = {
+        m.hostname: addr
+        for m in managers
+        if m.listen_remote_api is None
+        and several
+        and was_member(m)
+        and (addr := _recorded_addr(m)) is not None
+    }
+    named = [m.listen_remote_api for m in managers if m.listen_remote_api is not None]
+    taken = {parse_addr(a, "listen_remote_api")[1] for a in [*named, *again.values()]}
+    addrs: dict[str, str] = {}
+    for m in managers:
+        if m.listen_remote_api is not None:
+            addrs[m.hostname] = m.listen_remote_api
+            continue
+        if m.hostname in again:
+            addr = again[m.hostname]
+            try:
+                check_can_listen(addr, "listen_remote_api")
+            except SwarmError:
+                raise Unavailable(
+                    f"node {m.hostname}: {addr}, where it listened in its last run and the "
+                    "other managers know it, is in use: free the port and run again"
+                ) from None
+            addrs[m.hostname] = addr
+            continue
+        port = free_port()
+        # A port just released may come back from the next free_port().
+        while port in taken:
+            port = free_port()
+        taken.add(port)
+        addrs[m.hostname] = addr = f"127.0.0.1:{port}"
+        if several:
+            (m.state_dir / ADDR_FILE).write_text(addr + "\n", encoding="utf-8")
+    return addrs
 
 
 def ready_hostnames(sock: Path) -> set[str]:
@@ -440,6 +574,15 @@ def run(path: Path, log_level: str = "info") -> None:
     finally:
         for lock in locks:
             lock.close()
+
+
+def quorum_note(managers: int) -> str:
+    """What ``managers`` Raft members tolerate; an even count no more than one fewer."""
+    lose = (managers - 1) // 2
+    note = f"{managers} managers: the swarm keeps working with up to {lose} of them down"
+    if managers % 2 == 0:
+        note += f", as {managers - 1} would"
+    return note + "."
 
 
 class _Stopped(Exception):
@@ -526,22 +669,41 @@ class Launcher:
     # --- start-up ---
 
     def _start(self) -> None:
-        manager = self.topo.manager
-        listen = manager.listen_remote_api or f"127.0.0.1:{free_port()}"
-        self._spawn(manager, listen, None)
-        self._wait("the manager's control socket", lambda: control_answers(manager.socket))
-        token = worker_token(manager.socket)
+        first, *others = self.topo.managers
+        listen = listen_addrs(self.topo.managers)
+        join = dial_addr(listen[first.hostname])
+        self._spawn(first, listen[first.hostname], None)
+        # Run again on its state dirs, the swarm's first manager serves its
+        # control socket only once a majority of its Raft group has elected a
+        # leader: the managers that were members come back together (as
+        # themselves, no token needed), the new ones join one by one after.
+        back = [m for m in others if was_member(m)] if was_member(first) else []
+        for entry in back:
+            self._spawn(entry, listen[entry.hostname], None, join)
+        socket_of_first = f"manager {first.hostname}'s control socket"
+        if back:
+            socket_of_first += " (it answers once a majority of the managers elect a leader)"
+        self._wait(socket_of_first, lambda: control_answers(first.socket))
+        manager_token, worker_token = join_tokens(first.socket)
+        for entry in others:
+            if entry in back:
+                continue
+            self._check_stop()
+            # A node of that name left REACHABLE by a run before is not this one.
+            before = reachable_managers(first.socket, entry.hostname)
+            self._spawn(entry, listen[entry.hostname], manager_token, join)
+            # One Raft membership change at a time: the next manager joins once
+            # this one is a member the leader hears from.
+            self._wait(f"manager {entry.hostname} REACHABLE", self._joined(first, entry, before))
         for entry in self.topo.workers:
-            if self._stop_asked:
-                # Ctrl-C while nodes are still starting: start no more.
-                raise _Stopped()
-            self._spawn(entry, dial_addr(listen), token)
+            self._check_stop()
+            self._spawn(entry, join, worker_token)
         names = {n.hostname for n in self.topo.nodes}
         self._wait(
             f"{len(names)} node{'s' if len(names) != 1 else ''} READY",
-            lambda: names <= ready_hostnames(manager.socket),
+            lambda: names <= ready_hostnames(first.socket),
         )
-        client = ControlClient(str(manager.socket))
+        client = ControlClient(str(first.socket))
         try:
             for spec in self.topo.services:
                 self._say(_apply_service(client, spec))
@@ -549,19 +711,36 @@ class Launcher:
             client.close()
         count = len(self.running)
         self._say(f"swarm is up ({count} node{'s' if count != 1 else ''}). In another shell:")
-        self._say(f"  export SWARM_SOCKET={manager.socket}")
+        self._say(f"  export SWARM_SOCKET={first.socket}")
         self._say("  swarmctl node ls")
         self._say("  swarmctl service ls")
+        if others:
+            self._say("Any manager's control socket serves swarmctl:")
+            for m in self.topo.managers:
+                self._say(f"  {m.hostname}: {m.socket}")
+            self._say(quorum_note(len(self.topo.managers)))
         self._say("Press Ctrl-C to stop.")
 
-    def _spawn(self, entry: NodeEntry, remote: str, token: str | None) -> None:
+    @staticmethod
+    def _joined(first: NodeEntry, entry: NodeEntry, before: set[str]) -> Callable[[], bool]:
+        """Whether ``first`` sees a new REACHABLE manager named as ``entry``."""
+        return lambda: bool(reachable_managers(first.socket, entry.hostname) - before)
+
+    def _check_stop(self) -> None:
+        # Ctrl-C while nodes are still starting: start no more.
+        if self._stop_asked:
+            raise _Stopped()
+
+    def _spawn(
+        self, entry: NodeEntry, remote: str, token: str | None, join: str | None = None
+    ) -> None:
         env = dict(os.environ)
-        # The manager must not mistake a token in up's environment for its own.
+        # A node given no token must not mistake one in up's environment for its own.
         env.pop("SWARM_JOIN_TOKEN", None)
         if token is not None:
             env["SWARM_JOIN_TOKEN"] = token
         proc = subprocess.Popen(
-            node_argv(swarmd_command(), entry, self.log_level, remote),
+            node_argv(swarmd_command(), entry, self.log_level, remote, join),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -603,24 +782,31 @@ class Launcher:
     # --- running and stopping ---
 
     def _serve(self) -> None:
-        """Run until told to stop or the manager exits. A worker that exits
-        (killed, or removed from the swarm) is reported and the swarm runs on,
-        as it would without that host: its tasks are replaced elsewhere."""
+        """Run until told to stop or the managers still running are no
+        majority of the file's. A node that exits (killed, or removed from the
+        swarm) is reported and the swarm runs on, as it would without that
+        host: its tasks are replaced elsewhere."""
+        managers = len(self.topo.managers)
         told: set[str] = set()
         while not self._stop_asked:
             dead = self._exited()
-            if any(r.entry.role == "manager" for r in dead):
-                raise Unavailable(f"{self._describe_exit(dead)}: stopped the other nodes")
-            for r in dead:
-                if r.entry.hostname not in told:
-                    told.add(r.entry.hostname)
-                    self._say(f"{self._describe_exit([r])}; the other nodes run on")
-                    # Its host is gone as far as the swarm knows, and nothing will
-                    # restart it here to take its tasks back: they must not run on
-                    # beside their replacements.
-                    threading.Thread(
-                        target=self._stop_tasks_of, args=(r,), name="stop-tasks", daemon=True
-                    ).start()
+            fresh = [r for r in dead if r.entry.hostname not in told]
+            left = managers - sum(1 for r in dead if r.entry.role == "manager")
+            if any(r.entry.role == "manager" for r in fresh) and 2 * left <= managers:
+                raise Unavailable(
+                    f"{self._describe_exit(fresh)}: the swarm lost its quorum ({left} of "
+                    f"{managers} managers run): stopped the other nodes"
+                )
+            for r in fresh:
+                told.add(r.entry.hostname)
+                count = f" ({left} of {managers} managers run)" if r.entry.role == "manager" else ""
+                self._say(f"{self._describe_exit([r])}; the other nodes run on{count}")
+                # Its host is gone as far as the swarm knows, and nothing will
+                # restart it here to take its tasks back: they must not run on
+                # beside their replacements.
+                threading.Thread(
+                    target=self._stop_tasks_of, args=(r,), name="stop-tasks", daemon=True
+                ).start()
             time.sleep(0.2)
 
     def _stop_tasks_of(self, r: _Running) -> None:
@@ -638,8 +824,8 @@ class Launcher:
         )
 
     def _stop_all(self) -> None:
-        """Workers first, then the manager (so no worker logs a lost manager
-        while it stops): SIGTERM, then SIGKILL past the grace."""
+        """Workers first, then the managers together (so no worker logs a lost
+        manager while it stops): SIGTERM, then SIGKILL past the grace."""
         workers = [
             (f"node {r.entry.hostname}", r.proc) for r in self.running if r.entry.role != "manager"
         ]

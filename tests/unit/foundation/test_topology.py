@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import io
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from pyswarmkit.api.errors import InvalidArgument
+from pyswarmkit.api.errors import InvalidArgument, Unavailable
 from pyswarmkit.api.objects import ServiceSpec
-from pyswarmkit.topology import dial_addr, node_argv, parse
+from pyswarmkit.topology import (
+    ADDR_FILE,
+    Launcher,
+    NodeEntry,
+    _Running,
+    dial_addr,
+    listen_addrs,
+    node_argv,
+    parse,
+    quorum_note,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -107,8 +125,25 @@ def test_the_shipped_example_parses() -> None:
             "node 2: listen_control_api is for the manager",
         ),
         (
-            '[[node]]\n[[node]]\nrole = "manager"\n',
-            "node 2 is a second manager, but swarmd up starts one",
+            '[[node]]\nlisten_control_api = "m.sock"\n'
+            '[[node]]\nrole = "manager"\nlisten_control_api = "m.sock"\n',
+            "node 1 (node-1) and node 2 (node-2) share the control socket",
+        ),
+        (
+            '[[node]]\n[[node]]\nrole = "worker"\n'
+            '[[node]]\nrole = "manager"\nlisten_control_api = "state/node-1/swarm.sock"\n',
+            "node 1 (node-1) and node 3 (node-3) share the control socket",
+        ),
+        (
+            '[[node]]\nlisten_remote_api = "127.0.0.1:4242"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "127.0.0.1:4242"\n',
+            "node 1 (node-1) and node 2 (node-2) both listen on 127.0.0.1:4242: "
+            "each manager needs its own listen_remote_api port",
+        ),
+        (
+            '[[node]]\nlisten_remote_api = "127.0.0.1:4242"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "0.0.0.0:4242"\n',
+            "node 1 (node-1) and node 2 (node-2) both listen on 127.0.0.1:4242 and 0.0.0.0:4242",
         ),
         (
             "".join(f'[[node]]\nhostname = "n{i}"\nstate_dir = "s/n{i}"\n' for i in range(65)),
@@ -215,6 +250,53 @@ def test_the_manager_may_come_later_and_name_its_port(tmp_path: Path) -> None:
     assert [n.hostname for n in topo.workers] == ["node-1"]
 
 
+def test_several_managers_parse_in_file_order(tmp_path: Path) -> None:
+    topo = parse(
+        write(
+            tmp_path,
+            '[[node]]\n[[node]]\nrole = "manager"\nlisten_remote_api = "127.0.0.1:4243"\n'
+            '[[node]]\n[[node]]\nrole = "manager"\nlisten_control_api = "m4.sock"\n',
+        )
+    )
+    assert [n.hostname for n in topo.managers] == ["node-1", "node-2", "node-4"]
+    assert topo.manager.hostname == "node-1"  # the first starts the swarm
+    assert [n.hostname for n in topo.workers] == ["node-3"]
+    assert [n.socket for n in topo.managers] == [
+        tmp_path.resolve() / "state/node-1/swarm.sock",
+        tmp_path.resolve() / "state/node-2/swarm.sock",
+        tmp_path.resolve() / "m4.sock",
+    ]
+    assert [n.listen_remote_api for n in topo.managers] == [None, "127.0.0.1:4243", None]
+
+
+def test_managers_on_other_hosts_or_ports_may_share_a_port_number(tmp_path: Path) -> None:
+    topo = parse(
+        write(
+            tmp_path,
+            '[[node]]\nlisten_remote_api = "127.0.0.1:4242"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "127.0.0.2:4242"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "0.0.0.0:4243"\n',
+        )
+    )
+    assert len(topo.managers) == 3
+
+
+def test_the_three_manager_example_parses() -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "three-managers.toml"
+    topo = parse(example)
+    assert [(n.hostname, n.role) for n in topo.nodes] == [
+        ("manager-1", "manager"),
+        ("manager-2", "manager"),
+        ("manager-3", "manager"),
+        ("worker-1", "worker"),
+        ("worker-2", "worker"),
+    ]
+    assert len({n.socket for n in topo.managers}) == 3
+    assert all(n.state_dir.is_relative_to(example.parent.resolve()) for n in topo.nodes)
+    (sleeper,) = topo.services
+    assert sleeper.mode.replicas == 6
+
+
 def test_the_three_node_example_parses() -> None:
     example = Path(__file__).resolve().parents[3] / "examples" / "three-nodes.toml"
     topo = parse(example)
@@ -251,3 +333,161 @@ def test_command_lines_start_or_join_and_never_hold_a_token(tmp_path: Path) -> N
         # Each runs under the state dir lock up holds, and stops with up.
         assert "--lock-held-by-parent" in argv
         assert not any("token" in a.lower() or a.startswith("SWMTKN") for a in argv)
+
+
+def test_a_joining_manager_listens_serves_and_joins_without_a_token(tmp_path: Path) -> None:
+    topo = parse(write(tmp_path, '[[node]]\n[[node]]\nrole = "manager"\n'))
+    second = topo.managers[1]
+    argv = node_argv(["swarmd"], second, "info", "127.0.0.1:4301", join="127.0.0.1:4300")
+    assert argv[argv.index("--listen-remote-api") + 1] == "127.0.0.1:4301"
+    assert argv[argv.index("--listen-control-api") + 1] == str(second.socket)
+    assert argv[argv.index("--join-addr") + 1] == "127.0.0.1:4300"
+    assert argv[argv.index("--hostname") + 1] == "node-2"
+    assert "--lock-held-by-parent" in argv
+    assert not any("token" in a.lower() or a.startswith("SWMTKN") for a in argv)
+    # The first manager starts the swarm: it joins nothing.
+    first = node_argv(["swarmd"], topo.manager, "info", "127.0.0.1:4300")
+    assert "--join-addr" not in first
+
+
+def _members(tmp_path: Path, text: str) -> list[NodeEntry]:
+    topo = parse(write(tmp_path, text))
+    for m in topo.managers:
+        # As a manager's state dir holds once it has started or joined a swarm.
+        (m.state_dir / "raft" / "wal").mkdir(parents=True)
+    return topo.managers
+
+
+def test_several_managers_run_again_on_the_ports_of_their_last_run(tmp_path: Path) -> None:
+    managers = _members(
+        tmp_path,
+        '[[node]]\n[[node]]\nrole = "manager"\n'
+        '[[node]]\nrole = "manager"\nlisten_remote_api = "127.0.0.1:4299"\n',
+    )
+    first = listen_addrs(managers)
+    assert first["node-3"] == "127.0.0.1:4299"
+    assert first["node-1"] != first["node-2"]
+    assert (managers[0].state_dir / ADDR_FILE).read_text().strip() == first["node-1"]
+    assert not (managers[2].state_dir / ADDR_FILE).exists()  # the file names it
+    assert listen_addrs(managers) == first
+    # A state dir that holds no swarm yet gets a new port.
+    shutil.rmtree(managers[1].state_dir / "raft")
+    assert listen_addrs(managers)["node-2"] != first["node-2"]
+
+
+def test_a_lone_manager_takes_a_free_port_each_run(tmp_path: Path) -> None:
+    (manager,) = _members(tmp_path, "[[node]]\n")
+    assert listen_addrs([manager])["node-1"].startswith("127.0.0.1:")
+    assert not (manager.state_dir / ADDR_FILE).exists()
+
+
+def test_a_port_of_the_last_run_taken_since_is_one_line(tmp_path: Path) -> None:
+    managers = _members(tmp_path, '[[node]]\n[[node]]\nrole = "manager"\n')
+    addr = listen_addrs(managers)["node-2"]
+    host, port = addr.rsplit(":", 1)
+    with socket.socket() as taken:
+        taken.bind((host, int(port)))
+        taken.listen()
+        with pytest.raises(Unavailable) as err:
+            listen_addrs(managers)
+    assert f"node node-2: {addr}, where it listened in its last run" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("managers", "note"),
+    [
+        (3, "3 managers: the swarm keeps working with up to 1 of them down."),
+        (4, "4 managers: the swarm keeps working with up to 1 of them down, as 3 would."),
+        (5, "5 managers: the swarm keeps working with up to 2 of them down."),
+    ],
+)
+def test_the_quorum_note(managers: int, note: str) -> None:
+    assert quorum_note(managers) == note
+
+
+class _Proc:
+    """A node process as ``_serve`` polls it."""
+
+    def __init__(self) -> None:
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
+def _serving(tmp_path: Path, text: str) -> tuple[Launcher, dict[str, _Proc], io.StringIO]:
+    topo = parse(write(tmp_path, text))
+    out = io.StringIO()
+    launcher = Launcher(topo, "info", out)
+    procs = {n.hostname: _Proc() for n in topo.nodes}
+    for n in topo.nodes:
+        proc = cast("subprocess.Popen[bytes]", procs[n.hostname])
+        launcher.running.append(_Running(n, proc, threading.Thread(target=lambda: None)))
+    return launcher, procs, out
+
+
+def _serve(launcher: Launcher) -> tuple[threading.Thread, list[BaseException]]:
+    raised: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            launcher._serve()
+        except BaseException as exc:  # handed to the test, which asserts on it
+            raised.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread, raised
+
+
+def _wait_for(cond: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+THREE_AND_ONE = '[[node]]\n[[node]]\nrole = "manager"\n[[node]]\nrole = "manager"\n[[node]]\n'
+
+
+def test_the_swarm_runs_on_while_a_majority_of_managers_run(tmp_path: Path) -> None:
+    launcher, procs, out = _serving(tmp_path, THREE_AND_ONE)
+    thread, raised = _serve(launcher)
+    procs["node-4"].returncode = -9
+    _wait_for(lambda: "node node-4 exited" in out.getvalue())
+    procs["node-2"].returncode = -9
+    _wait_for(lambda: "node node-2 exited" in out.getvalue())
+    assert thread.is_alive() and not raised
+    procs["node-3"].returncode = 1
+    thread.join(10)
+    assert not thread.is_alive()
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "node node-4 exited with code -9; the other nodes run on",
+        "node node-2 exited with code -9; the other nodes run on (2 of 3 managers run)",
+    ]
+    (err,) = raised
+    assert isinstance(err, Unavailable)
+    assert str(err) == (
+        "node node-3 exited with code 1: the swarm lost its quorum (1 of 3 managers run): "
+        "stopped the other nodes"
+    )
+
+
+def test_a_lone_manager_that_exits_stops_the_swarm(tmp_path: Path) -> None:
+    launcher, procs, out = _serving(tmp_path, "[[node]]\n[[node]]\n")
+    thread, raised = _serve(launcher)
+    procs["node-1"].returncode = -9
+    thread.join(10)
+    (err,) = raised
+    assert "node node-1 exited with code -9: the swarm lost its quorum (0 of 1" in str(err)
+    assert out.getvalue() == ""
+
+
+def test_ctrl_c_ends_serving_without_an_error(tmp_path: Path) -> None:
+    launcher, _, _ = _serving(tmp_path, THREE_AND_ONE)
+    thread, raised = _serve(launcher)
+    launcher._stop_asked = True
+    thread.join(10)
+    assert not thread.is_alive() and not raised
