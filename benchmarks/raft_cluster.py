@@ -408,7 +408,7 @@ def sync_times() -> dict[str, Any]:
 
 
 def ours_child(args: argparse.Namespace) -> None:
-    from pyswarmkit.node import NodeConfig, SwarmNode, freeze_heap
+    from pyswarmkit.node import NodeConfig, SwarmNode, tune_gc
 
     time_syncs()
     config = NodeConfig(
@@ -421,7 +421,7 @@ def ours_child(args: argparse.Namespace) -> None:
     )
     node = SwarmNode(config)
     node.start()
-    freeze_heap()  # as swarmd does
+    tune_gc()  # as swarmd does
     driver = OursDriver(node, args.profile)
     clusters = node.store.clusters()
     token = clusters[0].join_tokens.manager if clusters and not args.join else None

@@ -244,7 +244,7 @@ def swarmd(
     os.environ.pop("SWARM_JOIN_TOKEN", None)
     if ctx.invoked_subcommand is not None:
         return
-    from pyswarmkit.node import NodeConfig, SwarmNode, freeze_heap
+    from pyswarmkit.node import NodeConfig, SwarmNode, tune_gc
 
     parent = os.getppid() if lock_held_by_parent else None
     _setup_logging(log_level)
@@ -280,7 +280,7 @@ def swarmd(
     )
     node = SwarmNode(config)
     node.start()
-    freeze_heap()
+    tune_gc()
     if node.locked:
         logging.getLogger("swarmd").warning(
             "node %s is locked; control socket %s", node.node_id, os.path.abspath(socket_path)
