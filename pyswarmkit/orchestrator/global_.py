@@ -99,8 +99,11 @@ class GlobalOrchestrator:
         self.delays = Delays()
         self.restarts = RestartHistory()
         slots: dict[tuple[str, str], list[Task]] = {}
+        # Picked out before the consistent view below, which holds the
+        # store's writes (a pass over every service of a large store took a
+        # tenth of a second): a service written meanwhile comes as an event.
+        services = {s.id: s for s in store.services() if is_global(s)}
         with store.reading():
-            services = {s.id: s for s in store.services() if is_global(s)}
             self._services = set(services)
             self._globals = set(services)
             self._nodes = {n.id for n in store.nodes()}

@@ -75,10 +75,14 @@ class JobsOrchestrator:
         self.delays = Delays()
         self.restarts = RestartHistory()
         slots: dict[RestartKey, list[Task]] = {}
+        # Picked out before the consistent view below, which holds the
+        # store's writes (a pass over every service of a large store took a
+        # tenth of a second): a service written meanwhile comes as an event.
+        self._jobs = {s.id for s in store.services() if is_job(s)}
         with store.reading():
-            self._jobs = {s.id for s in store.services() if is_job(s)}
-            for s in store.services():
-                if not is_job(s):
+            for sid in self._jobs:
+                s = store.get_service(sid)  # as it is now
+                if s is None or not is_job(s):
                     continue
                 for t in store.tasks_by_service(s.id):
                     if t.job_iteration != s.job_iteration:
@@ -134,10 +138,9 @@ class JobsOrchestrator:
         tx = Tx(store)
         with store.reading():
             self.delays.start_due(tx, now)
-            if self._all:
-                ids = sorted(s.id for s in store.services() if is_job(s))
-            else:
-                ids = sorted(self._dirty)
+            # All: the jobs known (reset and observe keep them); scanning every
+            # service here cost a large store's new leader a tenth of a second.
+            ids = sorted(self._jobs if self._all else self._dirty)
             nodes = {n.id: n for n in store.nodes()}
             for sid in ids:
                 service = store.get_service(sid)

@@ -112,9 +112,16 @@ class ReplicatedOrchestrator:
         self.delayed = {}
         self._timers = []
         slots: dict[SlotKey, list[Task]] = {}
+        # Every service is looked at. Read before the consistent view below,
+        # which holds the store's writes: a service written meanwhile comes as
+        # an event, and one deleted is passed over.
+        ids = store.ids("service")
+        self._dirty_services = set(ids)
+        # A pass longer than a step goes in the store's order: sorting
+        # hundreds of thousands of IDs would stop every thread for a third
+        # of a second, just as a new leader takes over.
+        self._backlog = ids[::-1] if len(ids) > DIRTY_PER_STEP else []
         with store.reading():
-            self._dirty_services = {s.id for s in store.services()}
-            self._backlog = []
             self._drained_nodes = {n.id for n in store.nodes() if _drained("update", n)}
             for t in store.tasks():
                 self._note_task(t)
@@ -231,8 +238,9 @@ class ReplicatedOrchestrator:
             dirty.clear()
             return out
         if not self._backlog:
-            # Sorted once for the whole pass; services made dirty meanwhile
-            # are taken in the next pass, or with the last chunk of this one.
+            # Sorted once for the whole pass (a reset gave the store's order);
+            # services made dirty meanwhile are taken in the next pass, or
+            # with the last chunk of this one.
             self._backlog = sorted(dirty, reverse=True)
         out = []
         while self._backlog and len(out) < DIRTY_PER_STEP:
