@@ -187,6 +187,11 @@ def _check_targets(which: Which, refs: list[tuple[str, str, str, str, int]]) -> 
                 f"{which} reference {name!r}: invalid target {quoted(target)}: "
                 "use a file name or a path without empty ('//'), '.' or '..' parts"
             )
+        if target.endswith("/"):
+            raise InvalidArgument(
+                f"{which} reference {name!r}: invalid target {quoted(target)}: "
+                "it names a directory; a target is a file (drop the trailing '/')"
+            )
         if not 0 <= mode <= 0o777:
             raise InvalidArgument(f"{which} reference {name!r}: mode {mode:#o} is not a file mode")
         path = target.strip("/")

@@ -151,6 +151,11 @@ def test_two_references_with_one_target_are_refused() -> None:
         refs.check_references(
             ContainerSpec(secrets=(SecretReference(secret_name="a", target="a//b"),))
         )
+    for target in ("x/", "/run/x/"):
+        with pytest.raises(InvalidArgument, match="it names a directory"):
+            refs.check_references(
+                ContainerSpec(configs=(ConfigReference(config_name="a", target=target),))
+            )
     # One file for the process executor, or a file that would have to be a directory.
     for first, second in (("/x", "x"), ("a", "a/b"), ("a/b", "/a")):
         c = ContainerSpec(
