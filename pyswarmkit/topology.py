@@ -472,16 +472,9 @@ def join_tokens(sock: Path) -> tuple[str, str]:
 def reachable_managers(sock: Path, hostname: str) -> set[str]:
     """The IDs of the nodes named ``hostname`` that the manager at ``sock``
     sees as managers REACHABLE in the Raft group."""
-    client = ControlClient(str(sock), timeout=2.0)
-    try:
-        nodes = client.call("node.list")["nodes"]
-    except SwarmError:
-        return set()
-    finally:
-        client.close()
     return {
         n.id
-        for n in nodes
+        for n in listed_nodes(sock)
         if n.description.hostname == hostname
         and n.role == NodeRole.MANAGER
         and n.manager_status is not None
@@ -554,14 +547,18 @@ def listen_addrs(managers: list[NodeEntry]) -> dict[str, str]:
 
 def ready_hostnames(sock: Path) -> set[str]:
     """The hostnames of the nodes the manager sees READY."""
+    return {n.description.hostname for n in listed_nodes(sock) if n.status.state == NodeState.READY}
+
+
+def listed_nodes(sock: Path) -> list[Any]:
+    """The nodes the manager at ``sock`` lists; none while it does not answer."""
     client = ControlClient(str(sock), timeout=2.0)
     try:
-        nodes = client.call("node.list")["nodes"]
+        return list(client.call("node.list")["nodes"])
     except SwarmError:
-        return set()
+        return []
     finally:
         client.close()
-    return {n.description.hostname for n in nodes if n.status.state == NodeState.READY}
 
 
 def run(path: Path, log_level: str = "info") -> None:

@@ -49,6 +49,15 @@ def children_of(ppid: int) -> list[tuple[int, list[str]]]:
     return found
 
 
+def node_pids(up_pid: int) -> dict[str, int]:
+    """Hostname -> pid of the node processes ``swarmd up`` (pid ``up_pid``) started."""
+    found = {}
+    for pid, argv in children_of(up_pid):
+        if "--hostname" in argv:
+            found[argv[argv.index("--hostname") + 1]] = pid
+    return found
+
+
 def tool(name: str) -> str:
     """A console script of this install: beside the running interpreter, else on PATH."""
     path = Path(sys.executable).parent / name

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from cluster import sleepers_args
-from helpers import alive, children_of, swarmctl, tool, wait_until
+from helpers import alive, children_of, node_pids, swarmctl, tool, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -64,11 +64,7 @@ class Up:
 
     def nodes(self) -> dict[str, int]:
         """Hostname -> pid of up's node processes."""
-        found = {}
-        for pid, argv in children_of(self.proc.pid):
-            if "--hostname" in argv:
-                found[argv[argv.index("--hostname") + 1]] = pid
-        return found
+        return node_pids(self.proc.pid)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import alive, children_of, swarmctl, tool, wait_until
+from helpers import alive, children_of, node_pids, swarmctl, tool, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -73,11 +73,7 @@ class Up:
 
     def nodes(self) -> dict[str, int]:
         """Hostname -> pid of up's node processes."""
-        found = {}
-        for pid, argv in children_of(self.proc.pid):
-            if "--hostname" in argv:
-                found[argv[argv.index("--hostname") + 1]] = pid
-        return found
+        return node_pids(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
