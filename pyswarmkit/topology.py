@@ -287,6 +287,13 @@ def _check_nodes(path: Path, nodes: list[NodeEntry]) -> None:
 def _check_managers(path: Path, managers: list[tuple[int, NodeEntry]]) -> None:
     """Two managers on one control socket or one port: the second to start
     would fail, after the first had started a swarm."""
+    # Resolved once per manager, in file order, so a name that does not
+    # resolve is reported for its own node before any pair is compared.
+    takes = {
+        j: _listen_ips(f"{path}: node {j}", m.listen_remote_api)
+        for j, m in managers
+        if m.listen_remote_api is not None
+    }
     for k, (j, m) in enumerate(managers):
         for i, other in managers[:k]:
             both = f"node {i} ({other.hostname}) and node {j} ({m.hostname})"
@@ -295,29 +302,61 @@ def _check_managers(path: Path, managers: list[tuple[int, NodeEntry]]) -> None:
                     f"{path}: {both} share the control socket {m.socket}: "
                     "each manager needs its own listen_control_api"
                 )
-            if (
-                m.listen_remote_api is not None
-                and other.listen_remote_api is not None
-                and _same_port(m.listen_remote_api, other.listen_remote_api)
-            ):
-                same = (
-                    m.listen_remote_api
-                    if m.listen_remote_api == other.listen_remote_api
-                    else f"{other.listen_remote_api} and {m.listen_remote_api}"
-                )
-                raise InvalidArgument(
-                    f"{path}: {both} both listen on {same}: "
-                    "each manager needs its own listen_remote_api port"
-                )
+            if m.listen_remote_api is None or other.listen_remote_api is None:
+                continue
+            shared = _shared_port(other.listen_remote_api, takes[i], m.listen_remote_api, takes[j])
+            if shared is None:
+                continue
+            if m.listen_remote_api == other.listen_remote_api:
+                same = m.listen_remote_api
+            else:
+                same = f"{other.listen_remote_api} and {m.listen_remote_api}"
+                if shared:
+                    # Two names for one address: say which, or the refusal
+                    # reads as two different addresses.
+                    same += f" (both {shared})"
+            raise InvalidArgument(
+                f"{path}: {both} both listen on {same}: "
+                "each manager needs its own listen_remote_api port"
+            )
 
 
-def _same_port(a: str, b: str) -> bool:
-    """Whether two listen addresses take the same port: on the same host, or
-    either on a wildcard host, which takes the port on every address."""
-    host_a, port_a = parse_addr(a, "listen_remote_api")
-    host_b, port_b = parse_addr(b, "listen_remote_api")
-    wild = (*WILDCARDS, "")
-    return port_a == port_b and (host_a == host_b or host_a in wild or host_b in wild)
+# The host part of a listen address that takes its port on every address.
+_WILD_HOSTS = (*WILDCARDS, "")
+# What a wildcard host resolves to ("0" is 0.0.0.0 to the resolver).
+_WILD_ADDRS = ("0.0.0.0", "::")
+
+
+def _listen_ips(where: str, addr: str) -> frozenset[str] | None:
+    """The addresses a listener on ``addr`` takes its port on, as the resolver
+    gives them (so "localhost" and "127.0.0.1" meet at 127.0.0.1); None for a
+    wildcard host, which takes the port on every address. A host that does not
+    resolve is refused here: the node would only fail once started."""
+    host, _ = parse_addr(addr, "listen_remote_api")
+    if host in _WILD_HOSTS:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, ValueError) as exc:  # gaierror; UnicodeError for a bad IDNA label
+        raise InvalidArgument(
+            f"{where}: listen_remote_api host {host[:100]!r} does not resolve: {exc}"
+        ) from None
+    ips = frozenset(str(info[4][0]) for info in infos)
+    return None if ips & set(_WILD_ADDRS) else ips
+
+
+def _shared_port(
+    a: str, ips_a: frozenset[str] | None, b: str, ips_b: frozenset[str] | None
+) -> str | None:
+    """Whether listeners on ``a`` and ``b`` (taking their port on ``ips_a`` and
+    ``ips_b``, None for every address) would take the same port: None if not,
+    else an address both take it on, or "" when one takes every address."""
+    if parse_addr(a, "listen_remote_api")[1] != parse_addr(b, "listen_remote_api")[1]:
+        return None
+    if ips_a is None or ips_b is None:
+        return ""
+    common = ips_a & ips_b
+    return min(common) if common else None
 
 
 def _service(where: str, s: dict[str, Any]) -> ServiceSpec:

@@ -146,6 +146,28 @@ def test_the_shipped_example_parses() -> None:
             "node 1 (node-1) and node 2 (node-2) both listen on 127.0.0.1:4242 and 0.0.0.0:4242",
         ),
         (
+            '[[node]]\nlisten_remote_api = "localhost:4242"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "127.0.0.1:4242"\n',
+            "node 1 (node-1) and node 2 (node-2) both listen on localhost:4242 and "
+            "127.0.0.1:4242 (both 127.0.0.1): each manager needs its own listen_remote_api port",
+        ),
+        (
+            # "0" is 0.0.0.0 to the resolver: a wildcard by another name.
+            '[[node]]\nlisten_remote_api = "127.0.0.1:4242"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "0:4242"\n',
+            "node 1 (node-1) and node 2 (node-2) both listen on 127.0.0.1:4242 and 0:4242: ",
+        ),
+        (
+            '[[node]]\nlisten_remote_api = "nohost.invalid:4242"\n',
+            "node 1: listen_remote_api host 'nohost.invalid' does not resolve: ",
+        ),
+        (
+            # Reported for its own node, before the pairs are compared.
+            '[[node]]\nlisten_remote_api = "127.0.0.1:4242"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "nohost.invalid:4242"\n',
+            "node 2: listen_remote_api host 'nohost.invalid' does not resolve: ",
+        ),
+        (
             "".join(f'[[node]]\nhostname = "n{i}"\nstate_dir = "s/n{i}"\n' for i in range(65)),
             "65 nodes: swarmd up runs each node as its own process, at most 64",
         ),
@@ -279,6 +301,17 @@ def test_managers_on_other_hosts_or_ports_may_share_a_port_number(tmp_path: Path
         )
     )
     assert len(topo.managers) == 3
+
+
+def test_names_for_one_address_on_other_ports_are_accepted(tmp_path: Path) -> None:
+    topo = parse(
+        write(
+            tmp_path,
+            '[[node]]\nlisten_remote_api = "localhost:4242"\n'
+            '[[node]]\nrole = "manager"\nlisten_remote_api = "127.0.0.1:4243"\n',
+        )
+    )
+    assert [n.listen_remote_api for n in topo.managers] == ["localhost:4242", "127.0.0.1:4243"]
 
 
 def test_the_three_manager_example_parses() -> None:
