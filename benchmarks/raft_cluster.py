@@ -41,7 +41,9 @@ Everything started here stops by itself: every child gets SIGKILL when this
 process dies (``PR_SET_PDEATHSIG``), exits when its stdin closes or a command
 fails, and kills itself after a time limit derived from the run's length;
 this process kills what is left on any exit path (SIGTERM and SIGHUP unwind
-like Ctrl-C) and removes its temporary directory.
+like Ctrl-C) and removes its temporary directory. Interrupted, it says so in
+one line and exits with 128 and the signal's number (130 for Ctrl-C, 143 for
+SIGTERM).
 
 ``--profile`` runs cProfile inside the Raft and store actors of the leader and
 of a follower during the throughput runs: where a missed target's time goes.
@@ -58,6 +60,7 @@ import collections
 import contextlib
 import ctypes
 import json
+import math
 import os
 import shutil
 import signal
@@ -79,6 +82,32 @@ RETRY_EVERY = 0.02
 SLACK = 60.0
 # Writes built ahead per second of a throughput run (beyond that, built as sent).
 PREPARED_PER_S = 40_000
+# Every child this process started, so an interrupted run can make sure none
+# outlives it whatever the cleanup on the way out managed to do.
+STARTED: list[subprocess.Popen[str]] = []
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP: unwinds like Ctrl-C (``except Exception``
+    lets it through, every ``finally`` runs) and remembers which signal, for
+    the exit code."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# The stop signals received so far.
+SIGNALLED: list[int] = []
+
+
+def on_stop_signal(signum: int, frame: object) -> None:
+    # Only the first signal unwinds: a second Ctrl-C while children are being
+    # killed and the temporary directory removed would cut that cleanup short.
+    SIGNALLED.append(signum)
+    if len(SIGNALLED) == 1:
+        raise Interrupted(signum)
+
 
 # --- both kinds of child ------------------------------------------------------
 
@@ -527,6 +556,7 @@ class Child:
             )
         self.hello: dict[str, Any] = {}
         self.pids.append(self.proc.pid)
+        STARTED.append(self.proc)
 
     def read(self, timeout: float) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -613,8 +643,14 @@ def cluster_of(kind: str, root: Path, limit: float, profile: bool) -> Iterator[l
             child.kill()
         raise
     finally:
-        for child in children:
-            child.stop()
+        try:
+            for child in children:
+                child.stop()
+        except BaseException:
+            # Interrupted while saying goodbye: the rest are killed, not left.
+            for child in children:
+                child.kill()
+            raise
 
 
 def wait_for(what: str, cond: Callable[[], bool], timeout: float) -> None:
@@ -768,8 +804,9 @@ def run(
         "payload_bytes": PAYLOAD,
         "cpus": os.cpu_count(),
     }
-    root = Path(tempfile.mkdtemp(prefix="raftbench-"))
+    root: Path | None = None
     try:
+        root = Path(tempfile.mkdtemp(prefix="raftbench-"))
         if only in (None, "ours"):
             result["ours"] = measure(
                 "ours", root / "ours", seconds, levels, writes, failovers, profile
@@ -780,11 +817,18 @@ def run(
             except ImportError:
                 result["pysyncobj"] = {"skipped": NO_PYSYNCOBJ}
             else:
+                from pysyncobj import SyncObjConf
+
                 result["pysyncobj"] = measure(
                     "pysyncobj", root / "pso", seconds, levels, writes, failovers, False
                 )
+                # Its children run with SyncObjConf's defaults: the period of
+                # its append timer explains its figures (see print_report).
+                period = SyncObjConf().appendEntriesPeriod
+                result["pysyncobj"]["append_entries_period_s"] = period
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
     result["targets"] = targets(result)
     return result
 
@@ -808,6 +852,7 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
         out["throughput_ratio_by_clients"] = ratios
         out["throughput_ratio_best"] = round(best(ours) / max(best(peer), 1e-9), 2)
         out["throughput_2x_met_at"] = [int(c) for c, x in ratios.items() if x >= 2.0]
+        out["throughput_2x_missed_at"] = [int(c) for c, x in ratios.items() if x < 2.0]
         out["throughput_2x_met_best"] = out["throughput_ratio_best"] >= 2.0
     out["p99_under_10ms_met"] = ours["latency"]["p99_ms"] < 10.0
     f = ours["failover_s"]
@@ -815,25 +860,77 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def whole(v: float) -> str:
+    """A rate: whole writes, thousands separated."""
+    return f"{v:,.0f}"
+
+
+def ms(v: float) -> str:
+    """A latency in ms: two decimals below 10 ms, one above."""
+    if math.isnan(v):
+        return "-"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
+def secs(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def two_x_summary(t: dict[str, Any]) -> str:
+    """Where ours commits at least twice PySyncObj's writes/s and where not,
+    level by level, then best against best (each side's best level)."""
+    ratios: dict[str, float] = t["throughput_ratio_by_clients"]
+    cells = {c: f"{c} ({x:.2f}x)" for c, x in ratios.items()}
+    met = [cells[c] for c in ratios if int(c) in t["throughput_2x_met_at"]]
+    missed = [cells[c] for c in ratios if int(c) not in t["throughput_2x_met_at"]]
+    parts = []
+    if met:
+        parts.append(f"met at {listed(met)} in flight")
+    if missed:
+        parts.append(f"MISSED at {listed(missed)}" + ("" if met else " in flight"))
+    verdict = "met" if t["throughput_2x_met_best"] else "MISSED"
+    return (
+        f"2x PySyncObj's writes/s: {', '.join(parts)}; "
+        f"best against best {t['throughput_ratio_best']:.2f}x: {verdict}"
+    )
+
+
+def pso_note(period: float) -> str:
+    """Why PySyncObj's figures come in steps of its append timer."""
+    return (
+        f"PySyncObj appends every {period * 1000:g} ms (its default timer): with N in flight, "
+        f"at most N commit a round ({1 / period:g}N/s); one write waits a round "
+        "(two via a follower)."
+    )
+
+
 def print_report(r: dict[str, Any]) -> None:
     cols = [k for k in ("ours", "pysyncobj") if k in r and "skipped" not in r[k]]
     print(
         f"3 members on 127.0.0.1, {r['payload_bytes']}-byte payloads, "
-        f"{r['seconds']} s a throughput run, {r['cpus']} CPUs"
+        f"{r['seconds']:g} s a throughput run, {r['cpus']} CPUs"
     )
     head = f"{'':<40}" + "".join(f"{c:>12}" for c in cols)
     print(head)
     print("-" * len(head))
 
-    def row(label: str, get: Callable[[dict[str, Any]], Any]) -> None:
+    def row(
+        label: str,
+        get: Callable[[dict[str, Any]], Any],
+        fmt: Callable[[Any], str] = str,
+    ) -> None:
         cells = []
         for c in cols:
             try:
                 v = get(r[c])
-            except (KeyError, TypeError, IndexError):
+            except (KeyError, TypeError, IndexError, StopIteration):
                 v = None
-            v = "-" if v is None else v
-            cells.append(f"{v:>12.3f}" if isinstance(v, float) else f"{v:>12}")
+            cells.append(f"{'-' if v is None else fmt(v):>12}")
         print(f"{label:<40}" + "".join(cells))
 
     def rate(i: int) -> Callable[[dict[str, Any]], Any]:
@@ -851,7 +948,7 @@ def print_report(r: dict[str, Any]) -> None:
         def cell(d: dict[str, Any]) -> Any:
             run = d["throughput"][i]
             syncs = run["fsync"][d["leader"]].get("syncs")
-            return round(run["writes"] / syncs, 1) if syncs else None
+            return f"{run['writes'] / syncs:.1f}" if syncs else None
 
         return cell
 
@@ -860,33 +957,37 @@ def print_report(r: dict[str, Any]) -> None:
             by = d["latency"]["fsync"]
             name = d["leader"] if who == "leader" else next(n for n in by if n != d["leader"])
             f = by[name]
-            return f"{f['p50_ms']:.2f}/{f['p99_ms']:.2f}" if f else None
+            return f"{f['p50_ms']:.2f}/{f['p99_ms']:.2f}" if f and f["syncs"] else None
 
         return cell
 
+    def kills(d: dict[str, Any]) -> str:
+        f = d["failover_s"]
+        return f"{f['runs']} ({f['failed']})"
+
     for i, clients in enumerate(r["clients"]):
-        row(f"committed writes/s, {clients} in flight", rate(i))
+        row(f"committed writes/s, {clients} in flight", rate(i), whole)
         row("  CPU s of the members (leader first)", cpu_of(i))
         row("  writes per fdatasync of the leader", per_sync(i))
-    row("one write at a time, p50 ms (leader)", lambda d: d["latency"]["p50_ms"])
-    row("one write at a time, p99 ms (leader)", lambda d: d["latency"]["p99_ms"])
+    row("one write at a time, p50 ms (leader)", lambda d: d["latency"]["p50_ms"], ms)
+    row("one write at a time, p99 ms (leader)", lambda d: d["latency"]["p99_ms"], ms)
     row("  its fdatasyncs p50/p99 ms, leader", syncs("leader"))
     row("  its fdatasyncs p50/p99 ms, a follower", syncs("follower"))
-    row("one write at a time, p50 ms (follower)", lambda d: d["follower_latency"]["p50_ms"])
-    row("one write at a time, p99 ms (follower)", lambda d: d["follower_latency"]["p99_ms"])
-    row("kill -9 leader -> first commit p50, s", lambda d: d["failover_s"]["p50"])
-    row("kill -9 leader -> first commit max, s", lambda d: d["failover_s"]["max"])
-    row("  leader kills (none without a commit)", lambda d: d["failover_s"]["runs"])
+    row("one write at a time, p50 ms (follower)", lambda d: d["follower_latency"]["p50_ms"], ms)
+    row("one write at a time, p99 ms (follower)", lambda d: d["follower_latency"]["p99_ms"], ms)
+    row("kill -9 leader -> first commit p50, s", lambda d: d["failover_s"]["p50"], secs)
+    row("kill -9 leader -> first commit max, s", lambda d: d["failover_s"]["max"], secs)
+    row("  leader kills (without a commit)", kills)
+    period = r.get("pysyncobj", {}).get("append_entries_period_s")
+    if "pysyncobj" in cols and period:
+        print(pso_note(period))
     for c in ("ours", "pysyncobj"):
         if c in r and "skipped" in r[c]:
             print(f"{c}: skipped: {r[c]['skipped']}")
     t = r["targets"]
     print()
     if "throughput_ratio_by_clients" in t:
-        by = ", ".join(f"{x}x at {c}" for c, x in t["throughput_ratio_by_clients"].items())
-        print(f"writes/s ours / pysyncobj: {by}; best against best {t['throughput_ratio_best']}x")
-        met = t["throughput_2x_met_at"]
-        print(f"  target 2x: met at {met} in flight" if met else "  target 2x: MISSED")
+        print(two_x_summary(t))
     if t:
         print(
             f"p99 under 10 ms: {'met' if t['p99_under_10ms_met'] else 'MISSED'}; "
@@ -963,16 +1064,39 @@ def main(argv: list[str] | None = None) -> int:
         levels = [int(c) for c in args.clients.split(",")]
     except ValueError:
         parser.error(f"--clients takes counts separated by commas, not {args.clients!r}")
-    if args.seconds <= 0 or min(args.writes, args.failovers, *levels) < 1:
-        parser.error("--seconds must be positive, --clients, --writes, --failovers at least 1")
-    # SIGTERM and SIGHUP unwind like Ctrl-C, so every child is stopped.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
-    result = run(args.seconds, levels, args.writes, args.failovers, args.only, args.profile)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_report(result)
+    if min(levels) < 1:
+        parser.error(
+            f"--clients takes counts of writes in flight, each at least 1, not {args.clients!r}"
+        )
+    if not (math.isfinite(args.seconds) and args.seconds > 0):
+        parser.error(f"--seconds must be a positive number of seconds, not {args.seconds:g}")
+    if args.writes < 1:
+        parser.error(f"--writes must be a number of single writes, at least 1, not {args.writes}")
+    if args.failovers < 1:
+        parser.error(
+            f"--failovers must be a number of leader kills, at least 1, not {args.failovers}"
+        )
+    # Ctrl-C, SIGTERM and SIGHUP unwind the same way, so every child is
+    # stopped and the temporary directory removed before this process ends.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_stop_signal)
+    try:
+        result = run(args.seconds, levels, args.writes, args.failovers, args.only, args.profile)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print_report(result)
+    except Interrupted as stop:
+        # The cleanup on the way out has run; whatever it could not stop
+        # (interrupted while starting a child) is killed here.
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        name = os.path.basename(__file__)
+        print(f"{name}: interrupted: stopped every process it started", file=sys.stderr)
+        # As a shell reports a process killed by that signal: 130, 143, 129.
+        return 128 + stop.signum
     return 0
 
 
