@@ -958,6 +958,7 @@ class SwarmNode:
         network.check_dial_addr(addr, "a manager's address")
         if self.is_manager:
             self.upstream = network.Upstream(node_id, addr, up.server_key)
+            self._reach_manager(node_id, addr, up.server_key)
         else:
             bus = self.bus
             if isinstance(bus, ZmqBus):
@@ -965,6 +966,21 @@ class SwarmNode:
                 bus.set_default_route(node_id)
             self.upstream = network.Upstream(node_id, addr, up.server_key)
         network.save_upstream(self.config.state_dir, self.upstream)
+
+    def _reach_manager(self, node_id: str, addr: str, server_public: bytes) -> None:
+        """A manager whose agent turns to ``node_id`` (the leader, as a
+        redirect names it) dials it if its store does not know that manager
+        yet, and while it is not a Raft member yet asks it to join: a worker
+        promoted while the manager it joined through no longer leads knows no
+        other manager until it is a member, and the one it knows refuses to
+        add it (only the leader adds members)."""
+        bus = self.bus
+        if isinstance(bus, ZmqBus) and self._dialed_managers.get(node_id) != addr:
+            self._dialed_managers[node_id] = addr
+            bus.dial(node_id, addr, server_public)
+        raft = self.raft
+        if raft is not None and raft.join_via is not None and self.advertised:
+            raft.join_via = (node_id, self.advertised)
 
     def _renewer_actor(self) -> pykka.ActorRef[Any]:
         assert self.identity is not None and isinstance(self.bus, ZmqBus)

@@ -5,7 +5,7 @@ goes."""
 from __future__ import annotations
 
 import pytest
-from cluster import Swarm, ctl, free_port, leader, node_rows, task_pids
+from cluster import Swarm, ctl, free_port, join_managers, leader, node_rows, task_pids
 from helpers import alive, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -70,3 +70,38 @@ def test_a_worker_promoted_and_the_leader_demoted(swarm: Swarm) -> None:
     refused = ctl(swarm, "node-2", "node", "demote", "node-2")
     assert refused.returncode != 0
     assert "attempting to demote the last manager of the swarm" in refused.stderr
+
+
+def test_a_worker_promoted_while_another_manager_leads(swarm: Swarm) -> None:
+    """The worker joined through node-1 (its --join-addr, given again when it
+    restarts as a manager); node-2 or node-3 leads by the time it is promoted.
+    It must find the leader to become a member, as it does when node-1 leads."""
+    swarm.init()
+    swarm.ctl("cluster", "update", "default", "--heartbeat-period", "2s")
+    worker_token, manager_token = swarm.tokens()
+    ports = {"node-2": free_port(), "node-3": free_port()}
+    join_managers(swarm, manager_token, ports, "node-2", "node-3")
+    swarm.join("node-4", worker_token, "--listen-remote-api", f"127.0.0.1:{free_port()}")
+    wait_until(lambda: "node-4" in swarm.ready(), timeout=60, what="node-4 READY")
+    # Leadership moves off node-1, which comes back as a follower.
+    swarm.procs["node-1"].kill()
+    swarm.procs["node-1"].wait(10)
+    wait_until(lambda: leader(swarm, "node-2") in ("node-2", "node-3"), timeout=60, what="a leader")
+    leads = leader(swarm, "node-2")
+    swarm.start("node-1", "--listen-control-api", swarm.socket, "--listen-remote-api", swarm.addr)
+    wait_until(
+        lambda: manager_status(swarm, leads, "node-1") == "REACHABLE",
+        timeout=60,
+        what="node-1 back, a follower",
+    )
+
+    ctl(swarm, leads, "node", "promote", "node-4")
+    wait_until(
+        lambda: manager_status(swarm, leads, "node-4") == "REACHABLE",
+        timeout=60,
+        what="node-4 a reachable manager",
+    )
+    assert "restarting swarmd as one" in swarm.log("node-4")
+    # A member: its own copy of the store shows the whole swarm, and it leads not.
+    wait_until(lambda: len(node_rows(swarm, "node-4")) == 4, timeout=60, what="node-4's node ls")
+    assert leader(swarm, "node-4") == leads
