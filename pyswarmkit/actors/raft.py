@@ -130,6 +130,8 @@ class _Grouped:
 class _Forwarding:
     propose: RaftPropose
     expires: float
+    # The Raft ID of the leader it went to.
+    leader: int
 
 
 class RaftMember:
@@ -347,17 +349,31 @@ class RaftActor(GuardedActor):
             RaftForward(encode_batch(msg.changes, msg.now)),
             deadline=now + FORWARD_TIMEOUT,
         )
-        self._forwarding[env.id] = _Forwarding(msg, now + FORWARD_TIMEOUT)
+        self._forwarding[env.id] = _Forwarding(msg, now + FORWARD_TIMEOUT, self.core.leader)
         if not bus.send(env):
             del self._forwarding[env.id]
             msg.on_done(None, Unavailable(f"cannot reach the leader {leader}: try again"))
 
     def _expire_forwards(self, now: float) -> None:
-        late = [i for i, f in self._forwarding.items() if f.expires <= now]
-        for i in late:
-            fwd = self._forwarding.pop(i)
+        """Fail the forwarded writes that will get no answer: those past their
+        time, and at once those whose leader this member no longer follows (it
+        died or lost its term: waiting out the timeout kept a writer hanging
+        for seconds after a new leader was serving). Either may have reached
+        the log, so neither is said to have failed."""
+        leader = self.core.leader
+        for i, fwd in list(self._forwarding.items()):
+            if fwd.leader != leader:
+                why = "the leader was lost before it answered"
+            elif fwd.expires <= now:
+                why = "the leader did not answer in time"
+            else:
+                continue
+            del self._forwarding[i]
             fwd.propose.on_done(
-                None, Unavailable("the leader did not take the write in time: try again")
+                None,
+                Unavailable(
+                    f"{why}; whether the write took effect is unknown: check before trying it again"
+                ),
             )
 
     def _ask_to_join(self, now: float) -> None:

@@ -71,3 +71,23 @@ def test_with_no_leader_known_the_write_fails_saying_to_try_again(actor: Any) ->
     a._propose_group()
     ((_, err),) = outcomes
     assert err is not None and "no leader" in str(err) and "try again" in str(err)
+
+
+def test_a_forwarded_write_fails_at_once_when_its_leader_is_lost(actor: Any) -> None:
+    """A follower's write forwarded to a leader that then dies is not left
+    waiting out the forward timeout once this member follows no one (or
+    another leader): the writer hears at once that the outcome is unknown."""
+    a, wire = actor
+    outcomes: list[tuple[object, SwarmError | None]] = []
+    a._heard[raft_id_of(OTHER)] = OTHER
+    a.core._become_follower(a.core.term + 1, raft_id_of(OTHER))
+    a._propose(RaftPropose(write("web"), 1.0, lambda b, e: outcomes.append((b, e)), None))
+    assert [e.dest_node for e in wire.sent if isinstance(e.body, RaftForward)] == [OTHER]
+    a._expire_forwards(0.0)
+    assert outcomes == []  # its leader still leads: it waits for the answer
+    a.core._become_follower(a.core.term + 1, 0)  # the leader is gone: an election
+    a._expire_forwards(0.0)
+    ((batch, err),) = outcomes
+    assert batch is None and err is not None
+    assert "the leader was lost" in str(err)
+    assert "whether the write took effect is unknown" in str(err)
