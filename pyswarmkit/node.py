@@ -21,7 +21,7 @@ import pykka
 import zmq
 
 from pyswarmkit import clock, network
-from pyswarmkit.actors.agent import AgentActor
+from pyswarmkit.actors.agent import AgentActor, ManagerDown
 from pyswarmkit.actors.ca import CAActor
 from pyswarmkit.actors.control import ControlActor, answer, failed, ok
 from pyswarmkit.actors.dispatcher import DispatcherActor
@@ -773,6 +773,7 @@ class SwarmNode:
             server=CurveKeys(server.public, server.secret),
             authorize=self._authorize,
         )
+        bus.on_down = self._manager_down
         bus.start()
         self.bus = bus
         self.raft.bus = bus
@@ -847,11 +848,17 @@ class SwarmNode:
         assert self.identity is not None
         keypair = self.identity.keypair
         bus = ZmqBus(self.node_id, CurveKeys(keypair.public, keypair.secret))
+        bus.on_down = self._manager_down
         bus.start()
         bus.dial(upstream.manager_id, upstream.addr, upstream.server_key)
         bus.set_default_route(upstream.manager_id)
         self.bus = bus
         log.info("reporting to manager %s at %s", upstream.manager_id, upstream.addr)
+
+    def _manager_down(self, node_id: str) -> None:
+        """On the transport's I/O thread: the connection to manager ``node_id``
+        dropped. The agent turns away from it if it reports there."""
+        self.registry.tell("agent", ManagerDown(node_id))
 
     def _authorize(self, key: bytes, env: Envelope) -> str:
         """The transport's hook, on its I/O thread, for every message that

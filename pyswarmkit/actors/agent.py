@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pyswarmkit import clock
@@ -21,6 +22,13 @@ from pyswarmkit.ca.authz import REMOVED
 from pyswarmkit.transport.bus import Bus, Envelope
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerDown:
+    """The transport's connection to manager ``node_id`` dropped."""
+
+    node_id: str
 
 
 class AgentActor(GuardedActor):
@@ -80,6 +88,11 @@ class AgentActor(GuardedActor):
             self._carry_out(fx, clock.monotonic())
         elif isinstance(message, Deliver):
             self._delivered(message)
+        elif isinstance(message, ManagerDown):
+            if message.node_id == self.manager_id:
+                log.info("the connection to manager %s dropped", message.node_id)
+                now = clock.monotonic()
+                self._carry_out(self.core.manager_gone(now), now)
         elif isinstance(message, Inventory):
             # The core registers on the next tick, not now: ticks come through
             # the node's registry, so by then this actor is in it and the

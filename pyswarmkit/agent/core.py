@@ -275,6 +275,19 @@ class Agent:
             fx.switch_manager = True
         return fx
 
+    def manager_gone(self, now: float) -> Effects:
+        """The connection to this session's manager dropped (its process died):
+        turn to another manager and register there now, as after three silent
+        heartbeat periods, without waiting them out."""
+        fx = Effects()
+        if not self.inventory_known:
+            return fx
+        self.session_lost()
+        self.register_sent_at = now
+        fx.switch_manager = True
+        fx.messages.append(Register(self.token, self.description))
+        return fx
+
     def session_lost(self) -> None:
         self.session_id = ""
         self.token = self._new_token()

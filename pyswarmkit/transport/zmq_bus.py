@@ -252,6 +252,11 @@ class ZmqBus:
         self.max_frame = max_frame
         self._registries: dict[str, Registry] = {}
         self._addrs: dict[str, str] = {}
+        # Called on the I/O thread with a dialed node's ID when an established
+        # connection to it drops (its process died, or the link broke): a
+        # worker turns to another manager at once rather than after three
+        # silent heartbeat periods. Must only hand the news on.
+        self.on_down: Callable[[str], None] | None = None
         # What other nodes may call this node when they do not know its id yet.
         self._aliases = {"", anonymous_id(keys.public)}
 
@@ -1153,6 +1158,11 @@ class ZmqBus:
             dialed.failures = 0
         elif event == zmq.EVENT_DISCONNECTED or event & _HANDSHAKE_EVENTS:
             dialed.peer = ""
+            if event == zmq.EVENT_DISCONNECTED and self.on_down is not None and dialed.node_id:
+                try:
+                    self.on_down(dialed.node_id)
+                except Exception:
+                    log.exception("handing on that %s went down failed", dialed.node_id)
             if dialed.down_since is None:
                 dialed.down_since = now
                 dialed.next_warning = now + DOWN_WARNING

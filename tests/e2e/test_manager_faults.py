@@ -15,6 +15,7 @@ from cluster import (
     join_managers,
     leader,
     manager_args,
+    node_rows,
     services,
     sleepers_args,
 )
@@ -164,3 +165,27 @@ def test_an_entry_larger_than_a_frame_reaches_every_manager(swarm: Swarm) -> Non
     )
     listing = ctl(swarm, "node-2", "service", "ls").stdout
     assert "0/100000" in listing and "after" in listing, listing
+
+
+def test_workers_of_a_killed_leader_register_with_the_new_one_at_once(swarm: Swarm) -> None:
+    """The worker's connection to the leader drops when the leader's process
+    dies: it turns to another manager then, not after three silent heartbeat
+    periods (30 s here), so the new leader sees it READY within a few seconds
+    of its election and schedules onto it."""
+    three_managers(swarm)
+    swarm.ctl("cluster", "update", "default", "--heartbeat-period", "10s")
+    worker_token, _ = swarm.tokens()
+    swarm.join_workers(worker_token, "node-4")
+    swarm.procs["node-1"].send_signal(signal.SIGKILL)
+    swarm.procs["node-1"].wait(10)
+    killed = time.monotonic()
+    wait_until(lambda: leader(swarm, "node-2") in ("node-2", "node-3"), timeout=30, what="a leader")
+    leads = leader(swarm, "node-2")
+
+    def worker_ready() -> bool:
+        return "READY" in node_rows(swarm, leads).get("node-4", [])
+
+    wait_until(worker_ready, timeout=30, interval=0.2, what="node-4 READY with the new leader")
+    # Three silent heartbeat periods would be 30 s; an election takes 1-2 s.
+    assert time.monotonic() - killed < 15.0
+    assert "the connection to manager" in swarm.log("node-4")

@@ -139,6 +139,17 @@ def test_a_silent_manager_ends_the_session_and_the_agent_tries_another() -> None
     assert fx.switch_manager and kinds(fx) == ["register"]
 
 
+def test_a_dropped_connection_to_the_manager_turns_the_agent_away_at_once() -> None:
+    a = connected(now=0.0, period=5.0)
+    old = a.token
+    fx = a.manager_gone(1.0)  # long before three silent periods
+    assert fx.switch_manager and kinds(fx) == ["register"]
+    assert a.session_id == "" and a.token != old
+    # That registration goes unanswered too: the retry turns again.
+    assert not a.tick(2.0).messages
+    assert a.tick(1.0 + REGISTER_RETRY).switch_manager
+
+
 def test_a_manager_that_does_not_lead_sends_the_agent_to_the_leader() -> None:
     a = connected(now=0.0)
     fx = a.receive(Error("unavailable", "this manager does not lead", "heartbeat", "", "m2"), 1, 1)
