@@ -291,7 +291,7 @@ def swarmd(
         )
     else:
         logging.getLogger("swarmd").info(
-            "node %s is up, a worker of manager %s", node.node_id, node.manager_id
+            "node %s is up, a worker of manager %s", node.node_id, node.reporting_to
         )
     try:
         wait_for_signal(node.stopped, parent)

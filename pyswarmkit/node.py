@@ -942,6 +942,11 @@ class SwarmNode:
         )
 
     @property
+    def reporting_to(self) -> str:
+        """The manager this node's agent reports to, as far as it knows."""
+        return self._current_manager or self._agent_manager
+
+    @property
     def _agent_manager(self) -> str:
         """The manager a (re)started agent turns to first: the one it used last."""
         if self.upstream is not None:

@@ -85,6 +85,12 @@ HOLD_AT_MOST = 256
 # up to this many bytes of batches (a larger one goes alone).
 GROUP_BYTES = 1 << 20
 NO_LEADER = "the swarm has no leader"
+# What a writer can do: an election takes a second or two; a lost majority
+# needs the operator.
+NO_LEADER_HINT = (
+    "try again in a few seconds; if most managers are gone for good, restart a "
+    "surviving one with swarmd --force-new-cluster"
+)
 # How long a follower waits for the leader to take a forwarded write.
 FORWARD_TIMEOUT = 5.0
 # Raft messages older than this are useless to their receiver.
@@ -339,7 +345,7 @@ class RaftActor(GuardedActor):
         leader = self._node_of(self.core.leader) if self.core.leader else None
         bus = self.member.bus
         if leader is None or bus is None:
-            msg.on_done(None, Unavailable(f"{NO_LEADER}: try again"))
+            msg.on_done(None, Unavailable(f"{NO_LEADER}: {NO_LEADER_HINT}"))
             return
         now = clock.monotonic()
         env = Envelope(
