@@ -60,7 +60,7 @@ from pyswarmkit.control.handlers import Handlers
 from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
 from pyswarmkit.executor.sim import SimExecutor
-from pyswarmkit.membership import raft_id_of
+from pyswarmkit.membership import raft_id_of, reachability_changes
 from pyswarmkit.metrics import Metrics, MetricsServer, NodeView
 from pyswarmkit.raft import Config as RaftCoreConfig
 from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError, dekfile
@@ -347,7 +347,7 @@ class SwarmNode:
         # Leadership changes start and stop the leader's actors only once the
         # node has started (before that, start-up does it).
         self._follow_raft = False
-        self.handlers = Handlers(leader=self._live_leader)
+        self.handlers = Handlers(leader=self._live_leader, reachability=self._live_reachability)
         self.auth = AuthTable()
         self.metrics = Metrics(
             NodeView(
@@ -1147,6 +1147,28 @@ class SwarmNode:
             if node.role == NodeRole.MANAGER and raft_id_of(node.id) == lead:
                 return node.id
         return ""
+
+    def _live_reachability(self) -> dict[str, Reachability] | None:
+        """Without a leader, the managers whose reachability as this member
+        hears them differs from the store's: the leader that kept the store's
+        current is gone. None while a leader keeps it."""
+        raft = self.raft
+        if raft is None or raft.core.leader:
+            return None
+        changes = reachability_changes(
+            self.store.nodes(),
+            raft.members(),
+            raft.raft_id,
+            raft.heard_tick,
+            raft.ticks,
+            2 * raft.core.cfg.election_tick,
+        )
+        out: dict[str, Reachability] = {}
+        for ch in changes:
+            status = getattr(ch.obj, "manager_status", None)
+            if status is not None:
+                out[ch.obj.id] = status.reachability
+        return out
 
     def _redirect_agents(self) -> None:
         """Agents that reach a manager which does not lead are told who does."""

@@ -197,6 +197,11 @@ class RaftMember:
         self.join_via: tuple[str, str] | None = None
         self.lock = threading.Lock()
         self.closed = False
+        # Kept by the actor: its ticks so far, and the tick each member was
+        # last heard from at (what a manager without a leader shows as the
+        # others' reachability).
+        self.ticks = 0
+        self.heard_tick: dict[int, int] = {}
 
     @property
     def store(self) -> MemoryStore:
@@ -239,7 +244,7 @@ class RaftActor(GuardedActor):
         self._next_roles = 0.0
         # Ticks so far, and the tick each member was last heard from at.
         self._ticks = 0
-        self._heard_tick: dict[int, int] = {}
+        self._heard_tick: dict[int, int] = member.heard_tick
         # Raft messages too large for one frame arriving in parts, by sender;
         # and the number of the last bundle this member sent in parts.
         self._assembler = Assembler()
@@ -278,6 +283,7 @@ class RaftActor(GuardedActor):
             self._propose(message)
         elif isinstance(message, Tick):
             self._ticks += 1
+            self.member.ticks = self._ticks
             self.core.tick()
             self._expire_forwards(message.now)
             self._ask_to_join(message.now)

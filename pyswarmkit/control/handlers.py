@@ -30,7 +30,7 @@ from pyswarmkit.api.objects import (
     UpdateStatus,
     replace,
 )
-from pyswarmkit.api.states import NodeRole, NodeState, TaskState, UpdateState
+from pyswarmkit.api.states import NodeRole, NodeState, Reachability, TaskState, UpdateState
 from pyswarmkit.ca.certs import MIN_CERT_EXPIRY
 from pyswarmkit.ca.signer import redacted
 from pyswarmkit.ca.tokens import rotate
@@ -203,9 +203,13 @@ class Handlers:
         self,
         wall: Callable[[], float] = clock.wall,
         leader: Callable[[], str | None] | None = None,
+        reachability: Callable[[], dict[str, Reachability] | None] | None = None,
     ) -> None:
         self.wall = wall
         self.leader = leader
+        # Managers' reachability as this manager sees it now, where it differs
+        # from the store's (None: the store's stands, a leader keeps it).
+        self.reachability = reachability
         self.methods: dict[str, Callable[[MemoryStore, dict[str, Any]], Outcome]] = {
             "service.create": self.service_create,
             "service.list": self.service_list,
@@ -376,11 +380,19 @@ class Handlers:
         live = self.leader() if self.leader is not None else None
         if live is None:
             return nodes
+        # Without a leader nobody writes reachability: the store's would show
+        # managers gone since as REACHABLE, just when the operator needs to
+        # know how many are left.
+        reach = (self.reachability() if self.reachability is not None else None) or {}
         out = []
         for n in nodes:
             status = n.manager_status
             if status is not None and status.leader != (n.id == live):
-                n = replace(n, manager_status=replace(status, leader=n.id == live))
+                status = replace(status, leader=n.id == live)
+            if status is not None and n.id in reach:
+                status = replace(status, reachability=reach[n.id])
+            if status is not n.manager_status:
+                n = replace(n, manager_status=status)
             out.append(n)
         return out
 

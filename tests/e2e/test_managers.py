@@ -136,7 +136,16 @@ def test_a_lost_majority_fails_writes_fast_and_force_new_cluster_recovers(swarm:
     assert refused.returncode != 0
     assert "the swarm has no leader" in refused.stderr
     assert time.monotonic() - started < 10, "a write without a leader must not hang"
+    assert "--force-new-cluster" in refused.stderr
     assert services(swarm, "node-3") == ["kept"]
+    # The survivor shows the managers it no longer hears as such, though no
+    # leader is left to write it: how many are left decides what to do.
+    wait_until(
+        lambda: [node_rows(swarm, "node-3")[n][-1] for n in ("node-1", "node-2", "node-3")]
+        == ["UNREACHABLE", "UNREACHABLE", "REACHABLE"],
+        timeout=15,
+        what="node-3's own view of the lost managers",
+    )
 
     # The survivor starts a new cluster with everything it had.
     swarm.procs["node-3"].send_signal(signal.SIGTERM)

@@ -430,6 +430,14 @@ def test_node_replies_mark_the_leader_this_manager_knows_now() -> None:
     assert flags() == {"node-1": False, "node-2": True}
     inspected = handlers.handle(store, "node.inspect", {"ref": "node-2"}).value["node"]
     assert inspected.manager_status.leader
+    # Without a leader, the reachability this manager hears stands over the
+    # store's, which no leader updates any more.
+    live[0] = ""
+    heard: dict[str, Reachability] = {"m2": Reachability.UNREACHABLE}
+    seeing = Handlers(wall=lambda: WALL, leader=lambda: live[0], reachability=lambda: heard)
+    nodes = {n.name: n for n in seeing.handle(store, "node.list", {}).value["nodes"]}
+    assert nodes["node-2"].manager_status.reachability == Reachability.UNREACHABLE
+    assert nodes["node-1"].manager_status.reachability == old.manager_status.reachability
     # Without a Raft member (a worker, a test) the store's flag stands.
     assert Handlers(wall=lambda: WALL).handle(store, "node.list", {}).value["nodes"][
         0
