@@ -77,6 +77,12 @@ class Waker:
                     self._cond.acquire()
 
 
+# A new leader places nothing for up to this long while nodes that were READY
+# have not registered with it yet (they do within a couple of seconds of an
+# election: an agent turns as soon as its connection to the old leader drops).
+SETTLE = 5.0
+
+
 class SchedulerActor(ReconcilerActor):
     name = "scheduler"
 
@@ -91,6 +97,8 @@ class SchedulerActor(ReconcilerActor):
         self.core = core or default_core()
         self.metrics = metrics
         self.waker: Waker | None = None
+        # The first reset is a new leader's: it lets the nodes come back first.
+        self._settle = SETTLE
 
     def on_start(self) -> None:
         self.waker = Waker(self.actor_ref.tell, f"scheduler-waker-{self.registry.node_id}")
@@ -125,8 +133,9 @@ class SchedulerActor(ReconcilerActor):
             self.waker.at(when)
 
     def reset(self) -> None:
+        settle, self._settle = self._settle, 0.0
         with self.store.reading():
-            self.core.reset(self.store.nodes(), self.store.tasks(), clock.monotonic())
+            self.core.reset(self.store.nodes(), self.store.tasks(), clock.monotonic(), settle)
 
     def observe(self, batch: EventBatch) -> None:
         # Read at ingestion, not taken from the last tick: the debounce

@@ -15,7 +15,9 @@ from pyswarmkit.store.memory import Change, EventBatch
 
 
 class SchedulerCore(Protocol):
-    def reset(self, nodes: Iterable[Node], tasks: Iterable[Task], now: float) -> None:
+    def reset(
+        self, nodes: Iterable[Node], tasks: Iterable[Task], now: float, settle: float = 0.0
+    ) -> None:
         """Start over from a full view of the store (on start and on leadership gain)."""
 
     def observe(self, batch: EventBatch, now: float) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pyswarmkit.api.objects import Node, Task, TaskStatus, replace
-from pyswarmkit.api.states import TaskState
+from pyswarmkit.api.states import NodeState, TaskState
 from pyswarmkit.scheduler.filters import Requirements, fits_now, meets_static, requirements_of
 from pyswarmkit.scheduler.nodeinfo import NodeInfo, counts_toward_node, same_accounting
 from pyswarmkit.scheduler.nodeset import LoadIndex, refile_all
@@ -131,17 +131,34 @@ class Scheduler:
         self._now = 0.0
         self._wall = 0.0
         self._statuses: dict[str, TaskStatus] = {}
+        # Settling after a reset (see reset): nodes READY then that have not
+        # yet been seen UNKNOWN and READY again, those seen UNKNOWN, and until
+        # when placing waits for them.
+        self._awaiting: set[str] = set()
+        self._marked: set[str] = set()
+        self._settle_until = -math.inf
 
     # --- SchedulerCore ---------------------------------------------------------
 
-    def reset(self, nodes: Iterable[Node], tasks: Iterable[Task], now: float) -> None:
+    def reset(
+        self, nodes: Iterable[Node], tasks: Iterable[Task], now: float, settle: float = 0.0
+    ) -> None:
+        """Take the store's state afresh. ``settle`` > 0 (a new leader): for up
+        to that many seconds, place nothing while nodes READY in the store have
+        not come back to this leader. Its dispatcher marks them UNKNOWN until
+        they register, and placing meanwhile put a whole service on the first
+        node to register, a few milliseconds before the others."""
         self._clear()
+        nodes = list(nodes)
         for node in nodes:
             self._on_node(node.id, node)
         for task in tasks:
             self._on_task(task.id, task, now, failures=False)
         self._stirred = False
         self._first_at = None
+        if settle > 0:
+            self._awaiting = {n.id for n in nodes if n.status.state == NodeState.READY}
+            self._settle_until = now + settle
 
     def observe(self, batch: EventBatch, now: float) -> None:
         on_task = self._on_task
@@ -196,10 +213,18 @@ class Scheduler:
         if not self._has_work():
             return None
         if self._first_at is None:
-            return -math.inf
-        return min(self._last_at + self.debounce_gap, self._first_at + self.max_latency)
+            when = -math.inf
+        else:
+            when = min(self._last_at + self.debounce_gap, self._first_at + self.max_latency)
+        if self._awaiting:
+            when = max(when, self._settle_until)
+        return when
 
     def schedule(self, now: float, wall: float | None = None) -> list[Change]:
+        if self._awaiting:
+            if now < self._settle_until:
+                return []
+            self._awaiting = set()  # the rest did not come back in time
         self._first_at = None
         self._pass += 1
         self._now = now
@@ -274,6 +299,8 @@ class Scheduler:
     # --- events ------------------------------------------------------------------
 
     def _on_node(self, node_id: str, node: Node | None) -> None:
+        if node_id in self._awaiting:
+            self._settling(node_id, node)
         info = self._infos.get(node_id)
         if info is not None and node is not None and _same_for_scheduling(info.node, node):
             info.node = node
@@ -299,6 +326,15 @@ class Scheduler:
                 view.add(info)
             else:
                 view.discard(info)
+
+    def _settling(self, node_id: str, node: Node | None) -> None:
+        state = None if node is None else node.status.state
+        if state is None or state == NodeState.DOWN:
+            self._awaiting.discard(node_id)
+        elif state == NodeState.UNKNOWN:
+            self._marked.add(node_id)
+        elif state == NodeState.READY and node_id in self._marked:
+            self._awaiting.discard(node_id)
 
     def _on_task(self, tid: str, new: Task | None, now: float, failures: bool = True) -> None:
         """Take the store's version of a task; it supersedes any decision in flight."""
