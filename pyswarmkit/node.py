@@ -836,13 +836,21 @@ class SwarmNode:
         if not clusters:
             return
         server_public = clusters[0].server_key.public
-        for node in self.store.nodes():
+        nodes = self.store.nodes()
+        for node in nodes:
             status = node.manager_status
             if node.id == self.node_id or node.role != NodeRole.MANAGER or status is None:
                 continue
             if status.addr and self._dialed_managers.get(node.id) != status.addr:
                 self._dialed_managers[node.id] = status.addr
                 bus.dial(node.id, status.addr, server_public)
+        # A demoted manager no longer listens where it did: dialing it on would
+        # only log, every ten seconds, that it is still down. One the store does
+        # not name yet stays (a leader dialed before this member caught up).
+        gone = {n.id for n in nodes if n.role != NodeRole.MANAGER}
+        for node_id in [i for i in self._dialed_managers if i in gone]:
+            del self._dialed_managers[node_id]
+            bus.undial(node_id)
 
     def _dial_manager(self, upstream: network.Upstream) -> None:
         assert self.identity is not None
