@@ -990,7 +990,8 @@ def print_report(r: dict[str, Any]) -> None:
         print(two_x_summary(t))
     if t:
         print(
-            f"p99 under 10 ms: {'met' if t['p99_under_10ms_met'] else 'MISSED'}; "
+            "p99 of one write (leader) under 10 ms: "
+            f"{'met' if t['p99_under_10ms_met'] else 'MISSED'}; "
             f"failover under 2 s: {'met' if t['failover_under_2s_met'] else 'MISSED'}"
         )
     ours = r.get("ours", {})
