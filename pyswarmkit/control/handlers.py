@@ -429,6 +429,21 @@ class Handlers:
             )
             if demoting and _managers_wanted(st) <= 1:
                 raise FailedPrecondition("attempting to demote the last manager of the swarm")
+            promoting = (
+                current.spec.desired_role == NodeRole.WORKER
+                and spec.desired_role == NodeRole.MANAGER
+            )
+            if (
+                promoting
+                and current.certificate is not None
+                and current.certificate.role == NodeRole.MANAGER
+            ):
+                # Its Raft member is gone (or going) but it still runs as a
+                # manager: promoted now, it would never restart and rejoin.
+                raise FailedPrecondition(
+                    f"node {current.name} is still being demoted (it has not restarted as a "
+                    "worker yet): promote it once node ls shows it with no manager status"
+                )
             return [Change("update", replace(current, spec=spec))]
 
         return Write(build, lambda _: {})

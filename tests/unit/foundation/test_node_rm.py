@@ -197,6 +197,32 @@ def test_the_last_manager_cannot_be_demoted(swarm: Swarm) -> None:
         swarm.call("node.update", {"ref": "m1", "version": m1.meta.version, "spec": spec})
 
 
+def test_a_manager_still_being_demoted_cannot_be_promoted_yet(swarm: Swarm) -> None:
+    """Demoted, it keeps its manager certificate until it restarts as a
+    worker; its Raft member is removed meanwhile. Promoted back before then, it
+    would never restart, and never rejoin the managers."""
+    demoted = replace(
+        node("m9", "manager-9", NodeState.READY, NodeRole.MANAGER),
+        spec=NodeSpec(desired_role=NodeRole.WORKER),
+        role=NodeRole.WORKER,
+        certificate=NodeCertificate(role=NodeRole.MANAGER),
+    )
+    swarm.write([Change("create", demoted)])
+    m9 = swarm.store.get_node("m9")
+    assert m9 is not None
+    wanted = NodeSpec(desired_role=NodeRole.MANAGER)
+    promote = {"ref": "m9", "version": m9.meta.version, "spec": wanted}
+    with pytest.raises(FailedPrecondition, match=r"^node manager-9 is still being demoted"):
+        swarm.call("node.update", promote)
+    # Restarted as a worker (a worker's certificate): it may be promoted again.
+    swarm.write([Change("update", replace(m9, certificate=NodeCertificate(role=NodeRole.WORKER)))])
+    m9 = swarm.store.get_node("m9")
+    assert m9 is not None
+    swarm.call("node.update", {**promote, "version": m9.meta.version})
+    m9 = swarm.store.get_node("m9")
+    assert m9 is not None and m9.spec.desired_role == NodeRole.MANAGER
+
+
 def test_a_node_removed_twice_is_not_found_the_second_time(swarm: Swarm) -> None:
     swarm.call("node.remove", {"ref": "w2"})
     with pytest.raises(NotFound, match=r"^node w2 not found$"):
