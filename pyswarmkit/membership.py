@@ -62,17 +62,18 @@ def plan_roles(nodes: Iterable[Node], members: frozenset[int], me: int) -> RoleP
     return plan
 
 
-def reachability_changes(
+def heard_reachability(
     nodes: Iterable[Node],
     members: frozenset[int],
     me: int,
     heard: Mapping[int, int],
     tick: int,
     window: int,
-) -> list[Change]:
-    """Managers whose Manager Status says otherwise than whether their member
-    was heard within ``window`` ticks of ``tick``."""
-    changes: list[Change] = []
+) -> dict[str, Reachability]:
+    """The managers whose Manager Status says otherwise than whether their
+    member was heard within ``window`` ticks of ``tick``: node ID -> their
+    reachability as heard."""
+    out: dict[str, Reachability] = {}
     for node in nodes:
         status = node.manager_status
         if node.role != NodeRole.MANAGER or status is None:
@@ -82,7 +83,18 @@ def reachability_changes(
         up = rid == me or (rid in members and last is not None and tick - last <= window)
         want = Reachability.REACHABLE if up else Reachability.UNREACHABLE
         if status.reachability != want:
-            changes.append(
-                Change("update", replace(node, manager_status=replace(status, reachability=want)))
-            )
-    return changes
+            out[node.id] = want
+    return out
+
+
+def reachability_changes(nodes: Iterable[Node], heard: Mapping[str, Reachability]) -> list[Change]:
+    """The writes that bring the managers' Manager Status to ``heard``
+    (``heard_reachability``'s answer)."""
+    return [
+        Change(
+            "update",
+            replace(node, manager_status=replace(node.manager_status, reachability=heard[node.id])),
+        )
+        for node in nodes
+        if node.id in heard and node.manager_status is not None
+    ]

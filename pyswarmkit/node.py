@@ -60,7 +60,7 @@ from pyswarmkit.control.handlers import Handlers
 from pyswarmkit.executor.base import Executor
 from pyswarmkit.executor.process import ProcessExecutor, machine_resources
 from pyswarmkit.executor.sim import SimExecutor
-from pyswarmkit.membership import raft_id_of, reachability_changes
+from pyswarmkit.membership import raft_id_of
 from pyswarmkit.metrics import Metrics, MetricsServer, NodeView
 from pyswarmkit.raft import Config as RaftCoreConfig
 from pyswarmkit.raft import SnapshotCorruptError, WalCorruptError, dekfile
@@ -1163,20 +1163,7 @@ class SwarmNode:
         raft = self.raft
         if raft is None or raft.core.leader:
             return None
-        changes = reachability_changes(
-            self.store.nodes(),
-            raft.members(),
-            raft.raft_id,
-            raft.heard_tick,
-            raft.ticks,
-            2 * raft.core.cfg.election_tick,
-        )
-        out: dict[str, Reachability] = {}
-        for ch in changes:
-            status = getattr(ch.obj, "manager_status", None)
-            if status is not None:
-                out[ch.obj.id] = status.reachability
-        return out
+        return raft.heard_reachability()
 
     def _redirect_agents(self) -> None:
         """Agents that reach a manager which does not lead are told who does."""

@@ -47,7 +47,12 @@ from pyswarmkit.api.protocol import (
     RaftProposed,
 )
 from pyswarmkit.api.states import NodeRole, Reachability
-from pyswarmkit.membership import plan_roles, raft_id_of, reachability_changes
+from pyswarmkit.membership import (
+    heard_reachability,
+    plan_roles,
+    raft_id_of,
+    reachability_changes,
+)
 from pyswarmkit.raft import (
     CC_ADD_LEARNER,
     CC_REMOVE,
@@ -198,10 +203,21 @@ class RaftMember:
         self.lock = threading.Lock()
         self.closed = False
         # Kept by the actor: its ticks so far, and the tick each member was
-        # last heard from at (what a manager without a leader shows as the
-        # others' reachability).
+        # last heard from at (the managers' reachability: see heard_reachability).
         self.ticks = 0
         self.heard_tick: dict[int, int] = {}
+
+    def heard_reachability(self) -> dict[str, Reachability]:
+        """The managers whose Manager Status says otherwise than whether this
+        member heard from them within two election timeouts."""
+        return heard_reachability(
+            self.store.nodes(),
+            self.members(),
+            self.raft_id,
+            self.heard_tick,
+            self.ticks,
+            2 * self.core.cfg.election_tick,
+        )
 
     @property
     def store(self) -> MemoryStore:
@@ -242,9 +258,6 @@ class RaftActor(GuardedActor):
         self._next_join = 0.0
         self._next_reach = 0.0
         self._next_roles = 0.0
-        # Ticks so far, and the tick each member was last heard from at.
-        self._ticks = 0
-        self._heard_tick: dict[int, int] = member.heard_tick
         # Raft messages too large for one frame arriving in parts, by sender;
         # and the number of the last bundle this member sent in parts.
         self._assembler = Assembler()
@@ -282,8 +295,7 @@ class RaftActor(GuardedActor):
         elif isinstance(message, RaftPropose):
             self._propose(message)
         elif isinstance(message, Tick):
-            self._ticks += 1
-            self.member.ticks = self._ticks
+            self.member.ticks += 1
             self.core.tick()
             self._expire_forwards(message.now)
             self._ask_to_join(message.now)
@@ -421,14 +433,7 @@ class RaftActor(GuardedActor):
         if not member.leading or now < self._next_reach:
             return
         self._next_reach = now + REACHABILITY_EVERY
-        changes = reachability_changes(
-            member.store.nodes(),
-            member.members(),
-            member.raft_id,
-            self._heard_tick,
-            self._ticks,
-            2 * self.core.cfg.election_tick,
-        )
+        changes = reachability_changes(member.store.nodes(), member.heard_reachability())
         if changes:
             self._propose(RaftPropose(changes, clock.wall(), _quiet, None))
 
@@ -524,7 +529,7 @@ class RaftActor(GuardedActor):
                 )
                 continue
             self._heard[sender] = env.source
-            self._heard_tick[sender] = self._ticks
+            self.member.heard_tick[sender] = self.member.ticks
             self.core.step(m)
 
     def _forwarded(self, env: Envelope, body: RaftForward) -> None:

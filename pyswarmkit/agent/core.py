@@ -159,10 +159,7 @@ class Agent:
                 fx.messages.append(Register(self.token, self.description))
             return fx
         if now - self.last_heard > SILENCE_PERIODS * self.heartbeat_period:
-            self.session_lost()
-            self.register_sent_at = now
-            fx.switch_manager = True
-            fx.messages.append(Register(self.token, self.description))
+            self._register_elsewhere(now, fx)
             return fx
         if now >= self.next_heartbeat:
             self._schedule_heartbeat(now)
@@ -280,13 +277,16 @@ class Agent:
         turn to another manager and register there now, as after three silent
         heartbeat periods, without waiting them out."""
         fx = Effects()
-        if not self.inventory_known:
-            return fx
+        if self.inventory_known:
+            self._register_elsewhere(now, fx)
+        return fx
+
+    def _register_elsewhere(self, now: float, fx: Effects) -> None:
+        """End the session, turn to another manager and register there."""
         self.session_lost()
         self.register_sent_at = now
         fx.switch_manager = True
         fx.messages.append(Register(self.token, self.description))
-        return fx
 
     def session_lost(self) -> None:
         self.session_id = ""

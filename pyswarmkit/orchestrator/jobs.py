@@ -80,7 +80,7 @@ class JobsOrchestrator:
         # tenth of a second): a service written meanwhile comes as an event.
         self._jobs = {s.id for s in store.services() if is_job(s)}
         with store.reading():
-            for sid in self._jobs:
+            for sid in sorted(self._jobs):
                 s = store.get_service(sid)  # as it is now
                 if s is None or not is_job(s):
                     continue

@@ -61,8 +61,9 @@ class ReplicatedOrchestrator:
         self.delayed: dict[str, float] = {}
         self._timers: list[tuple[float, str]] = []
         self._dirty_services: set[str] = set()
-        # Dirty services in ID order, popped from the end, while more are dirty
-        # than one step reconciles (see DIRTY_PER_STEP).
+        # The pass's dirty services, in the order they are taken (popped from
+        # the end), while more are dirty than one step reconciles (see
+        # DIRTY_PER_STEP).
         self._backlog: list[str] = []
         self._finished: set[str] = set()
         # Tasks desired REMOVE to look at in the next reap: those whose events
@@ -227,10 +228,10 @@ class ReplicatedOrchestrator:
         return tx.changes
 
     def _next_dirty(self) -> list[str]:
-        """The dirty services this step reconciles, in ID order: all of them,
-        or DIRTY_PER_STEP when more are dirty (a new leader's first pass over
-        a large store), the rest in later steps, so the step's hold on the
-        store never keeps the swarm's writes waiting long."""
+        """The dirty services this step reconciles: all of them, in ID
+        order, or DIRTY_PER_STEP when more are dirty (a new leader's first
+        pass over a large store, in the store's order), the rest in later
+        steps, so the step's hold on the store never keeps writes waiting long."""
         dirty = self._dirty_services
         if len(dirty) <= DIRTY_PER_STEP:
             self._backlog = []

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pyswarmkit.api.objects import ManagerStatus, Node, NodeSpec
 from pyswarmkit.api.states import NodeRole, Reachability
-from pyswarmkit.membership import plan_roles, raft_id_of, reachability_changes
+from pyswarmkit.membership import (
+    heard_reachability,
+    plan_roles,
+    raft_id_of,
+    reachability_changes,
+)
 
 
 def node(
@@ -64,7 +69,8 @@ def test_reachability_follows_when_each_member_was_last_heard() -> None:
         node("gone", M, M, Reachability.REACHABLE),  # no member: a forced new cluster left it
         node("w", W, W),
     ]
-    changes = reachability_changes(nodes, frozenset({me, a, b}), me, {a: 95, b: 70}, 100, 20)
+    heard = heard_reachability(nodes, frozenset({me, a, b}), me, {a: 95, b: 70}, 100, 20)
+    changes = reachability_changes(nodes, heard)
     got = {
         c.obj.id: c.obj.manager_status.reachability
         for c in changes
